@@ -1,0 +1,58 @@
+/**
+ * Building blocks shared by every Edgeplane API type: label selectors, conditions and references.
+ * They follow the Kubernetes types of the same names, so that users can copy what they know.
+ */
+import { z } from 'zod';
+
+/** A label selector requirement: a key, an operator, and values (Kubernetes `LabelSelectorRequirement`). */
+export const LabelSelectorRequirement = z
+  .object({
+    key: z.string().min(1).describe('The label key that the selector applies to.'),
+    operator: z
+      .enum(['In', 'NotIn', 'Exists', 'DoesNotExist'])
+      .describe('How the key relates to the values: In, NotIn, Exists or DoesNotExist.'),
+    values: z
+      .array(z.string())
+      .optional()
+      .describe('Values for In and NotIn (non-empty); must be empty for Exists and DoesNotExist.'),
+  })
+  .describe('A selector requirement: a key, an operator and values.');
+export type LabelSelectorRequirement = z.infer<typeof LabelSelectorRequirement>;
+
+/** A label query over a set of objects (Kubernetes `LabelSelector`); its terms are ANDed. */
+export const LabelSelector = z
+  .object({
+    matchLabels: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe('Labels that must all be present with exactly these values.'),
+    matchExpressions: z
+      .array(LabelSelectorRequirement)
+      .optional()
+      .describe('Requirements that must all hold.'),
+  })
+  .describe('A label query; matchLabels and matchExpressions are ANDed. An empty selector matches everything.');
+export type LabelSelector = z.infer<typeof LabelSelector>;
+
+/** A reference to an object by name, in the same namespace. */
+export const LocalObjectReference = z
+  .object({ name: z.string().min(1).describe('Name of the referenced object.') })
+  .describe('A reference to an object in the same namespace.');
+export type LocalObjectReference = z.infer<typeof LocalObjectReference>;
+
+/** A status condition (Kubernetes `metav1.Condition`). */
+export const Condition = z
+  .object({
+    type: z.string().describe('Type of condition, such as Available or Progressing.'),
+    status: z.enum(['True', 'False', 'Unknown']).describe('True, False or Unknown.'),
+    reason: z.string().optional().describe('Machine-readable reason, in CamelCase.'),
+    message: z.string().optional().describe('Human-readable message with details.'),
+    lastTransitionTime: z.string().optional().describe('When the condition last changed status (RFC 3339).'),
+    observedGeneration: z
+      .number()
+      .int()
+      .optional()
+      .describe('The .metadata.generation the condition was computed from.'),
+  })
+  .describe('A condition of an object, in the manner of Kubernetes.');
+export type Condition = z.infer<typeof Condition>;
