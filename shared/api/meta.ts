@@ -56,3 +56,38 @@ export const Condition = z
   })
   .describe('A condition of an object, in the manner of Kubernetes.');
 export type Condition = z.infer<typeof Condition>;
+
+/**
+ * A Kubernetes quantity such as `100m`, `2`, `4Gi` or `512Mi`. Integers are accepted too.
+ * The generator turns this into `x-kubernetes-int-or-string`, as Kubernetes does for its own quantities.
+ */
+export const Quantity = z
+  .union([z.string().regex(/^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|Ki|[MGTPE]i|[numkMGTPE])?$/), z.number().min(0)])
+  .meta({ 'x-kubernetes-int-or-string': true })
+  .describe('A quantity such as 100m, 2, 512Mi or 4Gi.');
+export type Quantity = z.infer<typeof Quantity>;
+
+/** An integer or a percentage, such as `1` or `25%` (Kubernetes `IntOrString`). */
+export const IntOrPercent = z
+  .union([z.string().regex(/^[0-9]+%$/), z.number().int().min(0)])
+  .meta({ 'x-kubernetes-int-or-string': true })
+  .describe('An absolute number such as 1, or a percentage such as 25%.');
+export type IntOrPercent = z.infer<typeof IntOrPercent>;
+
+/** Object metadata that a template carries onto every instance made from it. */
+export const TemplateMetadata = z
+  .object({
+    labels: z.record(z.string(), z.string()).optional().describe('Labels given to every instance.'),
+    annotations: z.record(z.string(), z.string()).optional().describe('Annotations given to every instance.'),
+  })
+  .describe('Labels and annotations for the instances made from the template.');
+export type TemplateMetadata = z.infer<typeof TemplateMetadata>;
+
+/** CPU (millicores) and memory (bytes) as plain integers, so they sort and sum. */
+export const ResourceAmounts = z
+  .object({
+    cpuMillis: z.number().int().describe('CPU in millicores.'),
+    memoryBytes: z.number().int().describe('Memory in bytes.'),
+  })
+  .describe('CPU and memory.');
+export type ResourceAmounts = z.infer<typeof ResourceAmounts>;

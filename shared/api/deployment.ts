@@ -1,0 +1,32 @@
+/** WorkloadDeployment: the part of a Workload that runs in one location (one per Workload and location). */
+import { z } from 'zod';
+import { Condition } from './meta.js';
+import { InstanceTemplate } from './template.js';
+
+/** The desired state of a WorkloadDeployment. */
+export const WorkloadDeploymentSpec = z
+  .object({
+    workloadRef: z
+      .object({
+        name: z.string().describe('Name of the Workload.'),
+        uid: z.string().optional().describe('UID of the Workload.'),
+      })
+      .describe('The Workload this deployment belongs to.'),
+    location: z.string().describe('The location it runs in.'),
+    replicas: z.number().int().min(0).describe('Instances in this location.'),
+    template: InstanceTemplate.describe('The instance template, copied from the Workload.'),
+    templateHash: z.string().optional().describe('Hash of the template, to tell updated instances.'),
+  })
+  .describe('The desired state of the WorkloadDeployment.');
+export type WorkloadDeploymentSpec = z.infer<typeof WorkloadDeploymentSpec>;
+
+/** The observed state of a WorkloadDeployment. */
+export const WorkloadDeploymentStatus = z
+  .object({
+    replicas: z.number().int().optional().describe('Instances that exist.'),
+    readyReplicas: z.number().int().optional().describe('Instances that are ready.'),
+    intentRevision: z.number().int().optional().describe('Revision of the deployment intent published to the location.'),
+    conditions: z.array(Condition).optional().describe('Conditions of the deployment.'),
+  })
+  .describe('The observed state of the WorkloadDeployment.');
+export type WorkloadDeploymentStatus = z.infer<typeof WorkloadDeploymentStatus>;

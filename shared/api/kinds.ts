@@ -1,0 +1,169 @@
+/**
+ * The Kubernetes kinds Edgeplane serves: their groups, names, scope, schemas and printer columns.
+ * This is the one list from which the CRDs (deploy/crds/) and the API reference (docs/api.md) are generated,
+ * and which the coordinator uses to address the API.
+ */
+import type { z } from 'zod';
+import { WorkloadDeploymentSpec, WorkloadDeploymentStatus } from './deployment.js';
+import { HostSpec, HostStatus, LocationSpec, LocationStatus } from './host.js';
+import { InstanceSpec, InstanceStatus } from './instance.js';
+import { WorkloadSpec, WorkloadStatus } from './workload.js';
+
+/** The API group everything but the Workload aliases lives in. */
+export const GROUP = 'compute.datumapis.com';
+/** The one version served. */
+export const VERSION = 'v1alpha1';
+/** The groups a Workload is served in; the docs use all three. The first is where kubectl looks by default. */
+export const WORKLOAD_GROUPS = [GROUP, 'compute.miloapis.com', 'workload.datum.net'] as const;
+/** The finalizer the coordinator puts on Workloads so deletion waits for every instance to be removed. */
+export const WORKLOAD_FINALIZER = 'compute.datumapis.com/instances';
+
+/** A printer column of `kubectl get`. */
+export interface PrinterColumn {
+  /** Column header. */
+  name: string;
+  /** OpenAPI type: string, integer, date, boolean. */
+  type: 'string' | 'integer' | 'date' | 'boolean';
+  /** JSONPath into the object. */
+  jsonPath: string;
+  /** 0 shows by default; 1 only with -o wide. */
+  priority?: number;
+  /** Column description. */
+  description?: string;
+}
+
+/** One kind served by Edgeplane. */
+export interface KindDefinition {
+  /** The kind, e.g. Workload. */
+  kind: string;
+  /** Lower-case plural used in URLs, e.g. workloads. */
+  plural: string;
+  /** Lower-case singular. */
+  singular: string;
+  /** kubectl short names. */
+  shortNames: string[];
+  /** Namespaced or Cluster. */
+  scope: 'Namespaced' | 'Cluster';
+  /** Groups it is served in (the same schema in each). */
+  groups: readonly string[];
+  /** What the kind is, for `kubectl explain`. */
+  description: string;
+  /** Schema of .spec. */
+  spec: z.ZodType;
+  /** Schema of .status. */
+  status: z.ZodType;
+  /** Columns of `kubectl get`. */
+  printerColumns: PrinterColumn[];
+  /** The scale subresource, when `kubectl scale` applies. */
+  scale?: { specReplicasPath: string; statusReplicasPath: string; labelSelectorPath?: string };
+}
+
+const age: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };
+
+export const WorkloadKind: KindDefinition = {
+  kind: 'Workload',
+  plural: 'workloads',
+  singular: 'workload',
+  shortNames: ['wl'],
+  scope: 'Namespaced',
+  groups: WORKLOAD_GROUPS,
+  description:
+    'A group of instances (gVisor-sandboxed containers or virtual machines) that Edgeplane places across locations and hosts and keeps running.',
+  spec: WorkloadSpec,
+  status: WorkloadStatus,
+  printerColumns: [
+    { name: 'Replicas', type: 'integer', jsonPath: '.spec.replicas', description: 'Desired instances.' },
+    { name: 'Ready', type: 'integer', jsonPath: '.status.readyReplicas', description: 'Ready instances.' },
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Phase of the Workload.' },
+    age,
+  ],
+  scale: {
+    specReplicasPath: '.spec.replicas',
+    statusReplicasPath: '.status.replicas',
+    labelSelectorPath: '.status.selector',
+  },
+};
+
+export const WorkloadDeploymentKind: KindDefinition = {
+  kind: 'WorkloadDeployment',
+  plural: 'workloaddeployments',
+  singular: 'workloaddeployment',
+  shortNames: ['wld'],
+  scope: 'Namespaced',
+  groups: [GROUP],
+  description: 'The part of a Workload that runs in one location; owned by the Workload.',
+  spec: WorkloadDeploymentSpec,
+  status: WorkloadDeploymentStatus,
+  printerColumns: [
+    { name: 'Workload', type: 'string', jsonPath: '.spec.workloadRef.name' },
+    { name: 'Location', type: 'string', jsonPath: '.spec.location' },
+    { name: 'Replicas', type: 'integer', jsonPath: '.spec.replicas' },
+    { name: 'Ready', type: 'integer', jsonPath: '.status.readyReplicas' },
+    age,
+  ],
+};
+
+export const InstanceKind: KindDefinition = {
+  kind: 'Instance',
+  plural: 'instances',
+  singular: 'instance',
+  shortNames: ['inst'],
+  scope: 'Namespaced',
+  groups: [GROUP],
+  description: 'One replica of a Workload on one host; owned by its WorkloadDeployment.',
+  spec: InstanceSpec,
+  status: InstanceStatus,
+  printerColumns: [
+    { name: 'Workload', type: 'string', jsonPath: '.spec.workloadRef.name' },
+    { name: 'Location', type: 'string', jsonPath: '.spec.location' },
+    { name: 'Host', type: 'string', jsonPath: '.spec.host' },
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+    { name: 'Ready', type: 'boolean', jsonPath: '.status.ready', priority: 1 },
+    { name: 'Runtime', type: 'string', jsonPath: '.status.runtime', priority: 1 },
+    age,
+  ],
+};
+
+export const HostKind: KindDefinition = {
+  kind: 'Host',
+  plural: 'hosts',
+  singular: 'host',
+  shortNames: [],
+  scope: 'Cluster',
+  groups: [GROUP],
+  description: 'An edge host running edge-agent, as it registered: labels, capacity, allocation and readiness.',
+  spec: HostSpec,
+  status: HostStatus,
+  printerColumns: [
+    { name: 'Location', type: 'string', jsonPath: '.spec.location' },
+    { name: 'State', type: 'string', jsonPath: '.status.state' },
+    { name: 'Instances', type: 'integer', jsonPath: '.status.instances' },
+    { name: 'CPU', type: 'integer', jsonPath: '.status.allocatable.cpuMillis', description: 'Allocatable millicores.' },
+    { name: 'Memory', type: 'integer', jsonPath: '.status.allocatable.memoryBytes', priority: 1 },
+    { name: 'Heartbeat', type: 'date', jsonPath: '.status.lastHeartbeatTime', priority: 1 },
+    age,
+  ],
+};
+
+export const LocationKind: KindDefinition = {
+  kind: 'Location',
+  plural: 'locations',
+  singular: 'location',
+  shortNames: ['loc'],
+  scope: 'Cluster',
+  groups: [GROUP],
+  description: 'A place where hosts run, such as a cloud zone or a point of presence.',
+  spec: LocationSpec,
+  status: LocationStatus,
+  printerColumns: [
+    { name: 'Provider', type: 'string', jsonPath: '.spec.provider' },
+    { name: 'Region', type: 'string', jsonPath: '.spec.region' },
+    { name: 'Zone', type: 'string', jsonPath: '.spec.zone' },
+    { name: 'Hosts', type: 'integer', jsonPath: '.status.hosts' },
+    { name: 'Ready', type: 'integer', jsonPath: '.status.readyHosts' },
+    age,
+  ],
+};
+
+/** Every kind, in the order they are documented. */
+export const KINDS: readonly KindDefinition[] = [WorkloadKind, WorkloadDeploymentKind, InstanceKind, HostKind, LocationKind];

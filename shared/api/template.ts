@@ -1,0 +1,278 @@
+/**
+ * The instance template: what every replica of a Workload runs. One schema serves both shapes the docs use:
+ * the VM/container shorthand (`image`, `machineType`, `env`, `command` at the top) and the pod-style
+ * `containers` list (several containers that share one instance's network and volumes).
+ */
+import { z } from 'zod';
+import { LocalObjectReference, Quantity, TemplateMetadata } from './meta.js';
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
+
+/** Selects one key of a Secret in the Workload's namespace. */
+export const SecretKeySelector = z
+  .object({
+    name: z.string().min(1).describe('Name of the Secret, in the Workload namespace.'),
+    key: z.string().min(1).describe('Key within the Secret.'),
+    optional: z.boolean().optional().describe('When true, a missing Secret or key leaves the variable unset.'),
+  })
+  .describe('A key of a Secret.');
+
+/** Selects one key of a ConfigMap in the Workload's namespace. */
+export const ConfigMapKeySelector = z
+  .object({
+    name: z.string().min(1).describe('Name of the ConfigMap, in the Workload namespace.'),
+    key: z.string().min(1).describe('Key within the ConfigMap.'),
+    optional: z.boolean().optional().describe('When true, a missing ConfigMap or key leaves the variable unset.'),
+  })
+  .describe('A key of a ConfigMap.');
+
+/** One environment variable, with a literal value or a value taken from a Secret or ConfigMap. */
+export const EnvVar = z
+  .object({
+    name: z.string().regex(ENV_NAME).describe('Name of the environment variable.'),
+    value: z.string().optional().describe('Literal value.'),
+    valueFrom: z
+      .object({
+        secretKeyRef: SecretKeySelector.optional().describe('Take the value from a key of a Secret.'),
+        configMapKeyRef: ConfigMapKeySelector.optional().describe('Take the value from a key of a ConfigMap.'),
+      })
+      .meta({
+        'x-kubernetes-validations': [
+          {
+            rule: '(has(self.secretKeyRef) ? 1 : 0) + (has(self.configMapKeyRef) ? 1 : 0) == 1',
+            message: 'valueFrom needs exactly one of secretKeyRef or configMapKeyRef',
+          },
+        ],
+      })
+      .optional()
+      .describe('Source of the value, when it is not literal.'),
+  })
+  .meta({
+    'x-kubernetes-validations': [
+      { rule: '!(has(self.value) && has(self.valueFrom))', message: 'env: set value or valueFrom, not both' },
+    ],
+  })
+  .describe('An environment variable.');
+export type EnvVar = z.infer<typeof EnvVar>;
+
+/** A port the instance listens on; published on the host by the agent. */
+export const ContainerPort = z
+  .object({
+    name: z.string().regex(DNS_LABEL).max(15).optional().describe('Name of the port, unique in the instance.'),
+    containerPort: z.number().int().min(1).max(65535).describe('Port the process listens on.'),
+    protocol: z.enum(['TCP', 'UDP']).optional().describe('TCP (default) or UDP.'),
+    hostPort: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .optional()
+      .describe('Host port to publish on. When omitted the agent picks a free one and reports it.'),
+  })
+  .describe('A network port of the instance.');
+export type ContainerPort = z.infer<typeof ContainerPort>;
+
+/** CPU and memory requests (what placement reserves) and limits (what the runtime enforces). */
+export const ResourceRequirements = z
+  .object({
+    requests: z
+      .object({
+        cpu: Quantity.optional().describe('CPU reserved for the instance, in cores (e.g. 100m, 2).'),
+        memory: Quantity.optional().describe('Memory reserved for the instance (e.g. 128Mi, 4Gi).'),
+      })
+      .optional()
+      .describe('What placement reserves on the host.'),
+    limits: z
+      .object({
+        cpu: Quantity.optional().describe('CPU ceiling enforced by the runtime.'),
+        memory: Quantity.optional().describe('Memory ceiling enforced by the runtime.'),
+      })
+      .optional()
+      .describe('What the runtime enforces. Defaults to the requests.'),
+  })
+  .describe('Compute resources. When omitted, they follow from machineType.');
+export type ResourceRequirements = z.infer<typeof ResourceRequirements>;
+
+/** Where a volume appears inside the instance. */
+export const VolumeMount = z
+  .object({
+    name: z.string().min(1).describe('Name of a volume of the template.'),
+    mountPath: z.string().startsWith('/').describe('Absolute path in the instance.'),
+    readOnly: z.boolean().optional().describe('Mount read-only.'),
+    subPath: z.string().optional().describe('Mount only this path inside the volume.'),
+  })
+  .describe('A mount of a volume.');
+export type VolumeMount = z.infer<typeof VolumeMount>;
+
+const KeyToPath = z
+  .object({
+    key: z.string().min(1).describe('Key to project.'),
+    path: z.string().min(1).describe('Relative file path to write the key to.'),
+  })
+  .describe('Projects one key to a file path.');
+
+/** A volume: scratch space, files from a ConfigMap or Secret, or a persistent claim. */
+export const Volume = z
+  .object({
+    name: z.string().regex(DNS_LABEL).max(63).describe('Name of the volume, referred to by volumeMounts.'),
+    emptyDir: z
+      .object({
+        medium: z.enum(['', 'Memory']).optional().describe('"" for disk, Memory for tmpfs.'),
+        sizeLimit: Quantity.optional().describe('Size limit of the volume.'),
+      })
+      .optional()
+      .describe('Scratch space that lives as long as the instance and is shared by its containers.'),
+    configMap: z
+      .object({
+        name: z.string().min(1).describe('Name of the ConfigMap.'),
+        items: z.array(KeyToPath).optional().describe('Keys to project; all keys when omitted.'),
+        defaultMode: z.number().int().min(0).max(511).optional().describe('File mode bits, e.g. 0644.'),
+        optional: z.boolean().optional().describe('Whether the ConfigMap may be missing.'),
+      })
+      .optional()
+      .describe('The keys of a ConfigMap as files.'),
+    secret: z
+      .object({
+        secretName: z.string().min(1).describe('Name of the Secret.'),
+        items: z.array(KeyToPath).optional().describe('Keys to project; all keys when omitted.'),
+        defaultMode: z.number().int().min(0).max(511).optional().describe('File mode bits, e.g. 0400.'),
+        optional: z.boolean().optional().describe('Whether the Secret may be missing.'),
+      })
+      .optional()
+      .describe('The keys of a Secret as files.'),
+    persistentVolumeClaim: z
+      .object({
+        claimName: z.string().min(1).describe('Name of the claim; a named volume on the host that outlives instances.'),
+        readOnly: z.boolean().optional().describe('Mount read-only.'),
+      })
+      .optional()
+      .describe('A named volume on the host that survives instance restarts and replacement on the same host.'),
+  })
+  .meta({
+    'x-kubernetes-validations': [
+      {
+        rule:
+          '(has(self.emptyDir) ? 1 : 0) + (has(self.configMap) ? 1 : 0) + (has(self.secret) ? 1 : 0) + (has(self.persistentVolumeClaim) ? 1 : 0) == 1',
+        message: 'a volume needs exactly one of emptyDir, configMap, secret or persistentVolumeClaim',
+      },
+    ],
+  })
+  .describe('A volume of the instance.');
+export type Volume = z.infer<typeof Volume>;
+
+/** A health probe, as in Kubernetes: exec, HTTP GET or TCP. */
+export const Probe = z
+  .object({
+    exec: z
+      .object({ command: z.array(z.string()).min(1).describe('Command to run; exit 0 is healthy.') })
+      .optional()
+      .describe('Run a command in the instance.'),
+    httpGet: z
+      .object({
+        path: z.string().optional().describe('Path to request (default /).'),
+        port: z.union([z.number().int().min(1).max(65535), z.string()]).meta({ 'x-kubernetes-int-or-string': true }).describe('Port number or name.'),
+        scheme: z.enum(['HTTP', 'HTTPS']).optional().describe('HTTP (default) or HTTPS.'),
+      })
+      .optional()
+      .describe('An HTTP GET; a 2xx or 3xx status is healthy.'),
+    tcpSocket: z
+      .object({
+        port: z.union([z.number().int().min(1).max(65535), z.string()]).meta({ 'x-kubernetes-int-or-string': true }).describe('Port number or name.'),
+      })
+      .optional()
+      .describe('A TCP connect; success is healthy.'),
+    initialDelaySeconds: z.number().int().min(0).optional().describe('Seconds after start before the first probe.'),
+    periodSeconds: z.number().int().min(1).optional().describe('Seconds between probes (default 10).'),
+    timeoutSeconds: z.number().int().min(1).optional().describe('Seconds before a probe times out (default 1).'),
+    successThreshold: z.number().int().min(1).optional().describe('Consecutive successes to count as healthy (default 1).'),
+    failureThreshold: z.number().int().min(1).optional().describe('Consecutive failures to count as unhealthy (default 3).'),
+  })
+  .meta({
+    'x-kubernetes-validations': [
+      {
+        rule: '(has(self.exec) ? 1 : 0) + (has(self.httpGet) ? 1 : 0) + (has(self.tcpSocket) ? 1 : 0) == 1',
+        message: 'a probe needs exactly one of exec, httpGet or tcpSocket',
+      },
+    ],
+  })
+  .describe('A health probe.');
+export type Probe = z.infer<typeof Probe>;
+
+/** One container of a pod-style template. */
+export const Container = z
+  .object({
+    name: z.string().regex(DNS_LABEL).max(63).describe('Name of the container, unique in the instance.'),
+    image: z.string().min(1).describe('OCI image reference, e.g. nginx:1.25.'),
+    command: z.array(z.string()).optional().describe("Entrypoint; replaces the image's ENTRYPOINT."),
+    args: z.array(z.string()).optional().describe("Arguments; replace the image's CMD."),
+    workingDir: z.string().optional().describe('Working directory.'),
+    env: z.array(EnvVar).optional().describe('Environment variables.'),
+    ports: z.array(ContainerPort).optional().describe('Ports the container listens on.'),
+    resources: ResourceRequirements.optional().describe('CPU and memory for this container.'),
+    volumeMounts: z.array(VolumeMount).optional().describe('Volumes mounted into this container.'),
+    readinessProbe: Probe.optional().describe('When it passes, the instance is Ready.'),
+    livenessProbe: Probe.optional().describe('When it fails, the container is restarted.'),
+  })
+  .describe('A container of the instance.');
+export type Container = z.infer<typeof Container>;
+
+/** A network attachment of the instance. */
+export const NetworkInterface = z
+  .object({
+    networkRef: LocalObjectReference.describe('The Network to attach to.'),
+    subnetRef: LocalObjectReference.optional().describe('The Subnet of that network.'),
+    primary: z.boolean().optional().describe('Whether this is the primary (default route) interface.'),
+    ipAddress: z.string().optional().describe('A static IP address on that network.'),
+  })
+  .describe('A network attachment.');
+export type NetworkInterface = z.infer<typeof NetworkInterface>;
+
+/** What one instance runs: an image (container or VM) or a list of containers, and their resources. */
+export const InstanceTemplateSpec = z
+  .object({
+    machineType: z
+      .string()
+      .optional()
+      .describe('GCP-style machine type (e2-micro, e2-small, n2-standard-4, c2-standard-8, …): vCPUs and memory.'),
+    image: z
+      .string()
+      .optional()
+      .describe(
+        'An OCI image (nginx:latest, gcr.io/p/app:v1) runs as a gVisor-sandboxed container; a VM image (projects/<project>/global/images/<name>) runs as a virtual machine.',
+      ),
+    imagePullSecrets: z.array(LocalObjectReference).optional().describe('Secrets holding registry credentials.'),
+    command: z.array(z.string()).optional().describe('Entrypoint of the image, for the single-image form.'),
+    args: z.array(z.string()).optional().describe('Arguments, for the single-image form.'),
+    env: z.array(EnvVar).optional().describe('Environment variables, for the single-image form.'),
+    ports: z.array(ContainerPort).optional().describe('Ports, for the single-image form.'),
+    resources: ResourceRequirements.optional().describe('CPU and memory; when omitted they follow from machineType.'),
+    volumes: z.array(Volume).optional().describe('Volumes of the instance.'),
+    volumeMounts: z.array(VolumeMount).optional().describe('Volume mounts, for the single-image form.'),
+    containers: z.array(Container).min(1).optional().describe('Containers that share the instance network and volumes.'),
+    networkInterfaces: z.array(NetworkInterface).optional().describe('Network attachments.'),
+    readinessProbe: Probe.optional().describe('Readiness probe, for the single-image form.'),
+    livenessProbe: Probe.optional().describe('Liveness probe, for the single-image form.'),
+  })
+  .meta({
+    'x-kubernetes-validations': [
+      { rule: 'has(self.image) || has(self.containers)', message: 'template.spec needs image or containers' },
+      { rule: '!(has(self.image) && has(self.containers))', message: 'template.spec takes image or containers, not both' },
+    ],
+  })
+  .describe('The specification of each instance.');
+export type InstanceTemplateSpec = z.infer<typeof InstanceTemplateSpec>;
+
+/** The template of a Workload's instances. */
+export const InstanceTemplate = z
+  .object({
+    metadata: TemplateMetadata.optional().describe('Labels and annotations of every instance.'),
+    spec: InstanceTemplateSpec.describe('What each instance runs.'),
+  })
+  .describe('The template every instance of the Workload is made from.');
+export type InstanceTemplate = z.infer<typeof InstanceTemplate>;
+
+/** Whether an image names a VM image of the provider image library rather than an OCI image. */
+export function isVmImage(image: string): boolean {
+  return /^projects\/[^/]+\/global\/images\/[^/]+$/.test(image);
+}

@@ -1,0 +1,63 @@
+/** Builds the CustomResourceDefinitions of every Edgeplane kind from the zod schemas. */
+import { KINDS, type KindDefinition, VERSION } from '../api/kinds.js';
+import { type JSONSchema, toStructuralSchema } from './openapi.js';
+
+/** A CustomResourceDefinition object, ready to serialise as YAML. */
+export type CustomResourceDefinition = { [key: string]: unknown };
+
+/** The CRD of one kind in one group. */
+export function crdFor(kind: KindDefinition, group: string): CustomResourceDefinition {
+  const openAPIV3Schema: JSONSchema = {
+    type: 'object',
+    description: kind.description,
+    properties: {
+      apiVersion: { type: 'string', description: 'APIVersion of this object.' },
+      kind: { type: 'string', description: 'Kind of this object.' },
+      metadata: { type: 'object' },
+      spec: toStructuralSchema(kind.spec),
+      status: toStructuralSchema(kind.status),
+    },
+    required: ['spec'],
+  };
+  const subresources: JSONSchema = { status: {} };
+  if (kind.scale) subresources.scale = { ...kind.scale };
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: {
+      name: `${kind.plural}.${group}`,
+      labels: { 'app.kubernetes.io/part-of': 'edgeplane' },
+    },
+    spec: {
+      group,
+      scope: kind.scope,
+      names: {
+        kind: kind.kind,
+        listKind: `${kind.kind}List`,
+        plural: kind.plural,
+        singular: kind.singular,
+        ...(kind.shortNames.length ? { shortNames: kind.shortNames } : {}),
+        categories: ['edgeplane'],
+      },
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema },
+          subresources,
+          additionalPrinterColumns: kind.printerColumns,
+        },
+      ],
+    },
+  };
+}
+
+/** Every CRD, keyed by the file name it is written to under deploy/crds/. */
+export function allCrds(): Map<string, CustomResourceDefinition> {
+  const out = new Map<string, CustomResourceDefinition>();
+  for (const kind of KINDS) {
+    for (const group of kind.groups) out.set(`${group}_${kind.plural}.yaml`, crdFor(kind, group));
+  }
+  return out;
+}

@@ -1,0 +1,160 @@
+/**
+ * The messages that cross NATS, as zod schemas. Every message has a `v` (schema version); receivers accept
+ * unknown newer fields (`.loose()`) and reject malformed messages with a logged, counted error, never a crash.
+ */
+import { z } from 'zod';
+import { ContainerState, InstancePhase, Runtime } from '../api/instance.js';
+import { ResourceAmounts } from '../api/meta.js';
+import { InstanceTemplateSpec } from '../api/template.js';
+
+/** Current version of the message schemas. */
+export const MESSAGE_VERSION = 1;
+
+/** One instance a location must run, and the host it is placed on. */
+export const IntendedInstance = z
+  .object({
+    /** Instance name, `<workload>-<location>-<ordinal>`. */
+    name: z.string(),
+    /** Host it must run on. */
+    host: z.string(),
+    /** Ordinal within the location. */
+    ordinal: z.number().int(),
+    /** Labels of the instance (template labels plus workload=<name>). */
+    labels: z.record(z.string(), z.string()).default({}),
+  })
+  .loose();
+export type IntendedInstance = z.infer<typeof IntendedInstance>;
+
+/**
+ * Desired state of one Workload in one location, kept in the intents KV bucket under
+ * `<location>.<namespace>.<workload>`. The agents of that location run the instances placed on them.
+ */
+export const DeploymentIntent = z
+  .object({
+    /** Schema version. */
+    v: z.number().int(),
+    /** Location this intent is for. */
+    location: z.string(),
+    /** Namespace of the Workload. */
+    namespace: z.string(),
+    /** Name of the Workload. */
+    workload: z.string(),
+    /** UID of the Workload, so a re-created Workload of the same name is told apart. */
+    workloadUid: z.string().optional(),
+    /** Hash of the template; an instance whose hash differs is replaced. */
+    templateHash: z.string(),
+    /** What each instance runs. */
+    template: InstanceTemplateSpec,
+    /** CPU and memory each instance gets as limits. */
+    limits: ResourceAmounts,
+    /** The instances of this location, each with its host. */
+    instances: z.array(IntendedInstance),
+    /** When the coordinator wrote it (RFC 3339). */
+    updatedAt: z.string(),
+  })
+  .loose();
+export type DeploymentIntent = z.infer<typeof DeploymentIntent>;
+
+/** The state of one instance as its agent sees it. */
+export const ReportedInstance = z
+  .object({
+    /** Namespace of the Workload. */
+    namespace: z.string(),
+    /** Instance name. */
+    name: z.string(),
+    /** Workload name. */
+    workload: z.string(),
+    /** Template hash it runs. */
+    templateHash: z.string().optional(),
+    /** Lifecycle phase. */
+    phase: InstancePhase,
+    /** Whether it is ready to serve. */
+    ready: z.boolean(),
+    /** Runtime detail: runsc, qemu-kvm, qemu-tcg. */
+    runtime: z.string().optional(),
+    /** Runtime identifier (container ID, VM id). */
+    providerID: z.string().optional(),
+    /** Published ports. */
+    ports: z
+      .array(
+        z.object({
+          name: z.string().optional(),
+          containerPort: z.number().int(),
+          hostIP: z.string().optional(),
+          hostPort: z.number().int().optional(),
+        }),
+      )
+      .optional(),
+    /** IP addresses. */
+    ips: z.array(z.string()).optional(),
+    /** Per-container state. */
+    containers: z.array(ContainerState).optional(),
+    /** Human-readable detail, e.g. why it failed. */
+    message: z.string().optional(),
+    /** When it last started (RFC 3339). */
+    startedAt: z.string().optional(),
+  })
+  .loose();
+export type ReportedInstance = z.infer<typeof ReportedInstance>;
+
+/**
+ * What an agent publishes on `<prefix>.hosts.<host>.report`: at start, on every change, and as a heartbeat.
+ * It is complete every time (level-triggered), so a lost message costs nothing but latency.
+ */
+export const HostReport = z
+  .object({
+    /** Schema version. */
+    v: z.number().int(),
+    /** Host name, unique in the installation. */
+    host: z.string(),
+    /** Location the host belongs to. */
+    location: z.string(),
+    /** Labels placement matches on: region, zone, provider, hostname, and operator-given ones. */
+    labels: z.record(z.string(), z.string()),
+    /** What the host has. */
+    capacity: ResourceAmounts,
+    /** What may be placed on it (capacity less reserved, or an operator override). */
+    allocatable: ResourceAmounts,
+    /** Runtimes that work here. */
+    runtimes: z.array(Runtime),
+    /** Version of edge-agent. */
+    agentVersion: z.string(),
+    /** When this agent process started (RFC 3339); a change means the agent restarted. */
+    startedAt: z.string(),
+    /** Sequence number, increasing within one agent process. */
+    seq: z.number().int(),
+    /** Heartbeat interval the agent uses, in milliseconds, so the coordinator can derive its TTL. */
+    heartbeatMs: z.number().int(),
+    /** Every instance the agent runs or was told to run. */
+    instances: z.array(ReportedInstance),
+    /** When the report was made (RFC 3339). */
+    time: z.string(),
+  })
+  .loose();
+export type HostReport = z.infer<typeof HostReport>;
+
+/** Parses a JSON message with a schema, or returns an error that names the bad field. */
+export function decode<T extends z.ZodType>(schema: T, data: Uint8Array | string): z.infer<T> {
+  const text = typeof data === 'string' ? data : new TextDecoder().decode(data);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`malformed message: not JSON (${(err as Error).message})`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw new Error(`malformed message: ${formatIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+/** Serialises a message. */
+export function encode(message: unknown): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(message));
+}
+
+/** `spec.template.image: expected string` style text for a zod error. */
+export function formatIssues(error: z.ZodError, prefix = ''): string {
+  return error.issues
+    .map((i) => `${[prefix, ...i.path.map(String)].filter(Boolean).join('.') || '(root)'}: ${i.message}`)
+    .join('; ');
+}

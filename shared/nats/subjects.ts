@@ -1,0 +1,74 @@
+/**
+ * Every NATS subject and bucket Edgeplane uses, built in one place so that publishers, subscribers,
+ * permissions and docs cannot drift apart. All subjects start with a prefix (default `edge`) so several
+ * installations can share one NATS system.
+ */
+
+/** Default subject prefix. */
+export const DEFAULT_PREFIX = 'edge';
+
+/** NATS subject tokens may not contain these; names from Kubernetes never do except `.`. */
+function token(value: string): string {
+  if (!value || /[\s*>]/.test(value)) throw new Error(`not usable in a NATS subject: ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** The subjects and buckets of one installation. */
+export class Subjects {
+  constructor(
+    /** Prefix of every subject, e.g. `edge`. */
+    readonly prefix: string = DEFAULT_PREFIX,
+  ) {
+    token(prefix);
+  }
+
+  /** JetStream KV bucket holding one deployment intent per (location, Workload). Writer: coordinator. */
+  get intentsBucket(): string {
+    return `${this.prefix.replace(/\./g, '_')}-intents`;
+  }
+
+  /** Key of a deployment intent: `<location>.<namespace>.<workload>`. */
+  intentKey(location: string, namespace: string, workload: string): string {
+    return `${token(location)}.${token(namespace)}.${token(workload)}`;
+  }
+
+  /** Filter an agent watches: every intent of its location. */
+  intentFilter(location: string): string {
+    return `${token(location)}.>`;
+  }
+
+  /** Where an agent publishes its host report (heartbeat with capacity and instance states). */
+  hostReport(host: string): string {
+    return `${this.prefix}.hosts.${token(host)}.report`;
+  }
+
+  /** Wildcard the coordinator subscribes to for every host report. */
+  get allHostReports(): string {
+    return `${this.prefix}.hosts.*.report`;
+  }
+
+  /** Monitoring feed: host registered, changed capacity or state, lost. */
+  feedHost(host: string): string {
+    return `${this.prefix}.feed.hosts.${token(host)}`;
+  }
+
+  /** Monitoring feed: an instance changed state. */
+  feedInstance(namespace: string, name: string): string {
+    return `${this.prefix}.feed.instances.${token(namespace)}.${token(name)}`;
+  }
+
+  /** Monitoring feed: a Workload's status changed. */
+  feedWorkload(namespace: string, name: string): string {
+    return `${this.prefix}.feed.workloads.${token(namespace)}.${token(name)}`;
+  }
+
+  /** Monitoring feed: an event (placed, unschedulable, started, failed, …). */
+  feedEvent(namespace: string, kind: string, name: string): string {
+    return `${this.prefix}.events.${token(namespace)}.${token(kind)}.${token(name)}`;
+  }
+
+  /** Wildcard of the whole monitoring feed. */
+  get allFeed(): string {
+    return `${this.prefix}.feed.>`;
+  }
+}
