@@ -1,0 +1,97 @@
+/**
+ * Agent configuration from flags, environment (EDGE_*) and an optional YAML/JSON file, in that order of
+ * precedence, validated with zod so a bad value is reported with its name.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { parseCpuMillis, parseMemoryBytes } from '../shared/resources.js';
+import { formatIssues } from '../shared/nats/messages.js';
+import type { AgentConfig } from './agent.js';
+
+/** The file/flag/environment form, before defaults. */
+export const AgentSettings = z
+  .object({
+    host: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'a DNS name: lower-case letters, digits, - and .').optional(),
+    location: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a DNS label: lower-case letters, digits and -'),
+    provider: z.string().optional(),
+    region: z.string().optional(),
+    zone: z.string().optional(),
+    cityCode: z.string().optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+    nats: z.string().optional(),
+    natsCreds: z.string().optional(),
+    subjectPrefix: z.string().optional(),
+    stateDir: z.string().optional(),
+    heartbeatMs: z.coerce.number().int().min(100).optional(),
+    publishAddress: z.string().optional(),
+    cpu: z.union([z.string(), z.number()]).optional(),
+    memory: z.union([z.string(), z.number()]).optional(),
+  })
+  .strict();
+export type AgentSettings = z.infer<typeof AgentSettings>;
+
+const ENV: Record<string, keyof AgentSettings> = {
+  EDGE_HOST: 'host',
+  EDGE_LOCATION: 'location',
+  EDGE_PROVIDER: 'provider',
+  EDGE_REGION: 'region',
+  EDGE_ZONE: 'zone',
+  EDGE_CITY_CODE: 'cityCode',
+  EDGE_NATS_URL: 'nats',
+  EDGE_NATS_CREDS: 'natsCreds',
+  EDGE_SUBJECT_PREFIX: 'subjectPrefix',
+  EDGE_STATE_DIR: 'stateDir',
+  EDGE_HEARTBEAT_MS: 'heartbeatMs',
+  EDGE_PUBLISH_ADDRESS: 'publishAddress',
+  EDGE_CPU: 'cpu',
+  EDGE_MEMORY: 'memory',
+};
+
+/** `a=b,c=d` → record. */
+export function parseLabels(text: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of (text ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new Error(`labels: "${part}" is not key=value`);
+    out[part.slice(0, eq)] = part.slice(eq + 1);
+  }
+  return out;
+}
+
+/** Merges file, environment and flags, validates, and applies defaults. */
+export function loadAgentConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  const file = typeof flags.config === 'string' ? (parseYaml(readFileSync(flags.config, 'utf8')) ?? {}) : {};
+  const fromEnv: Record<string, unknown> = {};
+  for (const [name, field] of Object.entries(ENV)) if (env[name] !== undefined) fromEnv[field] = env[name];
+  if (env.EDGE_LABELS) fromEnv.labels = parseLabels(env.EDGE_LABELS);
+  const fromFlags: Record<string, unknown> = {};
+  for (const field of Object.values(ENV)) if (flags[field] !== undefined) fromFlags[field] = flags[field];
+  if (typeof flags.labels === 'string') fromFlags.labels = parseLabels(flags.labels);
+  const merged = { ...file, ...fromEnv, ...fromFlags };
+  const parsed = AgentSettings.safeParse(merged);
+  if (!parsed.success) throw new Error(`invalid agent configuration: ${formatIssues(parsed.error)}`);
+  const s = parsed.data;
+  const host = s.host ?? hostname().toLowerCase();
+  const labels: Record<string, string> = { ...(s.labels ?? {}) };
+  if (s.provider) labels.provider = s.provider;
+  if (s.region) labels['topology.kubernetes.io/region'] = s.region;
+  if (s.zone) labels['topology.kubernetes.io/zone'] = s.zone;
+  if (s.cityCode) labels['edgeplane.dev/city-code'] = s.cityCode;
+  return {
+    host,
+    location: s.location,
+    labels,
+    natsServers: (s.nats ?? 'nats://127.0.0.1:4222').split(',').map((u) => u.trim()),
+    ...(s.natsCreds ? { natsCreds: s.natsCreds } : {}),
+    subjectPrefix: s.subjectPrefix ?? 'edge',
+    stateDir: s.stateDir ?? `/var/lib/edgeplane/agent/${host}`,
+    heartbeatMs: s.heartbeatMs ?? 5000,
+    publishAddress: s.publishAddress ?? '0.0.0.0',
+    allocatableOverride: {
+      ...(s.cpu !== undefined ? { cpuMillis: parseCpuMillis(s.cpu) } : {}),
+      ...(s.memory !== undefined ? { memoryBytes: parseMemoryBytes(s.memory) } : {}),
+    },
+  };
+}

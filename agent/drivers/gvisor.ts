@@ -1,0 +1,269 @@
+/**
+ * gVisor containers through Docker: every container of an instance runs under runtime `runsc`.
+ * Containers carry labels naming host, namespace, instance and template hash; those labels are how
+ * `recover` finds what this agent started before a restart.
+ */
+import Docker from 'dockerode';
+import type { ContainerState } from '../../shared/api/index.js';
+import type { Container as ContainerSpec, InstanceTemplateSpec } from '../../shared/api/template.js';
+import type { Logger } from '../../shared/log.js';
+import type { Driver, InstanceRequest, InstanceState } from './driver.js';
+
+/** Container labels the driver sets and reads. */
+export const LABELS = {
+  host: 'edgeplane.dev/host',
+  namespace: 'edgeplane.dev/namespace',
+  instance: 'edgeplane.dev/instance',
+  workload: 'edgeplane.dev/workload',
+  container: 'edgeplane.dev/container',
+  index: 'edgeplane.dev/container-index',
+  templateHash: 'edgeplane.dev/template-hash',
+} as const;
+
+/** Options of {@link GvisorDriver}. */
+export interface GvisorDriverOptions {
+  /** This host's name; only containers labelled with it are ours. */
+  host: string;
+  /** Docker client; defaults to the local socket. */
+  docker?: Docker;
+  /** OCI runtime name registered in dockerd. */
+  runtimeName?: string;
+  /** Host address ports are published on (127.0.0.1 in tests and dev). */
+  publishAddress?: string;
+  /** Logger. */
+  log: Logger;
+}
+
+/** The containers of one instance, normalised from either template form. */
+function containersOf(t: InstanceTemplateSpec): ContainerSpec[] {
+  if (t.containers?.length) return t.containers;
+  if (!t.image) throw new Error('template.spec: needs image or containers');
+  return [
+    {
+      name: 'main',
+      image: t.image,
+      command: t.command,
+      args: t.args,
+      env: t.env,
+      ports: t.ports,
+      resources: t.resources,
+      volumeMounts: t.volumeMounts,
+      readinessProbe: t.readinessProbe,
+      livenessProbe: t.livenessProbe,
+    },
+  ];
+}
+
+function sanitize(s: string): string {
+  return s.replace(/[^a-zA-Z0-9_.-]/g, '-');
+}
+
+export class GvisorDriver implements Driver {
+  readonly runtime = 'gvisor' as const;
+  private readonly docker: Docker;
+  private readonly runtimeName: string;
+  private readonly publishAddress: string;
+
+  constructor(private readonly opts: GvisorDriverOptions) {
+    this.docker = opts.docker ?? new Docker();
+    this.runtimeName = opts.runtimeName ?? 'runsc';
+    this.publishAddress = opts.publishAddress ?? '0.0.0.0';
+  }
+
+  async probe(): Promise<{ ok: boolean; detail: string }> {
+    try {
+      const info = (await this.docker.info()) as { Runtimes?: Record<string, unknown>; ServerVersion?: string };
+      if (!info.Runtimes?.[this.runtimeName]) {
+        return { ok: false, detail: `dockerd ${info.ServerVersion} has no runtime ${this.runtimeName}` };
+      }
+      return { ok: true, detail: `dockerd ${info.ServerVersion} with runtime ${this.runtimeName}` };
+    } catch (err) {
+      return { ok: false, detail: `docker unreachable: ${(err as Error).message}` };
+    }
+  }
+
+  private containerName(namespace: string, name: string, container: string): string {
+    return sanitize(`edge_${this.opts.host}_${namespace}_${name}_${container}`);
+  }
+
+  private async listInstanceContainers(namespace?: string, name?: string): Promise<Docker.ContainerInfo[]> {
+    const label = [`${LABELS.host}=${this.opts.host}`];
+    if (namespace) label.push(`${LABELS.namespace}=${namespace}`);
+    if (name) label.push(`${LABELS.instance}=${name}`);
+    return this.docker.listContainers({ all: true, filters: { label } });
+  }
+
+  private async ensureImage(image: string): Promise<void> {
+    try {
+      await this.docker.getImage(image).inspect();
+      return;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+    }
+    this.opts.log.info({ image }, 'pulling image');
+    const stream = await this.docker.pull(image);
+    await new Promise<void>((resolve, reject) =>
+      this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
+    );
+  }
+
+  async start(req: InstanceRequest): Promise<InstanceState> {
+    const existing = await this.inspect(req.namespace, req.name);
+    if (existing && existing.templateHash === req.templateHash && existing.phase !== 'Stopped') return existing;
+    if (existing) await this.destroy(req.namespace, req.name);
+    const specs = containersOf(req.template);
+    const created: Docker.Container[] = [];
+    try {
+      let networkOwner: string | undefined;
+      for (const [index, c] of specs.entries()) {
+        await this.ensureImage(c.image);
+        const exposed: Record<string, object> = {};
+        const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
+        // Every container of the instance shares the first one's network namespace, so all ports live there.
+        const ports = index === 0 ? specs.flatMap((s) => s.ports ?? []) : [];
+        for (const p of ports) {
+          const key = `${p.containerPort}/${(p.protocol ?? 'TCP').toLowerCase()}`;
+          exposed[key] = {};
+          bindings[key] = [{ HostIp: this.publishAddress, HostPort: p.hostPort ? String(p.hostPort) : '' }];
+        }
+        const env = (c.env ?? []).filter((e) => e.value !== undefined).map((e) => `${e.name}=${e.value}`);
+        const share = specs.length > 1 ? 1 / specs.length : 1;
+        const container = await this.docker.createContainer({
+          name: this.containerName(req.namespace, req.name, c.name),
+          Image: c.image,
+          ...(c.command ? { Entrypoint: c.command } : {}),
+          ...(c.args ? { Cmd: c.args } : {}),
+          ...(c.workingDir ? { WorkingDir: c.workingDir } : {}),
+          Env: env,
+          ExposedPorts: exposed,
+          Labels: {
+            ...Object.fromEntries(Object.entries(req.labels).map(([k, v]) => [`instance.label/${k}`, v])),
+            [LABELS.host]: this.opts.host,
+            [LABELS.namespace]: req.namespace,
+            [LABELS.instance]: req.name,
+            [LABELS.workload]: req.workload,
+            [LABELS.container]: c.name,
+            [LABELS.index]: String(index),
+            [LABELS.templateHash]: req.templateHash,
+          },
+          HostConfig: {
+            Runtime: this.runtimeName,
+            // Docker restarts an exited container itself, with exponential backoff (100 ms doubling to 1 min),
+            // so instances keep running through agent restarts and NATS outages.
+            RestartPolicy: { Name: 'unless-stopped' },
+            NanoCpus: Math.round(req.limits.cpuMillis * 1e6 * share),
+            Memory: Math.round(req.limits.memoryBytes * share),
+            ...(networkOwner ? { NetworkMode: `container:${networkOwner}` } : { PortBindings: bindings }),
+          },
+        });
+        created.push(container);
+        await container.start();
+        if (index === 0) networkOwner = container.id;
+      }
+    } catch (err) {
+      // Leave nothing half-created behind.
+      for (const c of created) await c.remove({ force: true }).catch(() => undefined);
+      throw err;
+    }
+    const state = await this.inspect(req.namespace, req.name);
+    if (!state) throw new Error(`instance ${req.namespace}/${req.name} vanished right after start`);
+    return state;
+  }
+
+  async inspect(namespace: string, name: string): Promise<InstanceState | undefined> {
+    const list = await this.listInstanceContainers(namespace, name);
+    if (!list.length) return undefined;
+    return this.stateOf(list);
+  }
+
+  private async stateOf(list: Docker.ContainerInfo[]): Promise<InstanceState> {
+    const sorted = [...list].sort((a, b) => Number(a.Labels[LABELS.index]) - Number(b.Labels[LABELS.index]));
+    const first = sorted[0]!;
+    const containers: ContainerState[] = [];
+    const ports: InstanceState['ports'] = [];
+    const ips: string[] = [];
+    let startedAt: string | undefined;
+    let message: string | undefined;
+    for (const info of sorted) {
+      const d = await this.docker.getContainer(info.Id).inspect();
+      const s = d.State;
+      const running = s.Running && !s.Restarting;
+      containers.push({
+        name: info.Labels[LABELS.container] ?? d.Name,
+        state: running ? 'running' : s.Restarting || s.Status === 'created' ? 'waiting' : 'exited',
+        ready: running,
+        restartCount: d.RestartCount ?? 0,
+        ...(s.Running ? {} : { exitCode: s.ExitCode }),
+        ...(s.Restarting ? { reason: 'CrashLoopBackOff' } : s.Error ? { reason: 'Error', message: s.Error } : {}),
+      });
+      if (!running && !message) {
+        message = `container ${info.Labels[LABELS.container]} ${s.Restarting ? 'is restarting after exit' : s.Status} (exit code ${s.ExitCode})${s.Error ? `: ${s.Error}` : ''}`;
+      }
+      if (info === first) {
+        startedAt = s.StartedAt;
+        for (const [key, binds] of Object.entries(d.NetworkSettings.Ports ?? {})) {
+          const containerPort = Number(key.split('/')[0]);
+          for (const b of binds ?? []) ports.push({ containerPort, hostIP: b.HostIp, hostPort: Number(b.HostPort) });
+        }
+        for (const net of Object.values(d.NetworkSettings.Networks ?? {})) if (net.IPAddress) ips.push(net.IPAddress);
+      }
+    }
+    const allRunning = containers.every((c) => c.state === 'running');
+    const anyExited = containers.some((c) => c.state === 'exited');
+    const anyWaiting = containers.some((c) => c.state === 'waiting');
+    const phase = allRunning ? 'Running' : anyWaiting ? 'Starting' : anyExited ? 'Failed' : 'Starting';
+    return {
+      namespace: first.Labels[LABELS.namespace]!,
+      name: first.Labels[LABELS.instance]!,
+      workload: first.Labels[LABELS.workload] ?? '',
+      templateHash: first.Labels[LABELS.templateHash] ?? '',
+      phase,
+      ready: allRunning && containers.every((c) => c.ready),
+      runtime: this.runtimeName,
+      providerID: `docker://${first.Id}`,
+      ports,
+      ips,
+      containers,
+      ...(message && !allRunning ? { message } : {}),
+      ...(startedAt ? { startedAt } : {}),
+    };
+  }
+
+  async stop(namespace: string, name: string, graceSeconds: number): Promise<void> {
+    for (const info of await this.listInstanceContainers(namespace, name)) {
+      if (info.State === 'running' || info.State === 'restarting') {
+        await this.docker
+          .getContainer(info.Id)
+          .stop({ t: graceSeconds })
+          .catch((err: { statusCode?: number }) => {
+            if (err.statusCode !== 304 && err.statusCode !== 404) throw err;
+          });
+      }
+    }
+  }
+
+  async destroy(namespace: string, name: string): Promise<void> {
+    // Sidecars join the first container's network namespace: remove them before it.
+    const list = await this.listInstanceContainers(namespace, name);
+    list.sort((a, b) => Number(b.Labels[LABELS.index]) - Number(a.Labels[LABELS.index]));
+    for (const info of list) {
+      await this.docker
+        .getContainer(info.Id)
+        .remove({ force: true, v: true })
+        .catch((err: { statusCode?: number }) => {
+          if (err.statusCode !== 404) throw err;
+        });
+    }
+  }
+
+  async recover(): Promise<InstanceState[]> {
+    const groups = new Map<string, Docker.ContainerInfo[]>();
+    for (const info of await this.listInstanceContainers()) {
+      const key = `${info.Labels[LABELS.namespace]}/${info.Labels[LABELS.instance]}`;
+      groups.set(key, [...(groups.get(key) ?? []), info]);
+    }
+    const out: InstanceState[] = [];
+    for (const list of groups.values()) out.push(await this.stateOf(list));
+    return out;
+  }
+}

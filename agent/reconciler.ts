@@ -1,0 +1,199 @@
+/**
+ * The agent's control loop: level-triggered, it reads what the intents want on this host and what the runtimes
+ * run, and converges — start what is missing or outdated, remove what is no longer wanted. It never depends
+ * on having seen every change, and it never removes anything before the intents are known.
+ */
+import { EventEmitter } from 'node:events';
+import type { Runtime } from '../shared/api/index.js';
+import { isVmImage } from '../shared/api/template.js';
+import type { Logger } from '../shared/log.js';
+import type { DeploymentIntent } from '../shared/nats/messages.js';
+import type { Driver, InstanceRequest, InstanceState } from './drivers/driver.js';
+
+/** Options of {@link Reconciler}. */
+export interface ReconcilerOptions {
+  /** This host. */
+  host: string;
+  /** Drivers by runtime. */
+  drivers: Partial<Record<Runtime, Driver>>;
+  /** Current intents of the location. */
+  intents: () => DeploymentIntent[];
+  /** Whether the intents are known (from NATS or disk). */
+  synced: () => boolean;
+  /** Seconds a stopped instance gets between SIGTERM and SIGKILL. */
+  graceSeconds?: number;
+  /** Interval of the periodic pass, in milliseconds. */
+  resyncMs?: number;
+  log: Logger;
+}
+
+const key = (namespace: string, name: string) => `${namespace}/${name}`;
+
+/** Emits `change` when the reported state of any instance changed. */
+export class Reconciler extends EventEmitter {
+  private states = new Map<string, InstanceState>();
+  private failures = new Map<string, { message: string; attempts: number; retryAt: number }>();
+  private running: Promise<void> | undefined;
+  private again = false;
+  private timer: NodeJS.Timeout | undefined;
+  private lastDigest = '';
+
+  constructor(private readonly opts: ReconcilerOptions) {
+    super();
+  }
+
+  /** Instances this host must run, from the intents. */
+  desired(): InstanceRequest[] {
+    const out: InstanceRequest[] = [];
+    for (const intent of this.opts.intents()) {
+      for (const inst of intent.instances) {
+        if (inst.host !== this.opts.host) continue;
+        out.push({
+          namespace: intent.namespace,
+          name: inst.name,
+          workload: intent.workload,
+          templateHash: intent.templateHash,
+          template: intent.template,
+          limits: intent.limits,
+          labels: inst.labels,
+        });
+      }
+    }
+    return out;
+  }
+
+  /** What the host runs now, as last observed. */
+  observed(): InstanceState[] {
+    return [...this.states.values()];
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.trigger(), this.opts.resyncMs ?? 5000);
+    this.trigger();
+  }
+
+  stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    return this.running ?? Promise.resolve();
+  }
+
+  /** Asks for a pass; passes never overlap, and a request during a pass causes one more. */
+  trigger(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.pass()
+      .catch((err) => this.opts.log.error({ err }, 'reconcile pass failed'))
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.trigger();
+        }
+      });
+  }
+
+  private driverFor(req: InstanceRequest): Driver {
+    const runtime: Runtime = req.template.image && isVmImage(req.template.image) ? 'vm' : 'gvisor';
+    const driver = this.opts.drivers[runtime];
+    if (!driver) throw new Error(`this host does not offer the ${runtime} runtime`);
+    return driver;
+  }
+
+  /** One pass: observe, then converge. */
+  async pass(): Promise<void> {
+    const actual = new Map<string, { state: InstanceState; driver: Driver }>();
+    for (const driver of Object.values(this.opts.drivers)) {
+      for (const state of await driver.recover()) actual.set(key(state.namespace, state.name), { state, driver });
+    }
+    const desired = new Map(this.desired().map((r) => [key(r.namespace, r.name), r]));
+    const next = new Map<string, InstanceState>();
+    const work: Promise<void>[] = [];
+
+    for (const [k, req] of desired) {
+      const have = actual.get(k);
+      if (have && have.state.templateHash === req.templateHash) {
+        next.set(k, have.state);
+        this.failures.delete(k);
+        continue;
+      }
+      const failure = this.failures.get(k);
+      if (failure && Date.now() < failure.retryAt) {
+        next.set(k, this.failedState(req, failure.message));
+        continue;
+      }
+      next.set(k, { ...this.pendingState(req), phase: 'Starting' });
+      work.push(this.startOne(k, req, next));
+    }
+    if (this.opts.synced()) {
+      for (const [k, have] of actual) {
+        if (desired.has(k)) continue;
+        work.push(this.removeOne(have.state, have.driver));
+      }
+    }
+    this.states = next;
+    this.publishIfChanged();
+    await Promise.all(work);
+    this.publishIfChanged();
+  }
+
+  private async startOne(k: string, req: InstanceRequest, next: Map<string, InstanceState>): Promise<void> {
+    try {
+      const driver = this.driverFor(req);
+      this.opts.log.info({ instance: k, templateHash: req.templateHash }, 'starting instance');
+      const state = await driver.start(req);
+      this.failures.delete(k);
+      if (this.states === next) this.states.set(k, state);
+    } catch (err) {
+      const prev = this.failures.get(k);
+      const attempts = (prev?.attempts ?? 0) + 1;
+      const backoff = Math.min(300_000, 1000 * 2 ** (attempts - 1));
+      const message = (err as Error).message;
+      this.failures.set(k, { message, attempts, retryAt: Date.now() + backoff });
+      this.opts.log.warn({ instance: k, err: message, retryInMs: backoff }, 'instance failed to start');
+      if (this.states === next) this.states.set(k, this.failedState(req, message));
+    }
+  }
+
+  private async removeOne(state: InstanceState, driver: Driver): Promise<void> {
+    const k = key(state.namespace, state.name);
+    try {
+      this.opts.log.info({ instance: k }, 'removing instance no longer intended for this host');
+      await driver.stop(state.namespace, state.name, this.opts.graceSeconds ?? 10);
+      await driver.destroy(state.namespace, state.name);
+    } catch (err) {
+      this.opts.log.warn({ instance: k, err: (err as Error).message }, 'failed to remove instance; will retry');
+    }
+  }
+
+  private pendingState(req: InstanceRequest): InstanceState {
+    return {
+      namespace: req.namespace,
+      name: req.name,
+      workload: req.workload,
+      templateHash: req.templateHash,
+      phase: 'Pending',
+      ready: false,
+      runtime: '',
+      ports: [],
+      ips: [],
+      containers: [],
+    };
+  }
+
+  private failedState(req: InstanceRequest, message: string): InstanceState {
+    return { ...this.pendingState(req), phase: 'Failed', message };
+  }
+
+  private publishIfChanged(): void {
+    const digest = JSON.stringify(
+      [...this.states.values()].map((s) => [s.namespace, s.name, s.phase, s.ready, s.message, s.templateHash, s.containers]),
+    );
+    if (digest !== this.lastDigest) {
+      this.lastDigest = digest;
+      this.emit('change');
+    }
+  }
+}
