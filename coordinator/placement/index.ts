@@ -1,0 +1,19 @@
+/**
+ * Placement engine: decides which host runs each replica of a Workload. Pure (no I/O), deterministic.
+ *
+ * Pipeline, after Nomad's scheduler and kube-scheduler's framework:
+ *   reconcile (reconcile.ts) → feasibility filters (filters.ts, topology.ts) → scoring (scoring.ts, topology.ts)
+ *   → plan (schedule.ts), with the incremental index in state.ts.
+ */
+
+export { schedule } from './schedule.js';
+export type {
+  HostInfo,
+  InstanceInfo,
+  Placed,
+  Resources,
+  Runtime,
+  ScheduleInput,
+  SchedulePlan,
+  WorkloadInfo,
+} from './types.js';

@@ -1,0 +1,42 @@
+/**
+ * Scores for feasible hosts that depend on the host alone:
+ * - resources: `Spread` (kube-scheduler LeastAllocated, Nomad spread) prefers the host with the most room left
+ *   after placing; `BinPack` (MostAllocated, Nomad binpack) the fullest host that still fits.
+ * - node affinity preferences: the sum of the weights of the preferred terms a host matches
+ *   (kube-scheduler's NodeAffinity score before normalisation).
+ */
+import type { PlacementScoring, PreferredSchedulingTerm } from '../../shared/api/placement.js';
+import { compileNodeSelectorTerm } from './labels.js';
+import type { HostInfo } from './types.js';
+
+function fraction(part: number, whole: number): number {
+  return whole > 0 ? part / whole : 1;
+}
+
+/**
+ * The resource score of a host after placing one more instance, in [0, 1], higher is better. Spread: the mean
+ * free fraction of CPU and memory; BinPack: the mean used fraction.
+ */
+export function resourceScore(
+  scoring: PlacementScoring,
+  capCpu: number,
+  capMem: number,
+  usedCpuAfter: number,
+  usedMemAfter: number,
+): number {
+  const used = (fraction(usedCpuAfter, capCpu) + fraction(usedMemAfter, capMem)) / 2;
+  return scoring === 'BinPack' ? used : 1 - used;
+}
+
+/** Compiles preferred node affinity terms into the per-host sum of matched weights. */
+export function compileNodePreferences(
+  terms: readonly PreferredSchedulingTerm[] | undefined,
+): ((host: HostInfo) => number) | undefined {
+  if (!terms || terms.length === 0) return undefined;
+  const compiled = terms.map((t) => ({ weight: t.weight, match: compileNodeSelectorTerm(t.preference) }));
+  return (host) => {
+    let sum = 0;
+    for (const t of compiled) if (t.match(host)) sum += t.weight;
+    return sum;
+  };
+}

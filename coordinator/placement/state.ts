@@ -1,0 +1,445 @@
+/**
+ * The placement state for one Workload: hosts with their static verdicts and free resources, the compiled
+ * domain rules with their counts, and an index that finds the best host for the next instance quickly.
+ *
+ * Ranking of a feasible host (lexicographic, first difference decides):
+ *   1. ScheduleAnyway topology spread: the least excess over maxSkew;
+ *   2. preferences: the highest sum of preferred node-affinity weights and preferred instance (anti-)affinity
+ *      weights times matching instances in the domain;
+ *   3. resources: Spread (least allocated after placing) or BinPack (most allocated);
+ *   4. the host name, ascending.
+ *
+ * Speed: hosts are grouped into cells that share the domain of every non-host-unique topology key that a rule
+ * uses, so every rule on such a key gives the same verdict for the whole cell; each cell keeps its hosts in a
+ * heap ordered by what differs per host. Choosing a host costs O(cells + log hosts), not O(hosts).
+ */
+import type { PlacementScoring } from '../../shared/api/placement.js';
+import { type HostFilter, insufficient, Reasons, staticFilters } from './filters.js';
+import { IndexHeap } from './heap.js';
+import { compileNodePreferences, resourceScore } from './scoring.js';
+import {
+  addToSpread,
+  affinitySatisfied,
+  antiAffinitySatisfied,
+  buildDim,
+  compilePodRule,
+  compileSpreadRule,
+  type Dim,
+  firstOfGroup,
+  type PodRule,
+  podPreference,
+  type Rule,
+  recomputeMin,
+  type SpreadRule,
+  spreadAllows,
+  spreadPenalty,
+  workloadKey,
+} from './topology.js';
+import type { HostInfo, InstanceInfo, ScheduleInput, WorkloadInfo } from './types.js';
+
+interface Cell {
+  heap: IndexHeap;
+  /** A host of the cell: every cell-level rule gives the same verdict for all of its hosts. */
+  rep: number;
+}
+
+/** Result of evaluating rules on a host: a rejection phrase, or the penalty and preference it scores. */
+interface Verdict {
+  fail: string | undefined;
+  penalty: number;
+  preference: number;
+}
+
+export class PlacementState {
+  readonly workload: WorkloadInfo;
+  readonly key: string;
+  readonly hosts: readonly HostInfo[];
+  readonly hostIndex = new Map<string, number>();
+  readonly scoring: PlacementScoring;
+  readonly reqCpu: number;
+  readonly reqMem: number;
+  readonly filters: HostFilter[];
+  /** Per host: index + 1 of the first static filter that rejects it, 0 when none does. */
+  readonly staticFail: Int16Array;
+  readonly capCpu: Float64Array;
+  readonly capMem: Float64Array;
+  readonly usedCpu: Float64Array;
+  readonly usedMem: Float64Array;
+  /** Per host: sum of matched preferred node-affinity weights. */
+  readonly nodePreference: Float64Array;
+  readonly dims = new Map<string, Dim>();
+  readonly spreads: SpreadRule[] = [];
+  readonly podRules: PodRule[] = [];
+  readonly rules: Rule[] = [];
+  /** Rules on keys shared by several hosts (evaluated once per cell) and on host-unique keys (per host). */
+  private readonly cellRules: Rule[] = [];
+  private readonly hostRules: Rule[] = [];
+  private readonly selfRules: Rule[] = [];
+  private readonly requiredAffinity: PodRule[] = [];
+  /** The Workload's own instances (on listed hosts or not). */
+  readonly own: InstanceInfo[] = [];
+
+  // Search index.
+  private readonly cells: Cell[] = [];
+  private live: number[] = [];
+  private readonly blocked: Uint8Array;
+  private readonly kPenalty: Float64Array;
+  private readonly kPreference: Float64Array;
+  private readonly kResource: Float64Array;
+  private readonly pos: Int32Array;
+  private readonly cellOf: Int32Array;
+  private firstOfGroup = false;
+  private readonly verdict: Verdict = { fail: undefined, penalty: 0, preference: 0 };
+
+  constructor(input: ScheduleInput) {
+    const { workload, hosts } = input;
+    this.workload = workload;
+    this.key = workloadKey(workload);
+    this.hosts = hosts;
+    const n = hosts.length;
+    this.scoring = workload.placement?.scoring ?? 'Spread';
+    this.reqCpu = workload.resources.cpuMillis;
+    this.reqMem = workload.resources.memoryBytes;
+    this.filters = staticFilters(workload);
+    this.staticFail = new Int16Array(n);
+    this.capCpu = new Float64Array(n);
+    this.capMem = new Float64Array(n);
+    this.usedCpu = new Float64Array(n);
+    this.usedMem = new Float64Array(n);
+    this.nodePreference = new Float64Array(n);
+    this.blocked = new Uint8Array(n);
+    this.kPenalty = new Float64Array(n);
+    this.kPreference = new Float64Array(n);
+    this.kResource = new Float64Array(n);
+    this.pos = new Int32Array(n).fill(-1);
+    this.cellOf = new Int32Array(n).fill(-1);
+
+    // Static verdicts, resources and preferences per host.
+    const selected = new Uint8Array(n);
+    const untainted = new Uint8Array(n);
+    const prefer = compileNodePreferences(
+      workload.placement?.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution,
+    );
+    const filters = this.filters;
+    for (let i = 0; i < n; i++) {
+      const h = hosts[i]!;
+      this.hostIndex.set(h.name, i);
+      this.capCpu[i] = h.capacity.cpuMillis;
+      this.capMem[i] = h.capacity.memoryBytes;
+      this.usedCpu[i] = h.allocated.cpuMillis;
+      this.usedMem[i] = h.allocated.memoryBytes;
+      untainted[i] = h.ready && h.cordoned !== true ? 1 : 0;
+      let fail = 0;
+      let sel = 1;
+      for (let f = 0; f < filters.length; f++) {
+        const filter = filters[f]!;
+        if (filter.test(h)) continue;
+        if (fail === 0) fail = f + 1;
+        if (filter.selectsHosts) {
+          sel = 0;
+          break;
+        }
+      }
+      this.staticFail[i] = fail;
+      selected[i] = sel;
+      if (prefer && fail === 0) this.nodePreference[i] = prefer(h);
+    }
+
+    this.compileRules(input, selected, untainted);
+    this.countInstances(input.instances);
+    for (const r of this.spreads) recomputeMin(r);
+    this.firstOfGroup = firstOfGroup(this.requiredAffinity);
+    this.buildCells();
+  }
+
+  private dim(key: string): Dim {
+    let d = this.dims.get(key);
+    if (!d) {
+      d = buildDim(this.hosts, key);
+      this.dims.set(key, d);
+    }
+    return d;
+  }
+
+  private compileRules(input: ScheduleInput, selected: Uint8Array, untainted: Uint8Array): void {
+    const { workload } = input;
+    const p = workload.placement;
+    for (const c of p?.topologySpreadConstraints ?? []) {
+      this.spreads.push(compileSpreadRule(c, workload, this.dim(c.topologyKey), selected, untainted));
+    }
+    const nsLabels = input.namespaceLabels ?? {};
+    const affinity = p?.affinity;
+    for (const [kind, spec] of [
+      ['affinity', affinity?.podAffinity],
+      ['antiAffinity', affinity?.podAntiAffinity],
+    ] as const) {
+      for (const t of spec?.requiredDuringSchedulingIgnoredDuringExecution ?? []) {
+        this.podRules.push(compilePodRule(kind, t, true, 0, workload, this.dim(t.topologyKey), nsLabels));
+      }
+      for (const w of spec?.preferredDuringSchedulingIgnoredDuringExecution ?? []) {
+        const t = w.podAffinityTerm;
+        this.podRules.push(
+          compilePodRule(kind, t, false, w.weight, workload, this.dim(t.topologyKey), nsLabels),
+        );
+      }
+    }
+    this.rules.push(...this.spreads, ...this.podRules);
+    for (const r of this.rules) {
+      (r.dim.unique ? this.hostRules : this.cellRules).push(r);
+      if (r.self) this.selfRules.push(r);
+      if (r.kind === 'affinity' && r.required) this.requiredAffinity.push(r);
+    }
+  }
+
+  /** One pass over all instances: the Workload's own, and the counts of every rule. */
+  private countInstances(instances: readonly InstanceInfo[]): void {
+    const key = this.key;
+    const rules = this.rules;
+    const hostIndex = this.hostIndex;
+    const nr = rules.length;
+    for (let k = 0; k < instances.length; k++) {
+      const inst = instances[k]!;
+      if (inst.workload === key) this.own.push(inst);
+      if (nr === 0) continue;
+      let h = -2;
+      for (let j = 0; j < nr; j++) {
+        const r = rules[j]!;
+        if (!r.matches(inst)) continue;
+        if (h === -2) h = hostIndex.get(inst.host) ?? -1;
+        if (h < 0) break;
+        const d = r.dim.domainOf[h]!;
+        if (d < 0) continue;
+        if (r.kind === 'spread') {
+          if (r.eligibleHost[h]) r.counts[d]!++;
+        } else {
+          r.counts[d]!++;
+          r.total++;
+        }
+      }
+    }
+  }
+
+  /** Whether one more instance fits on host i. */
+  fits(i: number): boolean {
+    return (
+      this.usedCpu[i]! + this.reqCpu <= this.capCpu[i]! && this.usedMem[i]! + this.reqMem <= this.capMem[i]!
+    );
+  }
+
+  /**
+   * Evaluates `rules` for host i into `this.verdict`; returns false when one rejects the host.
+   */
+  private evaluate(rules: readonly Rule[], i: number): boolean {
+    const v = this.verdict;
+    v.fail = undefined;
+    v.penalty = 0;
+    v.preference = 0;
+    for (let j = 0; j < rules.length; j++) {
+      const r = rules[j]!;
+      const d = r.dim.domainOf[i]!;
+      if (r.kind === 'spread') {
+        if (r.hard) {
+          if (!spreadAllows(r, d)) {
+            v.fail = d < 0 ? Reasons.missingTopologyLabel(r.dim.key) : Reasons.topologySpread;
+            return false;
+          }
+        } else v.penalty += spreadPenalty(r, d);
+      } else if (r.required) {
+        if (r.kind === 'affinity') {
+          if (!affinitySatisfied(r, d) && !(this.firstOfGroup && d >= 0)) {
+            v.fail = Reasons.podAffinity;
+            return false;
+          }
+        } else if (!antiAffinitySatisfied(r, d)) {
+          v.fail = Reasons.podAntiAffinity;
+          return false;
+        }
+      } else v.preference += podPreference(r, d);
+    }
+    return true;
+  }
+
+  /** Recomputes what orders host i inside its cell. */
+  private rekey(i: number): void {
+    const ok = this.evaluate(this.hostRules, i);
+    this.blocked[i] = ok ? 0 : 1;
+    this.kPenalty[i] = this.verdict.penalty;
+    this.kPreference[i] = this.nodePreference[i]! + this.verdict.preference;
+    this.kResource[i] = resourceScore(
+      this.scoring,
+      this.capCpu[i]!,
+      this.capMem[i]!,
+      this.usedCpu[i]! + this.reqCpu,
+      this.usedMem[i]! + this.reqMem,
+    );
+  }
+
+  private readonly before = (a: number, b: number): boolean => {
+    const ba = this.blocked[a]!;
+    const bb = this.blocked[b]!;
+    if (ba !== bb) return ba < bb;
+    const pa = this.kPenalty[a]!;
+    const pb = this.kPenalty[b]!;
+    if (pa !== pb) return pa < pb;
+    const qa = this.kPreference[a]!;
+    const qb = this.kPreference[b]!;
+    if (qa !== qb) return qa > qb;
+    const ra = this.kResource[a]!;
+    const rb = this.kResource[b]!;
+    if (ra !== rb) return ra > rb;
+    return this.hosts[a]!.name < this.hosts[b]!.name;
+  };
+
+  private buildCells(): void {
+    const cellDims = [...new Set(this.cellRules.map((r) => r.dim))];
+    const byKey = new Map<string, number>();
+    const members: number[][] = [];
+    const n = this.hosts.length;
+    for (let i = 0; i < n; i++) {
+      if (this.staticFail[i] !== 0 || !this.fits(i)) continue;
+      let key = '';
+      for (const d of cellDims) key += `${d.domainOf[i]},`;
+      let c = byKey.get(key);
+      if (c === undefined) {
+        c = members.length;
+        byKey.set(key, c);
+        members.push([]);
+        this.cells.push({ heap: new IndexHeap(this.pos, this.before), rep: i });
+      }
+      members[c]!.push(i);
+      this.cellOf[i] = c;
+      this.rekey(i);
+    }
+    for (let c = 0; c < this.cells.length; c++) this.cells[c]!.heap.heapify(members[c]!);
+    this.live = this.cells.map((_, c) => c);
+  }
+
+  /** Re-keys every host still in a cell (after a change that affects all of them). */
+  private rebuild(): void {
+    for (const c of this.live) {
+      const heap = this.cells[c]!.heap;
+      const keep: number[] = [];
+      for (const i of heap.items) {
+        if (!this.fits(i)) {
+          this.pos[i] = -1;
+          continue;
+        }
+        this.rekey(i);
+        keep.push(i);
+      }
+      heap.heapify(keep);
+    }
+  }
+
+  /** The best host for the next instance, or -1 when none is feasible. */
+  select(): number {
+    let best = -1;
+    let bPenalty = 0;
+    let bPreference = 0;
+    let bResource = 0;
+    let emptied = false;
+    const v = this.verdict;
+    for (const c of this.live) {
+      const cell = this.cells[c]!;
+      const top = cell.heap.peek();
+      if (top < 0) {
+        emptied = true;
+        continue;
+      }
+      if (this.blocked[top]) continue;
+      if (this.cellRules.length > 0 && !this.evaluate(this.cellRules, cell.rep)) continue;
+      const penalty = v.penalty + this.kPenalty[top]!;
+      const preference = v.preference + this.kPreference[top]!;
+      const resource = this.kResource[top]!;
+      if (
+        best < 0 ||
+        penalty < bPenalty ||
+        (penalty === bPenalty &&
+          (preference > bPreference ||
+            (preference === bPreference &&
+              (resource > bResource ||
+                (resource === bResource && this.hosts[top]!.name < this.hosts[best]!.name)))))
+      ) {
+        best = top;
+        bPenalty = penalty;
+        bPreference = preference;
+        bResource = resource;
+      }
+    }
+    if (emptied) this.live = this.live.filter((c) => this.cells[c]!.heap.size > 0);
+    return best;
+  }
+
+  /** Records one new instance on host i. */
+  commit(i: number): void {
+    this.usedCpu[i] = this.usedCpu[i]! + this.reqCpu;
+    this.usedMem[i] = this.usedMem[i]! + this.reqMem;
+    let global = false;
+    for (const r of this.selfRules) {
+      const d = r.dim.domainOf[i]!;
+      if (d < 0) continue;
+      if (r.kind === 'spread') {
+        if (r.eligibleHost[i] && addToSpread(r, d) && r.dim.unique) global = true;
+      } else {
+        r.counts[d]!++;
+        r.total++;
+      }
+    }
+    if (this.requiredAffinity.length > 0) {
+      const first = firstOfGroup(this.requiredAffinity);
+      if (first !== this.firstOfGroup) {
+        this.firstOfGroup = first;
+        if (this.hostRules.some((r) => r.kind === 'affinity' && r.required)) global = true;
+      }
+    }
+    if (global) {
+      this.rebuild();
+      return;
+    }
+    const c = this.cellOf[i]!;
+    const heap = this.cells[c]?.heap;
+    if (!heap?.has(i)) return;
+    if (!this.fits(i)) heap.remove(i);
+    else {
+      this.rekey(i);
+      heap.update(i);
+    }
+  }
+
+  /**
+   * Why no host can take one more instance, kube-scheduler style:
+   * "0/12 hosts are available: 7 Insufficient memory, 5 didn't match node selector."
+   */
+  explain(): string {
+    const counts = new Map<string, number>();
+    const add = (phrase: string) => counts.set(phrase, (counts.get(phrase) ?? 0) + 1);
+    let available = 0;
+    const n = this.hosts.length;
+    for (let i = 0; i < n; i++) {
+      const h = this.hosts[i]!;
+      const f = this.staticFail[i]!;
+      if (f > 0) {
+        add(this.filters[f - 1]!.reason);
+        continue;
+      }
+      const short = insufficient(
+        h.capacity,
+        { cpuMillis: this.usedCpu[i]!, memoryBytes: this.usedMem[i]! },
+        this.workload.resources,
+      );
+      if (short.length > 0) {
+        for (const s of short) add(s);
+        continue;
+      }
+      if (!this.evaluate(this.rules, i)) {
+        add(this.verdict.fail ?? Reasons.topologySpread);
+        continue;
+      }
+      available++;
+    }
+    const parts = [...counts.entries()]
+      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+      .map(([phrase, count]) => `${count} ${phrase}`);
+    return `${available}/${n} hosts are available${parts.length > 0 ? `: ${parts.join(', ')}` : ''}.`;
+  }
+}
