@@ -3,6 +3,7 @@
  * Containers carry labels naming host, namespace, instance and template hash; those labels are how
  * `recover` finds what this agent started before a restart.
  */
+import { availableParallelism } from 'node:os';
 import Docker from 'dockerode';
 import type { ContainerState } from '../../shared/api/index.js';
 import type { Container as ContainerSpec, InstanceTemplateSpec } from '../../shared/api/template.js';
@@ -151,7 +152,8 @@ export class GvisorDriver implements Driver {
             // Docker restarts an exited container itself, with exponential backoff (100 ms doubling to 1 min),
             // so instances keep running through agent restarts and NATS outages.
             RestartPolicy: { Name: 'unless-stopped' },
-            NanoCpus: Math.round(req.limits.cpuMillis * 1e6 * share),
+            // A limit above the host's cores is refused by Docker; the host has no more to give anyway.
+            NanoCpus: Math.round(Math.min(req.limits.cpuMillis * 1e6 * share, availableParallelism() * 1e9)),
             Memory: Math.round(req.limits.memoryBytes * share),
             ...(networkOwner ? { NetworkMode: `container:${networkOwner}` } : { PortBindings: bindings }),
           },

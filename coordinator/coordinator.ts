@@ -1,0 +1,147 @@
+/**
+ * The coordinator: watches Workloads on the Kubernetes API, places their instances, publishes intents over
+ * NATS and rolls host reports up into Instance and Workload status. `main.ts` only configures and starts it.
+ */
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import {
+  GROUP,
+  InstanceKind,
+  type ResourceAmounts,
+  WORKLOAD_GROUPS,
+  WorkloadDeploymentKind,
+  WorkloadKind,
+} from '../shared/api/index.js';
+import type { Logger } from '../shared/log.js';
+import { Subjects } from '../shared/nats/subjects.js';
+import { type HostEntry, HostRegistry } from './hosts/registry.js';
+import { HostSync } from './hosts/sync.js';
+import { IntentStore } from './intents/store.js';
+import { KubeClient } from './kube/client.js';
+import { EventRecorder } from './kube/events.js';
+import { ResourceCache } from './kube/informer.js';
+import {
+  type DeploymentObject,
+  type InstanceObject,
+  WorkloadController,
+  type WorkloadObject,
+} from './workloads/controller.js';
+
+/** Coordinator configuration. */
+export interface CoordinatorConfig {
+  /** Path of the kubeconfig; the default loading rules apply when absent. */
+  kubeconfig?: string;
+  /** NATS server URLs. */
+  natsServers: string[];
+  /** Subject prefix. */
+  subjectPrefix: string;
+  /** Replicas of the intents bucket (3 on a NATS cluster). */
+  kvReplicas: number;
+  /** Milliseconds without a report before a host is lost and its instances replaced. */
+  lostAfterMs: number;
+}
+
+export class Coordinator {
+  private nc: NatsConnection | undefined;
+  private registry: HostRegistry | undefined;
+  private controller: WorkloadController | undefined;
+  private caches: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [];
+  private hostSync: HostSync | undefined;
+  readonly subjects: Subjects;
+
+  constructor(
+    readonly config: CoordinatorConfig,
+    private readonly log: Logger,
+  ) {
+    this.subjects = new Subjects(config.subjectPrefix);
+  }
+
+  async start(): Promise<void> {
+    const log = this.log;
+    const client = new KubeClient(this.config.kubeconfig);
+    this.nc = await connect({
+      servers: this.config.natsServers,
+      name: 'edge-coordinator',
+      waitOnFirstConnect: true,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 1000,
+    });
+    const intents = new IntentStore({ nc: this.nc, subjects: this.subjects, log: log.child({ part: 'intents' }), replicas: this.config.kvReplicas });
+    await intents.start();
+    const registry = new HostRegistry({
+      nc: this.nc,
+      subjects: this.subjects,
+      log: log.child({ part: 'hosts' }),
+      lostAfterMs: this.config.lostAfterMs,
+    });
+    this.registry = registry;
+    const workloads = new Map<string, ResourceCache<WorkloadObject>>();
+    for (const group of WORKLOAD_GROUPS) {
+      workloads.set(group, new ResourceCache<WorkloadObject>(client, { kind: WorkloadKind, group }, log.child({ cache: `workloads.${group}` })));
+    }
+    const instances = new ResourceCache<InstanceObject>(client, { kind: InstanceKind, group: GROUP }, log.child({ cache: 'instances' }));
+    const deployments = new ResourceCache<DeploymentObject>(
+      client,
+      { kind: WorkloadDeploymentKind, group: GROUP },
+      log.child({ cache: 'workloaddeployments' }),
+    );
+    const events = new EventRecorder(client, 'edge-coordinator', log.child({ part: 'events' }));
+    const controller = new WorkloadController({
+      client,
+      log: log.child({ controller: 'workloads' }),
+      events,
+      subjects: this.subjects,
+      workloads,
+      instances,
+      deployments,
+      registry,
+      intents,
+      warmupMs: this.config.lostAfterMs,
+    });
+    this.controller = controller;
+
+    for (const [group, cache] of workloads) {
+      cache.onChange((w) => controller.queue.add(WorkloadController.key(group, w.metadata.namespace!, w.metadata.name)));
+    }
+    instances.onChange((i) => controller.enqueueByName(i.metadata.namespace!, i.spec.workloadRef.name));
+    registry.on('report', (entry: HostEntry, changed: boolean) => {
+      if (!changed) return;
+      const names = new Set<string>();
+      for (const r of entry.report.instances) names.add(`${r.namespace}|${r.workload}`);
+      for (const i of instances.list()) if (i.spec.host === entry.report.host) names.add(`${i.metadata.namespace}|${i.spec.workloadRef.name}`);
+      for (const n of names) {
+        const [ns, name] = n.split('|') as [string, string];
+        controller.enqueueByName(ns, name);
+      }
+    });
+    registry.on('state', () => controller.enqueueAll());
+
+    const allocatedOf = (host: string) => {
+      const allocated: ResourceAmounts = { cpuMillis: 0, memoryBytes: 0 };
+      let count = 0;
+      for (const i of instances.list()) {
+        if (i.spec.host !== host) continue;
+        count++;
+        allocated.cpuMillis += i.spec.resources?.cpuMillis ?? 0;
+        allocated.memoryBytes += i.spec.resources?.memoryBytes ?? 0;
+      }
+      return { allocated, instances: count };
+    };
+    this.hostSync = new HostSync(client, registry, allocatedOf, log.child({ part: 'hostsync' }));
+
+    registry.start();
+    const caches = [...workloads.values(), instances, deployments];
+    this.caches = caches;
+    await Promise.all(caches.map((c) => c.start()));
+    controller.enqueueAll();
+    log.info({ nats: this.config.natsServers, groups: WORKLOAD_GROUPS }, 'coordinator started');
+  }
+
+  async stop(): Promise<void> {
+    this.controller?.queue.stop();
+    await this.controller?.queue.idle();
+    this.hostSync?.stop();
+    this.registry?.stop();
+    await Promise.all(this.caches.map((c) => c.stop().catch(() => undefined)));
+    if (this.nc && !this.nc.isClosed()) await this.nc.drain().catch(() => undefined);
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * What the coordinator knows of every host, from the reports agents publish. Host state follows Nomad's
+ * heartbeat rules: a host that misses its TTL (a few heartbeats) is Disconnected (its instances Unknown,
+ * nothing new placed there); after `lostAfterMs` without a report it is Lost and its instances are replaced.
+ */
+import { EventEmitter } from 'node:events';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Logger } from '../../shared/log.js';
+import { decode, HostReport, type ReportedInstance } from '../../shared/nats/messages.js';
+import type { Subjects } from '../../shared/nats/subjects.js';
+
+/** Ready, Disconnected (missed its TTL) or Lost (gone longer than lostAfter). */
+export type HostState = 'Ready' | 'Disconnected' | 'Lost';
+
+/** One host as last reported. */
+export interface HostEntry {
+  /** The last report. */
+  report: HostReport;
+  /** When the last report arrived (ms since epoch, coordinator clock). */
+  lastSeen: number;
+  /** Derived state. */
+  state: HostState;
+  /** Instances of the last report by `namespace/name`. */
+  instances: Map<string, ReportedInstance>;
+}
+
+/** Options of {@link HostRegistry}. */
+export interface HostRegistryOptions {
+  nc: NatsConnection;
+  subjects: Subjects;
+  log: Logger;
+  /** Heartbeats a host may miss before it is Disconnected (default 3). */
+  missedHeartbeats?: number;
+  /** Milliseconds without a report before a host is Lost and its instances replaced (default 30 000). */
+  lostAfterMs?: number;
+  /** How often states are re-evaluated (default 1000 ms). */
+  checkMs?: number;
+}
+
+/**
+ * Events: `report` (entry, instancesChanged: boolean, isNew: boolean) for every accepted report;
+ * `state` (entry, previous: HostState) when a host changes state.
+ */
+export class HostRegistry extends EventEmitter {
+  private hosts = new Map<string, HostEntry>();
+  private sub: Subscription | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  /** Reports that failed to parse. */
+  malformed = 0;
+
+  constructor(private readonly opts: HostRegistryOptions) {
+    super();
+  }
+
+  start(): void {
+    this.sub = this.opts.nc.subscribe(this.opts.subjects.allHostReports, {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          this.accept(decode(HostReport, msg.data));
+        } catch (e) {
+          this.malformed++;
+          this.opts.log.warn({ subject: msg.subject, err: (e as Error).message }, 'rejected host report');
+        }
+      },
+    });
+    this.timer = setInterval(() => this.check(), this.opts.checkMs ?? 1000);
+  }
+
+  stop(): void {
+    this.sub?.unsubscribe();
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Accepts a report (also used directly by tests and benchmarks). */
+  accept(report: HostReport, now = Date.now()): void {
+    const prev = this.hosts.get(report.host);
+    if (prev && prev.report.startedAt === report.startedAt && report.seq < prev.report.seq) return; // stale
+    const instances = new Map(report.instances.map((i) => [`${i.namespace}/${i.name}`, i]));
+    const changed = !prev || instancesDigest(prev.report) !== instancesDigest(report);
+    const entry: HostEntry = { report, lastSeen: now, state: 'Ready', instances };
+    this.hosts.set(report.host, entry);
+    this.emit('report', entry, changed, !prev);
+    if (prev && prev.state !== 'Ready') {
+      this.opts.log.info({ host: report.host, previous: prev.state }, 'host is back');
+      this.emit('state', entry, prev.state);
+    } else if (!prev) {
+      this.opts.log.info({ host: report.host, location: report.location }, 'host registered');
+      this.emit('state', entry, undefined);
+    }
+  }
+
+  /** Re-evaluates every host's state against the clock. */
+  check(now = Date.now()): void {
+    const lostAfter = this.opts.lostAfterMs ?? 30_000;
+    for (const entry of this.hosts.values()) {
+      const ttl = entry.report.heartbeatMs * (this.opts.missedHeartbeats ?? 3);
+      const silent = now - entry.lastSeen;
+      const state: HostState = silent > Math.max(lostAfter, ttl) ? 'Lost' : silent > ttl ? 'Disconnected' : 'Ready';
+      if (state !== entry.state) {
+        const prev = entry.state;
+        entry.state = state;
+        this.opts.log.warn({ host: entry.report.host, state, silentMs: silent }, 'host state changed');
+        this.emit('state', entry, prev);
+      }
+    }
+  }
+
+  get(host: string): HostEntry | undefined {
+    return this.hosts.get(host);
+  }
+
+  all(): HostEntry[] {
+    return [...this.hosts.values()];
+  }
+
+  /** What a host last said of one instance. */
+  reported(host: string, namespace: string, name: string): ReportedInstance | undefined {
+    return this.hosts.get(host)?.instances.get(`${namespace}/${name}`);
+  }
+}
+
+function instancesDigest(r: HostReport): string {
+  return JSON.stringify(
+    r.instances.map((i) => [i.namespace, i.name, i.phase, i.ready, i.templateHash, i.message, i.ports, i.containers]),
+  );
+}

@@ -1,0 +1,75 @@
+/**
+ * A cache of one resource kept current by list+watch (client-node's informer), restarted with backoff when
+ * the watch fails, so the controllers above it survive API server restarts.
+ */
+import { makeInformer } from '@kubernetes/client-node';
+import type { Logger } from '../../shared/log.js';
+import { type KubeClient, type KubeObject, KubeClient as Client, type ResourceRef } from './client.js';
+
+/** Called with the object that changed (for deletes, its last known state). */
+export type ObjectHandler<T> = (obj: T, event: 'add' | 'update' | 'delete') => void;
+
+export class ResourceCache<T extends KubeObject> {
+  // biome-ignore lint/suspicious/noExplicitAny: custom objects are untyped JSON at this boundary
+  private informer: ReturnType<typeof makeInformer<any>>;
+  private handlers: ObjectHandler<T>[] = [];
+  private stopped = false;
+  private started = false;
+
+  constructor(
+    private readonly client: KubeClient,
+    readonly ref: ResourceRef,
+    private readonly log: Logger,
+  ) {
+    // Custom objects arrive as plain JSON (timestamps stay strings), hence the loose type at this boundary.
+    this.informer = makeInformer<any>(client.kc, Client.path(ref), () => client.list<T>(ref) as never);
+    for (const event of ['add', 'update', 'delete'] as const) {
+      this.informer.on(event, (obj) => {
+        for (const h of this.handlers) h(obj as T, event);
+      });
+    }
+    this.informer.on('error', (err) => {
+      if (this.stopped) return;
+      this.log.warn({ resource: Client.path(ref), err: err?.message ?? String(err) }, 'watch failed; restarting');
+      setTimeout(() => {
+        if (!this.stopped) this.informer.start().catch(() => undefined);
+      }, 2000);
+    });
+  }
+
+  /** Registers a change handler. */
+  onChange(handler: ObjectHandler<T>): void {
+    this.handlers.push(handler);
+  }
+
+  /** Lists and starts watching; retries until the API server answers. */
+  async start(): Promise<void> {
+    for (let delay = 500; !this.stopped; delay = Math.min(delay * 2, 5000)) {
+      try {
+        await this.informer.start();
+        this.started = true;
+        return;
+      } catch (err) {
+        this.log.warn({ resource: Client.path(this.ref), err: (err as Error).message }, 'list failed; retrying');
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  get isStarted(): boolean {
+    return this.started;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.informer.stop();
+  }
+
+  list(namespace?: string): T[] {
+    return this.informer.list(namespace) as T[];
+  }
+
+  get(namespace: string | undefined, name: string): T | undefined {
+    return this.informer.get(name, namespace) as T | undefined;
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * A work queue after client-go's: keys are deduplicated, a key is never processed by two workers at once,
+ * and a failed key is retried with per-key exponential backoff. Handlers read current state by key, so
+ * dropping intermediate events is harmless (level-triggered).
+ */
+import type { Logger } from '../../shared/log.js';
+
+/** What a handler may ask for after a successful pass. */
+export interface ReconcileResult {
+  /** Process the key again after this many milliseconds. */
+  requeueAfterMs?: number;
+}
+
+export class WorkQueue {
+  private queue: string[] = [];
+  private queued = new Set<string>();
+  private processing = new Set<string>();
+  private dirty = new Set<string>();
+  private failures = new Map<string, number>();
+  private timers = new Map<string, NodeJS.Timeout>();
+  private active = 0;
+  private stopped = false;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly handler: (key: string) => Promise<ReconcileResult | undefined>,
+    private readonly opts: { workers?: number; log: Logger; name: string; maxBackoffMs?: number },
+  ) {}
+
+  add(key: string): void {
+    if (this.stopped) return;
+    if (this.processing.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
+    if (this.queued.has(key)) return;
+    this.queued.add(key);
+    this.queue.push(key);
+    this.pump();
+  }
+
+  addAfter(key: string, ms: number): void {
+    if (this.stopped) return;
+    const existing = this.timers.get(key);
+    if (existing) clearTimeout(existing);
+    this.timers.set(
+      key,
+      setTimeout(() => {
+        this.timers.delete(key);
+        this.add(key);
+      }, ms),
+    );
+  }
+
+  private pump(): void {
+    const workers = this.opts.workers ?? 4;
+    while (this.active < workers && this.queue.length) {
+      const key = this.queue.shift()!;
+      this.queued.delete(key);
+      this.processing.add(key);
+      this.active++;
+      void this.run(key);
+    }
+  }
+
+  private async run(key: string): Promise<void> {
+    try {
+      const result = await this.handler(key);
+      this.failures.delete(key);
+      if (result?.requeueAfterMs) this.addAfter(key, result.requeueAfterMs);
+    } catch (err) {
+      const n = (this.failures.get(key) ?? 0) + 1;
+      this.failures.set(key, n);
+      const delay = Math.min(this.opts.maxBackoffMs ?? 60_000, 200 * 2 ** (n - 1));
+      this.opts.log.warn({ queue: this.opts.name, key, err: (err as Error).message, retryInMs: delay }, 'reconcile failed');
+      this.addAfter(key, delay);
+    } finally {
+      this.processing.delete(key);
+      this.active--;
+      if (this.dirty.delete(key)) this.add(key);
+      this.pump();
+      if (this.active === 0 && this.queue.length === 0) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  /** Resolves when nothing is queued or running (timers excluded). */
+  idle(): Promise<void> {
+    if (this.active === 0 && this.queue.length === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+  }
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+/** edge-coordinator: places Workloads and publishes intents. This file only wires parts together. */
+import { Command } from 'commander';
+import { createLogger } from '../shared/log.js';
+import { Coordinator } from './coordinator.js';
+
+const program = new Command('edge-coordinator')
+  .description('Edgeplane coordinator: places Workloads on edge hosts and reports their status to Kubernetes.')
+  .version('0.1.0')
+  .option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
+  .option('--nats <urls>', 'NATS server URLs, comma-separated [EDGE_NATS_URL]', process.env.EDGE_NATS_URL ?? 'nats://127.0.0.1:4222')
+  .option('--subject-prefix <prefix>', 'NATS subject prefix [EDGE_SUBJECT_PREFIX]', process.env.EDGE_SUBJECT_PREFIX ?? 'edge')
+  .option('--kv-replicas <n>', 'replicas of the intents bucket (3 on a NATS cluster)', process.env.EDGE_KV_REPLICAS ?? '1')
+  .option('--lost-after <seconds>', 'seconds without a heartbeat before a host is lost and its instances replaced', process.env.EDGE_LOST_AFTER ?? '30')
+  .action(async (flags: { kubeconfig?: string; nats: string; subjectPrefix: string; kvReplicas: string; lostAfter: string }) => {
+    const log = createLogger({ name: 'edge-coordinator' });
+    const kvReplicas = Number(flags.kvReplicas);
+    const lostAfter = Number(flags.lostAfter);
+    if (!Number.isInteger(kvReplicas) || kvReplicas < 1) {
+      log.fatal(`--kv-replicas: expected a positive integer, got ${flags.kvReplicas}`);
+      process.exit(2);
+    }
+    if (!Number.isFinite(lostAfter) || lostAfter <= 0) {
+      log.fatal(`--lost-after: expected a positive number of seconds, got ${flags.lostAfter}`);
+      process.exit(2);
+    }
+    const coordinator = new Coordinator(
+      {
+        ...(flags.kubeconfig ?? process.env.KUBECONFIG ? { kubeconfig: flags.kubeconfig ?? process.env.KUBECONFIG } : {}),
+        natsServers: flags.nats.split(',').map((s) => s.trim()),
+        subjectPrefix: flags.subjectPrefix,
+        kvReplicas,
+        lostAfterMs: lostAfter * 1000,
+      },
+      log,
+    );
+    const shutdown = async (signal: string) => {
+      log.info({ signal }, 'stopping coordinator');
+      await coordinator.stop();
+      process.exit(0);
+    };
+    process.once('SIGTERM', () => void shutdown('SIGTERM'));
+    process.once('SIGINT', () => void shutdown('SIGINT'));
+    await coordinator.start();
+  });
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,116 @@
+/**
+ * `npm run dev` / `npm run dev:down`: the whole local stack in the background under .edge/dev — NATS,
+ * etcd + kube-apiserver with the CRDs, the coordinator and three agents standing for three locations —
+ * then applies examples/web-app.yaml and waits until it is Ready.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ensureDocker, ensureImage, HTTPD_CMD, kubectl, removeContainersByLabel, startKubeApi, startNatsServer, stopPidFilesIn } from './stack/index.js';
+import { DEV_LOCATIONS, startAgent, startCoordinator } from './stack/edgeplane.js';
+import { pidAlive, REPO_DIR, sleep } from './stack/proc.js';
+
+const DIR = path.join(REPO_DIR, '.edge/dev');
+const KUBECONFIG = path.join(DIR, 'kubeconfig');
+const ENV_FILE = path.join(DIR, 'env');
+const say = (s: string) => console.log(`[dev] ${s}`);
+
+/** Images the examples reference, built locally because no registry is reachable. */
+const EXAMPLE_IMAGES = ['nginx:latest', 'nginx:alpine', 'nginx:1.25', 'nginx:1.26'];
+
+function running(): boolean {
+  if (!fs.existsSync(DIR)) return false;
+  const pids = fs.readdirSync(DIR, { recursive: true }).map(String).filter((f) => f.endsWith('.pid'));
+  return pids.length > 0 && pids.every((f) => pidAlive(Number(fs.readFileSync(path.join(DIR, f), 'utf8'))));
+}
+
+async function up(): Promise<void> {
+  if (running()) {
+    say('the stack is already running (npm run dev:down stops it)');
+  } else {
+    await down(true);
+    fs.mkdirSync(DIR, { recursive: true });
+    say('docker + gVisor');
+    await ensureDocker();
+    for (const tag of EXAMPLE_IMAGES) await ensureImage(tag, { cmd: HTTPD_CMD, exposedPorts: [80] });
+    say('nats-server with JetStream');
+    const nats = await startNatsServer({ dir: path.join(DIR, 'nats'), jetstream: true, detached: true });
+    say('etcd + kube-apiserver with the CRDs');
+    const kube = await startKubeApi({ dir: path.join(DIR, 'kube'), crdDir: path.join(REPO_DIR, 'deploy/crds'), detached: true });
+    fs.copyFileSync(kube.kubeconfigPath, KUBECONFIG);
+    say('edge-coordinator');
+    startCoordinator({ dir: path.join(DIR, 'coordinator'), kubeconfig: KUBECONFIG, nats: [nats.url], detached: true });
+    for (const l of DEV_LOCATIONS) {
+      say(`edge-agent for ${l.location}`);
+      startAgent({
+        dir: path.join(DIR, 'agents', `dev-${l.location}`),
+        host: `dev-${l.location}`,
+        ...l,
+        nats: [nats.url],
+        cpu: '64',
+        memory: '256Gi',
+        detached: true,
+      });
+    }
+    fs.writeFileSync(ENV_FILE, `export KUBECONFIG=${KUBECONFIG}\nexport EDGE_NATS_URL=${nats.url}\n`);
+  }
+  say('kubectl apply -f examples/web-app.yaml');
+  const applied = await kubectl(KUBECONFIG, ['apply', '-f', path.join(REPO_DIR, 'examples/web-app.yaml')]);
+  if (applied.code !== 0) throw new Error(`kubectl apply failed: ${applied.stderr}`);
+  say('waiting for web-app to be READY 3');
+  const deadline = Date.now() + 300_000;
+  for (;;) {
+    const r = await kubectl(KUBECONFIG, ['get', 'workload', 'web-app', '-o', 'jsonpath={.status.readyReplicas}']);
+    if (r.stdout.trim() === '3') break;
+    if (Date.now() > deadline) {
+      throw new Error(`web-app not ready after 300 s; see ${DIR}/coordinator/coordinator.log and ${DIR}/agents/*/`);
+    }
+    await sleep(1000);
+  }
+  const get = await kubectl(KUBECONFIG, ['get', 'workload', 'web-app']);
+  console.log(`\n${get.stdout}`);
+  console.log(`The stack runs in the background (logs under .edge/dev/). Try:
+
+  source .edge/dev/env            # KUBECONFIG and EDGE_NATS_URL
+  kubectl get workload web-app
+  kubectl get instances -l workload=web-app
+  kubectl describe workload web-app
+  kubectl scale workload web-app --replicas=5
+  kubectl get hosts
+  node dist/edgectl/main.js instances
+  docker ps --filter label=edgeplane.dev/instance
+
+  npm run dev:down                # stops it all and removes every instance
+`);
+}
+
+async function down(quiet = false): Promise<void> {
+  if (fs.existsSync(KUBECONFIG) && running()) {
+    say('deleting every Workload (instances are stopped by their agents)');
+    await kubectl(KUBECONFIG, ['delete', 'workloads.compute.datumapis.com,workloads.compute.miloapis.com,workloads.workload.datum.net', '--all', '-A', '--timeout=60s'], {
+      timeoutMs: 90_000,
+    });
+  }
+  const stopped = await stopPidFilesIn(path.join(DIR, 'agents'), 10_000);
+  for (const d of fs.existsSync(path.join(DIR, 'agents')) ? fs.readdirSync(path.join(DIR, 'agents')) : []) {
+    stopped.push(...(await stopPidFilesIn(path.join(DIR, 'agents', d), 10_000)));
+  }
+  for (const part of ['coordinator', 'kube', 'nats']) stopped.push(...(await stopPidFilesIn(path.join(DIR, part), 15_000)));
+  const removed: string[] = [];
+  for (const l of DEV_LOCATIONS) {
+    removed.push(...(await removeContainersByLabel(`edgeplane.dev/host=dev-${l.location}`).catch(() => [])));
+  }
+  fs.rmSync(DIR, { recursive: true, force: true });
+  if (!quiet || stopped.length || removed.length) {
+    say(`stopped ${stopped.length} process(es), removed ${removed.length} leftover container(s)`);
+  }
+}
+
+const cmd = process.argv[2];
+try {
+  if (cmd === 'up') await up();
+  else if (cmd === 'down') await down();
+  else throw new Error('usage: tsx deploy/dev.ts up|down');
+} catch (err) {
+  console.error(`[dev] ${(err as Error).message}`);
+  process.exit(1);
+}

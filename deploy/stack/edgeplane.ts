@@ -1,0 +1,99 @@
+/**
+ * Edgeplane's own daemons as child processes, built from dist/ (run `npm run build` first): the coordinator
+ * and agents. Used by the dev script and the end-to-end tests, so both start them the same way.
+ */
+import path from 'node:path';
+import { type DaemonOptions, type Proc, REPO_DIR, startProc } from './proc.js';
+
+/** Options of {@link startCoordinator}. */
+export interface CoordinatorProcOptions extends DaemonOptions {
+  /** kubeconfig of the API server. */
+  kubeconfig: string;
+  /** NATS URLs. */
+  nats: string[];
+  /** Seconds before a silent host is lost (default 30). */
+  lostAfterSeconds?: number;
+  /** Extra flags. */
+  args?: string[];
+}
+
+/** Starts `edge-coordinator`. */
+export function startCoordinator(opts: CoordinatorProcOptions): Proc {
+  return startProc({
+    ...opts,
+    name: 'coordinator',
+    command: process.execPath,
+    args: [
+      path.join(REPO_DIR, 'dist/coordinator/main.js'),
+      '--kubeconfig',
+      opts.kubeconfig,
+      '--nats',
+      opts.nats.join(','),
+      '--lost-after',
+      String(opts.lostAfterSeconds ?? 30),
+      ...(opts.args ?? []),
+    ],
+    env: { LOG_FORMAT: 'json', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+  });
+}
+
+/** Options of {@link startAgent}. */
+export interface AgentProcOptions extends DaemonOptions {
+  /** Host name. */
+  host: string;
+  /** Location. */
+  location: string;
+  /** Labels: provider, region, zone. */
+  provider?: string;
+  region?: string;
+  zone?: string;
+  /** NATS URLs. */
+  nats: string[];
+  /** Advertised allocatable CPU and memory (quantities). */
+  cpu?: string;
+  memory?: string;
+  /** Heartbeat interval (default 2000 ms, faster than production so tests see changes quickly). */
+  heartbeatMs?: number;
+  /** Extra flags. */
+  args?: string[];
+}
+
+/** Starts `edge-agent`, publishing instance ports on 127.0.0.1 (the network rule of tests and dev). */
+export function startAgent(opts: AgentProcOptions): Proc {
+  const args = [
+    path.join(REPO_DIR, 'dist/agent/main.js'),
+    'run',
+    '--host',
+    opts.host,
+    '--location',
+    opts.location,
+    '--nats',
+    opts.nats.join(','),
+    '--state-dir',
+    path.join(opts.dir, 'state'),
+    '--publish-address',
+    '127.0.0.1',
+    '--heartbeat-ms',
+    String(opts.heartbeatMs ?? 2000),
+  ];
+  if (opts.provider) args.push('--provider', opts.provider);
+  if (opts.region) args.push('--region', opts.region);
+  if (opts.zone) args.push('--zone', opts.zone);
+  if (opts.cpu) args.push('--cpu', opts.cpu);
+  if (opts.memory) args.push('--memory', opts.memory);
+  args.push(...(opts.args ?? []));
+  return startProc({
+    ...opts,
+    name: `agent-${opts.host}`,
+    command: process.execPath,
+    args,
+    env: { LOG_FORMAT: 'json', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+  });
+}
+
+/** The three locations of the dev stack and the end-to-end tests. */
+export const DEV_LOCATIONS = [
+  { location: 'us-central1-a', provider: 'gcp', region: 'us-central1', zone: 'us-central1-a' },
+  { location: 'us-central1-b', provider: 'gcp', region: 'us-central1', zone: 'us-central1-b' },
+  { location: 'eu-west-1a', provider: 'aws', region: 'eu-west-1', zone: 'eu-west-1a' },
+] as const;
