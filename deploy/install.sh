@@ -375,14 +375,17 @@ for n in /sys/class/input/event*/device/name; do
   esac
 done
 hostname edgeplane-guest
-echo "EDGEPLANE-GUEST-READY power-button=${ev:-none}" >/dev/console
 if grep -q edgeplane.probe /proc/cmdline; then
+  echo "EDGEPLANE-GUEST-READY probe" >/dev/console
   poweroff -f
 fi
 if [ -n "$ev" ]; then
-  # Any event on the power button device (press or release) means: shut down.
-  (head -c 1 "$ev" >/dev/null && echo "EDGEPLANE-GUEST-POWERDOWN" >/dev/console && sync && poweroff -f) &
+  # Open the power button's event device before announcing readiness, so a press that comes right after the
+  # marker is buffered; any event on it (press or release) means: shut down.
+  exec 3<"$ev"
+  (head -c 1 <&3 >/dev/null && echo "EDGEPLANE-GUEST-POWERDOWN" >/dev/console && sync && poweroff -f) &
 fi
+echo "EDGEPLANE-GUEST-READY power-button=${ev:-none}" >/dev/console
 while :; do sleep 3600; done
 INIT
 }
