@@ -3,7 +3,7 @@
  * re-keying of any id. `pos` is shared by all heaps over the same ids (an id is in at most one heap).
  */
 export class IndexHeap {
-  readonly items: number[] = [];
+  items: number[] = [];
 
   constructor(
     private readonly pos: Int32Array,
@@ -30,12 +30,9 @@ export class IndexHeap {
     this.up(this.items.length - 1);
   }
 
-  /** Replaces the content with `ids` and restores the heap order in O(n). */
-  heapify(ids?: readonly number[]): void {
-    if (ids) {
-      this.items.length = 0;
-      for (const id of ids) this.items.push(id);
-    }
+  /** Takes `ids` (the array itself, not a copy) as the content and restores the heap order in O(n). */
+  heapify(ids?: number[]): void {
+    if (ids) this.items = ids;
     const items = this.items;
     for (let i = 0; i < items.length; i++) this.pos[items[i]!] = i;
     for (let i = (items.length >> 1) - 1; i >= 0; i--) this.down(i);

@@ -34,6 +34,18 @@ export class InstanceNamer {
   }
 }
 
+/** Sorts instances by location, then ordinal, then name (ordinals parsed once). */
+export function sortByLocationThenOrdinal<T extends { name: string; location: string }>(items: T[]): T[] {
+  const ord = new Map<T, number>();
+  for (const i of items) ord.set(i, ordinalOf(i.name));
+  return items.sort((a, b) => {
+    if (a.location !== b.location) return a.location < b.location ? -1 : 1;
+    const d = ord.get(a)! - ord.get(b)!;
+    if (d !== 0) return d;
+    return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+  });
+}
+
 /** Orders instances by location, then ordinal, then name. */
 export function byLocationThenOrdinal(
   a: { name: string; location: string },

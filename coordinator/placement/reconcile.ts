@@ -12,11 +12,13 @@ import type { InstanceInfo } from './types.js';
 /** Splits the Workload's instances into those on listed hosts and those whose host is gone. */
 export function partitionByHost(
   own: readonly InstanceInfo[],
-  hostIndex: ReadonlyMap<string, number>,
+  hostIndex: () => ReadonlyMap<string, number>,
 ): { alive: InstanceInfo[]; gone: InstanceInfo[] } {
   const alive: InstanceInfo[] = [];
   const gone: InstanceInfo[] = [];
-  for (const i of own) (hostIndex.has(i.host) ? alive : gone).push(i);
+  if (own.length === 0) return { alive, gone };
+  const index = hostIndex();
+  for (const i of own) (index.has(i.host) ? alive : gone).push(i);
   return { alive, gone };
 }
 

@@ -2,7 +2,7 @@
  * The placement pipeline for one Workload: reconcile (what must change) → feasibility filters → scoring → plan.
  * Pure: the same input always gives the same plan.
  */
-import { byLocationThenOrdinal, InstanceNamer } from './naming.js';
+import { InstanceNamer, sortByLocationThenOrdinal } from './naming.js';
 import { chooseScaleDown, partitionByHost } from './reconcile.js';
 import { PlacementState } from './state.js';
 import type { Placed, ScheduleInput, SchedulePlan } from './types.js';
@@ -17,7 +17,7 @@ export function schedule(input: ScheduleInput): SchedulePlan {
   const state = new PlacementState(input);
 
   // Reconcile.
-  const { alive, gone } = partitionByHost(state.own, state.hostIndex);
+  const { alive, gone } = partitionByHost(state.own, () => state.hostIndex);
   const remove: SchedulePlan['remove'] = gone
     .slice()
     .sort(byName)
@@ -64,9 +64,9 @@ export function schedule(input: ScheduleInput): SchedulePlan {
     const host = state.hosts[h]!;
     return { name: namer.name(host.location), host: host.name, location: host.location };
   });
-  const keep: Placed[] = kept
-    .map((i) => ({ name: i.name, host: i.host, location: i.location }))
-    .sort(byLocationThenOrdinal);
+  const keep: Placed[] = sortByLocationThenOrdinal(
+    kept.map((i) => ({ name: i.name, host: i.host, location: i.location })),
+  );
 
   const groups = new Map<string, Placed[]>();
   for (const p of [...keep, ...place]) {
@@ -75,7 +75,7 @@ export function schedule(input: ScheduleInput): SchedulePlan {
     else groups.set(p.location, [p]);
   }
   const byLocation: Record<string, Placed[]> = {};
-  for (const loc of [...groups.keys()].sort()) byLocation[loc] = groups.get(loc)!.sort(byLocationThenOrdinal);
+  for (const loc of [...groups.keys()].sort()) byLocation[loc] = sortByLocationThenOrdinal(groups.get(loc)!);
 
   const unplaced = need - place.length;
   const plan: SchedulePlan = { keep, place, remove, unplaced: Math.max(0, unplaced), byLocation };

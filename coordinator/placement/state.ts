@@ -54,7 +54,7 @@ export class PlacementState {
   readonly workload: WorkloadInfo;
   readonly key: string;
   readonly hosts: readonly HostInfo[];
-  readonly hostIndex = new Map<string, number>();
+  private index: Map<string, number> | undefined;
   readonly scoring: PlacementScoring;
   readonly reqCpu: number;
   readonly reqMem: number;
@@ -120,29 +120,29 @@ export class PlacementState {
     const prefer = compileNodePreferences(
       workload.placement?.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution,
     );
-    const filters = this.filters;
+    // staticFilters() starts with NodeUnschedulable, NodeReady and Runtime; those are checked inline here.
+    const selectors = this.filters.slice(3);
+    const runtime = workload.runtime;
+    const { capCpu, capMem, usedCpu, usedMem, staticFail, nodePreference } = this;
     for (let i = 0; i < n; i++) {
       const h = hosts[i]!;
-      this.hostIndex.set(h.name, i);
-      this.capCpu[i] = h.capacity.cpuMillis;
-      this.capMem[i] = h.capacity.memoryBytes;
-      this.usedCpu[i] = h.allocated.cpuMillis;
-      this.usedMem[i] = h.allocated.memoryBytes;
-      untainted[i] = h.ready && h.cordoned !== true ? 1 : 0;
-      let fail = 0;
+      capCpu[i] = h.capacity.cpuMillis;
+      capMem[i] = h.capacity.memoryBytes;
+      usedCpu[i] = h.allocated.cpuMillis;
+      usedMem[i] = h.allocated.memoryBytes;
+      const cordoned = h.cordoned === true;
+      untainted[i] = h.ready && !cordoned ? 1 : 0;
+      let fail = cordoned ? 1 : !h.ready ? 2 : h.runtimes.includes(runtime) ? 0 : 3;
       let sel = 1;
-      for (let f = 0; f < filters.length; f++) {
-        const filter = filters[f]!;
-        if (filter.test(h)) continue;
-        if (fail === 0) fail = f + 1;
-        if (filter.selectsHosts) {
-          sel = 0;
-          break;
-        }
+      for (let f = 0; f < selectors.length; f++) {
+        if (selectors[f]!.test(h)) continue;
+        if (fail === 0) fail = f + 4;
+        sel = 0;
+        break;
       }
-      this.staticFail[i] = fail;
+      staticFail[i] = fail;
       selected[i] = sel;
-      if (prefer && fail === 0) this.nodePreference[i] = prefer(h);
+      if (prefer && fail === 0) nodePreference[i] = prefer(h);
     }
 
     this.compileRules(input, selected, untainted);
@@ -150,6 +150,15 @@ export class PlacementState {
     for (const r of this.spreads) recomputeMin(r);
     this.firstOfGroup = firstOfGroup(this.requiredAffinity);
     this.buildCells();
+  }
+
+  /** Host index by name (built on first use: most calls never need it). */
+  get hostIndex(): ReadonlyMap<string, number> {
+    if (!this.index) {
+      this.index = new Map();
+      for (let i = 0; i < this.hosts.length; i++) this.index.set(this.hosts[i]!.name, i);
+    }
+    return this.index;
   }
 
   private dim(key: string): Dim {
@@ -191,31 +200,52 @@ export class PlacementState {
     }
   }
 
-  /** One pass over all instances: the Workload's own, and the counts of every rule. */
+  /**
+   * One pass over all instances: the Workload's own, and the counts of every rule. Rules that can only match
+   * the Workload's own instances are counted from those alone.
+   */
   private countInstances(instances: readonly InstanceInfo[]): void {
     const key = this.key;
-    const rules = this.rules;
-    const hostIndex = this.hostIndex;
-    const nr = rules.length;
-    for (let k = 0; k < instances.length; k++) {
-      const inst = instances[k]!;
-      if (inst.workload === key) this.own.push(inst);
-      if (nr === 0) continue;
-      let h = -2;
-      for (let j = 0; j < nr; j++) {
-        const r = rules[j]!;
-        if (!r.matches(inst)) continue;
-        if (h === -2) h = hostIndex.get(inst.host) ?? -1;
-        if (h < 0) break;
-        const d = r.dim.domainOf[h]!;
-        if (d < 0) continue;
-        if (r.kind === 'spread') {
-          if (r.eligibleHost[h]) r.counts[d]!++;
-        } else {
-          r.counts[d]!++;
-          r.total++;
+    const own = this.own;
+    const shared = this.rules.filter((r) => r.kind !== 'spread' || !r.ownOnly);
+    const ownOnly = this.rules.filter((r) => r.kind === 'spread' && r.ownOnly);
+    const nr = shared.length;
+    if (nr === 0) {
+      for (let k = 0; k < instances.length; k++) {
+        const inst = instances[k]!;
+        if (inst.workload === key) own.push(inst);
+      }
+    } else {
+      for (let k = 0; k < instances.length; k++) {
+        const inst = instances[k]!;
+        if (inst.workload === key) own.push(inst);
+        let h = -2;
+        for (let j = 0; j < nr; j++) {
+          const r = shared[j]!;
+          if (!r.matches(inst)) continue;
+          if (h === -2) h = this.hostIndex.get(inst.host) ?? -1;
+          if (h < 0) break;
+          this.count(r, h);
         }
       }
+    }
+    if (ownOnly.length === 0 || own.length === 0) return;
+    const index = this.hostIndex;
+    for (const inst of own) {
+      const h = index.get(inst.host);
+      if (h === undefined) continue;
+      for (const r of ownOnly) if (r.matches(inst)) this.count(r, h);
+    }
+  }
+
+  private count(r: Rule, h: number): void {
+    const d = r.dim.domainOf[h]!;
+    if (d < 0) return;
+    if (r.kind === 'spread') {
+      if (r.eligibleHost[h]) r.counts[d]!++;
+    } else {
+      r.counts[d]!++;
+      r.total++;
     }
   }
 
@@ -274,41 +304,73 @@ export class PlacementState {
     );
   }
 
-  private readonly before = (a: number, b: number): boolean => {
-    const ba = this.blocked[a]!;
-    const bb = this.blocked[b]!;
-    if (ba !== bb) return ba < bb;
-    const pa = this.kPenalty[a]!;
-    const pb = this.kPenalty[b]!;
-    if (pa !== pb) return pa < pb;
-    const qa = this.kPreference[a]!;
-    const qb = this.kPreference[b]!;
-    if (qa !== qb) return qa > qb;
-    const ra = this.kResource[a]!;
-    const rb = this.kResource[b]!;
-    if (ra !== rb) return ra > rb;
-    return this.hosts[a]!.name < this.hosts[b]!.name;
-  };
+  /** The order of hosts inside a cell: not blocked, least penalty, most preferred, best resources, name. */
+  private makeOrder(): (a: number, b: number) => boolean {
+    const { blocked, kPenalty, kPreference, kResource } = this;
+    const names = this.hosts.map((h) => h.name);
+    return (a, b) => {
+      const ba = blocked[a]!;
+      const bb = blocked[b]!;
+      if (ba !== bb) return ba < bb;
+      const pa = kPenalty[a]!;
+      const pb = kPenalty[b]!;
+      if (pa !== pb) return pa < pb;
+      const qa = kPreference[a]!;
+      const qb = kPreference[b]!;
+      if (qa !== qb) return qa > qb;
+      const ra = kResource[a]!;
+      const rb = kResource[b]!;
+      if (ra !== rb) return ra > rb;
+      return names[a]! < names[b]!;
+    };
+  }
 
   private buildCells(): void {
     const cellDims = [...new Set(this.cellRules.map((r) => r.dim))];
-    const byKey = new Map<string, number>();
     const members: number[][] = [];
     const n = this.hosts.length;
+    const order = this.makeOrder();
+    const { staticFail, capCpu, capMem, usedCpu, usedMem, kResource, cellOf, reqCpu, reqMem } = this;
+    const binPack = this.scoring === 'BinPack';
+    const hostLevel = this.hostRules.length > 0;
+    // Cell of a host: one cell without cell-level rules; by domain id for one key; by the tuple for several.
+    const single = cellDims.length === 1 ? cellDims[0]! : undefined;
+    const byDomain = single ? new Int32Array(single.domains.length + 1).fill(-1) : undefined;
+    const byKey = new Map<string, number>();
     for (let i = 0; i < n; i++) {
-      if (this.staticFail[i] !== 0 || !this.fits(i)) continue;
-      let key = '';
-      for (const d of cellDims) key += `${d.domainOf[i]},`;
-      let c = byKey.get(key);
-      if (c === undefined) {
-        c = members.length;
-        byKey.set(key, c);
+      if (staticFail[i] !== 0) continue;
+      const uc = usedCpu[i]! + reqCpu;
+      const um = usedMem[i]! + reqMem;
+      const cc = capCpu[i]!;
+      const cm = capMem[i]!;
+      if (uc > cc || um > cm) continue;
+      let c: number;
+      if (cellDims.length === 0) c = 0;
+      else if (byDomain) {
+        const d = single!.domainOf[i]! + 1;
+        c = byDomain[d]!;
+        if (c < 0) c = byDomain[d] = members.length;
+      } else {
+        let key = '';
+        for (const d of cellDims) key += `${d.domainOf[i]},`;
+        c = byKey.get(key) ?? -1;
+        if (c < 0) {
+          c = members.length;
+          byKey.set(key, c);
+        }
+      }
+      if (c === members.length) {
         members.push([]);
-        this.cells.push({ heap: new IndexHeap(this.pos, this.before), rep: i });
+        this.cells.push({ heap: new IndexHeap(this.pos, order), rep: i });
       }
       members[c]!.push(i);
-      this.cellOf[i] = c;
-      this.rekey(i);
+      cellOf[i] = c;
+      if (hostLevel) this.rekey(i);
+      else {
+        const used = ((cc > 0 ? uc / cc : 1) + (cm > 0 ? um / cm : 1)) / 2;
+        kResource[i] = binPack ? used : 1 - used;
+        this.kPreference[i] = this.nodePreference[i]!;
+      }
     }
     for (let c = 0; c < this.cells.length; c++) this.cells[c]!.heap.heapify(members[c]!);
     this.live = this.cells.map((_, c) => c);

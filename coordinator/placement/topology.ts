@@ -64,6 +64,8 @@ export interface SpreadRule {
   self: 0 | 1;
   /** Which existing instances are counted. */
   matches: (inst: InstanceInfo) => boolean;
+  /** True when only the Workload's own instances can match (no labelSelector). */
+  ownOnly: boolean;
   /** Hosts whose instances count and whose domains are eligible (nodeAffinityPolicy, nodeTaintsPolicy). */
   eligibleHost: Uint8Array;
   eligibleDomain: Uint8Array;
@@ -167,6 +169,7 @@ export function compileSpreadRule(
     minDomains: c.minDomains ?? 1,
     self,
     matches,
+    ownOnly: c.labelSelector === undefined,
     eligibleHost,
     eligibleDomain,
     eligibleDomainCount,
