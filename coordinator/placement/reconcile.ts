@@ -6,7 +6,7 @@
  */
 import { ordinalOf } from './naming.js';
 import type { PlacementState } from './state.js';
-import { removeFromSpread } from './topology.js';
+import { excessAfterRemoval, removeFromSpread, spreadExtremes } from './topology.js';
 import type { InstanceInfo } from './types.js';
 
 /** Splits the Workload's instances into those on listed hosts and those whose host is gone. */
@@ -25,12 +25,15 @@ export function partitionByHost(
 /**
  * Chooses `count` instances to remove on scale-down, one at a time, each time the first by:
  * 1. on a host that is not ready or is cordoned;
- * 2. in the most crowded domain: the sum, over topology spread constraints that count it, of the instances in its
- *    domain (without constraints: the Workload's instances in its location);
- * 3. on the host with most instances of the Workload;
- * 4. on the most allocated host (Spread) or the least allocated one (BinPack, which empties hosts);
- * 5. on the host with the greatest name, then the highest ordinal, then the greatest name
+ * 2. leaving the topology spread constraints satisfied: the least excess of skew over maxSkew after removal
+ *    (so that a skewed spread is evened out first);
+ * 3. Spread scoring: in the most crowded domain (the sum, over spread constraints that count it, of the
+ *    instances in its domain; without constraints, the Workload's instances in its location), on the host with
+ *    most instances of the Workload, on the most allocated host;
+ *    BinPack scoring: on the least allocated host (hosts empty out, the rest stay packed);
+ * 4. on the host with the greatest name, then the highest ordinal, then the greatest name
  *    (placement fills hosts in ascending name order, so this undoes the latest placements first).
+ * On uniform hosts this undoes a scale-up exactly: scaling up then down returns the same instances.
  * Updates `state`'s counts and allocations as it removes.
  */
 export function chooseScaleDown(
@@ -62,11 +65,11 @@ export function chooseScaleDown(
     perLocation.set(loc, (perLocation.get(loc) ?? 0) + 1);
     perHost.set(host[k]!, (perHost.get(host[k]!) ?? 0) + 1);
   }
+  const binPack = state.scoring === 'BinPack';
   const usedFraction = (h: number) => {
     const c = state.capCpu[h]! > 0 ? state.usedCpu[h]! / state.capCpu[h]! : 1;
     const m = state.capMem[h]! > 0 ? state.usedMem[h]! / state.capMem[h]! : 1;
-    const f = (c + m) / 2;
-    return state.scoring === 'BinPack' ? -f : f;
+    return (c + m) / 2;
   };
   const crowd = (k: number) => {
     if (spreads.length === 0) return perLocation.get(alive[k]!.location) ?? 0;
@@ -80,10 +83,23 @@ export function chooseScaleDown(
   for (let step = 0; step < count; step++) {
     let best = -1;
     let key: number[] = [];
+    const extremes = spreads.map((s) => spreadExtremes(s.r));
+    const excess = (k: number) => {
+      let sum = 0;
+      const h = host[k]!;
+      for (let j = 0; j < spreads.length; j++) {
+        const s = spreads[j]!;
+        const d = s.counts[k] ? s.r.dim.domainOf[h]! : -1;
+        sum += excessAfterRemoval(s.r, extremes[j]!, d);
+      }
+      return sum;
+    };
     for (let k = 0; k < n; k++) {
       if (removed[k]) continue;
       const h = host[k]!;
-      const cand = [bad[k]!, crowd(k), perHost.get(h) ?? 0, usedFraction(h)];
+      const cand = binPack
+        ? [bad[k]!, -excess(k), -usedFraction(h)]
+        : [bad[k]!, -excess(k), crowd(k), perHost.get(h) ?? 0, usedFraction(h)];
       if (
         best < 0 ||
         firstRemoved(

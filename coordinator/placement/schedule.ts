@@ -11,7 +11,13 @@ function byName(a: { name: string }, b: { name: string }): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
-export function schedule(input: ScheduleInput): SchedulePlan {
+/** Options for tests. */
+export interface ScheduleOptions {
+  /** Choose each host by evaluating every host from scratch instead of the index (slow; the reference). */
+  exhaustive?: boolean;
+}
+
+export function schedule(input: ScheduleInput, options: ScheduleOptions = {}): SchedulePlan {
   const { workload } = input;
   const replicas = Number.isFinite(workload.replicas) ? Math.max(0, Math.floor(workload.replicas)) : 0;
   const state = new PlacementState(input);
@@ -35,7 +41,7 @@ export function schedule(input: ScheduleInput): SchedulePlan {
   let chosen: number[] = [];
   let reason: string | undefined;
   for (let k = 0; k < need; k++) {
-    const h = state.select();
+    const h = options.exhaustive ? state.selectExhaustive() : state.select();
     if (h < 0) {
       reason = state.explain();
       break;

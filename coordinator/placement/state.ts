@@ -432,6 +432,45 @@ export class PlacementState {
     return best;
   }
 
+  /**
+   * The same choice as {@link select}, by evaluating every host from scratch: O(hosts × rules). The reference
+   * the indexed search is tested against.
+   */
+  selectExhaustive(): number {
+    let best = -1;
+    let bPenalty = 0;
+    let bPreference = 0;
+    let bResource = 0;
+    const v = this.verdict;
+    for (let i = 0; i < this.hosts.length; i++) {
+      if (this.staticFail[i] !== 0 || !this.fits(i) || !this.evaluate(this.rules, i)) continue;
+      const penalty = v.penalty;
+      const preference = v.preference + this.nodePreference[i]!;
+      const resource = resourceScore(
+        this.scoring,
+        this.capCpu[i]!,
+        this.capMem[i]!,
+        this.usedCpu[i]! + this.reqCpu,
+        this.usedMem[i]! + this.reqMem,
+      );
+      if (
+        best < 0 ||
+        penalty < bPenalty ||
+        (penalty === bPenalty &&
+          (preference > bPreference ||
+            (preference === bPreference &&
+              (resource > bResource ||
+                (resource === bResource && this.hosts[i]!.name < this.hosts[best]!.name)))))
+      ) {
+        best = i;
+        bPenalty = penalty;
+        bPreference = preference;
+        bResource = resource;
+      }
+    }
+    return best;
+  }
+
   /** Records one new instance on host i. */
   commit(i: number): void {
     this.usedCpu[i] = this.usedCpu[i]! + this.reqCpu;

@@ -262,6 +262,43 @@ export function removeFromSpread(r: SpreadRule, d: number): void {
   if (r.eligibleDomain[d]) recomputeMin(r);
 }
 
+/** Largest, second largest and smallest counts over the eligible domains of a spread constraint. */
+export interface SpreadExtremes {
+  max: number;
+  atMax: number;
+  second: number;
+  min: number;
+}
+
+export function spreadExtremes(r: SpreadRule): SpreadExtremes {
+  let max = 0;
+  let atMax = 0;
+  let second = 0;
+  for (let d = 0; d < r.counts.length; d++) {
+    if (!r.eligibleDomain[d]) continue;
+    const c = r.counts[d]!;
+    if (c > max) {
+      second = max;
+      max = c;
+      atMax = 1;
+    } else if (c === max) atMax++;
+    else if (c > second) second = c;
+  }
+  return { max, atMax, second, min: r.min };
+}
+
+/**
+ * How far the skew (largest minus smallest count) would exceed maxSkew after removing one instance from domain
+ * `d`: scale-down prefers removals that leave every constraint satisfied.
+ */
+export function excessAfterRemoval(r: SpreadRule, e: SpreadExtremes, d: number): number {
+  if (d < 0 || !r.eligibleDomain[d]) return Math.max(0, e.max - e.min - r.maxSkew);
+  const left = r.counts[d]! - 1;
+  const max = r.counts[d] === e.max && e.atMax === 1 ? Math.max(e.second, left) : e.max;
+  const min = r.eligibleDomainCount < r.minDomains ? 0 : Math.min(e.min, left);
+  return Math.max(0, max - min - r.maxSkew);
+}
+
 /**
  * The skew a domain would have after placing one more instance there: its count, plus 1 when the new
  * instance matches the selector, minus the smallest count.
