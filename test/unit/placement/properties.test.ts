@@ -435,13 +435,11 @@ describe('scale up then down', () => {
       }),
     );
   const spreadPlacement = fc.option(
-    fc
-      .record({ maxSkew: fc.integer({ min: 1, max: 2 }), key: fc.constantFrom(ZONE, HOSTNAME) })
-      .map(
-        ({ maxSkew, key }): Placement => ({
-          topologySpreadConstraints: [{ maxSkew, topologyKey: key, whenUnsatisfiable: 'DoNotSchedule' }],
-        }),
-      ),
+    fc.record({ maxSkew: fc.integer({ min: 1, max: 2 }), key: fc.constantFrom(ZONE, HOSTNAME) }).map(
+      ({ maxSkew, key }): Placement => ({
+        topologySpreadConstraints: [{ maxSkew, topologyKey: key, whenUnsatisfiable: 'DoNotSchedule' }],
+      }),
+    ),
     { nil: undefined },
   );
 
@@ -482,5 +480,3 @@ describe('scale up then down', () => {
     );
   });
 });
-
-export const inputArbForStats = inputArb;
