@@ -17,6 +17,7 @@ K8S_VERSION=${EDGE_K8S_VERSION:-v1.32.13}
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GO=${GO:-/usr/local/go/bin/go}
 export GOTOOLCHAIN=local
+export HOME=${HOME:-/root} # the Go caches live under $HOME
 export DEBIAN_FRONTEND=noninteractive
 BUSYBOX_IMAGE=edgeplane/busybox:latest
 
@@ -178,7 +179,8 @@ start_dockerd() {
   log "docker: starting dockerd (log: $DOCKERD_LOG)"
   : >>"$DOCKERD_LOG"
   echo "---- $(date -Is) edgeplane install.sh starts dockerd" >>"$DOCKERD_LOG"
-  setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+  # fd 9 is the install lock: dockerd must not inherit it.
+  setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null 9>&- &
   local i
   for i in $(seq 1 60); do
     docker_answers 2 && return 0
@@ -434,7 +436,7 @@ guest_spec() { { guest_init_script; sha256sum /bin/busybox; } | sha256sum | cut 
 # guest_probe ACCEL: boots the guest once with ACCEL; true if the ready marker appears within 20 s.
 guest_probe() {
   local out
-  out=$(timeout 20 qemu-system-x86_64 -accel "$1" -m 256 -nodefaults -nographic -serial stdio -no-reboot \
+  out=$(timeout -k 5 20 qemu-system-x86_64 -accel "$1" -m 256 -nodefaults -nographic -serial stdio -no-reboot \
     -net none -kernel "$GUEST_DIR/vmlinuz" -initrd "$GUEST_DIR/initrd.gz" \
     -append 'console=ttyS0 quiet panic=-1 edgeplane.probe' </dev/null 2>&1 || true)
   grep -q EDGEPLANE-GUEST-READY <<<"$out"
