@@ -130,7 +130,9 @@ export class Reconciler extends EventEmitter {
     if (this.opts.synced()) {
       for (const [k, have] of actual) {
         if (desired.has(k)) continue;
-        work.push(this.removeOne(have.state, have.driver));
+        // Keep reporting it until it is gone: deletion waits on exactly this.
+        next.set(k, { ...have.state, phase: 'Stopping', ready: false });
+        work.push(this.removeOne(have.state, have.driver, next));
       }
     }
     this.states = next;
@@ -146,6 +148,7 @@ export class Reconciler extends EventEmitter {
       const state = await driver.start(req);
       this.failures.delete(k);
       if (this.states === next) this.states.set(k, state);
+      this.publishIfChanged();
     } catch (err) {
       const prev = this.failures.get(k);
       const attempts = (prev?.attempts ?? 0) + 1;
@@ -157,12 +160,14 @@ export class Reconciler extends EventEmitter {
     }
   }
 
-  private async removeOne(state: InstanceState, driver: Driver): Promise<void> {
+  private async removeOne(state: InstanceState, driver: Driver, next: Map<string, InstanceState>): Promise<void> {
     const k = key(state.namespace, state.name);
     try {
       this.opts.log.info({ instance: k }, 'removing instance no longer intended for this host');
       await driver.stop(state.namespace, state.name, this.opts.graceSeconds ?? 10);
       await driver.destroy(state.namespace, state.name);
+      if (this.states === next) this.states.delete(k);
+      this.publishIfChanged();
     } catch (err) {
       this.opts.log.warn({ instance: k, err: (err as Error).message }, 'failed to remove instance; will retry');
     }

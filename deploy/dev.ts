@@ -53,6 +53,13 @@ async function up(): Promise<void> {
     }
     fs.writeFileSync(ENV_FILE, `export KUBECONFIG=${KUBECONFIG}\nexport EDGE_NATS_URL=${nats.url}\n`);
   }
+  say('waiting for the three hosts to register');
+  for (const deadline = Date.now() + 60_000; ; ) {
+    const r = await kubectl(KUBECONFIG, ['get', 'hosts', '-o', 'jsonpath={.items[*].status.state}']);
+    if (r.stdout.split(' ').filter((s) => s === 'Ready').length >= DEV_LOCATIONS.length) break;
+    if (Date.now() > deadline) throw new Error(`hosts did not register; see ${DIR}/agents/*/`);
+    await sleep(500);
+  }
   say('kubectl apply -f examples/web-app.yaml');
   const applied = await kubectl(KUBECONFIG, ['apply', '-f', path.join(REPO_DIR, 'examples/web-app.yaml')]);
   if (applied.code !== 0) throw new Error(`kubectl apply failed: ${applied.stderr}`);

@@ -32,7 +32,7 @@ import type { EventRecorder } from '../kube/events.js';
 import type { ResourceCache } from '../kube/informer.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
 import { type HostInfo, type InstanceInfo, type SchedulePlan, schedule } from '../placement/index.js';
-import { instanceStatus, type ObservedInstance, workloadStatus } from './status.js';
+import { instanceStatus, isReady, type ObservedInstance, workloadStatus } from './status.js';
 
 /** Label every Instance carries with its Workload's name (the docs filter on it). */
 export const WORKLOAD_LABEL = 'workload';
@@ -266,6 +266,16 @@ export class WorkloadController {
       observed.push(o);
       const obj = byName.get(p.name);
       if (obj) await this.writeInstanceStatus(obj, o, now);
+    }
+    for (const [location, dep] of deployments) {
+      const here = observed.filter((o) => o.location === location);
+      const status = { replicas: here.length, readyReplicas: here.filter(isReady).length };
+      const cur = dep.status as { replicas?: number; readyReplicas?: number } | undefined;
+      if (cur?.replicas !== status.replicas || cur?.readyReplicas !== status.readyReplicas) {
+        await this.d.client
+          .patchStatus({ kind: WorkloadDeploymentKind, group: GROUP }, namespace, dep.metadata.name, status)
+          .catch((err) => this.d.log.warn({ deployment: dep.metadata.name, err: apiErrorMessage(err) }, 'status not written'));
+      }
     }
     const strategy = spec.strategy?.rollingUpdate;
     await this.writeStatus(ref, wl, {

@@ -33,7 +33,8 @@ export const NodeSelectorRequirement = z
           "`Gt` / `Lt`: the label's value, read as an integer, is greater / less than the single integer in `values`.",
       ),
     values: z
-      .array(z.string())
+      .array(z.string().max(63))
+      .max(64)
       .optional()
       .describe(
         'Values to compare with: at least one for `In` and `NotIn`, exactly one integer for `Gt` and `Lt`, ' +
@@ -66,10 +67,12 @@ export const NodeSelectorTerm = z
   .object({
     matchExpressions: z
       .array(NodeSelectorRequirement)
+      .max(32)
       .optional()
       .describe('Requirements on host labels; all must hold.'),
     matchFields: z
       .array(NodeSelectorRequirement)
+      .max(32)
       .optional()
       .describe(
         'Requirements on host fields; all must hold. The only field is `metadata.name`, the host name ' +
@@ -87,6 +90,7 @@ export const NodeSelector = z
     nodeSelectorTerms: z
       .array(NodeSelectorTerm)
       .min(1)
+      .max(16)
       .describe('Host selector terms; a host matches if it matches at least one of them.'),
   })
   .describe('A host selector: a host must match one of the terms.');
@@ -115,6 +119,7 @@ export const NodeAffinity = z
     ),
     preferredDuringSchedulingIgnoredDuringExecution: z
       .array(PreferredSchedulingTerm)
+      .max(16)
       .optional()
       .describe(
         'Hosts to prefer: among the hosts that fit, those whose matching preferences have the highest total ' +
