@@ -263,7 +263,7 @@ export const TopologySpreadConstraint = z
       .enum(['Honor', 'Ignore'])
       .optional()
       .describe(
-        'Ignore (default): every host counts as a domain. Honor: cordoned hosts do not count as domains.',
+        'Ignore (default): every host counts as a domain. Honor: hosts that are cordoned or not ready do not count.',
       ),
     matchLabelKeys: z
       .array(z.string())
