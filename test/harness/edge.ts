@@ -1,0 +1,100 @@
+/**
+ * The whole Edgeplane stack for end-to-end tests: nats-server, etcd + kube-apiserver with the CRDs, the
+ * coordinator and one agent per location (built from dist/; `npm test` builds first). Host names carry a
+ * random suffix, so the containers of a test run never mix with the dev stack's or another run's.
+ */
+import crypto from 'node:crypto';
+import path from 'node:path';
+import { beforeAll } from 'vitest';
+import { DEV_LOCATIONS, startAgent, startCoordinator } from '../../deploy/stack/edgeplane.js';
+import {
+  ensureDocker,
+  ensureImage,
+  HTTPD_CMD,
+  type KubeApiHandle,
+  type KubectlResult,
+  kubectl,
+  type NatsServerHandle,
+  REPO_DIR,
+  removeContainersByLabel,
+  startKubeApi,
+  startNatsServer,
+} from '../../deploy/stack/index.js';
+import type { Proc } from '../../deploy/stack/proc.js';
+import { cleanup, type Lazy, tempDir } from './index.js';
+
+/** A running stack. */
+export interface EdgeStack {
+  nats: NatsServerHandle;
+  kube: KubeApiHandle;
+  coordinator: Proc;
+  /** Agents by host name. */
+  agents: Map<string, Proc>;
+  /** Host names, one per location, in DEV_LOCATIONS order. */
+  hosts: string[];
+  /** Runs kubectl against the stack; throws with stderr when it fails unless `allowFail`. */
+  kubectl(args: string[], opts?: { input?: string; allowFail?: boolean; timeoutMs?: number }): Promise<KubectlResult>;
+  /** Polls `jsonpath` of an object until `accept` says yes (default timeout 120 s). */
+  waitForJsonPath(resource: string, jsonpath: string, accept: (value: string) => boolean, timeoutMs?: number): Promise<string>;
+}
+
+/** Starts the stack in beforeAll; everything (processes, containers, temp dirs) is removed after the file. */
+export function useEdgeStack(opts: { lostAfterSeconds?: number } = {}): Lazy<EdgeStack> {
+  let stack: EdgeStack | undefined;
+  beforeAll(async () => {
+    await ensureDocker();
+    await ensureImage('nginx:latest', { cmd: HTTPD_CMD, exposedPorts: [80] });
+    const dir = tempDir('edgeplane-e2e-');
+    const run = crypto.randomBytes(3).toString('hex');
+    const [nats, kube] = await Promise.all([
+      startNatsServer({ dir: path.join(dir, 'nats') }),
+      startKubeApi({ dir: path.join(dir, 'kube'), crdDir: path.join(REPO_DIR, 'deploy/crds') }),
+    ]);
+    cleanup(() => nats.stop());
+    cleanup(() => kube.stop());
+    const coordinator = startCoordinator({
+      dir: path.join(dir, 'coordinator'),
+      kubeconfig: kube.kubeconfigPath,
+      nats: [nats.url],
+      ...(opts.lostAfterSeconds ? { lostAfterSeconds: opts.lostAfterSeconds } : {}),
+    });
+    cleanup(() => coordinator.stop());
+    const agents = new Map<string, Proc>();
+    const hosts: string[] = [];
+    for (const l of DEV_LOCATIONS) {
+      const host = `e2e-${run}-${l.location}`;
+      hosts.push(host);
+      agents.set(
+        host,
+        startAgent({ dir: path.join(dir, 'agents', host), host, ...l, nats: [nats.url], cpu: '64', memory: '256Gi' }),
+      );
+      cleanup(async () => {
+        await agents.get(host)?.stop();
+        await removeContainersByLabel(`edgeplane.dev/host=${host}`);
+      });
+    }
+    const k = async (args: string[], o: { input?: string; allowFail?: boolean; timeoutMs?: number } = {}) => {
+      const r = await kubectl(kube.kubeconfigPath, args, o);
+      if (r.code !== 0 && !o.allowFail) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
+      return r;
+    };
+    const waitForJsonPath = async (resource: string, jsonpath: string, accept: (v: string) => boolean, timeoutMs = 120_000) => {
+      const deadline = Date.now() + timeoutMs;
+      let last = '';
+      for (;;) {
+        const r = await kubectl(kube.kubeconfigPath, ['get', ...resource.split(' '), '-o', `jsonpath=${jsonpath}`]);
+        last = r.code === 0 ? r.stdout : `(error) ${r.stderr}`;
+        if (r.code === 0 && accept(r.stdout)) return r.stdout;
+        if (Date.now() > deadline) throw new Error(`timed out waiting on ${resource} ${jsonpath}; last: ${last}`);
+        await new Promise((res) => setTimeout(res, 500));
+      }
+    };
+    stack = { nats, kube, coordinator, agents, hosts, kubectl: k, waitForJsonPath };
+    // Every host registered before any test places anything.
+    await waitForJsonPath('hosts', '{.items[*].status.state}', (v) => v.split(' ').filter((s) => s === 'Ready').length >= hosts.length);
+  }, 600_000);
+  return () => {
+    if (!stack) throw new Error('useEdgeStack() is not started (use it inside tests)');
+    return stack;
+  };
+}
