@@ -181,8 +181,7 @@ start_dockerd() {
   echo "---- $(date -Is) edgeplane install.sh starts dockerd" >>"$DOCKERD_LOG"
   # fd 9 is the install lock: dockerd must not inherit it.
   setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null 9>&- &
-  local i
-  for i in $(seq 1 60); do
+  for _ in $(seq 1 60); do
     docker_answers 2 && return 0
     kill -0 $! 2>/dev/null || break
     sleep 0.5
@@ -259,8 +258,8 @@ step_docker_verify() {
   timeout 60 docker run -d --name "$name" --runtime=runsc -p "127.0.0.1:$port:80" "$BUSYBOX_IMAGE" \
     /bin/sh -c 'echo edgeplane-probe >/tmp/index.html; exec /bin/httpd -f -p 80 -h /tmp' >/dev/null ||
     die "docker: could not start a runsc container with a published port"
-  local ok="" i
-  for i in $(seq 1 40); do
+  local ok=""
+  for _ in $(seq 1 40); do
     if curl -fsS -m 2 "http://127.0.0.1:$port/" 2>/dev/null | grep -q edgeplane-probe; then
       ok=1
       break
