@@ -26,6 +26,24 @@ export const IntendedInstance = z
 export type IntendedInstance = z.infer<typeof IntendedInstance>;
 
 /**
+ * Values the coordinator resolved from the Workload's Secrets and ConfigMaps, for the agent to hand to the
+ * instances. They never cross NATS in clear text: the coordinator seals them per receiving host (see `sealed`).
+ */
+export const ResolvedValues = z
+  .object({
+    /** Environment values from valueFrom: container name (`main` for the single-image form) → variable → value. */
+    env: z.record(z.string(), z.record(z.string(), z.string())).default({}),
+    /** Files of configMap and secret volumes: volume name → relative path → base64 content. */
+    files: z.record(z.string(), z.record(z.string(), z.string())).default({}),
+    /** Registry credentials from imagePullSecrets. */
+    registryAuth: z
+      .array(z.object({ server: z.string(), username: z.string(), password: z.string() }).loose())
+      .default([]),
+  })
+  .loose();
+export type ResolvedValues = z.infer<typeof ResolvedValues>;
+
+/**
  * Desired state of one Workload in one location, kept in the intents KV bucket under
  * `<location>.<namespace>.<workload>`. The agents of that location run the instances placed on them.
  */
@@ -49,6 +67,11 @@ export const DeploymentIntent = z
     limits: ResourceAmounts,
     /** The instances of this location, each with its host. */
     instances: z.array(IntendedInstance),
+    /**
+     * Resolved Secret/ConfigMap values sealed to each host's public key: host name → sealed ResolvedValues.
+     * Only hosts with instances in this intent get an entry.
+     */
+    sealed: z.record(z.string(), z.string()).optional(),
     /** When the coordinator wrote it (RFC 3339). */
     updatedAt: z.string(),
   })
