@@ -6,7 +6,7 @@
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../../shared/log.js';
-import { type DeploymentIntent, encode } from '../../shared/nats/messages.js';
+import { type DeploymentIntent, encode, type ResolvedValues } from '../../shared/nats/messages.js';
 import type { Subjects } from '../../shared/nats/subjects.js';
 
 export class IntentStore {
@@ -34,8 +34,16 @@ export class IntentStore {
     return [...this.written.keys()].filter((k) => k.endsWith(suffix));
   }
 
-  /** Writes the intent when it differs from what is stored (the updatedAt field does not count). */
-  async put(intent: DeploymentIntent): Promise<boolean> {
+  /**
+   * Writes the intent when it differs from what is stored (the updatedAt field does not count).
+   * `values` (resolved Secret/ConfigMap data) are sealed to each receiving host's key into `intent.sealed`;
+   * they are never written in clear text.
+   */
+  async put(intent: DeploymentIntent, values?: ResolvedValues): Promise<boolean> {
+    if (values && (Object.keys(values.env).length || Object.keys(values.files).length || values.registryAuth.length)) {
+      // Sealing per host lands with the NATS security work; until then secret values are not sent at all.
+      this.opts.log.warn({ workload: `${intent.namespace}/${intent.workload}` }, 'secret values not sent: sealing not available yet');
+    }
     const kv = this.kv!;
     const key = this.opts.subjects.intentKey(intent.location, intent.namespace, intent.workload);
     const comparable = JSON.stringify({ ...intent, updatedAt: undefined });
