@@ -2,14 +2,16 @@
  * Every Workload manifest in the product documents (../shared/seeds) must parse with our schema unchanged:
  * a user who copies an example expects it to work.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { WORKLOAD_GROUPS, WorkloadSpec } from '../../shared/api/index.js';
 import { formatIssues } from '../../shared/nats/messages.js';
 
-const SEEDS = path.resolve(import.meta.dirname, '../../../shared/seeds');
+/** The product documents sit beside the repository (`../shared/seeds`), as in CI. */
+const SEEDS = process.env.EDGE_SEEDS_DIR ?? path.resolve(import.meta.dirname, '../../../shared/seeds');
+if (!existsSync(SEEDS)) throw new Error(`product documents not found at ${SEEDS} (set EDGE_SEEDS_DIR)`);
 
 /**
  * The seeds are web pages turned to text: YAML blocks lost their indentation in places ("key : value" with no
