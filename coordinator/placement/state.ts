@@ -415,12 +415,16 @@ export class PlacementState {
       const resource = this.kResource[top]!;
       if (
         best < 0 ||
-        penalty < bPenalty ||
-        (penalty === bPenalty &&
-          (preference > bPreference ||
-            (preference === bPreference &&
-              (resource > bResource ||
-                (resource === bResource && this.hosts[top]!.name < this.hosts[best]!.name)))))
+        ranksAbove(
+          penalty,
+          preference,
+          resource,
+          this.hosts[top]!.name,
+          bPenalty,
+          bPreference,
+          bResource,
+          this.hosts[best]!.name,
+        )
       ) {
         best = top;
         bPenalty = penalty;
@@ -455,12 +459,16 @@ export class PlacementState {
       );
       if (
         best < 0 ||
-        penalty < bPenalty ||
-        (penalty === bPenalty &&
-          (preference > bPreference ||
-            (preference === bPreference &&
-              (resource > bResource ||
-                (resource === bResource && this.hosts[i]!.name < this.hosts[best]!.name)))))
+        ranksAbove(
+          penalty,
+          preference,
+          resource,
+          this.hosts[i]!.name,
+          bPenalty,
+          bPreference,
+          bResource,
+          this.hosts[best]!.name,
+        )
       ) {
         best = i;
         bPenalty = penalty;
@@ -543,4 +551,25 @@ export class PlacementState {
       .map(([phrase, count]) => `${count} ${phrase}`);
     return `${available}/${n} hosts are available${parts.length > 0 ? `: ${parts.join(', ')}` : ''}.`;
   }
+}
+
+/**
+ * The ranking of two feasible hosts, in order: fewer soft-rule violations (penalty), then more affinity
+ * preference, then the better resource score, then the smaller name (determinism). The indexed and the
+ * exhaustive search both use it, so they cannot drift apart.
+ */
+function ranksAbove(
+  penalty: number,
+  preference: number,
+  resource: number,
+  name: string,
+  bPenalty: number,
+  bPreference: number,
+  bResource: number,
+  bName: string,
+): boolean {
+  if (penalty !== bPenalty) return penalty < bPenalty;
+  if (preference !== bPreference) return preference > bPreference;
+  if (resource !== bResource) return resource > bResource;
+  return name < bName;
 }
