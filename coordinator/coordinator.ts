@@ -6,6 +6,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import {
   GROUP,
   InstanceKind,
+  NetworkKind,
   type ResourceAmounts,
   WORKLOAD_GROUPS,
   WorkloadDeploymentKind,
@@ -19,9 +20,12 @@ import { IntentStore } from './intents/store.js';
 import { KubeClient } from './kube/client.js';
 import { EventRecorder } from './kube/events.js';
 import { ResourceCache } from './kube/informer.js';
+import { type LeaderElectionOptions, LeaderElector } from './kube/leader.js';
 import {
+  type CoreDataObject,
   type DeploymentObject,
   type InstanceObject,
+  type NetworkObject,
   WorkloadController,
   type WorkloadObject,
 } from './workloads/controller.js';
@@ -38,6 +42,10 @@ export interface CoordinatorConfig {
   kvReplicas: number;
   /** Milliseconds without a report before a host is lost and its instances replaced. */
   lostAfterMs: number;
+  /** Leader election on a Lease; when absent this coordinator acts alone (only ever run one then). */
+  leaderElection?: LeaderElectionOptions;
+  /** Called when leadership is lost; the process should exit so that it never acts beside the new leader. */
+  onLostLeadership?: () => void;
 }
 
 export class Coordinator {
@@ -46,6 +54,7 @@ export class Coordinator {
   private controller: WorkloadController | undefined;
   private caches: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [];
   private hostSync: HostSync | undefined;
+  private elector: LeaderElector | undefined;
   readonly subjects: Subjects;
 
   constructor(
@@ -58,6 +67,11 @@ export class Coordinator {
   async start(): Promise<void> {
     const log = this.log;
     const client = new KubeClient(this.config.kubeconfig);
+    if (this.config.leaderElection) {
+      // A standby does nothing but wait for the Lease: no caches, no NATS, no writes.
+      this.elector = new LeaderElector(client, this.config.leaderElection, log.child({ part: 'leader' }));
+      await this.elector.acquire(() => this.config.onLostLeadership?.());
+    }
     this.nc = await connect({
       servers: this.config.natsServers,
       name: 'edge-coordinator',
@@ -65,7 +79,12 @@ export class Coordinator {
       maxReconnectAttempts: -1,
       reconnectTimeWait: 1000,
     });
-    const intents = new IntentStore({ nc: this.nc, subjects: this.subjects, log: log.child({ part: 'intents' }), replicas: this.config.kvReplicas });
+    const intents = new IntentStore({
+      nc: this.nc,
+      subjects: this.subjects,
+      log: log.child({ part: 'intents' }),
+      replicas: this.config.kvReplicas,
+    });
     await intents.start();
     const registry = new HostRegistry({
       nc: this.nc,
@@ -76,13 +95,39 @@ export class Coordinator {
     this.registry = registry;
     const workloads = new Map<string, ResourceCache<WorkloadObject>>();
     for (const group of WORKLOAD_GROUPS) {
-      workloads.set(group, new ResourceCache<WorkloadObject>(client, { kind: WorkloadKind, group }, log.child({ cache: `workloads.${group}` })));
+      workloads.set(
+        group,
+        new ResourceCache<WorkloadObject>(
+          client,
+          { kind: WorkloadKind, group },
+          log.child({ cache: `workloads.${group}` }),
+        ),
+      );
     }
-    const instances = new ResourceCache<InstanceObject>(client, { kind: InstanceKind, group: GROUP }, log.child({ cache: 'instances' }));
+    const instances = new ResourceCache<InstanceObject>(
+      client,
+      { kind: InstanceKind, group: GROUP },
+      log.child({ cache: 'instances' }),
+    );
     const deployments = new ResourceCache<DeploymentObject>(
       client,
       { kind: WorkloadDeploymentKind, group: GROUP },
       log.child({ cache: 'workloaddeployments' }),
+    );
+    const secrets = new ResourceCache<CoreDataObject>(
+      client,
+      { path: '/api/v1/secrets', list: () => client.core.listSecretForAllNamespaces() },
+      log.child({ cache: 'secrets' }),
+    );
+    const configMaps = new ResourceCache<CoreDataObject>(
+      client,
+      { path: '/api/v1/configmaps', list: () => client.core.listConfigMapForAllNamespaces() },
+      log.child({ cache: 'configmaps' }),
+    );
+    const networks = new ResourceCache<NetworkObject>(
+      client,
+      { kind: NetworkKind, group: GROUP },
+      log.child({ cache: 'networks' }),
     );
     const events = new EventRecorder(client, 'edge-coordinator', log.child({ part: 'events' }));
     const controller = new WorkloadController({
@@ -95,19 +140,34 @@ export class Coordinator {
       deployments,
       registry,
       intents,
+      secrets,
+      configMaps,
+      networks,
       warmupMs: this.config.lostAfterMs,
     });
     this.controller = controller;
 
     for (const [group, cache] of workloads) {
-      cache.onChange((w) => controller.queue.add(WorkloadController.key(group, w.metadata.namespace!, w.metadata.name)));
+      cache.onChange((w) =>
+        controller.queue.add(WorkloadController.key(group, w.metadata.namespace!, w.metadata.name)),
+      );
     }
     instances.onChange((i) => controller.enqueueByName(i.metadata.namespace!, i.spec.workloadRef.name));
+    // A Secret, ConfigMap or Network that appears or changes unblocks (or rolls) the Workloads naming it.
+    secrets.onChange((o) => controller.enqueueReferencing(o.metadata.namespace!, 'secret', o.metadata.name!));
+    configMaps.onChange((o) =>
+      controller.enqueueReferencing(o.metadata.namespace!, 'configMap', o.metadata.name!),
+    );
+    networks.onChange((o) =>
+      controller.enqueueReferencing(o.metadata.namespace!, 'network', o.metadata.name),
+    );
     registry.on('report', (entry: HostEntry, changed: boolean) => {
       if (!changed) return;
       const names = new Set<string>();
       for (const r of entry.report.instances) names.add(`${r.namespace}|${r.workload}`);
-      for (const i of instances.list()) if (i.spec.host === entry.report.host) names.add(`${i.metadata.namespace}|${i.spec.workloadRef.name}`);
+      for (const i of instances.list())
+        if (i.spec.host === entry.report.host)
+          names.add(`${i.metadata.namespace}|${i.spec.workloadRef.name}`);
       for (const n of names) {
         const [ns, name] = n.split('|') as [string, string];
         controller.enqueueByName(ns, name);
@@ -129,7 +189,7 @@ export class Coordinator {
     this.hostSync = new HostSync(client, registry, allocatedOf, log.child({ part: 'hostsync' }));
 
     registry.start();
-    const caches = [...workloads.values(), instances, deployments];
+    const caches = [...workloads.values(), instances, deployments, secrets, configMaps, networks];
     this.caches = caches;
     await Promise.all(caches.map((c) => c.start()));
     controller.enqueueAll();
@@ -138,7 +198,9 @@ export class Coordinator {
 
   async stop(): Promise<void> {
     this.controller?.queue.stop();
+    // The Lease is released once our writes have stopped, before the slower teardown, so a standby starts at once.
     await this.controller?.queue.idle();
+    await this.elector?.stop();
     this.hostSync?.stop();
     this.registry?.stop();
     await Promise.all(this.caches.map((c) => c.stop().catch(() => undefined)));

@@ -3,45 +3,112 @@
 import { Command } from 'commander';
 import { createLogger } from '../shared/log.js';
 import { Coordinator } from './coordinator.js';
+import { DEFAULT_LEADER_ELECTION } from './kube/leader.js';
 
 const program = new Command('edge-coordinator')
-  .description('Edgeplane coordinator: places Workloads on edge hosts and reports their status to Kubernetes.')
+  .description(
+    'Edgeplane coordinator: places Workloads on edge hosts and reports their status to Kubernetes.',
+  )
   .version('0.1.0')
   .option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
-  .option('--nats <urls>', 'NATS server URLs, comma-separated [EDGE_NATS_URL]', process.env.EDGE_NATS_URL ?? 'nats://127.0.0.1:4222')
-  .option('--subject-prefix <prefix>', 'NATS subject prefix [EDGE_SUBJECT_PREFIX]', process.env.EDGE_SUBJECT_PREFIX ?? 'edge')
-  .option('--kv-replicas <n>', 'replicas of the intents bucket (3 on a NATS cluster)', process.env.EDGE_KV_REPLICAS ?? '1')
-  .option('--lost-after <seconds>', 'seconds without a heartbeat before a host is lost and its instances replaced', process.env.EDGE_LOST_AFTER ?? '30')
-  .action(async (flags: { kubeconfig?: string; nats: string; subjectPrefix: string; kvReplicas: string; lostAfter: string }) => {
-    const log = createLogger({ name: 'edge-coordinator' });
-    const kvReplicas = Number(flags.kvReplicas);
-    const lostAfter = Number(flags.lostAfter);
-    if (!Number.isInteger(kvReplicas) || kvReplicas < 1) {
-      log.fatal(`--kv-replicas: expected a positive integer, got ${flags.kvReplicas}`);
-      process.exit(2);
-    }
-    if (!Number.isFinite(lostAfter) || lostAfter <= 0) {
-      log.fatal(`--lost-after: expected a positive number of seconds, got ${flags.lostAfter}`);
-      process.exit(2);
-    }
-    const coordinator = new Coordinator(
-      {
-        ...(flags.kubeconfig ?? process.env.KUBECONFIG ? { kubeconfig: flags.kubeconfig ?? process.env.KUBECONFIG } : {}),
-        natsServers: flags.nats.split(',').map((s) => s.trim()),
-        subjectPrefix: flags.subjectPrefix,
-        kvReplicas,
-        lostAfterMs: lostAfter * 1000,
-      },
-      log,
-    );
-    const shutdown = async (signal: string) => {
-      log.info({ signal }, 'stopping coordinator');
-      await coordinator.stop();
-      process.exit(0);
-    };
-    process.once('SIGTERM', () => void shutdown('SIGTERM'));
-    process.once('SIGINT', () => void shutdown('SIGINT'));
-    await coordinator.start();
-  });
+  .option(
+    '--nats <urls>',
+    'NATS server URLs, comma-separated [EDGE_NATS_URL]',
+    process.env.EDGE_NATS_URL ?? 'nats://127.0.0.1:4222',
+  )
+  .option(
+    '--subject-prefix <prefix>',
+    'NATS subject prefix [EDGE_SUBJECT_PREFIX]',
+    process.env.EDGE_SUBJECT_PREFIX ?? 'edge',
+  )
+  .option(
+    '--kv-replicas <n>',
+    'replicas of the intents bucket (3 on a NATS cluster)',
+    process.env.EDGE_KV_REPLICAS ?? '1',
+  )
+  .option(
+    '--lost-after <seconds>',
+    'seconds without a heartbeat before a host is lost and its instances replaced',
+    process.env.EDGE_LOST_AFTER ?? '30',
+  )
+  .option('--no-leader-elect', 'act without a Lease (only when a single coordinator runs)')
+  .option(
+    '--lease-namespace <ns>',
+    'namespace of the leader-election Lease',
+    DEFAULT_LEADER_ELECTION.namespace,
+  )
+  .option('--lease-name <name>', 'name of the leader-election Lease', DEFAULT_LEADER_ELECTION.name)
+  .option(
+    '--lease-duration <seconds>',
+    'seconds a standby waits for an unrenewed Lease before taking over',
+    '15',
+  )
+  .action(
+    async (flags: {
+      kubeconfig?: string;
+      nats: string;
+      subjectPrefix: string;
+      kvReplicas: string;
+      lostAfter: string;
+      leaderElect: boolean;
+      leaseNamespace: string;
+      leaseName: string;
+      leaseDuration: string;
+    }) => {
+      const log = createLogger({ name: 'edge-coordinator' });
+      const kvReplicas = Number(flags.kvReplicas);
+      const lostAfter = Number(flags.lostAfter);
+      if (!Number.isInteger(kvReplicas) || kvReplicas < 1) {
+        log.fatal(`--kv-replicas: expected a positive integer, got ${flags.kvReplicas}`);
+        process.exit(2);
+      }
+      if (!Number.isFinite(lostAfter) || lostAfter <= 0) {
+        log.fatal(`--lost-after: expected a positive number of seconds, got ${flags.lostAfter}`);
+        process.exit(2);
+      }
+      const leaseDuration = Number(flags.leaseDuration);
+      if (!Number.isFinite(leaseDuration) || leaseDuration < 2) {
+        log.fatal(`--lease-duration: expected at least 2 seconds, got ${flags.leaseDuration}`);
+        process.exit(2);
+      }
+      // client-go's proportions: renew deadline 2/3 of the lease, retry period 2/15 of it.
+      const leaseMs = leaseDuration * 1000;
+      const coordinator = new Coordinator(
+        {
+          ...((flags.kubeconfig ?? process.env.KUBECONFIG)
+            ? { kubeconfig: flags.kubeconfig ?? process.env.KUBECONFIG }
+            : {}),
+          natsServers: flags.nats.split(',').map((s) => s.trim()),
+          subjectPrefix: flags.subjectPrefix,
+          kvReplicas,
+          lostAfterMs: lostAfter * 1000,
+          ...(flags.leaderElect
+            ? {
+                leaderElection: {
+                  namespace: flags.leaseNamespace,
+                  name: flags.leaseName,
+                  leaseDurationMs: leaseMs,
+                  renewDeadlineMs: Math.round((leaseMs * 2) / 3),
+                  retryPeriodMs: Math.max(500, Math.round((leaseMs * 2) / 15)),
+                },
+              }
+            : {}),
+          onLostLeadership: () => {
+            log.fatal('leadership lost; exiting so that only the new leader acts');
+            process.exit(1);
+          },
+        },
+        log,
+      );
+      const shutdown = async (signal: string) => {
+        log.info({ signal }, 'stopping coordinator');
+        await coordinator.stop();
+        process.exit(0);
+      };
+      process.once('SIGTERM', () => void shutdown('SIGTERM'));
+      process.once('SIGINT', () => void shutdown('SIGINT'));
+      await coordinator.start();
+    },
+  );
 
 await program.parseAsync(process.argv);

@@ -93,8 +93,14 @@ export class KubeClient {
     return `/apis/${ref.group}/${VERSION}/${ref.kind.plural}`;
   }
 
-  async list<T extends KubeObject>(ref: ResourceRef): Promise<{ items: T[]; metadata: { resourceVersion: string } }> {
-    return this.custom.listClusterCustomObject({ group: ref.group, version: VERSION, plural: ref.kind.plural });
+  async list<T extends KubeObject>(
+    ref: ResourceRef,
+  ): Promise<{ items: T[]; metadata: { resourceVersion: string } }> {
+    return this.custom.listClusterCustomObject({
+      group: ref.group,
+      version: VERSION,
+      plural: ref.kind.plural,
+    });
   }
 
   async create<T extends KubeObject>(ref: ResourceRef, obj: T): Promise<T> {
@@ -103,7 +109,12 @@ export class KubeClient {
     return this.custom.createNamespacedCustomObject({ ...p, namespace: obj.metadata.namespace! });
   }
 
-  async patch<T extends KubeObject>(ref: ResourceRef, namespace: string | undefined, name: string, body: object): Promise<T> {
+  async patch<T extends KubeObject>(
+    ref: ResourceRef,
+    namespace: string | undefined,
+    name: string,
+    body: object,
+  ): Promise<T> {
     const p = { group: ref.group, version: VERSION, plural: ref.kind.plural, name, body };
     if (ref.kind.scope === 'Cluster') return this.custom.patchClusterCustomObject(p, mergePatch);
     return this.custom.patchNamespacedCustomObject({ ...p, namespace: namespace! }, mergePatch);

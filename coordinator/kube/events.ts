@@ -51,7 +51,12 @@ export class EventRecorder {
     );
   }
 
-  private async write(obj: EventSubject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+  private async write(
+    obj: EventSubject,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+  ): Promise<void> {
     const namespace = obj.metadata.namespace ?? 'default';
     const now = new Date().toISOString();
     const involvedObject = {
@@ -69,7 +74,10 @@ export class EventRecorder {
       try {
         await this.client.core.patchNamespacedEvent(
           { name: prev.name, namespace: prev.namespace, body: { count, lastTimestamp: now } as never },
-          (await import('@kubernetes/client-node')).setHeaderOptions('Content-Type', 'application/merge-patch+json'),
+          (await import('@kubernetes/client-node')).setHeaderOptions(
+            'Content-Type',
+            'application/merge-patch+json',
+          ),
         );
         prev.count = count;
         return;

@@ -4,25 +4,37 @@
  */
 import { makeInformer } from '@kubernetes/client-node';
 import type { Logger } from '../../shared/log.js';
-import { type KubeClient, type KubeObject, KubeClient as Client, type ResourceRef } from './client.js';
+import { KubeClient as Client, type KubeClient, type KubeObject, type ResourceRef } from './client.js';
+
+/** A resource outside Edgeplane's kinds (Secrets, ConfigMaps): its watch path and list call. */
+export interface ListSource {
+  /** URL path of the collection across namespaces, e.g. /api/v1/secrets. */
+  path: string;
+  /** Lists the collection across namespaces. */
+  list: () => Promise<unknown>;
+}
 
 /** Called with the object that changed (for deletes, its last known state). */
 export type ObjectHandler<T> = (obj: T, event: 'add' | 'update' | 'delete') => void;
 
-export class ResourceCache<T extends KubeObject> {
+export class ResourceCache<T extends { metadata: { name?: string; namespace?: string } } = KubeObject> {
   // biome-ignore lint/suspicious/noExplicitAny: custom objects are untyped JSON at this boundary
   private informer: ReturnType<typeof makeInformer<any>>;
   private handlers: ObjectHandler<T>[] = [];
   private stopped = false;
   private started = false;
+  private readonly path: string;
 
   constructor(
-    private readonly client: KubeClient,
-    readonly ref: ResourceRef,
+    client: KubeClient,
+    readonly ref: ResourceRef | ListSource,
     private readonly log: Logger,
   ) {
-    // Custom objects arrive as plain JSON (timestamps stay strings), hence the loose type at this boundary.
-    this.informer = makeInformer<any>(client.kc, Client.path(ref), () => client.list<T>(ref) as never);
+    this.path = 'path' in ref ? ref.path : Client.path(ref);
+    const list = 'path' in ref ? ref.list : () => client.list<KubeObject>(ref);
+    // Objects arrive as plain JSON (timestamps stay strings), hence the loose type at this boundary.
+    // biome-ignore lint/suspicious/noExplicitAny: custom objects are untyped JSON at this boundary
+    this.informer = makeInformer<any>(client.kc, this.path, list as never);
     for (const event of ['add', 'update', 'delete'] as const) {
       this.informer.on(event, (obj) => {
         for (const h of this.handlers) h(obj as T, event);
@@ -30,7 +42,7 @@ export class ResourceCache<T extends KubeObject> {
     }
     this.informer.on('error', (err) => {
       if (this.stopped) return;
-      this.log.warn({ resource: Client.path(ref), err: err?.message ?? String(err) }, 'watch failed; restarting');
+      this.log.warn({ resource: this.path, err: err?.message ?? String(err) }, 'watch failed; restarting');
       setTimeout(() => {
         if (!this.stopped) this.informer.start().catch(() => undefined);
       }, 2000);
@@ -50,7 +62,7 @@ export class ResourceCache<T extends KubeObject> {
         this.started = true;
         return;
       } catch (err) {
-        this.log.warn({ resource: Client.path(this.ref), err: (err as Error).message }, 'list failed; retrying');
+        this.log.warn({ resource: this.path, err: (err as Error).message }, 'list failed; retrying');
         await new Promise((r) => setTimeout(r, delay));
       }
     }

@@ -72,7 +72,10 @@ export class WorkQueue {
       const n = (this.failures.get(key) ?? 0) + 1;
       this.failures.set(key, n);
       const delay = Math.min(this.opts.maxBackoffMs ?? 60_000, 200 * 2 ** (n - 1));
-      this.opts.log.warn({ queue: this.opts.name, key, err: (err as Error).message, retryInMs: delay }, 'reconcile failed');
+      this.opts.log.warn(
+        { queue: this.opts.name, key, err: (err as Error).message, retryInMs: delay },
+        'reconcile failed',
+      );
       this.addAfter(key, delay);
     } finally {
       this.processing.delete(key);

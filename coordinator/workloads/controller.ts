@@ -7,22 +7,30 @@
 import { createHash } from 'node:crypto';
 import {
   GROUP,
+  InstanceKind,
   type InstanceSpec,
   type InstanceStatus,
-  InstanceKind,
+  type InstanceTemplate,
+  isVmImage,
+  type NetworkSpec,
   type ResourceAmounts,
   type Runtime,
+  VERSION,
   WORKLOAD_FINALIZER,
+  WORKLOAD_GROUPS,
   WorkloadDeploymentKind,
   type WorkloadDeploymentSpec,
   WorkloadKind,
   WorkloadSpec,
   type WorkloadStatus,
-  VERSION,
-  isVmImage,
 } from '../../shared/api/index.js';
 import type { Logger } from '../../shared/log.js';
-import { type DeploymentIntent, formatIssues, MESSAGE_VERSION } from '../../shared/nats/messages.js';
+import {
+  type DeploymentIntent,
+  formatIssues,
+  MESSAGE_VERSION,
+  type ResolvedValues,
+} from '../../shared/nats/messages.js';
 import type { Subjects } from '../../shared/nats/subjects.js';
 import { instanceLimits, instanceRequests } from '../../shared/resources.js';
 import type { HostRegistry } from '../hosts/registry.js';
@@ -32,6 +40,8 @@ import type { EventRecorder } from '../kube/events.js';
 import type { ResourceCache } from '../kube/informer.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
 import { type HostInfo, type InstanceInfo, type SchedulePlan, schedule } from '../placement/index.js';
+import { type ReferenceLookup, resolveReferences } from './references.js';
+import { planRollout, resolveIntOrPercent } from './rollout.js';
 import { instanceStatus, isReady, type ObservedInstance, workloadStatus } from './status.js';
 
 /** Label every Instance carries with its Workload's name (the docs filter on it). */
@@ -44,6 +54,14 @@ export const LOCATION_LABEL = 'edgeplane.dev/location';
 export type WorkloadObject = KubeObject<unknown, WorkloadStatus>;
 export type InstanceObject = KubeObject<InstanceSpec & { resources?: ResourceAmounts }, InstanceStatus>;
 export type DeploymentObject = KubeObject<WorkloadDeploymentSpec, unknown>;
+/** A Secret or ConfigMap as the informer delivers it (data base64 for Secrets, text for ConfigMaps). */
+export interface CoreDataObject {
+  metadata: { name?: string; namespace?: string };
+  type?: string;
+  data?: Record<string, string>;
+  binaryData?: Record<string, string>;
+}
+export type NetworkObject = KubeObject<NetworkSpec | undefined, unknown>;
 
 /** What the controller needs. */
 export interface WorkloadControllerDeps {
@@ -57,21 +75,22 @@ export interface WorkloadControllerDeps {
   deployments: ResourceCache<DeploymentObject>;
   registry: HostRegistry;
   intents: IntentStore;
+  /** Secrets, ConfigMaps and Networks the templates reference. */
+  secrets: ResourceCache<CoreDataObject>;
+  configMaps: ResourceCache<CoreDataObject>;
+  networks: ResourceCache<NetworkObject>;
   /** How long after start hosts that have not reported yet still count as present (default 30 s). */
   warmupMs?: number;
 }
 
 const ZERO: ResourceAmounts = { cpuMillis: 0, memoryBytes: 0 };
 
-/** A hash of what the instances run; a change rolls them. */
-export function templateHash(template: unknown, limits: ResourceAmounts): string {
-  return createHash('sha256').update(JSON.stringify({ template, limits })).digest('hex').slice(0, 10);
-}
-
-function resolveMaxUnavailable(value: number | string | undefined, replicas: number): number {
-  if (value === undefined) return Math.floor(replicas * 0.25);
-  if (typeof value === 'number') return value;
-  return Math.floor((replicas * Number.parseInt(value, 10)) / 100);
+/** A hash of what the instances run, including the Secret/ConfigMap values they get; a change rolls them. */
+export function templateHash(template: unknown, limits: ResourceAmounts, values?: ResolvedValues): string {
+  return createHash('sha256')
+    .update(JSON.stringify({ template, limits, ...(values ? { values } : {}) }))
+    .digest('hex')
+    .slice(0, 10);
 }
 
 export class WorkloadController {
@@ -89,7 +108,8 @@ export class WorkloadController {
   /** Queues every Workload (after a host came, went or changed). */
   enqueueAll(): void {
     for (const [group, cache] of this.d.workloads) {
-      for (const w of cache.list()) this.queue.add(WorkloadController.key(group, w.metadata.namespace!, w.metadata.name));
+      for (const w of cache.list())
+        this.queue.add(WorkloadController.key(group, w.metadata.namespace!, w.metadata.name));
     }
   }
 
@@ -105,7 +125,9 @@ export class WorkloadController {
     const wl = this.d.workloads.get(group)?.get(namespace, name);
     if (!wl) return this.cleanupOrphans(namespace, name);
     const uid = wl.metadata.uid!;
-    const mine = this.d.instances.list(namespace).filter((i) => i.metadata.labels?.[WORKLOAD_UID_LABEL] === uid);
+    const mine = this.d.instances
+      .list(namespace)
+      .filter((i) => i.metadata.labels?.[WORKLOAD_UID_LABEL] === uid);
     if (wl.metadata.deletionTimestamp) return this.finalize(group, wl, mine);
 
     const ref = { kind: WorkloadKind, group };
@@ -115,44 +137,72 @@ export class WorkloadController {
       });
     }
 
+    const now = new Date().toISOString();
+    const selector = `${WORKLOAD_LABEL}=${name}`;
+    const blocked = (reason: string, message: string, warning: boolean) => {
+      if (warning) this.d.events.record(wl, 'Warning', reason, message);
+      const desired = (wl.spec as { replicas?: unknown })?.replicas;
+      return this.writeStatus(ref, wl, {
+        desired: typeof desired === 'number' ? desired : 0,
+        generation: wl.metadata.generation ?? 0,
+        selector,
+        // What runs keeps running (as a kubelet keeps pods whose Secret vanished); it is only not changed.
+        instances: mine.map((i) =>
+          this.observe(namespace, i.metadata.name, i.spec.location, i.spec.host, i.spec.templateHash ?? ''),
+        ),
+        unplaced: 0,
+        invalid: { reason, message },
+        deleting: false,
+        maxUnavailable: 0,
+        previous: wl.status,
+        now,
+      });
+    };
+
+    const conflict = this.nameConflict(group, wl);
+    if (conflict) {
+      await blocked(
+        'NameConflict',
+        `a Workload ${name} in API group ${conflict} already owns the instance names ${name}-*; rename this one or delete that one`,
+        true,
+      );
+      return undefined;
+    }
+
     const parsed = WorkloadSpec.safeParse(wl.spec);
     let spec: WorkloadSpec | undefined;
     let requests: ResourceAmounts = ZERO;
     let limits: ResourceAmounts = ZERO;
-    let invalid: { reason: string; message: string } | undefined;
+    let invalid: string | undefined;
     if (!parsed.success) {
-      invalid = { reason: 'InvalidSpec', message: formatIssues(parsed.error, 'spec') };
+      invalid = formatIssues(parsed.error, 'spec');
     } else {
       spec = parsed.data;
       try {
         requests = instanceRequests(spec.template.spec);
         limits = instanceLimits(spec.template.spec);
       } catch (err) {
-        invalid = { reason: 'InvalidSpec', message: `spec.template.spec: ${(err as Error).message}` };
+        invalid = `spec.template.spec: ${(err as Error).message}`;
       }
     }
-    const now = new Date().toISOString();
-    const selector = `${WORKLOAD_LABEL}=${name}`;
     if (!spec || invalid) {
-      this.d.events.record(wl, 'Warning', invalid!.reason, invalid!.message);
-      await this.writeStatus(ref, wl, {
-        desired: typeof (wl.spec as { replicas?: unknown })?.replicas === 'number' ? (wl.spec as { replicas: number }).replicas : 0,
-        generation: wl.metadata.generation ?? 0,
-        selector,
-        instances: [],
-        unplaced: 0,
-        invalid,
-        deleting: false,
-        maxUnavailable: 0,
-        previous: wl.status,
-        now,
-      });
+      await blocked('InvalidSpec', invalid ?? 'invalid spec', true);
+      return undefined;
+    }
+
+    const refs = resolveReferences(spec, this.lookup(namespace));
+    if (refs.missing.length) {
+      await blocked(
+        'MissingReferences',
+        `waiting for ${refs.missing.join(', ')} in namespace ${namespace}`,
+        true,
+      );
       return undefined;
     }
 
     const tSpec = spec.template.spec;
     const runtime: Runtime = tSpec.image && isVmImage(tSpec.image) ? 'vm' : 'gvisor';
-    const hash = templateHash(tSpec, limits);
+    const hash = templateHash(tSpec, limits, refs.values);
     const instanceLabels = { ...(spec.template.metadata?.labels ?? {}), [WORKLOAD_LABEL]: name };
 
     const plan = schedule({
@@ -169,9 +219,66 @@ export class WorkloadController {
       instances: this.placementInstances(),
     });
 
+    // The rollout decides, per location, whether the new template is published there yet.
+    const existingDeployments = this.d.deployments
+      .list(namespace)
+      .filter((d) => d.metadata.labels?.[WORKLOAD_UID_LABEL] === uid);
+    const publishedOf = (location: string) =>
+      existingDeployments.find((d) => d.spec.location === location)?.spec;
+    const current = [...plan.keep, ...plan.place];
+    const locations = Object.entries(plan.byLocation).filter(([, placed]) => placed.length);
+    const maxUnavailable = resolveIntOrPercent(spec.strategy?.rollingUpdate?.maxUnavailable, spec.replicas);
+    const rollout = planRollout({
+      hash,
+      strategy: spec.strategy?.type ?? 'RollingUpdate',
+      maxUnavailable,
+      locations: locations.map(([location, placed]) => {
+        const published = publishedOf(location)?.templateHash;
+        return {
+          location,
+          publishedHash: published,
+          instances: placed.length,
+          ready: placed.filter((p) =>
+            isReady(this.observe(namespace, p.name, location, p.host, published ?? hash)),
+          ).length,
+        };
+      }),
+    });
+    /** What each location runs after this pass: the new template, or the one it has until its turn. */
+    const target = new Map<
+      string,
+      { hash: string; template: InstanceTemplate; limits: ResourceAmounts; values: ResolvedValues }
+    >();
+    for (const [location] of locations) {
+      const published = publishedOf(location);
+      if (rollout.update.has(location) || !published?.templateHash) {
+        target.set(location, { hash, template: spec.template, limits, values: refs.values });
+      } else {
+        const old = resolveReferences({ template: published.template }, this.lookup(namespace));
+        let oldLimits = limits;
+        try {
+          oldLimits = instanceLimits(published.template.spec);
+        } catch {
+          // the old template was valid when it was published
+        }
+        target.set(location, {
+          hash: published.templateHash,
+          template: published.template,
+          limits: oldLimits,
+          values: old.values,
+        });
+      }
+    }
+    if (rollout.waiting.length) {
+      this.d.log.info(
+        { workload: `${namespace}/${name}`, waiting: rollout.waiting },
+        'rolling update: locations wait for their turn',
+      );
+    }
+
     // Instances and WorkloadDeployments.
     const byName = new Map(mine.map((i) => [i.metadata.name, i]));
-    const deployments = await this.syncDeployments(wl, group, spec, plan, hash);
+    const deployments = await this.syncDeployments(wl, group, plan, target);
     for (const p of plan.place) {
       if (byName.has(p.name)) continue;
       const owner = deployments.get(p.location);
@@ -204,7 +311,7 @@ export class WorkloadController {
           host: p.host,
           ordinal: Number(p.name.slice(p.name.lastIndexOf('-') + 1)),
           runtime,
-          templateHash: hash,
+          templateHash: target.get(p.location)?.hash ?? hash,
           resources: requests,
         },
       };
@@ -230,39 +337,39 @@ export class WorkloadController {
         wl,
         'Normal',
         r.reason === 'HostGone' ? 'Rescheduled' : 'ScaledDown',
-        r.reason === 'HostGone' ? `instance ${r.name} replaced: its host is lost` : `removed instance ${r.name}`,
+        r.reason === 'HostGone'
+          ? `instance ${r.name} replaced: its host is lost`
+          : `removed instance ${r.name}`,
       );
     }
     if (plan.unplaced > 0) {
-      this.d.events.record(wl, 'Warning', 'Unschedulable', `${plan.unplaced} instance(s) cannot be placed: ${plan.reason ?? ''}`);
+      this.d.events.record(
+        wl,
+        'Warning',
+        'Unschedulable',
+        `${plan.unplaced} instance(s) cannot be placed: ${plan.reason ?? ''}`,
+      );
     }
 
-    // Template changes reach instances through the intents; an Instance's spec follows them.
-    const current = [...plan.keep, ...plan.place];
+    // An Instance's spec follows the template its location runs.
     for (const p of current) {
       const obj = byName.get(p.name);
-      if (obj && obj.spec.templateHash !== hash) {
+      const want = target.get(p.location)?.hash ?? hash;
+      if (obj && obj.spec.templateHash !== want) {
         await this.d.client.patch({ kind: InstanceKind, group: GROUP }, namespace, p.name, {
-          spec: { templateHash: hash, resources: requests },
+          spec: { templateHash: want, resources: requests },
         });
-        obj.spec.templateHash = hash;
+        obj.spec.templateHash = want;
+        this.d.events.record(obj, 'Normal', 'Updating', `replacing with template ${want}`);
       }
     }
 
-    await this.publishIntents(wl, spec, plan, hash, limits, instanceLabels);
+    await this.publishIntents(wl, plan, target, instanceLabels);
 
     // Status: Instances first, then the Workload.
     const observed: ObservedInstance[] = [];
     for (const p of current) {
-      const entry = this.d.registry.get(p.host);
-      const o: ObservedInstance = {
-        name: p.name,
-        location: p.location,
-        host: p.host,
-        templateHash: hash,
-        ...(entry ? { hostState: entry.state, reported: entry.instances.get(`${namespace}/${p.name}`) } : {}),
-      };
-      if (o.reported === undefined) delete o.reported;
+      const o = this.observe(namespace, p.name, p.location, p.host, target.get(p.location)?.hash ?? hash);
       observed.push(o);
       const obj = byName.get(p.name);
       if (obj) await this.writeInstanceStatus(obj, o, now);
@@ -274,24 +381,105 @@ export class WorkloadController {
       if (cur?.replicas !== status.replicas || cur?.readyReplicas !== status.readyReplicas) {
         await this.d.client
           .patchStatus({ kind: WorkloadDeploymentKind, group: GROUP }, namespace, dep.metadata.name, status)
-          .catch((err) => this.d.log.warn({ deployment: dep.metadata.name, err: apiErrorMessage(err) }, 'status not written'));
+          .catch((err) =>
+            this.d.log.warn(
+              { deployment: dep.metadata.name, err: apiErrorMessage(err) },
+              'status not written',
+            ),
+          );
       }
     }
-    const strategy = spec.strategy?.rollingUpdate;
     await this.writeStatus(ref, wl, {
       desired: spec.replicas,
       generation: wl.metadata.generation ?? 0,
       selector,
       instances: observed,
+      currentHash: hash,
       unplaced: plan.unplaced,
       ...(plan.reason ? { unschedulableReason: plan.reason } : {}),
       deleting: false,
-      maxUnavailable: resolveMaxUnavailable(strategy?.maxUnavailable, spec.replicas),
+      maxUnavailable,
       previous: wl.status,
       now,
     });
-    // Unplaced replicas may fit later; hosts arriving also requeue everything.
-    return plan.unplaced > 0 ? { requeueAfterMs: 10_000 } : undefined;
+    // Unplaced replicas may fit later; hosts arriving also requeue everything. A waiting rollout is driven
+    // by host reports, with a timer as a safety net.
+    if (plan.unplaced > 0) return { requeueAfterMs: 10_000 };
+    return rollout.waiting.length ? { requeueAfterMs: 5_000 } : undefined;
+  }
+
+  /** An instance as its host reports it, against the template hash it should run. */
+  private observe(
+    namespace: string,
+    name: string,
+    location: string,
+    host: string,
+    hash: string,
+  ): ObservedInstance {
+    const entry = this.d.registry.get(host);
+    const o: ObservedInstance = { name, location, host, templateHash: hash };
+    if (entry) {
+      o.hostState = entry.state;
+      const reported = entry.instances.get(`${namespace}/${name}`);
+      if (reported) o.reported = reported;
+    }
+    return o;
+  }
+
+  /** Lookups of the namespace's Secrets, ConfigMaps and Networks, from the informer caches. */
+  private lookup(namespace: string): ReferenceLookup {
+    return {
+      secret: (n) => {
+        const s = this.d.secrets.get(namespace, n);
+        return s ? { data: s.data ?? {}, ...(s.type ? { type: s.type } : {}) } : undefined;
+      },
+      configMap: (n) => {
+        const c = this.d.configMaps.get(namespace, n);
+        if (!c) return undefined;
+        const out: Record<string, string> = { ...(c.binaryData ?? {}) };
+        for (const [k, v] of Object.entries(c.data ?? {})) out[k] = Buffer.from(v, 'utf8').toString('base64');
+        return out;
+      },
+      network: (n) => {
+        const net = this.d.networks.get(namespace, n);
+        return net ? (net.spec ?? {}) : undefined;
+      },
+    };
+  }
+
+  /**
+   * Instances are named after the Workload, so one name may be used in one API group per namespace: the
+   * oldest Workload of that name keeps it. Returns the group of the one that does, when it is not this one.
+   */
+  private nameConflict(group: string, wl: WorkloadObject): string | undefined {
+    const rank = (g: string, w: WorkloadObject) =>
+      [w.metadata.creationTimestamp ?? '', WORKLOAD_GROUPS.indexOf(g as never)] as const;
+    const mine = rank(group, wl);
+    for (const [g, cache] of this.d.workloads) {
+      if (g === group) continue;
+      const other = cache.get(wl.metadata.namespace, wl.metadata.name);
+      if (!other || other.metadata.deletionTimestamp) continue;
+      const theirs = rank(g, other);
+      if (theirs[0] < mine[0] || (theirs[0] === mine[0] && theirs[1] < mine[1])) return g;
+    }
+    return undefined;
+  }
+
+  /** Queues the Workloads of a namespace that reference a Secret, ConfigMap or Network of that name. */
+  enqueueReferencing(namespace: string, kind: 'secret' | 'configMap' | 'network', refName: string): void {
+    for (const [group, cache] of this.d.workloads) {
+      for (const w of cache.list(namespace)) {
+        const parsed = WorkloadSpec.safeParse(w.spec);
+        if (!parsed.success) continue;
+        const refs = resolveReferences(parsed.data, {
+          secret: () => undefined,
+          configMap: () => undefined,
+          network: () => undefined,
+        }).referenced;
+        const set = kind === 'secret' ? refs.secrets : kind === 'configMap' ? refs.configMaps : refs.networks;
+        if (set.has(refName)) this.queue.add(WorkloadController.key(group, namespace, w.metadata.name));
+      }
+    }
   }
 
   /** Hosts as the placement engine sees them, with allocation from every Instance object. */
@@ -352,9 +540,8 @@ export class WorkloadController {
   private async syncDeployments(
     wl: WorkloadObject,
     group: string,
-    spec: WorkloadSpec,
     plan: SchedulePlan,
-    hash: string,
+    target: Map<string, { hash: string; template: InstanceTemplate }>,
   ): Promise<Map<string, DeploymentObject>> {
     const namespace = wl.metadata.namespace!;
     const name = wl.metadata.name;
@@ -364,13 +551,14 @@ export class WorkloadController {
       .filter((d) => d.metadata.labels?.[WORKLOAD_UID_LABEL] === wl.metadata.uid);
     const out = new Map<string, DeploymentObject>();
     for (const [location, placed] of Object.entries(plan.byLocation)) {
-      if (!placed.length) continue;
+      const t = target.get(location);
+      if (!placed.length || !t) continue;
       const want: WorkloadDeploymentSpec = {
         workloadRef: { name, uid: wl.metadata.uid! },
         location,
         replicas: placed.length,
-        template: spec.template,
-        templateHash: hash,
+        template: t.template,
+        templateHash: t.hash,
       };
       const have = existing.find((d) => d.spec.location === location);
       if (!have) {
@@ -380,7 +568,11 @@ export class WorkloadController {
           metadata: {
             name: `${name}-${location}`,
             namespace,
-            labels: { [WORKLOAD_LABEL]: name, [WORKLOAD_UID_LABEL]: wl.metadata.uid!, [LOCATION_LABEL]: location },
+            labels: {
+              [WORKLOAD_LABEL]: name,
+              [WORKLOAD_UID_LABEL]: wl.metadata.uid!,
+              [LOCATION_LABEL]: location,
+            },
             ownerReferences: [
               {
                 apiVersion: `${group}/${VERSION}`,
@@ -402,31 +594,35 @@ export class WorkloadController {
           if (again) out.set(location, again);
         }
       } else {
-        if (have.spec.replicas !== want.replicas || have.spec.templateHash !== hash) {
-          await this.d.client.patch(ref, namespace, have.metadata.name, { spec: want });
+        if (have.spec.replicas !== want.replicas || have.spec.templateHash !== want.templateHash) {
+          out.set(location, await this.d.client.patch(ref, namespace, have.metadata.name, { spec: want }));
+        } else {
+          out.set(location, have);
         }
-        out.set(location, have);
       }
     }
     for (const d of existing) {
-      if (!plan.byLocation[d.spec.location]?.length) await this.d.client.delete(ref, namespace, d.metadata.name);
+      if (!plan.byLocation[d.spec.location]?.length)
+        await this.d.client.delete(ref, namespace, d.metadata.name);
     }
     return out;
   }
 
   private async publishIntents(
     wl: WorkloadObject,
-    spec: WorkloadSpec,
     plan: SchedulePlan,
-    hash: string,
-    limits: ResourceAmounts,
+    target: Map<
+      string,
+      { hash: string; template: InstanceTemplate; limits: ResourceAmounts; values: ResolvedValues }
+    >,
     labels: Record<string, string>,
   ): Promise<void> {
     const namespace = wl.metadata.namespace!;
     const name = wl.metadata.name;
     const wanted = new Set<string>();
     for (const [location, placed] of Object.entries(plan.byLocation)) {
-      if (!placed.length) continue;
+      const t = target.get(location);
+      if (!placed.length || !t) continue;
       wanted.add(this.d.subjects.intentKey(location, namespace, name));
       const intent: DeploymentIntent = {
         v: MESSAGE_VERSION,
@@ -434,17 +630,23 @@ export class WorkloadController {
         namespace,
         workload: name,
         workloadUid: wl.metadata.uid!,
-        templateHash: hash,
-        template: spec.template.spec,
-        limits,
+        templateHash: t.hash,
+        template: t.template.spec,
+        limits: t.limits,
         instances: [...placed]
           .sort((a, b) => a.name.localeCompare(b.name))
-          .map((p) => ({ name: p.name, host: p.host, ordinal: Number(p.name.slice(p.name.lastIndexOf('-') + 1)), labels })),
+          .map((p) => ({
+            name: p.name,
+            host: p.host,
+            ordinal: Number(p.name.slice(p.name.lastIndexOf('-') + 1)),
+            labels,
+          })),
         updatedAt: new Date().toISOString(),
       };
-      await this.d.intents.put(intent);
+      await this.d.intents.put(intent, t.values);
     }
-    for (const key of this.d.intents.keysOf(namespace, name)) if (!wanted.has(key)) await this.d.intents.delete(key);
+    for (const key of this.d.intents.keysOf(namespace, name))
+      if (!wanted.has(key)) await this.d.intents.delete(key);
   }
 
   private async writeInstanceStatus(obj: InstanceObject, o: ObservedInstance, now: string): Promise<void> {
@@ -452,14 +654,29 @@ export class WorkloadController {
     if (JSON.stringify(next) === JSON.stringify(obj.status ?? {})) return;
     const prevPhase = obj.status?.phase;
     try {
-      await this.d.client.patchStatus({ kind: InstanceKind, group: GROUP }, obj.metadata.namespace, obj.metadata.name, next);
+      await this.d.client.patchStatus(
+        { kind: InstanceKind, group: GROUP },
+        obj.metadata.namespace,
+        obj.metadata.name,
+        next,
+      );
     } catch (err) {
-      this.d.log.warn({ instance: obj.metadata.name, err: apiErrorMessage(err) }, 'instance status not written');
+      this.d.log.warn(
+        { instance: obj.metadata.name, err: apiErrorMessage(err) },
+        'instance status not written',
+      );
       return;
     }
     if (next.phase !== prevPhase) {
-      if (next.phase === 'Running') this.d.events.record(obj, 'Normal', 'Started', `running on host ${o.host} (${next.runtime ?? 'runtime'})`);
-      if (next.phase === 'Failed') this.d.events.record(obj, 'Warning', 'Failed', next.message ?? 'instance failed');
+      if (next.phase === 'Running')
+        this.d.events.record(
+          obj,
+          'Normal',
+          'Started',
+          `running on host ${o.host} (${next.runtime ?? 'runtime'})`,
+        );
+      if (next.phase === 'Failed')
+        this.d.events.record(obj, 'Warning', 'Failed', next.message ?? 'instance failed');
     }
     obj.status = next;
   }
@@ -475,7 +692,11 @@ export class WorkloadController {
   }
 
   /** Deletion: withdraw the intents, wait until the hosts no longer run the instances, then let go. */
-  private async finalize(group: string, wl: WorkloadObject, mine: InstanceObject[]): Promise<ReconcileResult | undefined> {
+  private async finalize(
+    group: string,
+    wl: WorkloadObject,
+    mine: InstanceObject[],
+  ): Promise<ReconcileResult | undefined> {
     const namespace = wl.metadata.namespace!;
     const name = wl.metadata.name;
     const ref = { kind: WorkloadKind, group };
@@ -488,17 +709,27 @@ export class WorkloadController {
     if (wl.status?.phase !== 'Deleting') {
       await this.d.client
         .patchStatus(ref, namespace, name, { phase: 'Deleting' })
-        .catch((err) => this.d.log.debug({ err: apiErrorMessage(err) }, 'status not written during deletion'));
+        .catch((err) =>
+          this.d.log.debug({ err: apiErrorMessage(err) }, 'status not written during deletion'),
+        );
       this.d.events.record(wl, 'Normal', 'Deleting', `stopping ${mine.length} instance(s)`);
     }
     if (stillRunning.length) {
-      this.d.log.info({ workload: `${namespace}/${name}`, waitingFor: stillRunning.length }, 'waiting for instances to stop');
+      this.d.log.info(
+        { workload: `${namespace}/${name}`, waitingFor: stillRunning.length },
+        'waiting for instances to stop',
+      );
       return { requeueAfterMs: 1000 };
     }
-    for (const i of mine) await this.d.client.delete({ kind: InstanceKind, group: GROUP }, namespace, i.metadata.name);
+    for (const i of mine)
+      await this.d.client.delete({ kind: InstanceKind, group: GROUP }, namespace, i.metadata.name);
     for (const dep of this.d.deployments.list(namespace)) {
       if (dep.metadata.labels?.[WORKLOAD_UID_LABEL] === wl.metadata.uid) {
-        await this.d.client.delete({ kind: WorkloadDeploymentKind, group: GROUP }, namespace, dep.metadata.name);
+        await this.d.client.delete(
+          { kind: WorkloadDeploymentKind, group: GROUP },
+          namespace,
+          dep.metadata.name,
+        );
       }
     }
     await this.d.client.patch(ref, namespace, name, {
@@ -510,14 +741,20 @@ export class WorkloadController {
 
   /** A Workload that vanished without our finalizer running: remove whatever it left. */
   private async cleanupOrphans(namespace: string, name: string): Promise<undefined> {
-    if (this.d.workloads.size && [...this.d.workloads.values()].some((c) => c.get(namespace, name))) return undefined;
+    if (this.d.workloads.size && [...this.d.workloads.values()].some((c) => c.get(namespace, name)))
+      return undefined;
     for (const key of this.d.intents.keysOf(namespace, name)) await this.d.intents.delete(key);
     for (const i of this.d.instances.list(namespace)) {
-      if (i.spec.workloadRef.name === name) await this.d.client.delete({ kind: InstanceKind, group: GROUP }, namespace, i.metadata.name);
+      if (i.spec.workloadRef.name === name)
+        await this.d.client.delete({ kind: InstanceKind, group: GROUP }, namespace, i.metadata.name);
     }
     for (const dep of this.d.deployments.list(namespace)) {
       if (dep.spec.workloadRef.name === name) {
-        await this.d.client.delete({ kind: WorkloadDeploymentKind, group: GROUP }, namespace, dep.metadata.name);
+        await this.d.client.delete(
+          { kind: WorkloadDeploymentKind, group: GROUP },
+          namespace,
+          dep.metadata.name,
+        );
       }
     }
     return undefined;

@@ -36,7 +36,11 @@ export function isReady(o: ObservedInstance): boolean {
 }
 
 /** The status of one Instance object. */
-export function instanceStatus(o: ObservedInstance, previous: InstanceStatus | undefined, now: string): InstanceStatus {
+export function instanceStatus(
+  o: ObservedInstance,
+  previous: InstanceStatus | undefined,
+  now: string,
+): InstanceStatus {
   const r = o.reported;
   let phase: InstanceStatus['phase'];
   let message: string | undefined;
@@ -60,7 +64,12 @@ export function instanceStatus(o: ObservedInstance, previous: InstanceStatus | u
     conditions,
     ready
       ? { type: 'Ready', status: 'True', reason: 'InstanceReady' }
-      : { type: 'Ready', status: phase === 'Unknown' ? 'Unknown' : 'False', reason: `Instance${phase}`, ...(message ? { message } : {}) },
+      : {
+          type: 'Ready',
+          status: phase === 'Unknown' ? 'Unknown' : 'False',
+          reason: `Instance${phase}`,
+          ...(message ? { message } : {}),
+        },
     now,
   );
   return {
@@ -88,11 +97,16 @@ export interface WorkloadStatusInput {
   selector: string;
   /** Every Instance object of the Workload. */
   instances: ObservedInstance[];
+  /** Hash of the Workload's current template; instances reporting it count as updated (default: their own). */
+  currentHash?: string;
   /** Replicas the placement engine could not place. */
   unplaced: number;
   /** The placement engine's explanation when unplaced > 0. */
   unschedulableReason?: string;
-  /** When the spec is invalid or references something missing: why. */
+  /**
+   * When the Workload cannot be acted on: an invalid spec (phase Failed), or references that do not exist yet
+   * (reason MissingReferences: phase Pending until something runs) or a name conflict.
+   */
   invalid?: { reason: string; message: string };
   /** Whether the Workload is being deleted. */
   deleting: boolean;
@@ -108,7 +122,7 @@ export interface WorkloadStatusInput {
 export function workloadStatus(input: WorkloadStatusInput): WorkloadStatus {
   const { desired, instances, now, previous } = input;
   const ready = instances.filter(isReady);
-  const updated = instances.filter((o) => o.reported?.templateHash === o.templateHash);
+  const updated = instances.filter((o) => o.reported?.templateHash === (input.currentHash ?? o.templateHash));
   const failed = instances.filter((o) => o.reported?.phase === 'Failed');
   const byLocation = new Map<string, { replicas: number; readyReplicas: number }>();
   for (const o of instances) {
@@ -119,6 +133,8 @@ export function workloadStatus(input: WorkloadStatusInput): WorkloadStatus {
   }
   let phase: WorkloadPhase;
   if (input.deleting) phase = 'Deleting';
+  else if (input.invalid?.reason === 'MissingReferences')
+    phase = ready.length ? 'Running' : instances.length ? 'Provisioning' : 'Pending';
   else if (input.invalid) phase = 'Failed';
   else if (ready.length >= desired && instances.length === desired) phase = 'Running';
   else if (instances.length === 0 && desired > 0) phase = 'Pending';
@@ -128,7 +144,7 @@ export function workloadStatus(input: WorkloadStatusInput): WorkloadStatus {
   const available = ready.length >= desired - input.maxUnavailable;
   let conditions = setCondition(
     previous?.conditions,
-    input.invalid
+    input.invalid && !(available && input.invalid.reason === 'MissingReferences')
       ? { type: 'Available', status: 'False', reason: input.invalid.reason, message: input.invalid.message }
       : available
         ? {
@@ -147,7 +163,12 @@ export function workloadStatus(input: WorkloadStatusInput): WorkloadStatus {
   );
   let progressing: Condition;
   if (input.invalid) {
-    progressing = { type: 'Progressing', status: 'False', reason: input.invalid.reason, message: input.invalid.message };
+    progressing = {
+      type: 'Progressing',
+      status: 'False',
+      reason: input.invalid.reason,
+      message: input.invalid.message,
+    };
   } else if (input.unplaced > 0) {
     progressing = {
       type: 'Progressing',
@@ -155,8 +176,20 @@ export function workloadStatus(input: WorkloadStatusInput): WorkloadStatus {
       reason: 'Unschedulable',
       message: `${input.unplaced} of ${desired} instances cannot be placed: ${input.unschedulableReason ?? 'no host fits'}`,
     };
+  } else if (input.currentHash && updated.length < instances.length) {
+    progressing = {
+      type: 'Progressing',
+      status: 'True',
+      reason: 'RollingUpdate',
+      message: `${updated.length} of ${instances.length} instances updated, ${ready.length} ready`,
+    };
   } else if (phase === 'Running') {
-    progressing = { type: 'Progressing', status: 'True', reason: 'ReplicasReady', message: `all ${desired} instances ready` };
+    progressing = {
+      type: 'Progressing',
+      status: 'True',
+      reason: 'ReplicasReady',
+      message: `all ${desired} instances ready`,
+    };
   } else if (failed.length) {
     progressing = {
       type: 'Progressing',

@@ -4,6 +4,7 @@ export * from './host.js';
 export * from './instance.js';
 export * from './kinds.js';
 export * from './meta.js';
+export * from './network.js';
 export * from './placement.js';
 export * from './template.js';
 export * from './workload.js';

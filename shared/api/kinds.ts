@@ -7,6 +7,7 @@ import type { z } from 'zod';
 import { WorkloadDeploymentSpec, WorkloadDeploymentStatus } from './deployment.js';
 import { HostSpec, HostStatus, LocationSpec, LocationStatus } from './host.js';
 import { InstanceSpec, InstanceStatus } from './instance.js';
+import { NetworkSpec, NetworkStatus } from './network.js';
 import { WorkloadSpec, WorkloadStatus } from './workload.js';
 
 /** The API group everything but the Workload aliases lives in. */
@@ -50,6 +51,8 @@ export interface KindDefinition {
   description: string;
   /** Schema of .spec. */
   spec: z.ZodType;
+  /** When true, objects may omit .spec (every field of it is optional). */
+  specOptional?: boolean;
   /** Schema of .status. */
   status: z.ZodType;
   /** Columns of `kubectl get`. */
@@ -131,14 +134,20 @@ export const HostKind: KindDefinition = {
   shortNames: [],
   scope: 'Cluster',
   groups: [GROUP],
-  description: 'An edge host running edge-agent, as it registered: labels, capacity, allocation and readiness.',
+  description:
+    'An edge host running edge-agent, as it registered: labels, capacity, allocation and readiness.',
   spec: HostSpec,
   status: HostStatus,
   printerColumns: [
     { name: 'Location', type: 'string', jsonPath: '.spec.location' },
     { name: 'State', type: 'string', jsonPath: '.status.state' },
     { name: 'Instances', type: 'integer', jsonPath: '.status.instances' },
-    { name: 'CPU', type: 'integer', jsonPath: '.status.allocatable.cpuMillis', description: 'Allocatable millicores.' },
+    {
+      name: 'CPU',
+      type: 'integer',
+      jsonPath: '.status.allocatable.cpuMillis',
+      description: 'Allocatable millicores.',
+    },
     { name: 'Memory', type: 'integer', jsonPath: '.status.allocatable.memoryBytes', priority: 1 },
     { name: 'Heartbeat', type: 'date', jsonPath: '.status.lastHeartbeatTime', priority: 1 },
     age,
@@ -165,5 +174,31 @@ export const LocationKind: KindDefinition = {
   ],
 };
 
+export const NetworkKind: KindDefinition = {
+  kind: 'Network',
+  plural: 'networks',
+  singular: 'network',
+  shortNames: ['net'],
+  scope: 'Namespaced',
+  groups: [GROUP],
+  specOptional: true,
+  description:
+    'A network that instances attach to (networkInterfaces[].networkRef), with its subnets. Workloads that name a missing Network are not placed.',
+  spec: NetworkSpec,
+  status: NetworkStatus,
+  printerColumns: [
+    { name: 'CIDR', type: 'string', jsonPath: '.spec.ipv4Cidr' },
+    { name: 'Workloads', type: 'integer', jsonPath: '.status.workloads' },
+    age,
+  ],
+};
+
 /** Every kind, in the order they are documented. */
-export const KINDS: readonly KindDefinition[] = [WorkloadKind, WorkloadDeploymentKind, InstanceKind, HostKind, LocationKind];
+export const KINDS: readonly KindDefinition[] = [
+  WorkloadKind,
+  WorkloadDeploymentKind,
+  InstanceKind,
+  NetworkKind,
+  HostKind,
+  LocationKind,
+];

@@ -17,7 +17,7 @@ export function crdFor(kind: KindDefinition, group: string): CustomResourceDefin
       spec: toStructuralSchema(kind.spec),
       status: toStructuralSchema(kind.status),
     },
-    required: ['spec'],
+    ...(kind.specOptional ? {} : { required: ['spec'] }),
   };
   const subresources: JSONSchema = { status: {} };
   if (kind.scale) subresources.scale = { ...kind.scale };

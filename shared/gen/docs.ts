@@ -5,24 +5,31 @@ import { type JSONSchema, toStructuralSchema } from './openapi.js';
 function typeOf(node: JSONSchema): string {
   if (node['x-kubernetes-int-or-string']) return 'int or string';
   if (node.type === 'array') return `[]${typeOf((node.items as JSONSchema) ?? {})}`;
-  if (node.type === 'object' && node.additionalProperties) return 'map[string]' + typeOf(node.additionalProperties as JSONSchema);
+  if (node.type === 'object' && node.additionalProperties)
+    return 'map[string]' + typeOf(node.additionalProperties as JSONSchema);
   if (Array.isArray(node.enum)) return (node.enum as unknown[]).map((v) => JSON.stringify(v)).join(' \\| ');
   return String(node.type ?? 'any');
 }
 
 function rows(node: JSONSchema, path: string, required: boolean, out: string[]): void {
-  const desc = String(node.description ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
+  const desc = String(node.description ?? '')
+    .replace(/\|/g, '\\|')
+    .replace(/\n/g, ' ');
   const extra: string[] = [];
   if (node.default !== undefined) extra.push(`default ${JSON.stringify(node.default)}`);
   if (node.minimum !== undefined) extra.push(`min ${node.minimum}`);
   if (node.maximum !== undefined) extra.push(`max ${node.maximum}`);
   const rules = node['x-kubernetes-validations'] as Array<{ message: string }> | undefined;
   if (rules) for (const r of rules) extra.push(`rule: ${r.message}`);
-  out.push(`| \`${path}\` | ${typeOf(node)} | ${required ? 'yes' : ''} | ${desc}${extra.length ? ` (${extra.join('; ')})` : ''} |`);
+  out.push(
+    `| \`${path}\` | ${typeOf(node)} | ${required ? 'yes' : ''} | ${desc}${extra.length ? ` (${extra.join('; ')})` : ''} |`,
+  );
   const props = (node.type === 'array' ? (node.items as JSONSchema)?.properties : node.properties) as
     | Record<string, JSONSchema>
     | undefined;
-  const req = new Set(((node.type === 'array' ? (node.items as JSONSchema)?.required : node.required) as string[]) ?? []);
+  const req = new Set(
+    ((node.type === 'array' ? (node.items as JSONSchema)?.required : node.required) as string[]) ?? [],
+  );
   if (props) {
     const prefix = node.type === 'array' ? `${path}[]` : path;
     for (const [name, child] of Object.entries(props)) rows(child, `${prefix}.${name}`, req.has(name), out);
@@ -41,8 +48,12 @@ export function renderApiReference(): string {
   for (const kind of KINDS) {
     out.push(`## ${kind.kind}`, '', kind.description, '');
     out.push(`- API groups: ${kind.groups.map((g) => `\`${g}/${VERSION}\``).join(', ')}`);
-    out.push(`- Scope: ${kind.scope}; plural \`${kind.plural}\`${kind.shortNames.length ? `; short names ${kind.shortNames.map((s) => `\`${s}\``).join(', ')}` : ''}`);
-    out.push(`- \`kubectl get\` columns: ${['NAME', ...kind.printerColumns.filter((c) => !c.priority).map((c) => c.name.toUpperCase())].join(' ')}`);
+    out.push(
+      `- Scope: ${kind.scope}; plural \`${kind.plural}\`${kind.shortNames.length ? `; short names ${kind.shortNames.map((s) => `\`${s}\``).join(', ')}` : ''}`,
+    );
+    out.push(
+      `- \`kubectl get\` columns: ${['NAME', ...kind.printerColumns.filter((c) => !c.priority).map((c) => c.name.toUpperCase())].join(' ')}`,
+    );
     out.push('', '| field | type | required | description |', '| --- | --- | --- | --- |');
     rows(toStructuralSchema(kind.spec), 'spec', true, out);
     rows(toStructuralSchema(kind.status), 'status', false, out);

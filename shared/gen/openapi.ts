@@ -24,7 +24,10 @@ export function toStructuralSchema(schema: z.ZodType): JSONSchema {
 function clean(node: JSONSchema): JSONSchema {
   const out: JSONSchema = {};
   if (node['x-kubernetes-int-or-string']) {
-    const r: JSONSchema = { 'x-kubernetes-int-or-string': true, anyOf: [{ type: 'integer' }, { type: 'string' }] };
+    const r: JSONSchema = {
+      'x-kubernetes-int-or-string': true,
+      anyOf: [{ type: 'integer' }, { type: 'string' }],
+    };
     if (typeof node.description === 'string') r.description = node.description;
     if (node.default !== undefined) r.default = node.default;
     return r;
@@ -37,7 +40,8 @@ function clean(node: JSONSchema): JSONSchema {
         break;
       case 'properties': {
         const props: JSONSchema = {};
-        for (const [name, child] of Object.entries(value as Record<string, JSONSchema>)) props[name] = clean(child);
+        for (const [name, child] of Object.entries(value as Record<string, JSONSchema>))
+          props[name] = clean(child);
         out.properties = props;
         break;
       }
@@ -62,7 +66,9 @@ function clean(node: JSONSchema): JSONSchema {
         break;
       case 'anyOf':
       case 'oneOf':
-        throw new Error(`unions other than int-or-string are not structural: ${JSON.stringify(node).slice(0, 200)}`);
+        throw new Error(
+          `unions other than int-or-string are not structural: ${JSON.stringify(node).slice(0, 200)}`,
+        );
       default:
         out[key] = value;
     }

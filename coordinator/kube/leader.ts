@@ -1,0 +1,183 @@
+/**
+ * Leader election on a coordination.k8s.io Lease, after client-go's leaderelection: a candidate takes the
+ * Lease when it is free or its holder has not renewed it within leaseDuration, the leader renews it every
+ * retryPeriod, and a leader that cannot renew within renewDeadline stops leading (the process then exits, so
+ * that two coordinators never act at once). Writes use the Lease's resourceVersion, so two candidates
+ * cannot both win.
+ */
+import crypto from 'node:crypto';
+import os from 'node:os';
+import type { V1Lease } from '@kubernetes/client-node';
+import type { Logger } from '../../shared/log.js';
+import { apiErrorMessage, isConflict, isNotFound, type KubeClient } from './client.js';
+
+/** Timing and identity of an election. */
+export interface LeaderElectionOptions {
+  /** Namespace of the Lease (default kube-system). */
+  namespace: string;
+  /** Name of the Lease (default edge-coordinator). */
+  name: string;
+  /** This candidate's identity (default hostname_pid_random). */
+  identity?: string;
+  /** How long a Lease is valid without renewal (default 15 s). */
+  leaseDurationMs: number;
+  /** How long the leader keeps trying to renew before it gives up (default 10 s). */
+  renewDeadlineMs: number;
+  /** How often candidates retry and the leader renews (default 2 s). */
+  retryPeriodMs: number;
+}
+
+/** client-go's defaults. */
+export const DEFAULT_LEADER_ELECTION: LeaderElectionOptions = {
+  namespace: 'kube-system',
+  name: 'edge-coordinator',
+  leaseDurationMs: 15_000,
+  renewDeadlineMs: 10_000,
+  retryPeriodMs: 2_000,
+};
+
+/** RFC 3339 with microseconds, the wire format of metav1.MicroTime. */
+function microTime(d: Date): string {
+  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+export class LeaderElector {
+  readonly identity: string;
+  private stopped = false;
+  private leading = false;
+  private timer: NodeJS.Timeout | undefined;
+  /** When this candidate last saw the Lease change (its own clock, so clock skew between hosts does not matter). */
+  private observed: { holder?: string; renewTime?: string; at: number } = { at: 0 };
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly opts: LeaderElectionOptions,
+    private readonly log: Logger,
+  ) {
+    this.identity =
+      opts.identity ?? `${os.hostname()}_${process.pid}_${crypto.randomBytes(3).toString('hex')}`;
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  /**
+   * Resolves once this candidate holds the Lease; then renews it in the background and calls `onLost` if it
+   * cannot renew within renewDeadline. Resolves never if stopped first.
+   */
+  async acquire(onLost: () => void): Promise<void> {
+    this.log.info(
+      { lease: `${this.opts.namespace}/${this.opts.name}`, identity: this.identity },
+      'waiting to become leader',
+    );
+    while (!this.stopped) {
+      if (await this.tryAcquireOrRenew()) break;
+      await this.sleep(this.opts.retryPeriodMs);
+    }
+    if (this.stopped) return new Promise(() => undefined);
+    this.leading = true;
+    this.log.info({ identity: this.identity }, 'became leader');
+    let lastRenew = Date.now();
+    const renew = async () => {
+      if (this.stopped) return;
+      if (await this.tryAcquireOrRenew()) lastRenew = Date.now();
+      else if (Date.now() - lastRenew > this.opts.renewDeadlineMs) {
+        this.leading = false;
+        this.log.error({ identity: this.identity }, 'lost the lease: could not renew it within the deadline');
+        onLost();
+        return;
+      }
+      this.timer = setTimeout(() => void renew(), this.opts.retryPeriodMs);
+    };
+    this.timer = setTimeout(() => void renew(), this.opts.retryPeriodMs);
+  }
+
+  /** Stops renewing and, when leading, releases the Lease so a standby takes over at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (!this.leading) return;
+    this.leading = false;
+    try {
+      const lease = await this.client.coordination.readNamespacedLease({
+        name: this.opts.name,
+        namespace: this.opts.namespace,
+      });
+      if (lease.spec?.holderIdentity !== this.identity) return;
+      lease.spec = { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1 };
+      await this.client.coordination.replaceNamespacedLease({
+        name: this.opts.name,
+        namespace: this.opts.namespace,
+        body: lease,
+      });
+      this.log.info({ identity: this.identity }, 'released the lease');
+    } catch (err) {
+      this.log.warn(
+        { err: apiErrorMessage(err) },
+        'lease not released; the standby takes over when it expires',
+      );
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((r) => {
+      this.timer = setTimeout(r, ms);
+    });
+  }
+
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const { namespace, name } = this.opts;
+    const now = new Date();
+    const spec = {
+      holderIdentity: this.identity,
+      leaseDurationSeconds: Math.ceil(this.opts.leaseDurationMs / 1000),
+      renewTime: microTime(now) as unknown as Date,
+    };
+    let lease: V1Lease;
+    try {
+      lease = await this.client.coordination.readNamespacedLease({ name, namespace });
+    } catch (err) {
+      if (!isNotFound(err)) {
+        this.log.warn({ err: apiErrorMessage(err) }, 'lease not readable');
+        return false;
+      }
+      try {
+        await this.client.coordination.createNamespacedLease({
+          namespace,
+          body: {
+            metadata: { name, namespace },
+            spec: { ...spec, acquireTime: spec.renewTime, leaseTransitions: 0 },
+          },
+        });
+        return true;
+      } catch (e) {
+        if (!isConflict(e)) this.log.warn({ err: apiErrorMessage(e) }, 'lease not created');
+        return false;
+      }
+    }
+    const holder = lease.spec?.holderIdentity ?? '';
+    const renewTime = String(lease.spec?.renewTime ?? '');
+    if (holder !== this.observed.holder || renewTime !== this.observed.renewTime) {
+      this.observed = { holder, renewTime, at: Date.now() };
+    }
+    const durationMs = (lease.spec?.leaseDurationSeconds ?? 0) * 1000;
+    const held = holder !== '' && holder !== this.identity && Date.now() - this.observed.at < durationMs;
+    if (held) return false;
+    const transitions = (lease.spec?.leaseTransitions ?? 0) + (holder === this.identity ? 0 : 1);
+    lease.spec = {
+      ...lease.spec,
+      ...spec,
+      acquireTime: holder === this.identity ? lease.spec?.acquireTime : spec.renewTime,
+      leaseTransitions: transitions,
+    };
+    try {
+      await this.client.coordination.replaceNamespacedLease({ name, namespace, body: lease });
+      if (holder !== this.identity) this.log.info({ previous: holder || '(none)' }, 'took the lease');
+      return true;
+    } catch (err) {
+      if (!isConflict(err)) this.log.warn({ err: apiErrorMessage(err) }, 'lease not renewed');
+      return false;
+    }
+  }
+}
