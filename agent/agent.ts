@@ -60,7 +60,12 @@ export class Agent {
   ) {
     this.subjects = new Subjects(config.subjectPrefix);
     this.drivers = {
-      gvisor: new GvisorDriver({ host: config.host, publishAddress: config.publishAddress, log: log.child({ driver: 'gvisor' }) }),
+      gvisor: new GvisorDriver({
+        host: config.host,
+        publishAddress: config.publishAddress,
+        stateDir: config.stateDir,
+        log: log.child({ driver: 'gvisor' }),
+      }),
     };
   }
 

@@ -7,8 +7,13 @@ import { EventEmitter } from 'node:events';
 import type { Runtime } from '../shared/api/index.js';
 import { isVmImage } from '../shared/api/template.js';
 import type { Logger } from '../shared/log.js';
-import type { DeploymentIntent } from '../shared/nats/messages.js';
+import type { DeploymentIntent, ResolvedValues } from '../shared/nats/messages.js';
 import type { Driver, InstanceRequest, InstanceState } from './drivers/driver.js';
+import { containersOf, TemplateError } from './drivers/template.js';
+import { ProbeManager } from './probes.js';
+
+/** An intent with the values the intent watcher unsealed for this host. */
+export type HostIntent = DeploymentIntent & { values?: ResolvedValues };
 
 /** Options of {@link Reconciler}. */
 export interface ReconcilerOptions {
@@ -16,8 +21,8 @@ export interface ReconcilerOptions {
   host: string;
   /** Drivers by runtime. */
   drivers: Partial<Record<Runtime, Driver>>;
-  /** Current intents of the location. */
-  intents: () => DeploymentIntent[];
+  /** Current intents of the location, with this host's unsealed values. */
+  intents: () => HostIntent[];
   /** Whether the intents are known (from NATS or disk). */
   synced: () => boolean;
   /** Seconds a stopped instance gets between SIGTERM and SIGKILL. */
@@ -37,9 +42,13 @@ export class Reconciler extends EventEmitter {
   private again = false;
   private timer: NodeJS.Timeout | undefined;
   private lastDigest = '';
+  private desiredByKey = new Map<string, InstanceRequest>();
+  private readonly probes: ProbeManager;
 
   constructor(private readonly opts: ReconcilerOptions) {
     super();
+    this.probes = new ProbeManager(opts.log.child({ part: 'probes' }));
+    this.probes.on('change', () => this.publishIfChanged());
   }
 
   /** Instances this host must run, from the intents. */
@@ -56,15 +65,19 @@ export class Reconciler extends EventEmitter {
           template: intent.template,
           limits: intent.limits,
           labels: inst.labels,
+          ...(intent.values ? { values: intent.values } : {}),
         });
       }
     }
     return out;
   }
 
-  /** What the host runs now, as last observed. */
+  /** What the host runs now, as last observed, with readiness gated by the readiness probes. */
   observed(): InstanceState[] {
-    return [...this.states.values()];
+    return [...this.states.entries()].map(([k, s]) => {
+      const req = this.desiredByKey.get(k);
+      return req && s.templateHash === req.templateHash ? this.probes.gate(s, req) : s;
+    });
   }
 
   start(): void {
@@ -75,6 +88,7 @@ export class Reconciler extends EventEmitter {
   stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.probes.stop();
     return this.running ?? Promise.resolve();
   }
 
@@ -96,7 +110,13 @@ export class Reconciler extends EventEmitter {
   }
 
   private driverFor(req: InstanceRequest): Driver {
-    const runtime: Runtime = req.template.image && isVmImage(req.template.image) ? 'vm' : 'gvisor';
+    const image = req.template.image;
+    if (image?.startsWith('projects/') && !isVmImage(image)) {
+      throw new TemplateError(
+        `template.spec.image: unknown image kind "${image}"; a VM image is projects/<project>/global/images/<name>`,
+      );
+    }
+    const runtime: Runtime = image && isVmImage(image) ? 'vm' : 'gvisor';
     const driver = this.opts.drivers[runtime];
     if (!driver) throw new Error(`this host does not offer the ${runtime} runtime`);
     return driver;
@@ -106,15 +126,17 @@ export class Reconciler extends EventEmitter {
   async pass(): Promise<void> {
     const actual = new Map<string, { state: InstanceState; driver: Driver }>();
     for (const driver of Object.values(this.opts.drivers)) {
-      for (const state of await driver.recover()) actual.set(key(state.namespace, state.name), { state, driver });
+      for (const state of await driver.recover())
+        actual.set(key(state.namespace, state.name), { state, driver });
     }
     const desired = new Map(this.desired().map((r) => [key(r.namespace, r.name), r]));
+    this.desiredByKey = desired;
     const next = new Map<string, InstanceState>();
     const work: Promise<void>[] = [];
 
     for (const [k, req] of desired) {
       const have = actual.get(k);
-      if (have && have.state.templateHash === req.templateHash) {
+      if (have && have.state.templateHash === req.templateHash && complete(have.state, req)) {
         next.set(k, have.state);
         this.failures.delete(k);
         continue;
@@ -138,7 +160,26 @@ export class Reconciler extends EventEmitter {
     this.states = next;
     this.publishIfChanged();
     await Promise.all(work);
+    this.syncProbes(actual);
     this.publishIfChanged();
+  }
+
+  private syncProbes(actual: Map<string, { state: InstanceState; driver: Driver }>): void {
+    const live: Array<{ req: InstanceRequest; state: InstanceState; driver: Driver }> = [];
+    for (const [k, req] of this.desiredByKey) {
+      const state = this.states.get(k);
+      const driver = actual.get(k)?.driver ?? this.tryDriverFor(req);
+      if (state && driver) live.push({ req, state, driver });
+    }
+    this.probes.sync(live);
+  }
+
+  private tryDriverFor(req: InstanceRequest): Driver | undefined {
+    try {
+      return this.driverFor(req);
+    } catch {
+      return undefined;
+    }
   }
 
   private async startOne(k: string, req: InstanceRequest, next: Map<string, InstanceState>): Promise<void> {
@@ -153,14 +194,18 @@ export class Reconciler extends EventEmitter {
       const prev = this.failures.get(k);
       const attempts = (prev?.attempts ?? 0) + 1;
       const backoff = Math.min(300_000, 1000 * 2 ** (attempts - 1));
-      const message = (err as Error).message;
+      const message = `${(err as Error).message} (attempt ${attempts}; retrying in ${Math.round(backoff / 1000)}s)`;
       this.failures.set(k, { message, attempts, retryAt: Date.now() + backoff });
       this.opts.log.warn({ instance: k, err: message, retryInMs: backoff }, 'instance failed to start');
       if (this.states === next) this.states.set(k, this.failedState(req, message));
     }
   }
 
-  private async removeOne(state: InstanceState, driver: Driver, next: Map<string, InstanceState>): Promise<void> {
+  private async removeOne(
+    state: InstanceState,
+    driver: Driver,
+    next: Map<string, InstanceState>,
+  ): Promise<void> {
     const k = key(state.namespace, state.name);
     try {
       this.opts.log.info({ instance: k }, 'removing instance no longer intended for this host');
@@ -169,7 +214,10 @@ export class Reconciler extends EventEmitter {
       if (this.states === next) this.states.delete(k);
       this.publishIfChanged();
     } catch (err) {
-      this.opts.log.warn({ instance: k, err: (err as Error).message }, 'failed to remove instance; will retry');
+      this.opts.log.warn(
+        { instance: k, err: (err as Error).message },
+        'failed to remove instance; will retry',
+      );
     }
   }
 
@@ -194,11 +242,28 @@ export class Reconciler extends EventEmitter {
 
   private publishIfChanged(): void {
     const digest = JSON.stringify(
-      [...this.states.values()].map((s) => [s.namespace, s.name, s.phase, s.ready, s.message, s.templateHash, s.containers]),
+      this.observed().map((s) => [
+        s.namespace,
+        s.name,
+        s.phase,
+        s.ready,
+        s.message,
+        s.templateHash,
+        s.containers,
+      ]),
     );
     if (digest !== this.lastDigest) {
       this.lastDigest = digest;
       this.emit('change');
     }
+  }
+}
+
+/** Whether the runtime has every container the template asks for (an agent killed mid-start may leave fewer). */
+function complete(state: InstanceState, req: InstanceRequest): boolean {
+  try {
+    return state.containers.length === containersOf(req.template).length;
+  } catch {
+    return true;
   }
 }

@@ -4,6 +4,7 @@
  */
 import type { ContainerState, InstancePhase, ResourceAmounts, Runtime } from '../../shared/api/index.js';
 import type { InstanceTemplateSpec } from '../../shared/api/template.js';
+import type { ResolvedValues } from '../../shared/nats/messages.js';
 
 /** Everything a driver needs to start one instance. */
 export interface InstanceRequest {
@@ -21,6 +22,16 @@ export interface InstanceRequest {
   limits: ResourceAmounts;
   /** Labels of the instance. */
   labels: Record<string, string>;
+  /** Secret/ConfigMap values the coordinator resolved for this host (env valueFrom, volume files, registry auth). */
+  values?: ResolvedValues;
+}
+
+/** Result of running a command inside an instance. */
+export interface ExecResult {
+  /** Exit code; -1 when it timed out. */
+  exitCode: number;
+  /** Last KiB of combined stdout and stderr. */
+  output: string;
 }
 
 /** The state of one instance as the runtime reports it. */
@@ -69,4 +80,14 @@ export interface Driver {
   destroy(namespace: string, name: string): Promise<void>;
   /** Every instance this host's agent started before, found by labels, so a restarted agent adopts them. */
   recover(): Promise<InstanceState[]>;
+  /** Runs a command in one container of the instance (exec probes); absent when the runtime cannot. */
+  exec?(
+    namespace: string,
+    name: string,
+    container: string,
+    command: string[],
+    timeoutMs: number,
+  ): Promise<ExecResult>;
+  /** Restarts one container of the instance (failed liveness probe); absent when the runtime cannot. */
+  restartContainer?(namespace: string, name: string, container: string, graceSeconds: number): Promise<void>;
 }

@@ -4,11 +4,23 @@
  * `recover` finds what this agent started before a restart.
  */
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import type { ContainerState } from '../../shared/api/index.js';
-import type { Container as ContainerSpec, InstanceTemplateSpec } from '../../shared/api/template.js';
+import { isVmImage } from '../../shared/api/template.js';
 import type { Logger } from '../../shared/log.js';
-import type { Driver, InstanceRequest, InstanceState } from './driver.js';
+import type { ResolvedValues } from '../../shared/nats/messages.js';
+import type { Driver, ExecResult, InstanceRequest, InstanceState } from './driver.js';
+import {
+  containerLimits,
+  containerPath,
+  containersOf,
+  registryOf,
+  resolveEnv,
+  TemplateError,
+} from './template.js';
+import { InstanceVolumes } from './volumes.js';
 
 /** Container labels the driver sets and reads. */
 export const LABELS = {
@@ -19,6 +31,7 @@ export const LABELS = {
   container: 'edgeplane.dev/container',
   index: 'edgeplane.dev/container-index',
   templateHash: 'edgeplane.dev/template-hash',
+  portNames: 'edgeplane.dev/port-names',
 } as const;
 
 /** Options of {@link GvisorDriver}. */
@@ -31,28 +44,18 @@ export interface GvisorDriverOptions {
   runtimeName?: string;
   /** Host address ports are published on (127.0.0.1 in tests and dev). */
   publishAddress?: string;
+  /** Directory holding each instance's emptyDir directories and configMap/secret files. */
+  stateDir: string;
   /** Logger. */
   log: Logger;
 }
 
-/** The containers of one instance, normalised from either template form. */
-function containersOf(t: InstanceTemplateSpec): ContainerSpec[] {
-  if (t.containers?.length) return t.containers;
-  if (!t.image) throw new Error('template.spec: needs image or containers');
-  return [
-    {
-      name: 'main',
-      image: t.image,
-      command: t.command,
-      args: t.args,
-      env: t.env,
-      ports: t.ports,
-      resources: t.resources,
-      volumeMounts: t.volumeMounts,
-      readinessProbe: t.readinessProbe,
-      livenessProbe: t.livenessProbe,
-    },
-  ];
+function parsePortNames(label: string | undefined): Record<string, string> {
+  try {
+    return label ? (JSON.parse(label) as Record<string, string>) : {};
+  } catch {
+    return {};
+  }
 }
 
 function sanitize(s: string): string {
@@ -64,16 +67,21 @@ export class GvisorDriver implements Driver {
   private readonly docker: Docker;
   private readonly runtimeName: string;
   private readonly publishAddress: string;
+  private readonly volumes: InstanceVolumes;
 
   constructor(private readonly opts: GvisorDriverOptions) {
     this.docker = opts.docker ?? new Docker();
     this.runtimeName = opts.runtimeName ?? 'runsc';
     this.publishAddress = opts.publishAddress ?? '0.0.0.0';
+    this.volumes = new InstanceVolumes(this.docker, join(opts.stateDir, 'instances'));
   }
 
   async probe(): Promise<{ ok: boolean; detail: string }> {
     try {
-      const info = (await this.docker.info()) as { Runtimes?: Record<string, unknown>; ServerVersion?: string };
+      const info = (await this.docker.info()) as {
+        Runtimes?: Record<string, unknown>;
+        ServerVersion?: string;
+      };
       if (!info.Runtimes?.[this.runtimeName]) {
         return { ok: false, detail: `dockerd ${info.ServerVersion} has no runtime ${this.runtimeName}` };
       }
@@ -94,48 +102,99 @@ export class GvisorDriver implements Driver {
     return this.docker.listContainers({ all: true, filters: { label } });
   }
 
-  private async ensureImage(image: string): Promise<void> {
+  /** Pulls `image` only when dockerd does not have it, with the registry credentials of imagePullSecrets. */
+  private async ensureImage(image: string, field: string, values: ResolvedValues | undefined): Promise<void> {
     try {
       await this.docker.getImage(image).inspect();
       return;
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode !== 404) throw err;
     }
-    this.opts.log.info({ image }, 'pulling image');
-    const stream = await this.docker.pull(image);
-    await new Promise<void>((resolve, reject) =>
-      this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
+    const registry = registryOf(image);
+    const auth = values?.registryAuth.find(
+      (a) => registryOf(`${a.server.replace(/^https?:\/\//, '')}/x`) === registry,
     );
+    this.opts.log.info({ image, registry, withCredentials: Boolean(auth) }, 'pulling image');
+    try {
+      const stream = await this.docker.pull(
+        image,
+        auth
+          ? { authconfig: { username: auth.username, password: auth.password, serveraddress: auth.server } }
+          : {},
+      );
+      await new Promise<void>((resolve, reject) =>
+        this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
+      );
+    } catch (err) {
+      throw new TemplateError(
+        `${field}: image ${image} is not on this host and pulling it failed: ${(err as Error).message}`,
+      );
+    }
+  }
+
+  /** Rejects what this driver cannot run, naming the field, before anything is created. */
+  private validate(req: InstanceRequest): void {
+    const t = req.template;
+    for (const [i, n] of (t.networkInterfaces ?? []).entries()) {
+      if (n.ipAddress) {
+        throw new TemplateError(
+          `template.spec.networkInterfaces[${i}].ipAddress: static addresses are not supported by the gvisor runtime`,
+        );
+      }
+    }
+    for (const [i, c] of containersOf(t).entries()) {
+      if (isVmImage(c.image)) {
+        throw new TemplateError(
+          `${containerPath(t, i)}.image: ${c.image} is a VM image; it cannot run in a container`,
+        );
+      }
+    }
   }
 
   async start(req: InstanceRequest): Promise<InstanceState> {
     const existing = await this.inspect(req.namespace, req.name);
-    if (existing && existing.templateHash === req.templateHash && existing.phase !== 'Stopped') return existing;
-    if (existing) await this.destroy(req.namespace, req.name);
     const specs = containersOf(req.template);
+    if (
+      existing &&
+      existing.templateHash === req.templateHash &&
+      existing.phase !== 'Stopped' &&
+      existing.containers.length === specs.length
+    ) {
+      return existing;
+    }
+    if (existing) await this.destroy(req.namespace, req.name);
+    this.validate(req);
+    const t = req.template;
+    const limits = containerLimits(t, req.limits);
+    const env = specs.map((c, i) => resolveEnv(c, containerPath(t, i), req.values));
+    const owner = { host: this.opts.host, namespace: req.namespace, name: req.name };
     const created: Docker.Container[] = [];
     try {
+      const sources = await this.volumes.prepare(owner, t, req.values);
       let networkOwner: string | undefined;
       for (const [index, c] of specs.entries()) {
-        await this.ensureImage(c.image);
+        const path = containerPath(t, index);
+        await this.ensureImage(c.image, `${path}.image`, req.values);
         const exposed: Record<string, object> = {};
         const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
+        const portNames: Record<string, string> = {};
         // Every container of the instance shares the first one's network namespace, so all ports live there.
         const ports = index === 0 ? specs.flatMap((s) => s.ports ?? []) : [];
         for (const p of ports) {
           const key = `${p.containerPort}/${(p.protocol ?? 'TCP').toLowerCase()}`;
           exposed[key] = {};
           bindings[key] = [{ HostIp: this.publishAddress, HostPort: p.hostPort ? String(p.hostPort) : '' }];
+          if (p.name) portNames[key] = p.name;
         }
-        const env = (c.env ?? []).filter((e) => e.value !== undefined).map((e) => `${e.name}=${e.value}`);
-        const share = specs.length > 1 ? 1 / specs.length : 1;
+        const mounts = await this.volumes.mountsFor(t, c.volumeMounts, path, sources);
+        const limit = limits[index]!;
         const container = await this.docker.createContainer({
           name: this.containerName(req.namespace, req.name, c.name),
           Image: c.image,
           ...(c.command ? { Entrypoint: c.command } : {}),
           ...(c.args ? { Cmd: c.args } : {}),
           ...(c.workingDir ? { WorkingDir: c.workingDir } : {}),
-          Env: env,
+          Env: env[index]!,
           ExposedPorts: exposed,
           Labels: {
             ...Object.fromEntries(Object.entries(req.labels).map(([k, v]) => [`instance.label/${k}`, v])),
@@ -146,6 +205,7 @@ export class GvisorDriver implements Driver {
             [LABELS.container]: c.name,
             [LABELS.index]: String(index),
             [LABELS.templateHash]: req.templateHash,
+            ...(index === 0 ? { [LABELS.portNames]: JSON.stringify(portNames) } : {}),
           },
           HostConfig: {
             Runtime: this.runtimeName,
@@ -153,8 +213,9 @@ export class GvisorDriver implements Driver {
             // so instances keep running through agent restarts and NATS outages.
             RestartPolicy: { Name: 'unless-stopped' },
             // A limit above the host's cores is refused by Docker; the host has no more to give anyway.
-            NanoCpus: Math.round(Math.min(req.limits.cpuMillis * 1e6 * share, availableParallelism() * 1e9)),
-            Memory: Math.round(req.limits.memoryBytes * share),
+            NanoCpus: Math.round(Math.min(limit.cpuMillis * 1e6, availableParallelism() * 1e9)),
+            Memory: Math.round(limit.memoryBytes),
+            Mounts: mounts,
             ...(networkOwner ? { NetworkMode: `container:${networkOwner}` } : { PortBindings: bindings }),
           },
         });
@@ -164,7 +225,8 @@ export class GvisorDriver implements Driver {
       }
     } catch (err) {
       // Leave nothing half-created behind.
-      for (const c of created) await c.remove({ force: true }).catch(() => undefined);
+      for (const c of created.reverse()) await c.remove({ force: true, v: true }).catch(() => undefined);
+      await this.volumes.remove(owner).catch(() => undefined);
       throw err;
     }
     const state = await this.inspect(req.namespace, req.name);
@@ -195,19 +257,33 @@ export class GvisorDriver implements Driver {
         state: running ? 'running' : s.Restarting || s.Status === 'created' ? 'waiting' : 'exited',
         ready: running,
         restartCount: d.RestartCount ?? 0,
-        ...(s.Running ? {} : { exitCode: s.ExitCode }),
-        ...(s.Restarting ? { reason: 'CrashLoopBackOff' } : s.Error ? { reason: 'Error', message: s.Error } : {}),
+        ...(running ? {} : { exitCode: s.ExitCode }),
+        ...(s.Restarting
+          ? { reason: 'CrashLoopBackOff' }
+          : s.Error
+            ? { reason: 'Error', message: s.Error }
+            : {}),
       });
       if (!running && !message) {
         message = `container ${info.Labels[LABELS.container]} ${s.Restarting ? 'is restarting after exit' : s.Status} (exit code ${s.ExitCode})${s.Error ? `: ${s.Error}` : ''}`;
       }
       if (info === first) {
         startedAt = s.StartedAt;
+        const names = parsePortNames(info.Labels[LABELS.portNames]);
         for (const [key, binds] of Object.entries(d.NetworkSettings.Ports ?? {})) {
           const containerPort = Number(key.split('/')[0]);
-          for (const b of binds ?? []) ports.push({ containerPort, hostIP: b.HostIp, hostPort: Number(b.HostPort) });
+          const name = names[key];
+          for (const b of binds ?? []) {
+            ports.push({
+              ...(name ? { name } : {}),
+              containerPort,
+              hostIP: b.HostIp,
+              hostPort: Number(b.HostPort),
+            });
+          }
         }
-        for (const net of Object.values(d.NetworkSettings.Networks ?? {})) if (net.IPAddress) ips.push(net.IPAddress);
+        for (const net of Object.values(d.NetworkSettings.Networks ?? {}))
+          if (net.IPAddress) ips.push(net.IPAddress);
       }
     }
     const allRunning = containers.every((c) => c.state === 'running');
@@ -256,6 +332,60 @@ export class GvisorDriver implements Driver {
           if (err.statusCode !== 404) throw err;
         });
     }
+    await this.volumes.remove({ host: this.opts.host, namespace, name });
+  }
+
+  private async containerOf(namespace: string, name: string, container: string): Promise<Docker.Container> {
+    const info = (await this.listInstanceContainers(namespace, name)).find(
+      (c) => c.Labels[LABELS.container] === container,
+    );
+    if (!info) throw new Error(`instance ${namespace}/${name} has no container ${container}`);
+    return this.docker.getContainer(info.Id);
+  }
+
+  async exec(
+    namespace: string,
+    name: string,
+    container: string,
+    command: string[],
+    timeoutMs: number,
+  ): Promise<ExecResult> {
+    const c = await this.containerOf(namespace, name, container);
+    const exec = await c.exec({ Cmd: command, AttachStdout: true, AttachStderr: true });
+    const stream = await exec.start({ hijack: true, stdin: false });
+    let output = '';
+    const sink = new PassThrough();
+    sink.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+    });
+    this.docker.modem.demuxStream(stream, sink, sink);
+    const done = new Promise<void>((resolve) => {
+      stream.on('end', () => resolve());
+      stream.on('error', () => resolve());
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      done.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      stream.destroy();
+      return { exitCode: -1, output: `timed out after ${timeoutMs} ms` };
+    }
+    const info = await exec.inspect();
+    return { exitCode: info.ExitCode ?? -1, output: output.slice(-1024) };
+  }
+
+  async restartContainer(
+    namespace: string,
+    name: string,
+    container: string,
+    graceSeconds: number,
+  ): Promise<void> {
+    await (await this.containerOf(namespace, name, container)).restart({ t: graceSeconds });
   }
 
   async recover(): Promise<InstanceState[]> {
