@@ -2,11 +2,15 @@
  * An agent: connects to NATS, follows its location's intents, runs them through its drivers, and reports
  * the host and its instances. `main.ts` only parses configuration and calls {@link Agent.start}.
  */
-import { readFile } from 'node:fs/promises';
-import { type Authenticator, connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import { join } from 'node:path';
+import type { Service } from '@nats-io/services';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { ResourceAmounts, Runtime } from '../shared/api/index.js';
 import type { Logger } from '../shared/log.js';
+import { connectNats } from '../shared/nats/connect.js';
 import { encode, type HostReport, MESSAGE_VERSION } from '../shared/nats/messages.js';
+import { type KeyPair, loadOrCreateSealKey } from '../shared/nats/seal.js';
+import { AGENT_SERVICE, registerService } from '../shared/nats/service.js';
 import { Subjects } from '../shared/nats/subjects.js';
 import type { Driver } from './drivers/driver.js';
 import { GvisorDriver } from './drivers/gvisor.js';
@@ -27,8 +31,10 @@ export interface AgentConfig {
   labels: Record<string, string>;
   /** NATS server URLs. */
   natsServers: string[];
-  /** Path of a NATS credentials file. */
+  /** Path of a NATS credentials file (`.creds`, or an nkey user seed from `edgectl host credentials`). */
   natsCreds?: string;
+  /** CA bundle of the NATS server's TLS certificate (default $EDGE_NATS_CA); client cert/key from $EDGE_NATS_CERT/KEY. */
+  natsCa?: string;
   /** Subject prefix. */
   subjectPrefix: string;
   /** Directory for the agent's own state (last intents). */
@@ -51,6 +57,9 @@ export class Agent {
   private readonly startedAt = new Date().toISOString();
   private capacity: HostCapacity | undefined;
   private runtimes: Runtime[] = [];
+  private service: Service | undefined;
+  private sealKey: KeyPair | undefined;
+  private published = 0;
   readonly subjects: Subjects;
   readonly drivers: Partial<Record<Runtime, Driver>>;
 
@@ -85,13 +94,13 @@ export class Agent {
       this.log.info({ runtime, ...probe }, 'runtime probe');
       if (probe.ok) this.runtimes.push(runtime);
     }
-    this.nc = await connect({
+    // The host's curve key: secret values are sealed to it, and only this host holds the seed.
+    this.sealKey = loadOrCreateSealKey(join(this.config.stateDir, 'seal.nk'));
+    this.nc = await connectNats({
       servers: this.config.natsServers,
       name: `edge-agent ${this.config.host}`,
-      waitOnFirstConnect: true,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 1000,
-      ...(this.config.natsCreds ? await credsAuth(this.config.natsCreds) : {}),
+      ...(this.config.natsCreds ? { creds: this.config.natsCreds } : {}),
+      ...(this.config.natsCa ? { ca: this.config.natsCa } : {}),
     });
     void this.watchStatus(this.nc);
     this.intents = new IntentWatcher({
@@ -100,6 +109,8 @@ export class Agent {
       location: this.config.location,
       stateDir: this.config.stateDir,
       log: this.log.child({ part: 'intents' }),
+      host: this.config.host,
+      sealKey: this.sealKey,
     });
     this.reconciler = new Reconciler({
       host: this.config.host,
@@ -114,17 +125,74 @@ export class Agent {
     this.reconciler.start();
     this.heartbeat = setInterval(() => this.report(), this.config.heartbeatMs);
     this.report();
+    this.service = await registerService({
+      nc: this.nc,
+      name: AGENT_SERVICE,
+      version: AGENT_VERSION,
+      description: `Edgeplane agent of host ${this.config.host}`,
+      metadata: { host: this.config.host, location: this.config.location },
+      statusSubject: this.subjects.agentStatus(this.config.host),
+      status: () => this.status(),
+      stats: () => this.counters(),
+      log: this.log,
+    }).catch((err) => {
+      this.log.warn({ err: (err as Error).message }, 'not registered with the NATS services API');
+      return undefined;
+    });
     this.log.info(
-      { host: this.config.host, location: this.config.location, runtimes: this.runtimes, labels: this.labels },
+      {
+        host: this.config.host,
+        location: this.config.location,
+        runtimes: this.runtimes,
+        labels: this.labels,
+      },
       'agent started',
     );
   }
 
   private async watchStatus(nc: NatsConnection): Promise<void> {
     for await (const s of nc.status()) {
-      if (s.type === 'disconnect' || s.type === 'reconnect') this.log.info({ status: s.type }, 'nats connection');
+      if (s.type === 'disconnect' || s.type === 'reconnect')
+        this.log.info({ status: s.type }, 'nats connection');
+      // A permissions violation means this host's credentials do not fit what it does: say so loudly.
+      if (s.type === 'error') this.log.error({ err: String(s.error) }, 'nats error');
       if (s.type === 'reconnect') this.report();
     }
+  }
+
+  /** Counters for `$SRV.STATS`. */
+  counters(): Record<string, number> {
+    return {
+      reportsPublished: this.published,
+      malformedIntents: this.intents?.malformed ?? 0,
+      unopenedSecrets: this.intents?.unopened ?? 0,
+      intentResumes: this.intents?.resumes ?? 0,
+      intentFullReads: this.intents?.fullReads ?? 0,
+    };
+  }
+
+  /** What the status endpoint answers. */
+  status(): Record<string, unknown> {
+    return {
+      host: this.config.host,
+      location: this.config.location,
+      agentVersion: AGENT_VERSION,
+      startedAt: this.startedAt,
+      runtimes: this.runtimes,
+      sealKey: this.sealKey?.getPublicKey(),
+      intents: {
+        synced: this.intents?.synced ?? false,
+        revision: this.intents?.lastRevision ?? 0,
+        count: this.intents?.all().length ?? 0,
+      },
+      instances: (this.reconciler?.observed() ?? []).map((s) => ({
+        namespace: s.namespace,
+        name: s.name,
+        phase: s.phase,
+        ready: s.ready,
+      })),
+      counters: this.counters(),
+    };
   }
 
   private scheduleReport(): void {
@@ -150,6 +218,7 @@ export class Agent {
       startedAt: this.startedAt,
       seq: ++this.seq,
       heartbeatMs: this.config.heartbeatMs,
+      ...(this.sealKey ? { sealKey: this.sealKey.getPublicKey() } : {}),
       instances: (this.reconciler?.observed() ?? []).map((s) => ({
         namespace: s.namespace,
         name: s.name,
@@ -173,6 +242,7 @@ export class Agent {
     if (!this.nc || this.nc.isClosed() || !this.capacity) return;
     try {
       this.nc.publish(this.subjects.hostReport(this.config.host), encode(this.hostReport()));
+      this.published++;
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'host report not published');
     }
@@ -183,11 +253,8 @@ export class Agent {
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.reportPending) clearTimeout(this.reportPending);
     this.intents?.stop();
+    await this.service?.stop().catch(() => undefined);
     await this.reconciler?.stop();
     if (this.nc && !this.nc.isClosed()) await this.nc.drain().catch(() => undefined);
   }
-}
-
-async function credsAuth(path: string): Promise<{ authenticator: Authenticator }> {
-  return { authenticator: credsAuthenticator(await readFile(path)) };
 }

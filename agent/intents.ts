@@ -7,9 +7,26 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { DeploymentIntent, decode } from '../shared/nats/messages.js';
-import type { Subjects } from '../shared/nats/subjects.js';
 import type { Logger } from '../shared/log.js';
+import { DeploymentIntent, decode, type ResolvedValues } from '../shared/nats/messages.js';
+import { type KeyPair, openValues } from '../shared/nats/seal.js';
+import type { Subjects } from '../shared/nats/subjects.js';
+
+/** An intent as the agent hands it out: with this host's secret values opened (in memory only). */
+export type OpenedIntent = DeploymentIntent & { values?: ResolvedValues };
+
+/** Options of {@link IntentWatcher}. */
+export interface IntentWatcherOptions {
+  nc: NatsConnection;
+  subjects: Subjects;
+  location: string;
+  stateDir: string;
+  log: Logger;
+  /** This host, whose entry of `sealed` it opens. */
+  host?: string;
+  /** This host's curve key pair, to open the values sealed to it. */
+  sealKey?: KeyPair;
+}
 
 interface Snapshot {
   /** Highest KV revision seen. */
@@ -27,16 +44,45 @@ export class IntentWatcher extends EventEmitter {
   synced = false;
   /** Messages that failed to parse. */
   malformed = 0;
+  /** Times the watch resumed from the revision it had, and times it had to read the location afresh. */
+  resumes = 0;
+  fullReads = 0;
+  private watch: { stop(): void } | undefined;
+  /** Sealed values that did not open with this host's key. */
+  unopened = 0;
+  /** Opened values by intent key, valid while the sealed text is the same. */
+  private opened = new Map<string, { sealed: string; values: ResolvedValues }>();
 
-  constructor(
-    private readonly opts: { nc: NatsConnection; subjects: Subjects; location: string; stateDir: string; log: Logger },
-  ) {
+  constructor(private readonly opts: IntentWatcherOptions) {
     super();
   }
 
-  /** Every intent of the location. */
-  all(): DeploymentIntent[] {
-    return [...this.intents.values()];
+  /** Highest KV revision seen (from NATS or the copy on disk). */
+  get lastRevision(): number {
+    return this.revision;
+  }
+
+  /** Every intent of the location, with this host's sealed values opened into `values`. */
+  all(): OpenedIntent[] {
+    return [...this.intents].map(([key, intent]) => this.withValues(key, intent));
+  }
+
+  private withValues(key: string, intent: DeploymentIntent): OpenedIntent {
+    const host = this.opts.host;
+    const sealed = host ? intent.sealed?.[host] : undefined;
+    if (!sealed || !intent.sealer) return intent;
+    const cached = this.opened.get(key);
+    if (cached?.sealed === sealed) return { ...intent, values: cached.values };
+    if (!this.opts.sealKey) return intent;
+    try {
+      const values = openValues(this.opts.sealKey, intent.sealer, sealed);
+      this.opened.set(key, { sealed, values });
+      return { ...intent, values };
+    } catch (err) {
+      this.unopened++;
+      this.opts.log.error({ key, err: (err as Error).message }, 'secret values of this intent do not open');
+      return intent;
+    }
   }
 
   /** Loads the copy on disk, then follows the bucket until stopped. */
@@ -47,6 +93,7 @@ export class IntentWatcher extends EventEmitter {
 
   stop(): void {
     this.stopped = true;
+    this.watch?.stop();
   }
 
   private get file(): string {
@@ -59,7 +106,10 @@ export class IntentWatcher extends EventEmitter {
       for (const [k, v] of Object.entries(snap.intents)) this.intents.set(k, DeploymentIntent.parse(v));
       this.revision = snap.revision;
       this.synced = true;
-      this.opts.log.info({ intents: this.intents.size, revision: this.revision }, 'resumed intents from disk');
+      this.opts.log.info(
+        { intents: this.intents.size, revision: this.revision },
+        'resumed intents from disk',
+      );
       this.emit('change');
     } catch {
       // No copy yet: wait for NATS.
@@ -101,30 +151,48 @@ export class IntentWatcher extends EventEmitter {
       try {
         const kv = await this.openBucket();
         const filter = this.opts.subjects.intentFilter(this.opts.location);
-        // Snapshot first, then follow from the stream position the snapshot started at: a full re-read
-        // (rather than resuming from our own revision) also notices keys deleted while we were away.
         const status = await kv.status();
-        const from = status.streamInfo.state.last_seq + 1;
-        const fresh = new Map<string, DeploymentIntent>();
-        for await (const key of await kv.keys(filter)) {
-          const e = await kv.get(key);
-          if (!e || e.operation !== 'PUT') continue;
-          const intent = this.parse(e.key, e.value);
-          if (intent) fresh.set(e.key, intent);
+        const last = status.streamInfo.state.last_seq;
+        let from: number;
+        if (this.synced && this.revision > 0 && this.revision <= last) {
+          // Resume from the revision we have: the bucket keeps the latest message of every key, delete markers
+          // included, so every change after our revision is still there to be delivered.
+          from = this.revision + 1;
+          this.resumes++;
+          this.opts.log.info({ revision: this.revision, behind: last - this.revision }, 'resuming intents');
+        } else {
+          // Nothing to resume from (or the bucket was re-created): read the location's keys, then follow from
+          // the stream position the read started at.
+          from = last + 1;
+          const fresh = new Map<string, DeploymentIntent>();
+          for await (const key of await kv.keys(filter)) {
+            const e = await kv.get(key);
+            if (!e || e.operation !== 'PUT') continue;
+            const intent = this.parse(e.key, e.value);
+            if (intent) fresh.set(e.key, intent);
+          }
+          this.intents = fresh;
+          this.revision = last;
+          this.fullReads++;
+          this.synced = true;
+          this.save();
+          this.emit('change');
         }
-        this.intents = fresh;
-        this.synced = true;
-        this.save();
-        this.emit('change');
         const watch = await kv.watch({ key: filter, resumeFromRevision: from });
+        this.watch = watch;
+        if (this.stopped) watch.stop();
         for await (const e of watch) {
           if (this.stopped) break;
           this.revision = Math.max(this.revision, e.revision);
           if (e.operation === 'DEL' || e.operation === 'PURGE') {
             this.intents.delete(e.key);
+            this.opened.delete(e.key);
           } else {
             const intent = this.parse(e.key, e.value);
-            if (!intent) continue;
+            if (!intent) {
+              this.save();
+              continue;
+            }
             this.intents.set(e.key, intent);
           }
           this.save();

@@ -2,7 +2,7 @@
  * The coordinator: watches Workloads on the Kubernetes API, places their instances, publishes intents over
  * NATS and rolls host reports up into Instance and Workload status. `main.ts` only configures and starts it.
  */
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import {
   GROUP,
   InstanceKind,
@@ -13,7 +13,9 @@ import {
   WorkloadKind,
 } from '../shared/api/index.js';
 import type { Logger } from '../shared/log.js';
+import { connectNats } from '../shared/nats/connect.js';
 import { Subjects } from '../shared/nats/subjects.js';
+import { wireFeedAndServices } from './feed/wire.js';
 import { type HostEntry, HostRegistry } from './hosts/registry.js';
 import { HostSync } from './hosts/sync.js';
 import { IntentStore } from './intents/store.js';
@@ -54,6 +56,7 @@ export class Coordinator {
   private controller: WorkloadController | undefined;
   private caches: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [];
   private hostSync: HostSync | undefined;
+  private feedStop: (() => Promise<void>) | undefined;
   private elector: LeaderElector | undefined;
   readonly subjects: Subjects;
 
@@ -72,18 +75,14 @@ export class Coordinator {
       this.elector = new LeaderElector(client, this.config.leaderElection, log.child({ part: 'leader' }));
       await this.elector.acquire(() => this.config.onLostLeadership?.());
     }
-    this.nc = await connect({
-      servers: this.config.natsServers,
-      name: 'edge-coordinator',
-      waitOnFirstConnect: true,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 1000,
-    });
+    // Credentials and TLS come from EDGE_NATS_CREDS / EDGE_NATS_CA / EDGE_NATS_CERT / EDGE_NATS_KEY.
+    this.nc = await connectNats({ servers: this.config.natsServers, name: 'edge-coordinator' });
     const intents = new IntentStore({
       nc: this.nc,
       subjects: this.subjects,
       log: log.child({ part: 'intents' }),
       replicas: this.config.kvReplicas,
+      hostKey: (host) => this.registry?.get(host)?.report.sealKey,
     });
     await intents.start();
     const registry = new HostRegistry({
@@ -188,6 +187,19 @@ export class Coordinator {
     };
     this.hostSync = new HostSync(client, registry, allocatedOf, log.child({ part: 'hostsync' }));
 
+    this.feedStop = (
+      await wireFeedAndServices({
+        nc: this.nc,
+        subjects: this.subjects,
+        registry,
+        intents,
+        events,
+        workloads: workloads.values(),
+        instances,
+        replicas: this.config.kvReplicas,
+        log,
+      })
+    ).stop;
     registry.start();
     const caches = [...workloads.values(), instances, deployments, secrets, configMaps, networks];
     this.caches = caches;
@@ -203,6 +215,7 @@ export class Coordinator {
     await this.elector?.stop();
     this.hostSync?.stop();
     this.registry?.stop();
+    await this.feedStop?.();
     await Promise.all(this.caches.map((c) => c.stop().catch(() => undefined)));
     if (this.nc && !this.nc.isClosed()) await this.nc.drain().catch(() => undefined);
   }

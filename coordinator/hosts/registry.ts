@@ -1,7 +1,8 @@
 /**
  * What the coordinator knows of every host, from the reports agents publish. Host state follows Nomad's
- * heartbeat rules: a host that misses its TTL (a few heartbeats) is Disconnected (its instances Unknown,
- * nothing new placed there); after `lostAfterMs` without a report it is Lost and its instances are replaced.
+ * heartbeat rules: a host silent for longer than its TTL (`missedHeartbeats` × its heartbeat interval) plus
+ * `graceMs` is Disconnected (its instances Unknown, nothing new placed there); after `lostAfterMs` without a
+ * report it is Lost and its instances are replaced elsewhere. When it reports again it is Ready at once.
  */
 import { EventEmitter } from 'node:events';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -31,6 +32,8 @@ export interface HostRegistryOptions {
   log: Logger;
   /** Heartbeats a host may miss before it is Disconnected (default 3). */
   missedHeartbeats?: number;
+  /** Grace added to the TTL before a silent host is Disconnected (default 5000 ms, Nomad's heartbeat_grace idea). */
+  graceMs?: number;
   /** Milliseconds without a report before a host is Lost and its instances replaced (default 30 000). */
   lostAfterMs?: number;
   /** How often states are re-evaluated (default 1000 ms). */
@@ -45,8 +48,10 @@ export class HostRegistry extends EventEmitter {
   private hosts = new Map<string, HostEntry>();
   private sub: Subscription | undefined;
   private timer: NodeJS.Timeout | undefined;
-  /** Reports that failed to parse. */
+  /** Reports that failed to parse, or claimed another host than their subject. */
   malformed = 0;
+  /** Reports accepted. */
+  accepted = 0;
 
   constructor(private readonly opts: HostRegistryOptions) {
     super();
@@ -57,7 +62,14 @@ export class HostRegistry extends EventEmitter {
       callback: (err, msg) => {
         if (err) return;
         try {
-          this.accept(decode(HostReport, msg.data));
+          const report = decode(HostReport, msg.data);
+          // The subject is what NATS permissions guard: a report must be about the host it is published as.
+          if (msg.subject !== this.opts.subjects.hostReport(report.host)) {
+            throw new Error(
+              `report of host ${JSON.stringify(report.host)} published on another host's subject`,
+            );
+          }
+          this.accept(report);
         } catch (e) {
           this.malformed++;
           this.opts.log.warn({ subject: msg.subject, err: (e as Error).message }, 'rejected host report');
@@ -80,6 +92,7 @@ export class HostRegistry extends EventEmitter {
     const changed = !prev || instancesDigest(prev.report) !== instancesDigest(report);
     const entry: HostEntry = { report, lastSeen: now, state: 'Ready', instances };
     this.hosts.set(report.host, entry);
+    this.accepted++;
     this.emit('report', entry, changed, !prev);
     if (prev && prev.state !== 'Ready') {
       this.opts.log.info({ host: report.host, previous: prev.state }, 'host is back');
@@ -94,9 +107,10 @@ export class HostRegistry extends EventEmitter {
   check(now = Date.now()): void {
     const lostAfter = this.opts.lostAfterMs ?? 30_000;
     for (const entry of this.hosts.values()) {
-      const ttl = entry.report.heartbeatMs * (this.opts.missedHeartbeats ?? 3);
+      const ttl = this.disconnectAfterMs(entry.report);
       const silent = now - entry.lastSeen;
-      const state: HostState = silent > Math.max(lostAfter, ttl) ? 'Lost' : silent > ttl ? 'Disconnected' : 'Ready';
+      const state: HostState =
+        silent > Math.max(lostAfter, ttl) ? 'Lost' : silent > ttl ? 'Disconnected' : 'Ready';
       if (state !== entry.state) {
         const prev = entry.state;
         entry.state = state;
@@ -104,6 +118,18 @@ export class HostRegistry extends EventEmitter {
         this.emit('state', entry, prev);
       }
     }
+  }
+
+  /** Silence after which a host is Disconnected: its TTL (missed heartbeats × interval) plus the grace. */
+  disconnectAfterMs(report: Pick<HostReport, 'heartbeatMs'>): number {
+    return report.heartbeatMs * (this.opts.missedHeartbeats ?? 3) + (this.opts.graceMs ?? 5000);
+  }
+
+  /** Hosts per state. */
+  counts(): Record<HostState, number> {
+    const out: Record<HostState, number> = { Ready: 0, Disconnected: 0, Lost: 0 };
+    for (const e of this.hosts.values()) out[e.state]++;
+    return out;
   }
 
   get(host: string): HostEntry | undefined {
@@ -122,6 +148,15 @@ export class HostRegistry extends EventEmitter {
 
 function instancesDigest(r: HostReport): string {
   return JSON.stringify(
-    r.instances.map((i) => [i.namespace, i.name, i.phase, i.ready, i.templateHash, i.message, i.ports, i.containers]),
+    r.instances.map((i) => [
+      i.namespace,
+      i.name,
+      i.phase,
+      i.ready,
+      i.templateHash,
+      i.message,
+      i.ports,
+      i.containers,
+    ]),
   );
 }

@@ -2,7 +2,14 @@
  * Mirrors the host registry into Host and Location objects, so `kubectl get hosts` answers "where is
  * capacity?". Written on change (new host, state, capacity, labels, instance count), never per heartbeat.
  */
-import { GROUP, type HostStatus, HostKind, LocationKind, type ResourceAmounts, VERSION } from '../../shared/api/index.js';
+import {
+  GROUP,
+  HostKind,
+  type HostStatus,
+  LocationKind,
+  type ResourceAmounts,
+  VERSION,
+} from '../../shared/api/index.js';
 import type { Logger } from '../../shared/log.js';
 import { apiErrorMessage, isConflict, isNotFound, type KubeClient } from '../kube/client.js';
 import type { HostEntry, HostRegistry } from './registry.js';
@@ -47,7 +54,9 @@ export class HostSync {
         this.pending.add(host);
       });
     }
-    await this.writeLocations().catch((err) => this.log.warn({ err: apiErrorMessage(err) }, 'locations not written'));
+    await this.writeLocations().catch((err) =>
+      this.log.warn({ err: apiErrorMessage(err) }, 'locations not written'),
+    );
   }
 
   private async writeHost(entry: HostEntry): Promise<void> {
@@ -89,13 +98,17 @@ export class HostSync {
 
   private async writeLocations(): Promise<void> {
     const byLocation = new Map<string, HostEntry[]>();
-    for (const e of this.registry.all()) byLocation.set(e.report.location, [...(byLocation.get(e.report.location) ?? []), e]);
+    for (const e of this.registry.all())
+      byLocation.set(e.report.location, [...(byLocation.get(e.report.location) ?? []), e]);
     const ref = { kind: LocationKind, group: GROUP };
     for (const [location, entries] of byLocation) {
       const ready = entries.filter((e) => e.state === 'Ready');
       const sum = (f: (e: HostEntry) => ResourceAmounts) =>
         ready.reduce(
-          (a, e) => ({ cpuMillis: a.cpuMillis + f(e).cpuMillis, memoryBytes: a.memoryBytes + f(e).memoryBytes }),
+          (a, e) => ({
+            cpuMillis: a.cpuMillis + f(e).cpuMillis,
+            memoryBytes: a.memoryBytes + f(e).memoryBytes,
+          }),
           { cpuMillis: 0, memoryBytes: 0 },
         );
       const status = {
@@ -118,8 +131,12 @@ export class HostSync {
             metadata: { name: location },
             spec: {
               ...(labels.provider ? { provider: labels.provider } : {}),
-              ...(labels['topology.kubernetes.io/region'] ? { region: labels['topology.kubernetes.io/region'] } : {}),
-              ...(labels['topology.kubernetes.io/zone'] ? { zone: labels['topology.kubernetes.io/zone'] } : {}),
+              ...(labels['topology.kubernetes.io/region']
+                ? { region: labels['topology.kubernetes.io/region'] }
+                : {}),
+              ...(labels['topology.kubernetes.io/zone']
+                ? { zone: labels['topology.kubernetes.io/zone'] }
+                : {}),
             },
           })
           .catch((e) => {

@@ -1,31 +1,67 @@
 /**
  * Writes deployment intents into the JetStream KV bucket, one key per (location, Workload). Every write is a
  * compare-and-set against the revision this coordinator last saw, so two coordinators can never interleave;
- * an unchanged intent is not rewritten.
+ * an unchanged intent is not rewritten. Secret values are sealed per receiving host, never stored in clear.
  */
+import { createHash } from 'node:crypto';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../../shared/log.js';
 import { type DeploymentIntent, encode, type ResolvedValues } from '../../shared/nats/messages.js';
+import { hasValues, type KeyPair, newSealKey, sealValues } from '../../shared/nats/seal.js';
 import type { Subjects } from '../../shared/nats/subjects.js';
+
+/** Options of {@link IntentStore}. */
+export interface IntentStoreOptions {
+  nc: NatsConnection;
+  subjects: Subjects;
+  log: Logger;
+  /** Replicas of the bucket (3 on a NATS cluster). */
+  replicas?: number;
+  /** A host's public curve key (from its HostReport), to seal secret values to; undefined when unknown. */
+  hostKey?: (host: string) => string | undefined;
+  /** The coordinator's curve key pair that seals; a fresh one per process by default. */
+  sealKey?: KeyPair;
+  /** CAS retries before a write gives up (default 3). */
+  retries?: number;
+}
+
+/** Thrown when a compare-and-set write still conflicts after the retries. */
+export class IntentConflictError extends Error {}
 
 export class IntentStore {
   private kv: KV | undefined;
-  private written = new Map<string, { revision: number; body: string }>();
+  private written = new Map<string, { revision: number; digest: string }>();
+  private readonly sealKey: KeyPair;
+  /** CAS conflicts met (another writer changed a key first). */
+  conflicts = 0;
+  /** Writes done. */
+  writes = 0;
 
-  constructor(
-    private readonly opts: { nc: NatsConnection; subjects: Subjects; log: Logger; replicas?: number },
-  ) {}
+  constructor(private readonly opts: IntentStoreOptions) {
+    this.sealKey = opts.sealKey ?? newSealKey();
+  }
+
+  /** Public curve key intents are sealed with (`sealer` of each intent). */
+  get sealerKey(): string {
+    return this.sealKey.getPublicKey();
+  }
 
   /** Opens (or creates) the bucket and reads what is in it. */
   async start(): Promise<void> {
     const kvm = new Kvm(this.opts.nc);
-    this.kv = await kvm.create(this.opts.subjects.intentsBucket, { history: 1, replicas: this.opts.replicas ?? 1 });
+    this.kv = await kvm.create(this.opts.subjects.intentsBucket, {
+      history: 1,
+      replicas: this.opts.replicas ?? 1,
+    });
     for await (const key of await this.kv.keys()) {
       const e = await this.kv.get(key);
-      if (e && e.operation === 'PUT') this.written.set(key, { revision: e.revision, body: e.string() });
+      if (e && e.operation === 'PUT') this.written.set(key, { revision: e.revision, digest: '' });
     }
-    this.opts.log.info({ bucket: this.opts.subjects.intentsBucket, keys: this.written.size }, 'intent store ready');
+    this.opts.log.info(
+      { bucket: this.opts.subjects.intentsBucket, keys: this.written.size },
+      'intent store ready',
+    );
   }
 
   /** Keys currently in the bucket for one Workload (any location). */
@@ -35,33 +71,60 @@ export class IntentStore {
   }
 
   /**
-   * Writes the intent when it differs from what is stored (the updatedAt field does not count).
-   * `values` (resolved Secret/ConfigMap data) are sealed to each receiving host's key into `intent.sealed`;
-   * they are never written in clear text.
+   * Writes the intent when it differs from what this store last wrote (updatedAt does not count; neither does
+   * the random nonce of sealing). `values` (resolved Secret/ConfigMap data) are sealed to each receiving
+   * host's key into `intent.sealed`; a host without a known key gets no entry (logged), so its agent starts
+   * the instance without them rather than anyone reading them in clear.
+   * Returns whether it wrote; throws {@link IntentConflictError} when another writer keeps winning.
    */
   async put(intent: DeploymentIntent, values?: ResolvedValues): Promise<boolean> {
-    if (values && (Object.keys(values.env).length || Object.keys(values.files).length || values.registryAuth.length)) {
-      // Sealing per host lands with the NATS security work; until then secret values are not sent at all.
-      this.opts.log.warn({ workload: `${intent.namespace}/${intent.workload}` }, 'secret values not sent: sealing not available yet');
-    }
     const kv = this.kv!;
     const key = this.opts.subjects.intentKey(intent.location, intent.namespace, intent.workload);
-    const comparable = JSON.stringify({ ...intent, updatedAt: undefined });
+    const hosts = [...new Set(intent.instances.map((i) => i.host))].sort();
+    const keys = hosts.map((h) => [h, hasValues(values) ? (this.opts.hostKey?.(h) ?? '') : ''] as const);
+    const digest = createHash('sha256')
+      .update(JSON.stringify({ ...intent, sealed: undefined, sealer: undefined, updatedAt: undefined }))
+      .update(JSON.stringify(hasValues(values) ? values : null))
+      .update(JSON.stringify(keys))
+      .digest('hex');
     const prev = this.written.get(key);
-    if (prev && prev.body && JSON.stringify({ ...JSON.parse(prev.body), updatedAt: undefined }) === comparable) return false;
-    const body = JSON.stringify(intent);
+    if (prev && prev.digest === digest) return false;
+
+    const body: DeploymentIntent = { ...intent };
+    delete body.sealed;
+    delete body.sealer;
+    if (hasValues(values)) {
+      const sealed: Record<string, string> = {};
+      for (const [host, pub] of keys) {
+        if (pub) sealed[host] = sealValues(this.sealKey, pub, values);
+        else this.opts.log.warn({ key, host }, 'host has no seal key yet; secret values not sent to it');
+      }
+      body.sealed = sealed;
+      body.sealer = this.sealKey.getPublicKey();
+    }
+    const data = encode(body);
+    const retries = this.opts.retries ?? 3;
     for (let attempt = 0; ; attempt++) {
       try {
         const current = this.written.get(key);
-        const revision = current ? await kv.update(key, encode(intent), current.revision) : await kv.create(key, encode(intent));
-        this.written.set(key, { revision, body });
+        const revision = current ? await kv.update(key, data, current.revision) : await kv.create(key, data);
+        this.written.set(key, { revision, digest });
+        this.writes++;
         return true;
       } catch (err) {
-        if (attempt >= 3) throw err;
-        // Someone else wrote the key (another coordinator, or a stale cache): re-read and try again.
+        if (!isWrongRevision(err)) throw err;
+        this.conflicts++;
+        if (attempt >= retries) {
+          throw new IntentConflictError(
+            `intent ${key}: another writer keeps changing it (${(err as Error).message})`,
+          );
+        }
+        // Someone else wrote the key (another coordinator, or a stale cache): learn its revision and retry,
+        // so the last level-triggered reconcile wins as a whole, never interleaved with another write.
+        this.opts.log.warn({ key, attempt }, 'intent changed under us; re-reading revision');
         const e = await kv.get(key);
-        if (e && e.operation === 'PUT') this.written.set(key, { revision: e.revision, body: e.string() });
-        else if (e) this.written.set(key, { revision: e.revision, body: '' });
+        if (e && e.operation === 'PUT') this.written.set(key, { revision: e.revision, digest: '' });
+        else if (e) this.written.set(key, { revision: e.revision, digest: '' });
         else this.written.delete(key);
       }
     }
@@ -73,4 +136,10 @@ export class IntentStore {
     await this.kv!.delete(key);
     this.written.delete(key);
   }
+}
+
+/** The KV compare-and-set failure (JetStream error 10071 "wrong last sequence", or key exists on create). */
+function isWrongRevision(err: unknown): boolean {
+  const text = `${(err as Error)?.message ?? ''} ${(err as { api_error?: { err_code?: number } })?.api_error?.err_code ?? ''}`;
+  return /wrong last sequence|10071|key exists|10164/i.test(text);
 }

@@ -72,6 +72,8 @@ export const DeploymentIntent = z
      * Only hosts with instances in this intent get an entry.
      */
     sealed: z.record(z.string(), z.string()).optional(),
+    /** Public curve key (`X…`) of the coordinator that sealed `sealed`; the agent needs it to open them. */
+    sealer: z.string().optional(),
     /** When the coordinator wrote it (RFC 3339). */
     updatedAt: z.string(),
   })
@@ -150,6 +152,8 @@ export const HostReport = z
     heartbeatMs: z.number().int(),
     /** Every instance the agent runs or was told to run. */
     instances: z.array(ReportedInstance),
+    /** Public nkeys curve key (`X…`) secret values for this host are sealed to; absent: none can be sent. */
+    sealKey: z.string().optional(),
     /** When the report was made (RFC 3339). */
     time: z.string(),
   })
@@ -181,3 +185,120 @@ export function formatIssues(error: z.ZodError, prefix = ''): string {
     .map((i) => `${[prefix, ...i.path.map(String)].filter(Boolean).join('.') || '(root)'}: ${i.message}`)
     .join('; ');
 }
+
+/** Host state as the coordinator derives it from heartbeats. */
+export const HostFeedState = z.enum(['Ready', 'Disconnected', 'Lost']);
+
+/**
+ * Monitoring feed, `<prefix>.feed.hosts.<host>`: a host registered, changed capacity/labels/runtimes or state,
+ * or was lost. Published on change, never per heartbeat; the last message per host is retained.
+ */
+export const HostFeed = z
+  .object({
+    /** Schema version. */
+    v: z.number().int(),
+    /** Always `host`. */
+    kind: z.literal('host'),
+    /** Host name. */
+    host: z.string(),
+    /** Location. */
+    location: z.string(),
+    /** Ready, Disconnected or Lost. */
+    state: HostFeedState,
+    /** Labels placement matches on. */
+    labels: z.record(z.string(), z.string()),
+    /** What may be placed on it. */
+    allocatable: ResourceAmounts,
+    /** Runtimes that work there. */
+    runtimes: z.array(z.string()),
+    /** Instances it reports. */
+    instances: z.number().int(),
+    /** Version of its agent. */
+    agentVersion: z.string(),
+    /** Its last heartbeat (RFC 3339). */
+    lastHeartbeat: z.string(),
+    /** When this message was made (RFC 3339). */
+    time: z.string(),
+  })
+  .loose();
+export type HostFeed = z.infer<typeof HostFeed>;
+
+/** Monitoring feed, `<prefix>.feed.instances.<namespace>.<name>`: an Instance changed phase, readiness or host. */
+export const InstanceFeed = z
+  .object({
+    /** Schema version. */
+    v: z.number().int(),
+    /** Always `instance`. */
+    kind: z.literal('instance'),
+    /** Namespace. */
+    namespace: z.string(),
+    /** Instance name. */
+    name: z.string(),
+    /** Workload it belongs to. */
+    workload: z.string(),
+    /** Location and host it is placed on. */
+    location: z.string(),
+    host: z.string(),
+    /** Phase (Pending, Starting, Running, Unknown, Failed, …); `Deleted` when the Instance is gone. */
+    phase: z.string(),
+    /** Ready to serve. */
+    ready: z.boolean(),
+    /** Human-readable detail. */
+    message: z.string().optional(),
+    /** When this message was made (RFC 3339). */
+    time: z.string(),
+  })
+  .loose();
+export type InstanceFeed = z.infer<typeof InstanceFeed>;
+
+/** Monitoring feed, `<prefix>.feed.workloads.<namespace>.<name>`: a Workload's replicas or phase changed. */
+export const WorkloadFeed = z
+  .object({
+    /** Schema version. */
+    v: z.number().int(),
+    /** Always `workload`. */
+    kind: z.literal('workload'),
+    /** Namespace. */
+    namespace: z.string(),
+    /** Workload name. */
+    name: z.string(),
+    /** spec.replicas (desired). */
+    desired: z.number().int(),
+    /** status.replicas / readyReplicas / availableReplicas. */
+    replicas: z.number().int(),
+    readyReplicas: z.number().int(),
+    availableReplicas: z.number().int(),
+    /** status.phase; `Deleted` when the Workload is gone. */
+    phase: z.string(),
+    /** When this message was made (RFC 3339). */
+    time: z.string(),
+  })
+  .loose();
+export type WorkloadFeed = z.infer<typeof WorkloadFeed>;
+
+/** Monitoring feed, `<prefix>.events.<namespace>.<kind>.<name>`: every event the coordinator records. */
+export const EventFeed = z
+  .object({
+    /** Schema version. */
+    v: z.number().int(),
+    /** Always `event`. */
+    kind: z.literal('event'),
+    /** Normal or Warning. */
+    type: z.string(),
+    /** CamelCase reason, e.g. Placed, Rescheduled, HostLost. */
+    reason: z.string(),
+    /** Human-readable message. */
+    message: z.string(),
+    /** The object it is about. */
+    object: z.object({ kind: z.string(), name: z.string(), namespace: z.string().optional() }).loose(),
+    /** How often it happened. */
+    count: z.number().int(),
+    /** When it happened (RFC 3339). */
+    time: z.string(),
+  })
+  .loose();
+export type EventFeed = z.infer<typeof EventFeed>;
+
+/** Any message of the monitoring feed. */
+export const FeedMessage = z.discriminatedUnion('kind', [HostFeed, InstanceFeed, WorkloadFeed, EventFeed]);
+export type FeedMessage = z.infer<typeof FeedMessage>;

@@ -9,7 +9,8 @@ export const DEFAULT_PREFIX = 'edge';
 
 /** NATS subject tokens may not contain these; names from Kubernetes never do except `.`. */
 function token(value: string): string {
-  if (!value || /[\s*>]/.test(value)) throw new Error(`not usable in a NATS subject: ${JSON.stringify(value)}`);
+  if (!value || /[\s*>]/.test(value))
+    throw new Error(`not usable in a NATS subject: ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -70,5 +71,45 @@ export class Subjects {
   /** Wildcard of the whole monitoring feed. */
   get allFeed(): string {
     return `${this.prefix}.feed.>`;
+  }
+
+  /** Wildcard of the host part of the feed. */
+  get allFeedHosts(): string {
+    return `${this.prefix}.feed.hosts.>`;
+  }
+
+  /** Wildcard of the instance part of the feed. */
+  get allFeedInstances(): string {
+    return `${this.prefix}.feed.instances.>`;
+  }
+
+  /** Wildcard of the Workload part of the feed. */
+  get allFeedWorkloads(): string {
+    return `${this.prefix}.feed.workloads.>`;
+  }
+
+  /** Wildcard of every event. */
+  get allEvents(): string {
+    return `${this.prefix}.events.>`;
+  }
+
+  /** JetStream stream retaining the last feed message per subject (current state for a new subscriber). */
+  get feedStream(): string {
+    return `${this.prefix.replace(/\./g, '_')}-feed`;
+  }
+
+  /** JetStream stream retaining recent events (one hour). */
+  get eventsStream(): string {
+    return `${this.prefix.replace(/\./g, '_')}-events`;
+  }
+
+  /** Status endpoint of the coordinator (NATS services API endpoint, request/reply). */
+  get coordinatorStatus(): string {
+    return `${this.prefix}.svc.coordinator.status`;
+  }
+
+  /** Status endpoint of one agent (NATS services API endpoint, request/reply). */
+  agentStatus(host: string): string {
+    return `${this.prefix}.svc.agent.${token(host)}.status`;
   }
 }

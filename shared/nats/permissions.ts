@@ -1,0 +1,106 @@
+/**
+ * NATS permissions of each Edgeplane identity, built from the same {@link Subjects} the code uses, so what an
+ * identity may do cannot drift from what it does. An agent may read only its own location's intents and
+ * publish only as its own host; `edgectl` (monitoring) may only read the feed; the coordinator may do
+ * everything under its prefix and the JetStream API.
+ */
+import type { Subjects } from './subjects.js';
+
+/** Publish/subscribe allow lists, as nats-server's `permissions` block takes them. */
+export interface NatsPermissions {
+  publish: { allow: string[] };
+  subscribe: { allow: string[] };
+  /** Lets a responder reply to request inboxes without a publish permission for them. */
+  allow_responses?: boolean;
+}
+
+/** Inbox prefix of every client (nats.js default). */
+const INBOX = '_INBOX.>';
+
+/** What the agent of `host` in `location` may do. */
+export function agentPermissions(subjects: Subjects, host: string, location: string): NatsPermissions {
+  const stream = `KV_${subjects.intentsBucket}`;
+  const keys = `$KV.${subjects.intentsBucket}.${subjects.intentFilter(location)}`;
+  return {
+    publish: {
+      allow: [
+        // Its own host's report (and any future per-host subject).
+        `${subjects.prefix}.hosts.${host}.>`,
+        // KV watch/keys of its location only: the consumer's filter is part of the create subject.
+        '$JS.API.INFO',
+        `$JS.API.STREAM.INFO.${stream}`,
+        `$JS.API.CONSUMER.CREATE.${stream}.*.${keys}`,
+        `$JS.API.CONSUMER.INFO.${stream}.*`,
+        `$JS.API.CONSUMER.DELETE.${stream}.*`,
+        `$JS.API.DIRECT.GET.${stream}.${keys}`,
+        `$JS.FC.${stream}.>`,
+      ],
+    },
+    subscribe: {
+      allow: [
+        INBOX,
+        '$SRV.PING',
+        '$SRV.PING.>',
+        '$SRV.INFO',
+        '$SRV.INFO.>',
+        '$SRV.STATS',
+        '$SRV.STATS.>',
+        subjects.agentStatus(host),
+      ],
+    },
+    allow_responses: true,
+  };
+}
+
+/** What a monitoring client (edgectl, dashboards) may do: read the feed, its streams and the status endpoints. */
+export function monitorPermissions(subjects: Subjects): NatsPermissions {
+  return {
+    publish: {
+      allow: [
+        '$JS.API.INFO',
+        `$JS.API.STREAM.INFO.${subjects.feedStream}`,
+        `$JS.API.STREAM.INFO.${subjects.eventsStream}`,
+        `$JS.API.CONSUMER.CREATE.${subjects.feedStream}.>`,
+        `$JS.API.CONSUMER.CREATE.${subjects.eventsStream}.>`,
+        `$JS.API.CONSUMER.DELETE.${subjects.feedStream}.*`,
+        `$JS.API.CONSUMER.DELETE.${subjects.eventsStream}.*`,
+        `$JS.API.CONSUMER.INFO.${subjects.feedStream}.*`,
+        `$JS.API.CONSUMER.INFO.${subjects.eventsStream}.*`,
+        `$JS.FC.>`,
+        '$SRV.>',
+        `${subjects.prefix}.svc.>`,
+      ],
+    },
+    subscribe: { allow: [INBOX, subjects.allFeed, subjects.allEvents] },
+  };
+}
+
+/** The coordinator: everything under its prefix, the JetStream API, and the services API. */
+export function coordinatorPermissions(subjects: Subjects): NatsPermissions {
+  return {
+    publish: { allow: [`${subjects.prefix}.>`, '$JS.>', '$KV.>', '$SRV.>', INBOX] },
+    subscribe: { allow: [`${subjects.prefix}.>`, '$JS.>', '$KV.>', '$SRV.>', INBOX] },
+    allow_responses: true,
+  };
+}
+
+/** One `authorization.users` entry of nats-server's configuration for an nkey user. */
+export function nkeyUserConfig(publicKey: string, permissions: NatsPermissions, comment?: string): string {
+  const list = (xs: string[]) => `[${xs.map((x) => JSON.stringify(x)).join(', ')}]`;
+  return [
+    ...(comment ? [`# ${comment}`] : []),
+    '{',
+    `  nkey: ${JSON.stringify(publicKey)}`,
+    '  permissions: {',
+    `    publish: { allow: ${list(permissions.publish.allow)} }`,
+    `    subscribe: { allow: ${list(permissions.subscribe.allow)} }`,
+    ...(permissions.allow_responses ? ['    allow_responses: true'] : []),
+    '  }',
+    '}',
+  ].join('\n');
+}
+
+/** A whole `authorization { users: [...] }` block from user entries. */
+export function authorizationBlock(users: string[]): string {
+  return `authorization {\n  users: [\n${users.map((u) => u.replace(/^/gm, '    ')).join('\n')}\n  ]\n}`;
+}
