@@ -48,6 +48,8 @@ export async function ensureImage(tag: string, spec: ImageSpec = {}): Promise<vo
       const target = path.join(overlay, path.resolve('/', file));
       fs.mkdirSync(path.dirname(target), { recursive: true });
       fs.writeFileSync(target, content);
+      // Scripts (a `#!` first line) are made executable, so an image can carry its own entrypoint.
+      if (String(content).startsWith('#!')) fs.chmodSync(target, 0o755);
     }
     args.push('--overlay', overlay);
   }

@@ -25,7 +25,11 @@ export const WorkloadDeploymentStatus = z
   .object({
     replicas: z.number().int().optional().describe('Instances that exist.'),
     readyReplicas: z.number().int().optional().describe('Instances that are ready.'),
-    intentRevision: z.number().int().optional().describe('Revision of the deployment intent published to the location.'),
+    intentRevision: z
+      .number()
+      .int()
+      .optional()
+      .describe('Revision of the deployment intent published to the location.'),
     conditions: z.array(Condition).optional().describe('Conditions of the deployment.'),
   })
   .describe('The observed state of the WorkloadDeployment.');

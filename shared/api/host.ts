@@ -1,9 +1,7 @@
 /** Host and Location: what the agents registered, so that available capacity has a kubectl answer. */
 import { z } from 'zod';
-import { Condition, ResourceAmounts } from './meta.js';
 import { Runtime } from './instance.js';
-
-
+import { Condition, ResourceAmounts } from './meta.js';
 
 /** The desired state of a Host: what operators may change with kubectl. */
 export const HostSpec = z
@@ -26,7 +24,10 @@ export const HostStatus = z
     runtimes: z.array(Runtime).optional().describe('Runtimes that work on this host.'),
     instances: z.number().int().optional().describe('Instances placed on it.'),
     agentVersion: z.string().optional().describe('Version of edge-agent.'),
-    lastHeartbeatTime: z.string().optional().describe('When the agent was last heard of, written on state change.'),
+    lastHeartbeatTime: z
+      .string()
+      .optional()
+      .describe('When the agent was last heard of, written on state change.'),
     conditions: z.array(Condition).optional().describe('Ready.'),
   })
   .describe('The observed state of the Host.');

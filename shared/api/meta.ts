@@ -31,7 +31,9 @@ export const LabelSelector = z
       .optional()
       .describe('Requirements that must all hold.'),
   })
-  .describe('A label query; matchLabels and matchExpressions are ANDed. An empty selector matches everything.');
+  .describe(
+    'A label query; matchLabels and matchExpressions are ANDed. An empty selector matches everything.',
+  );
 export type LabelSelector = z.infer<typeof LabelSelector>;
 
 /** A reference to an object by name, in the same namespace. */
@@ -62,7 +64,10 @@ export type Condition = z.infer<typeof Condition>;
  * The generator turns this into `x-kubernetes-int-or-string`, as Kubernetes does for its own quantities.
  */
 export const Quantity = z
-  .union([z.string().regex(/^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|Ki|[MGTPE]i|[numkMGTPE])?$/), z.number().min(0)])
+  .union([
+    z.string().regex(/^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|Ki|[MGTPE]i|[numkMGTPE])?$/),
+    z.number().min(0),
+  ])
   .meta({ 'x-kubernetes-int-or-string': true })
   .describe('A quantity such as 100m, 2, 512Mi or 4Gi.');
 export type Quantity = z.infer<typeof Quantity>;

@@ -8,13 +8,19 @@ import { LocalObjectReference, Quantity, TemplateMetadata } from './meta.js';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
+/** The shape of GCP-style machine type names; shared/resources.ts checks the exact sizes. */
+const MACHINE_TYPE =
+  /^(e2-(micro|small|medium)|(e2|n1|n2|n2d|c2)-(standard|highmem|highcpu)-[0-9]+|((e2|n2|n2d)-)?custom-[0-9]+-[0-9]+(-ext)?)$/;
 
 /** Selects one key of a Secret in the Workload's namespace. */
 export const SecretKeySelector = z
   .object({
     name: z.string().min(1).describe('Name of the Secret, in the Workload namespace.'),
     key: z.string().min(1).describe('Key within the Secret.'),
-    optional: z.boolean().optional().describe('When true, a missing Secret or key leaves the variable unset.'),
+    optional: z
+      .boolean()
+      .optional()
+      .describe('When true, a missing Secret or key leaves the variable unset.'),
   })
   .describe('A key of a Secret.');
 
@@ -23,7 +29,10 @@ export const ConfigMapKeySelector = z
   .object({
     name: z.string().min(1).describe('Name of the ConfigMap, in the Workload namespace.'),
     key: z.string().min(1).describe('Key within the ConfigMap.'),
-    optional: z.boolean().optional().describe('When true, a missing ConfigMap or key leaves the variable unset.'),
+    optional: z
+      .boolean()
+      .optional()
+      .describe('When true, a missing ConfigMap or key leaves the variable unset.'),
   })
   .describe('A key of a ConfigMap.');
 
@@ -35,7 +44,9 @@ export const EnvVar = z
     valueFrom: z
       .object({
         secretKeyRef: SecretKeySelector.optional().describe('Take the value from a key of a Secret.'),
-        configMapKeyRef: ConfigMapKeySelector.optional().describe('Take the value from a key of a ConfigMap.'),
+        configMapKeyRef: ConfigMapKeySelector.optional().describe(
+          'Take the value from a key of a ConfigMap.',
+        ),
       })
       .meta({
         'x-kubernetes-validations': [
@@ -59,7 +70,12 @@ export type EnvVar = z.infer<typeof EnvVar>;
 /** A port the instance listens on; published on the host by the agent. */
 export const ContainerPort = z
   .object({
-    name: z.string().regex(DNS_LABEL).max(15).optional().describe('Name of the port, unique in the instance.'),
+    name: z
+      .string()
+      .regex(DNS_LABEL)
+      .max(15)
+      .optional()
+      .describe('Name of the port, unique in the instance.'),
     containerPort: z.number().int().min(1).max(65535).describe('Port the process listens on.'),
     protocol: z.enum(['TCP', 'UDP']).optional().describe('TCP (default) or UDP.'),
     hostPort: z
@@ -143,17 +159,21 @@ export const Volume = z
       .describe('The keys of a Secret as files.'),
     persistentVolumeClaim: z
       .object({
-        claimName: z.string().min(1).describe('Name of the claim; a named volume on the host that outlives instances.'),
+        claimName: z
+          .string()
+          .min(1)
+          .describe('Name of the claim; a named volume on the host that outlives instances.'),
         readOnly: z.boolean().optional().describe('Mount read-only.'),
       })
       .optional()
-      .describe('A named volume on the host that survives instance restarts and replacement on the same host.'),
+      .describe(
+        'A named volume on the host that survives instance restarts and replacement on the same host.',
+      ),
   })
   .meta({
     'x-kubernetes-validations': [
       {
-        rule:
-          '(has(self.emptyDir) ? 1 : 0) + (has(self.configMap) ? 1 : 0) + (has(self.secret) ? 1 : 0) + (has(self.persistentVolumeClaim) ? 1 : 0) == 1',
+        rule: '(has(self.emptyDir) ? 1 : 0) + (has(self.configMap) ? 1 : 0) + (has(self.secret) ? 1 : 0) + (has(self.persistentVolumeClaim) ? 1 : 0) == 1',
         message: 'a volume needs exactly one of emptyDir, configMap, secret or persistentVolumeClaim',
       },
     ],
@@ -171,22 +191,48 @@ export const Probe = z
     httpGet: z
       .object({
         path: z.string().optional().describe('Path to request (default /).'),
-        port: z.union([z.number().int().min(1).max(65535), z.string()]).meta({ 'x-kubernetes-int-or-string': true }).describe('Port number or name.'),
+        port: z
+          .union([z.number().int().min(1).max(65535), z.string()])
+          .meta({ 'x-kubernetes-int-or-string': true })
+          .describe('Port number or name.'),
         scheme: z.enum(['HTTP', 'HTTPS']).optional().describe('HTTP (default) or HTTPS.'),
       })
       .optional()
       .describe('An HTTP GET; a 2xx or 3xx status is healthy.'),
     tcpSocket: z
       .object({
-        port: z.union([z.number().int().min(1).max(65535), z.string()]).meta({ 'x-kubernetes-int-or-string': true }).describe('Port number or name.'),
+        port: z
+          .union([z.number().int().min(1).max(65535), z.string()])
+          .meta({ 'x-kubernetes-int-or-string': true })
+          .describe('Port number or name.'),
       })
       .optional()
       .describe('A TCP connect; success is healthy.'),
-    initialDelaySeconds: z.number().int().min(0).optional().describe('Seconds after start before the first probe.'),
+    initialDelaySeconds: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('Seconds after start before the first probe.'),
     periodSeconds: z.number().int().min(1).optional().describe('Seconds between probes (default 10).'),
-    timeoutSeconds: z.number().int().min(1).optional().describe('Seconds before a probe times out (default 1).'),
-    successThreshold: z.number().int().min(1).optional().describe('Consecutive successes to count as healthy (default 1).'),
-    failureThreshold: z.number().int().min(1).optional().describe('Consecutive failures to count as unhealthy (default 3).'),
+    timeoutSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe('Seconds before a probe times out (default 1).'),
+    successThreshold: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe('Consecutive successes to count as healthy (default 1).'),
+    failureThreshold: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe('Consecutive failures to count as unhealthy (default 3).'),
   })
   .meta({
     'x-kubernetes-validations': [
@@ -210,7 +256,7 @@ export const Container = z
     env: z.array(EnvVar).optional().describe('Environment variables.'),
     ports: z.array(ContainerPort).optional().describe('Ports the container listens on.'),
     resources: ResourceRequirements.optional().describe('CPU and memory for this container.'),
-    volumeMounts: z.array(VolumeMount).optional().describe('Volumes mounted into this container.'),
+    volumeMounts: z.array(VolumeMount).max(32).optional().describe('Volumes mounted into this container.'),
     readinessProbe: Probe.optional().describe('When it passes, the instance is Ready.'),
     livenessProbe: Probe.optional().describe('When it fails, the container is restarted.'),
   })
@@ -233,23 +279,60 @@ export const InstanceTemplateSpec = z
   .object({
     machineType: z
       .string()
+      .regex(MACHINE_TYPE)
       .optional()
-      .describe('GCP-style machine type (e2-micro, e2-small, n2-standard-4, c2-standard-8, …): vCPUs and memory.'),
+      .describe(
+        'GCP-style machine type (e2-micro, e2-small, n2-standard-4, c2-standard-8, …): vCPUs and memory.',
+      ),
     image: z
       .string()
       .optional()
       .describe(
         'An OCI image (nginx:latest, gcr.io/p/app:v1) runs as a gVisor-sandboxed container; a VM image (projects/<project>/global/images/<name>) runs as a virtual machine.',
       ),
-    imagePullSecrets: z.array(LocalObjectReference).optional().describe('Secrets holding registry credentials.'),
+    imagePullSecrets: z
+      .array(LocalObjectReference)
+      .optional()
+      .describe('Secrets holding registry credentials.'),
     command: z.array(z.string()).optional().describe('Entrypoint of the image, for the single-image form.'),
     args: z.array(z.string()).optional().describe('Arguments, for the single-image form.'),
     env: z.array(EnvVar).optional().describe('Environment variables, for the single-image form.'),
     ports: z.array(ContainerPort).optional().describe('Ports, for the single-image form.'),
-    resources: ResourceRequirements.optional().describe('CPU and memory; when omitted they follow from machineType.'),
-    volumes: z.array(Volume).optional().describe('Volumes of the instance.'),
-    volumeMounts: z.array(VolumeMount).optional().describe('Volume mounts, for the single-image form.'),
-    containers: z.array(Container).min(1).optional().describe('Containers that share the instance network and volumes.'),
+    resources: ResourceRequirements.optional().describe(
+      'CPU and memory; when omitted they follow from machineType.',
+    ),
+    volumes: z
+      .array(Volume)
+      .max(32)
+      .meta({
+        'x-kubernetes-validations': [
+          {
+            rule: 'self.all(v, self.exists_one(w, w.name == v.name))',
+            message: 'volume names must be unique',
+          },
+        ],
+      })
+      .optional()
+      .describe('Volumes of the instance.'),
+    volumeMounts: z
+      .array(VolumeMount)
+      .max(32)
+      .optional()
+      .describe('Volume mounts, for the single-image form.'),
+    containers: z
+      .array(Container)
+      .min(1)
+      .max(16)
+      .meta({
+        'x-kubernetes-validations': [
+          {
+            rule: 'self.all(c, self.exists_one(d, d.name == c.name))',
+            message: 'container names must be unique',
+          },
+        ],
+      })
+      .optional()
+      .describe('Containers that share the instance network and volumes.'),
     networkInterfaces: z.array(NetworkInterface).optional().describe('Network attachments.'),
     readinessProbe: Probe.optional().describe('Readiness probe, for the single-image form.'),
     livenessProbe: Probe.optional().describe('Liveness probe, for the single-image form.'),
@@ -257,7 +340,18 @@ export const InstanceTemplateSpec = z
   .meta({
     'x-kubernetes-validations': [
       { rule: 'has(self.image) || has(self.containers)', message: 'template.spec needs image or containers' },
-      { rule: '!(has(self.image) && has(self.containers))', message: 'template.spec takes image or containers, not both' },
+      {
+        rule: '!(has(self.image) && has(self.containers))',
+        message: 'template.spec takes image or containers, not both',
+      },
+      {
+        rule: '!has(self.volumeMounts) || self.volumeMounts.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.name))',
+        message: 'every volumeMounts[].name must name one of volumes',
+      },
+      {
+        rule: '!has(self.containers) || self.containers.all(c, !has(c.volumeMounts) || c.volumeMounts.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.name)))',
+        message: 'every containers[].volumeMounts[].name must name one of volumes',
+      },
     ],
   })
   .describe('The specification of each instance.');

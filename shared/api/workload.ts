@@ -13,7 +13,9 @@ export const WorkloadUpdateStrategy = z
     type: z.enum(['RollingUpdate', 'Recreate']).optional().describe('RollingUpdate (default) or Recreate.'),
     rollingUpdate: z
       .object({
-        maxSurge: IntOrPercent.optional().describe('Instances above replicas allowed during an update (default 25%).'),
+        maxSurge: IntOrPercent.optional().describe(
+          'Instances above replicas allowed during an update (default 25%).',
+        ),
         maxUnavailable: IntOrPercent.optional().describe(
           'Instances below replicas allowed during an update (default 25%).',
         ),
@@ -66,10 +68,25 @@ export const WorkloadStatus = z
     phase: WorkloadPhase.optional().describe('The current phase of the workload.'),
     replicas: z.number().int().optional().describe('Total number of instances.'),
     readyReplicas: z.number().int().optional().describe('Number of ready instances.'),
-    availableReplicas: z.number().int().optional().describe('Number of instances ready for at least minReadySeconds.'),
-    updatedReplicas: z.number().int().optional().describe('Number of instances running the current template.'),
-    observedGeneration: z.number().int().optional().describe('The .metadata.generation this status reflects.'),
-    selector: z.string().optional().describe('Label selector of the instances, as a string (for the scale subresource).'),
+    availableReplicas: z
+      .number()
+      .int()
+      .optional()
+      .describe('Number of instances ready for at least minReadySeconds.'),
+    updatedReplicas: z
+      .number()
+      .int()
+      .optional()
+      .describe('Number of instances running the current template.'),
+    observedGeneration: z
+      .number()
+      .int()
+      .optional()
+      .describe('The .metadata.generation this status reflects.'),
+    selector: z
+      .string()
+      .optional()
+      .describe('Label selector of the instances, as a string (for the scale subresource).'),
     locations: z.array(WorkloadLocationStatus).optional().describe('Instances per location.'),
     conditions: z.array(Condition).optional().describe('Available and Progressing, with reasons.'),
   })

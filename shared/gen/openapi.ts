@@ -30,6 +30,13 @@ function clean(node: JSONSchema): JSONSchema {
     };
     if (typeof node.description === 'string') r.description = node.description;
     if (node.default !== undefined) r.default = node.default;
+    // As controller-gen does for resource.Quantity: the string branch's pattern and the number branch's minimum
+    // go next to anyOf (JSON Schema applies each only to values of its type).
+    const branches = (node.anyOf ?? node.oneOf ?? []) as JSONSchema[];
+    const pattern = branches.find((b) => b.type === 'string' && typeof b.pattern === 'string')?.pattern;
+    if (pattern) r.pattern = pattern;
+    const minimum = branches.find((b) => b.type === 'integer' || b.type === 'number')?.minimum;
+    if (typeof minimum === 'number' && minimum !== -MAX_SAFE) r.minimum = minimum;
     return r;
   }
   for (const [key, value] of Object.entries(node)) {

@@ -1,7 +1,11 @@
 /** Resolution of Secret, ConfigMap and Network references of a Workload template (pure). */
 import { describe, expect, it } from 'vitest';
+import {
+  type ReferenceLookup,
+  registryAuthOf,
+  resolveReferences,
+} from '../../coordinator/workloads/references.js';
 import type { NetworkSpec, WorkloadSpec } from '../../shared/api/index.js';
-import { type ReferenceLookup, registryAuthOf, resolveReferences } from '../../coordinator/workloads/references.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
@@ -29,7 +33,10 @@ const spec: Pick<WorkloadSpec, 'template' | 'networkRef'> = {
       ],
       volumes: [
         { name: 'config', configMap: { name: 'app-config' } },
-        { name: 'secrets', secret: { secretName: 'app-secrets', items: [{ key: 'token', path: 'auth/token' }] } },
+        {
+          name: 'secrets',
+          secret: { secretName: 'app-secrets', items: [{ key: 'token', path: 'auth/token' }] },
+        },
       ],
       networkInterfaces: [{ networkRef: { name: 'backend-network' }, subnetRef: { name: 'backend-subnet' } }],
     },
@@ -81,7 +88,10 @@ describe('resolveReferences', () => {
     );
     expect(r.missing).toEqual([]);
     expect(r.values.env).toEqual({ main: { DATABASE_URL: 'postgres://db/x' } });
-    expect(r.values.files).toEqual({ config: { 'config.yaml': b64('a: 1') }, secrets: { 'auth/token': b64('t0k') } });
+    expect(r.values.files).toEqual({
+      config: { 'config.yaml': b64('a: 1') },
+      secrets: { 'auth/token': b64('t0k') },
+    });
     expect(r.values.registryAuth).toEqual([{ server: 'gcr.io', username: '_json_key', password: 'secret' }]);
   });
 
@@ -111,9 +121,11 @@ describe('resolveReferences', () => {
   });
 
   it('reads username/password entries and ignores unreadable docker configs', () => {
-    expect(registryAuthOf({ '.dockerconfigjson': b64(JSON.stringify({ auths: { r: { username: 'u', password: 'p' } } })) })).toEqual([
-      { server: 'r', username: 'u', password: 'p' },
-    ]);
+    expect(
+      registryAuthOf({
+        '.dockerconfigjson': b64(JSON.stringify({ auths: { r: { username: 'u', password: 'p' } } })),
+      }),
+    ).toEqual([{ server: 'r', username: 'u', password: 'p' }]);
     expect(registryAuthOf({ '.dockerconfigjson': b64('not json') })).toEqual([]);
     expect(registryAuthOf({})).toEqual([]);
   });

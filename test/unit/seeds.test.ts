@@ -45,7 +45,12 @@ const manifests = readdirSync(SEEDS)
   .filter((f) => f.endsWith('.txt'))
   .flatMap((f) => extractManifests(readFileSync(path.join(SEEDS, f), 'utf8')).map((m) => ({ file: f, ...m })))
   // The reference doc's skeleton ("spec: # Workload specification fields") has no spec to check.
-  .filter((m) => m.doc.kind === 'Workload' && m.doc.spec !== null && WORKLOAD_GROUPS.some((g) => String(m.doc.apiVersion).startsWith(`${g}/`)));
+  .filter(
+    (m) =>
+      m.doc.kind === 'Workload' &&
+      m.doc.spec !== null &&
+      WORKLOAD_GROUPS.some((g) => String(m.doc.apiVersion).startsWith(`${g}/`)),
+  );
 
 describe('Workload examples of the docs', () => {
   it('finds the intact examples (reference doc and provider overview)', () => {
@@ -53,23 +58,59 @@ describe('Workload examples of the docs', () => {
     expect(names).toEqual(expect.arrayContaining(['web-app', 'api-server', 'app-with-sidecar', 'my-app']));
   });
 
-  it.each(manifests.map((m) => [`${m.file}: ${(m.doc.metadata as { name: string }).name}`, m] as const))(
-    '%s parses unchanged',
-    (_name, m) => {
-      const r = WorkloadSpec.safeParse(m.doc.spec);
-      if (!r.success) throw new Error(formatIssues(r.error, 'spec'));
-      expect(r.success).toBe(true);
-    },
-  );
+  it.each(
+    manifests.map((m) => [`${m.file}: ${(m.doc.metadata as { name: string }).name}`, m] as const),
+  )('%s parses unchanged', (_name, m) => {
+    const r = WorkloadSpec.safeParse(m.doc.spec);
+    if (!r.success) throw new Error(formatIssues(r.error, 'spec'));
+    expect(r.success).toBe(true);
+  });
 
   it('parses the examples of the Workload guide (re-indented by hand, values unchanged)', () => {
     const guide = readFileSync(path.resolve(import.meta.dirname, '../../examples/web-app.yaml'), 'utf8');
     const doc = parseAllDocuments(guide)[0]!.toJSON();
-    expect(WorkloadSpec.parse(doc.spec)).toMatchObject({ replicas: 3, template: { spec: { machineType: 'e2-small', image: 'nginx:latest' } } });
+    expect(WorkloadSpec.parse(doc.spec)).toMatchObject({
+      replicas: 3,
+      template: { spec: { machineType: 'e2-small', image: 'nginx:latest' } },
+    });
+  });
+
+  const EXAMPLES = path.resolve(import.meta.dirname, '../../examples');
+  const exampleFiles = readdirSync(EXAMPLES).filter((f) => f.endsWith('.yaml'));
+  it('has one file under examples/ per Workload example of the docs', () => {
+    const names = exampleFiles.map(
+      (f) =>
+        (
+          parseAllDocuments(readFileSync(path.join(EXAMPLES, f), 'utf8'))[0]!.toJSON() as {
+            metadata: { name: string };
+          }
+        ).metadata.name,
+    );
+    expect(names.sort()).toEqual([
+      'api-server',
+      'app-with-sidecar',
+      'backend-api',
+      'my-app',
+      'web-app',
+      'web-app',
+      'web-frontend',
+      'worker',
+    ]);
+  });
+
+  it.each(exampleFiles)('examples/%s parses, and its images are built locally', async (file) => {
+    const { EXAMPLE_IMAGES } = await import('../../examples/images.js');
+    const doc = parseAllDocuments(readFileSync(path.join(EXAMPLES, file), 'utf8'))[0]!.toJSON();
+    const spec = WorkloadSpec.parse(doc.spec);
+    const images = spec.template.spec.containers?.map((c) => c.image) ?? [spec.template.spec.image!];
+    for (const image of images) expect(Object.keys(EXAMPLE_IMAGES)).toContain(image);
   });
 
   it('names the field of an invalid spec', () => {
-    const r = WorkloadSpec.safeParse({ replicas: -2, template: { spec: { image: 'x', env: [{ name: '1bad' }] } } });
+    const r = WorkloadSpec.safeParse({
+      replicas: -2,
+      template: { spec: { image: 'x', env: [{ name: '1bad' }] } },
+    });
     expect(r.success).toBe(false);
     const text = formatIssues(r.error!, 'spec');
     expect(text).toContain('spec.replicas');
