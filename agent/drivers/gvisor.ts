@@ -3,6 +3,7 @@
  * Containers carry labels naming host, namespace, instance and template hash; those labels are how
  * `recover` finds what this agent started before a restart.
  */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -248,6 +249,10 @@ export class GvisorDriver implements Driver {
     const ips: string[] = [];
     let startedAt: string | undefined;
     let message: string | undefined;
+    const probeRestarts = this.probeRestarts(
+      first.Labels[LABELS.namespace] ?? '',
+      first.Labels[LABELS.instance] ?? '',
+    );
     for (const info of sorted) {
       const d = await this.docker.getContainer(info.Id).inspect();
       const s = d.State;
@@ -256,7 +261,7 @@ export class GvisorDriver implements Driver {
         name: info.Labels[LABELS.container] ?? d.Name,
         state: running ? 'running' : s.Restarting || s.Status === 'created' ? 'waiting' : 'exited',
         ready: running,
-        restartCount: d.RestartCount ?? 0,
+        restartCount: (d.RestartCount ?? 0) + (probeRestarts[info.Labels[LABELS.container] ?? ''] ?? 0),
         ...(running ? {} : { exitCode: s.ExitCode }),
         ...(s.Restarting
           ? { reason: 'CrashLoopBackOff' }
@@ -379,13 +384,35 @@ export class GvisorDriver implements Driver {
     return { exitCode: info.ExitCode ?? -1, output: output.slice(-1024) };
   }
 
+  /**
+   * Restarts one container (a failed liveness probe). Docker counts only its own policy restarts, so the agent
+   * keeps these in the instance's state directory and adds them to the reported restart count.
+   */
   async restartContainer(
     namespace: string,
     name: string,
     container: string,
     graceSeconds: number,
   ): Promise<void> {
-    await (await this.containerOf(namespace, name, container)).restart({ t: graceSeconds });
+    const c = await this.containerOf(namespace, name, container);
+    const counts = this.probeRestarts(namespace, name);
+    counts[container] = (counts[container] ?? 0) + 1;
+    mkdirSync(this.volumes.dirOf(namespace, name), { recursive: true });
+    writeFileSync(this.restartsFile(namespace, name), JSON.stringify(counts));
+    await c.restart({ t: graceSeconds });
+  }
+
+  private restartsFile(namespace: string, name: string): string {
+    return join(this.volumes.dirOf(namespace, name), 'probe-restarts.json');
+  }
+
+  /** Restarts after failed liveness probes, by container. */
+  private probeRestarts(namespace: string, name: string): Record<string, number> {
+    try {
+      return JSON.parse(readFileSync(this.restartsFile(namespace, name), 'utf8')) as Record<string, number>;
+    } catch {
+      return {};
+    }
   }
 
   async recover(): Promise<InstanceState[]> {

@@ -1,0 +1,168 @@
+/**
+ * The agent's reconciler over the real gVisor driver (dockerd + runsc): readiness and liveness probes (exec, HTTP,
+ * TCP) gating `ready`, and bad intents failing their own instance with a clear message while the rest run.
+ */
+import crypto from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { Driver } from '../../agent/drivers/driver.js';
+import { GvisorDriver } from '../../agent/drivers/gvisor.js';
+import { type HostIntent, Reconciler } from '../../agent/reconciler.js';
+import { BUSYBOX_IMAGE, docker, ensureImage, HTTPD_CMD, waitFor } from '../../deploy/stack/index.js';
+import type { InstanceTemplateSpec } from '../../shared/api/template.js';
+import { createLogger } from '../../shared/log.js';
+import { cleanup, tempDir, useDocker } from '../harness/index.js';
+
+const dockerFixture = useDocker();
+const host = `agent-rc-${crypto.randomBytes(4).toString('hex')}`;
+const log = createLogger({ name: 'test', level: 'warn' });
+const MiB = 1024 * 1024;
+const HTTPD_IMAGE = 'edgeplane-test/agent-httpd:latest';
+
+cleanup(async () => {
+  const ps = await docker(['ps', '-aq', '--filter', `label=edgeplane.dev/host=${host}`]);
+  const ids = ps.stdout.split('\n').filter(Boolean);
+  if (ids.length) await docker(['rm', '-f', '-v', ...ids]);
+});
+
+function intent(
+  workload: string,
+  template: InstanceTemplateSpec,
+  limits = { cpuMillis: 200, memoryBytes: 64 * MiB },
+): HostIntent {
+  return {
+    v: 1,
+    location: 'loc',
+    namespace: 'ns',
+    workload,
+    templateHash: crypto
+      .createHash('sha256')
+      .update(JSON.stringify({ template, limits }))
+      .digest('hex')
+      .slice(0, 10),
+    template,
+    limits,
+    instances: [{ name: `${workload}-loc-0`, host, ordinal: 0, labels: {} }],
+    updatedAt: new Date().toISOString(),
+  };
+}
+
+function reconciler(intents: HostIntent[]): { r: Reconciler; driver: Driver } {
+  dockerFixture();
+  const driver = new GvisorDriver({
+    host,
+    publishAddress: '127.0.0.1',
+    stateDir: tempDir('edgeplane-agent-state-'),
+    log,
+  });
+  const r = new Reconciler({
+    host,
+    drivers: { gvisor: driver },
+    intents: () => intents,
+    synced: () => true,
+    resyncMs: 500,
+    log,
+  });
+  r.start();
+  cleanup(async () => {
+    await r.stop();
+    intents.length = 0;
+    await r.pass();
+  });
+  return { r, driver };
+}
+
+const stateOf = (r: Reconciler, workload: string) => r.observed().find((s) => s.workload === workload);
+
+describe('agent reconciler', () => {
+  it('gates readiness on exec and HTTP readiness probes, and restarts a container whose TCP liveness probe fails', async () => {
+    await ensureImage(HTTPD_IMAGE, { cmd: HTTPD_CMD });
+    const intents = [
+      intent('http', {
+        image: HTTPD_IMAGE,
+        ports: [{ name: 'web', containerPort: 80 }],
+        readinessProbe: {
+          httpGet: { port: 'web', path: '/ready.html' },
+          periodSeconds: 1,
+          failureThreshold: 1,
+        },
+      }),
+      intent('exec', {
+        image: BUSYBOX_IMAGE,
+        command: ['sleep', '3600'],
+        readinessProbe: { exec: { command: ['test', '-f', '/tmp/ok'] }, periodSeconds: 1 },
+      }),
+      intent('live', {
+        image: BUSYBOX_IMAGE,
+        command: ['sleep', '3600'],
+        livenessProbe: { tcpSocket: { port: 81 }, periodSeconds: 1, failureThreshold: 2 },
+      }),
+    ];
+    const { r, driver } = reconciler(intents);
+    await waitFor(
+      'instances running',
+      () => ['http', 'exec', 'live'].every((w) => stateOf(r, w)?.phase === 'Running'),
+      {
+        timeoutMs: 30_000,
+      },
+    );
+    // Running but not ready: the probes have not passed.
+    await new Promise((res) => setTimeout(res, 2500));
+    expect(stateOf(r, 'http')).toMatchObject({ phase: 'Running', ready: false });
+    expect(stateOf(r, 'http')?.containers[0]?.message).toMatch(/readiness probe: HTTP GET returned 404/);
+    expect(stateOf(r, 'exec')).toMatchObject({ phase: 'Running', ready: false });
+
+    await driver.exec!('ns', 'http-loc-0', 'main', ['/bin/sh', '-c', 'echo ok > /var/www/ready.html'], 5000);
+    await driver.exec!('ns', 'exec-loc-0', 'main', ['touch', '/tmp/ok'], 5000);
+    await waitFor('readiness probes pass', () => stateOf(r, 'http')?.ready && stateOf(r, 'exec')?.ready, {
+      timeoutMs: 15_000,
+    });
+    // Liveness: nothing listens on 81, so the container is restarted.
+    const live = await waitFor(
+      'liveness restart',
+      async () => {
+        const s = await driver.inspect('ns', 'live-loc-0');
+        return s && (s.containers[0]?.restartCount ?? 0) >= 1 ? s : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
+    expect(live.containers[0]?.restartCount).toBeGreaterThanOrEqual(1);
+    // Readiness failing again takes ready away.
+    await driver.exec!('ns', 'exec-loc-0', 'main', ['rm', '/tmp/ok'], 5000);
+    await waitFor('exec readiness fails again', () => stateOf(r, 'exec')?.ready === false, {
+      timeoutMs: 15_000,
+    });
+  });
+
+  it('fails bad intents on their own instance with a clear message and keeps serving the rest', async () => {
+    const intents = [
+      intent('good', { image: BUSYBOX_IMAGE, command: ['sleep', '3600'] }),
+      intent('kind', { image: 'projects/debian-cloud/images/debian-11' }),
+      intent(
+        'tiny',
+        { image: BUSYBOX_IMAGE, command: ['sleep', '3600'] },
+        { cpuMillis: 100, memoryBytes: 1024 },
+      ),
+      intent('nosecret', {
+        image: BUSYBOX_IMAGE,
+        env: [{ name: 'TOKEN', valueFrom: { secretKeyRef: { name: 'api', key: 'token' } } }],
+      }),
+    ];
+    const { r } = reconciler(intents);
+    await waitFor(
+      'good running, bad failed',
+      () =>
+        stateOf(r, 'good')?.phase === 'Running' &&
+        ['kind', 'tiny', 'nosecret'].every((w) => stateOf(r, w)?.phase === 'Failed'),
+      { timeoutMs: 30_000 },
+    );
+    expect(stateOf(r, 'kind')?.message).toMatch(
+      /template\.spec\.image: unknown image kind "projects\/debian-cloud\/images\/debian-11"/,
+    );
+    expect(stateOf(r, 'tiny')?.message).toMatch(/limits\.memory: 1024 bytes is below the 6Mi/);
+    expect(stateOf(r, 'nosecret')?.message).toMatch(
+      /env\[0\] \(TOKEN\): the value of Secret api key token was not delivered.*retrying in/,
+    );
+    const ps = await docker(['ps', '-aq', '--filter', `label=edgeplane.dev/host=${host}`]);
+    expect(ps.stdout.split('\n').filter(Boolean)).toHaveLength(1);
+  });
+});
