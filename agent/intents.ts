@@ -17,7 +17,8 @@ export type OpenedIntent = DeploymentIntent & { values?: ResolvedValues };
 
 /** Options of {@link IntentWatcher}. */
 export interface IntentWatcherOptions {
-  nc: NatsConnection;
+  /** The connection, or its promise: an agent started while NATS is unreachable runs from disk meanwhile. */
+  nc: NatsConnection | Promise<NatsConnection>;
   subjects: Subjects;
   location: string;
   stateDir: string;
@@ -26,6 +27,8 @@ export interface IntentWatcherOptions {
   host?: string;
   /** This host's curve key pair, to open the values sealed to it. */
   sealKey?: KeyPair;
+  /** How often the watch's consumer is checked to still exist (default 5000 ms). */
+  watchdogMs?: number;
 }
 
 interface Snapshot {
@@ -52,6 +55,9 @@ export class IntentWatcher extends EventEmitter {
   unopened = 0;
   /** Opened values by intent key, valid while the sealed text is the same. */
   private opened = new Map<string, { sealed: string; values: ResolvedValues }>();
+
+  /** The connection once established. */
+  private nc: NatsConnection | undefined;
 
   constructor(private readonly opts: IntentWatcherOptions) {
     super();
@@ -134,7 +140,8 @@ export class IntentWatcher extends EventEmitter {
   }
 
   private async openBucket(): Promise<KV> {
-    const kvm = new Kvm(this.opts.nc);
+    this.nc = await this.opts.nc;
+    const kvm = new Kvm(this.nc);
     for (;;) {
       try {
         return await kvm.open(this.opts.subjects.intentsBucket);
@@ -144,6 +151,28 @@ export class IntentWatcher extends EventEmitter {
         if (this.stopped) throw new Error('stopped');
       }
     }
+  }
+
+  /**
+   * Ends a watch whose consumer is gone (e.g. it lived on a cluster member that died and the library has not
+   * re-created it yet), so {@link follow} resumes from our revision on a fresh consumer.
+   */
+  private watchdog(watch: { stop(): void }): NodeJS.Timeout {
+    const consumer = (watch as { _data?: { info(cached?: boolean): Promise<unknown> } })._data;
+    let failures = 0;
+    return setInterval(() => {
+      if (!consumer || !this.nc || this.nc.isClosed()) return;
+      consumer.info(false).then(
+        () => {
+          failures = 0;
+        },
+        (err: Error) => {
+          if (++failures < 2) return;
+          this.opts.log.warn({ err: err.message }, 'intent watch consumer lost; resuming on a new one');
+          watch.stop();
+        },
+      );
+    }, this.opts.watchdogMs ?? 5000);
   }
 
   private async follow(): Promise<void> {
@@ -181,22 +210,27 @@ export class IntentWatcher extends EventEmitter {
         const watch = await kv.watch({ key: filter, resumeFromRevision: from });
         this.watch = watch;
         if (this.stopped) watch.stop();
-        for await (const e of watch) {
-          if (this.stopped) break;
-          this.revision = Math.max(this.revision, e.revision);
-          if (e.operation === 'DEL' || e.operation === 'PURGE') {
-            this.intents.delete(e.key);
-            this.opened.delete(e.key);
-          } else {
-            const intent = this.parse(e.key, e.value);
-            if (!intent) {
-              this.save();
-              continue;
+        const watchdog = this.watchdog(watch);
+        try {
+          for await (const e of watch) {
+            if (this.stopped) break;
+            this.revision = Math.max(this.revision, e.revision);
+            if (e.operation === 'DEL' || e.operation === 'PURGE') {
+              this.intents.delete(e.key);
+              this.opened.delete(e.key);
+            } else {
+              const intent = this.parse(e.key, e.value);
+              if (!intent) {
+                this.save();
+                continue;
+              }
+              this.intents.set(e.key, intent);
             }
-            this.intents.set(e.key, intent);
+            this.save();
+            this.emit('change');
           }
-          this.save();
-          this.emit('change');
+        } finally {
+          clearInterval(watchdog);
         }
       } catch (err) {
         if (this.stopped) return;
