@@ -96,15 +96,14 @@ export class Agent {
     }
     // The host's curve key: secret values are sealed to it, and only this host holds the seed.
     this.sealKey = loadOrCreateSealKey(join(this.config.stateDir, 'seal.nk'));
-    this.nc = await connectNats({
+    const connecting = connectNats({
       servers: this.config.natsServers,
       name: `edge-agent ${this.config.host}`,
       ...(this.config.natsCreds ? { creds: this.config.natsCreds } : {}),
       ...(this.config.natsCa ? { ca: this.config.natsCa } : {}),
     });
-    void this.watchStatus(this.nc);
     this.intents = new IntentWatcher({
-      nc: this.nc,
+      nc: connecting,
       subjects: this.subjects,
       location: this.config.location,
       stateDir: this.config.stateDir,
@@ -121,8 +120,11 @@ export class Agent {
     });
     this.intents.on('change', () => this.reconciler?.trigger());
     this.reconciler.on('change', () => this.scheduleReport());
+    // Run from the copy on disk first: instances keep being supervised while NATS is unreachable.
     await this.intents.start();
     this.reconciler.start();
+    this.nc = await connecting;
+    void this.watchStatus(this.nc);
     this.heartbeat = setInterval(() => this.report(), this.config.heartbeatMs);
     this.report();
     this.service = await registerService({

@@ -6,15 +6,20 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { parseCpuMillis, parseMemoryBytes } from '../shared/resources.js';
 import { formatIssues } from '../shared/nats/messages.js';
+import { parseCpuMillis, parseMemoryBytes } from '../shared/resources.js';
 import type { AgentConfig } from './agent.js';
 
 /** The file/flag/environment form, before defaults. */
 export const AgentSettings = z
   .object({
-    host: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'a DNS name: lower-case letters, digits, - and .').optional(),
-    location: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a DNS label: lower-case letters, digits and -'),
+    host: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'a DNS name: lower-case letters, digits, - and .')
+      .optional(),
+    location: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a DNS label: lower-case letters, digits and -'),
     provider: z.string().optional(),
     region: z.string().optional(),
     zone: z.string().optional(),
@@ -52,7 +57,10 @@ const ENV: Record<string, keyof AgentSettings> = {
 /** `a=b,c=d` → record. */
 export function parseLabels(text: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const part of (text ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of (text ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const eq = part.indexOf('=');
     if (eq <= 0) throw new Error(`labels: "${part}" is not key=value`);
     out[part.slice(0, eq)] = part.slice(eq + 1);
@@ -61,7 +69,10 @@ export function parseLabels(text: string | undefined): Record<string, string> {
 }
 
 /** Merges file, environment and flags, validates, and applies defaults. */
-export function loadAgentConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+export function loadAgentConfig(
+  flags: Record<string, unknown>,
+  env: NodeJS.ProcessEnv = process.env,
+): AgentConfig {
   const file = typeof flags.config === 'string' ? (parseYaml(readFileSync(flags.config, 'utf8')) ?? {}) : {};
   const fromEnv: Record<string, unknown> = {};
   for (const [name, field] of Object.entries(ENV)) if (env[name] !== undefined) fromEnv[field] = env[name];

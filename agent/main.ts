@@ -6,27 +6,44 @@ import { AGENT_VERSION, Agent } from './agent.js';
 import { loadAgentConfig } from './config.js';
 
 const program = new Command('edge-agent')
-  .description('Edgeplane agent: runs the instances placed on this host (gVisor containers, QEMU VMs) and reports them.')
+  .description(
+    'Edgeplane agent: runs the instances placed on this host (gVisor containers, QEMU VMs) and reports them.',
+  )
   .version(AGENT_VERSION);
 
 function withAgentOptions(cmd: Command): Command {
   return cmd
     .option('--config <file>', 'YAML or JSON configuration file')
-    .option('--host <name>', 'host name, unique in the installation (default: the system host name) [EDGE_HOST]')
+    .option(
+      '--host <name>',
+      'host name, unique in the installation (default: the system host name) [EDGE_HOST]',
+    )
     .option('--location <name>', 'location of this host, e.g. us-central1-a [EDGE_LOCATION]')
     .option('--provider <name>', 'provider label, e.g. gcp [EDGE_PROVIDER]')
     .option('--region <name>', 'region label, e.g. us-central1 [EDGE_REGION]')
     .option('--zone <name>', 'zone label, e.g. us-central1-a [EDGE_ZONE]')
     .option('--city-code <code>', 'city code label, e.g. DFW [EDGE_CITY_CODE]')
     .option('--labels <k=v,...>', 'extra host labels [EDGE_LABELS]')
-    .option('--nats <urls>', 'NATS server URLs, comma-separated (default nats://127.0.0.1:4222) [EDGE_NATS_URL]')
+    .option(
+      '--nats <urls>',
+      'NATS server URLs, comma-separated (default nats://127.0.0.1:4222) [EDGE_NATS_URL]',
+    )
     .option('--nats-creds <file>', 'NATS credentials file [EDGE_NATS_CREDS]')
     .option('--subject-prefix <prefix>', 'NATS subject prefix (default edge) [EDGE_SUBJECT_PREFIX]')
     .option('--state-dir <dir>', 'state directory (default /var/lib/edgeplane/agent/<host>) [EDGE_STATE_DIR]')
     .option('--heartbeat-ms <ms>', 'heartbeat interval (default 5000) [EDGE_HEARTBEAT_MS]')
-    .option('--publish-address <ip>', 'host address instance ports are published on (default 0.0.0.0) [EDGE_PUBLISH_ADDRESS]')
-    .option('--cpu <quantity>', 'advertise this much allocatable CPU instead of the measured amount [EDGE_CPU]')
-    .option('--memory <quantity>', 'advertise this much allocatable memory instead of the measured amount [EDGE_MEMORY]');
+    .option(
+      '--publish-address <ip>',
+      'host address instance ports are published on (default 0.0.0.0) [EDGE_PUBLISH_ADDRESS]',
+    )
+    .option(
+      '--cpu <quantity>',
+      'advertise this much allocatable CPU instead of the measured amount [EDGE_CPU]',
+    )
+    .option(
+      '--memory <quantity>',
+      'advertise this much allocatable memory instead of the measured amount [EDGE_MEMORY]',
+    );
 }
 
 withAgentOptions(program.command('run', { isDefault: true }).description('run the agent (default)')).action(
@@ -51,19 +68,19 @@ withAgentOptions(program.command('run', { isDefault: true }).description('run th
   },
 );
 
-withAgentOptions(program.command('drain').description('stop and remove every instance this agent started, then exit')).action(
-  async (flags: Record<string, unknown>) => {
-    const log = createLogger({ name: 'edge-agent' });
-    const config = loadAgentConfig({ location: 'drain', ...flags });
-    const agent = new Agent(config, log);
-    for (const driver of Object.values(agent.drivers)) {
-      for (const s of await driver.recover()) {
-        log.info({ instance: `${s.namespace}/${s.name}` }, 'draining instance');
-        await driver.stop(s.namespace, s.name, 10);
-        await driver.destroy(s.namespace, s.name);
-      }
+withAgentOptions(
+  program.command('drain').description('stop and remove every instance this agent started, then exit'),
+).action(async (flags: Record<string, unknown>) => {
+  const log = createLogger({ name: 'edge-agent' });
+  const config = loadAgentConfig({ location: 'drain', ...flags });
+  const agent = new Agent(config, log);
+  for (const driver of Object.values(agent.drivers)) {
+    for (const s of await driver.recover()) {
+      log.info({ instance: `${s.namespace}/${s.name}` }, 'draining instance');
+      await driver.stop(s.namespace, s.name, 10);
+      await driver.destroy(s.namespace, s.name);
     }
-  },
-);
+  }
+});
 
 await program.parseAsync(process.argv);

@@ -19,7 +19,12 @@ export async function readCapacity(opts: {
   override?: Partial<ResourceAmounts>;
   reserved?: ResourceAmounts;
 }): Promise<HostCapacity> {
-  const [cpu, mem, os, fs] = await Promise.all([si.cpu(), si.mem(), si.osInfo(), si.fsSize().catch(() => [])]);
+  const [cpu, mem, os, fs] = await Promise.all([
+    si.cpu(),
+    si.mem(),
+    si.osInfo(),
+    si.fsSize().catch(() => []),
+  ]);
   const capacity = { cpuMillis: cpu.cores * 1000, memoryBytes: mem.total };
   const reserved = opts.reserved ?? { cpuMillis: 100, memoryBytes: 256 * 1024 * 1024 };
   const allocatable = {

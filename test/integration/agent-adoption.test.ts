@@ -1,0 +1,273 @@
+/**
+ * The agent process (dist/agent/main.js; run `npm run build` first) on real nats-server and dockerd + runsc:
+ * adoption after `kill -9` (no second copy, no orphan, nothing unchanged restarted) and autonomy (NATS stopped,
+ * agent restarted offline resumes from its disk copy; on reconnect nothing unchanged restarts).
+ */
+import crypto from 'node:crypto';
+import { type KV, Kvm } from '@nats-io/kv';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { describe, expect, it } from 'vitest';
+import { startAgent } from '../../deploy/stack/edgeplane.js';
+import { BUSYBOX_IMAGE, docker, waitFor } from '../../deploy/stack/index.js';
+import type { InstanceTemplateSpec } from '../../shared/api/template.js';
+import { type DeploymentIntent, decode, encode, HostReport } from '../../shared/nats/messages.js';
+import { Subjects } from '../../shared/nats/subjects.js';
+import { cleanup, tempDir, useDocker, useNats } from '../harness/index.js';
+
+const nats = useNats();
+const dockerFixture = useDocker();
+const subjects = new Subjects('edge');
+const LOCATION = 'test-loc';
+const MiB = 1024 * 1024;
+
+interface Running {
+  id: string;
+  instance: string;
+  container: string;
+  startedAt: string;
+}
+
+/** Containers the agent of `host` created, running or not. */
+async function containers(host: string): Promise<Running[]> {
+  const ps = await docker(['ps', '-aq', '--no-trunc', '--filter', `label=edgeplane.dev/host=${host}`]);
+  const ids = ps.stdout.split('\n').filter(Boolean);
+  if (!ids.length) return [];
+  const r = await docker([
+    'inspect',
+    '--format',
+    '{{.Id}} {{index .Config.Labels "edgeplane.dev/instance"}} {{index .Config.Labels "edgeplane.dev/container"}} {{.State.StartedAt}} {{.State.Running}}',
+    ...ids,
+  ]);
+  return r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(' '))
+    .filter((f) => f[4] === 'true')
+    .map(([id, instance, container, startedAt]) => ({
+      id: id!,
+      instance: instance!,
+      container: container!,
+      startedAt: startedAt!,
+    }));
+}
+
+function intent(host: string, workload: string, template: InstanceTemplateSpec): DeploymentIntent {
+  const limits = { cpuMillis: 200, memoryBytes: 64 * MiB };
+  return {
+    v: 1,
+    location: LOCATION,
+    namespace: 'ns',
+    workload,
+    templateHash: crypto
+      .createHash('sha256')
+      .update(JSON.stringify({ template, limits }))
+      .digest('hex')
+      .slice(0, 10),
+    template,
+    limits,
+    instances: [{ name: `${workload}-${LOCATION}-0`, host, ordinal: 0, labels: {} }],
+    updatedAt: new Date().toISOString(),
+  };
+}
+
+const SLEEPER: InstanceTemplateSpec = { image: BUSYBOX_IMAGE, command: ['sleep', '3600'] };
+const PAIR: InstanceTemplateSpec = {
+  containers: [
+    {
+      name: 'app',
+      image: BUSYBOX_IMAGE,
+      command: ['sleep', '3600'],
+      volumeMounts: [{ name: 'shared', mountPath: '/s' }],
+    },
+    {
+      name: 'sidecar',
+      image: BUSYBOX_IMAGE,
+      command: ['sleep', '3600'],
+      volumeMounts: [{ name: 'shared', mountPath: '/s' }],
+    },
+  ],
+  volumes: [{ name: 'shared', emptyDir: {} }],
+};
+
+async function setup() {
+  dockerFixture();
+  const host = `agent-ad-${crypto.randomBytes(4).toString('hex')}`;
+  cleanup(async () => {
+    const ps = await docker(['ps', '-aq', '--filter', `label=edgeplane.dev/host=${host}`]);
+    const ids = ps.stdout.split('\n').filter(Boolean);
+    if (ids.length) await docker(['rm', '-f', '-v', ...ids]);
+  });
+  const nc: NatsConnection = await connect({
+    servers: nats().url,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 200,
+  });
+  cleanup(() => nc.close());
+  const kv: KV = await new Kvm(nc).create(subjects.intentsBucket, { history: 1 });
+  const reports: HostReport[] = [];
+  const sub = nc.subscribe(subjects.hostReport(host));
+  void (async () => {
+    for await (const m of sub) reports.push(decode(HostReport, m.data));
+  })();
+  const dir = tempDir('edgeplane-agent-proc-');
+  const start = () => {
+    const p = startAgent({
+      host,
+      location: LOCATION,
+      nats: [nats().url],
+      dir,
+      heartbeatMs: 500,
+      args: ['--cpu', '2', '--memory', '2Gi'],
+    });
+    cleanup(() => p.stop());
+    return p;
+  };
+  const put = (i: DeploymentIntent) =>
+    kv.put(subjects.intentKey(LOCATION, i.namespace, i.workload), encode(i));
+  const lastReport = () => reports.at(-1);
+  return { host, kv, put, start, reports, lastReport, dir };
+}
+
+const byInstance = (list: Running[]) => {
+  const out: Record<string, string[]> = {};
+  for (const c of list) {
+    out[c.instance] ??= [];
+    out[c.instance]!.push(`${c.container}:${c.id}:${c.startedAt}`);
+  }
+  for (const v of Object.values(out)) v.sort();
+  return out;
+};
+
+describe('agent adoption and autonomy', () => {
+  it('adopts its instances after kill -9: no second copy, no orphan, nothing unchanged restarted', async () => {
+    const s = await setup();
+    await s.put(intent(s.host, 'keep', SLEEPER));
+    await s.put(intent(s.host, 'pair', PAIR));
+    await s.put(intent(s.host, 'gone', SLEEPER));
+    let agent = s.start();
+    await waitFor(
+      'three instances running',
+      async () => Object.keys(byInstance(await containers(s.host))).length === 3,
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    const before = byInstance(await containers(s.host));
+    expect(before[`pair-${LOCATION}-0`]).toHaveLength(2);
+
+    await agent.kill();
+    // While the agent is down: one workload is withdrawn, a stray container claims to be ours, and the
+    // sidecar of the pair disappears (as if the agent died half-way through starting it).
+    await s.kv.delete(subjects.intentKey(LOCATION, 'ns', 'gone'));
+    const stray = await docker([
+      'run',
+      '-d',
+      '--runtime',
+      'runsc',
+      '--label',
+      `edgeplane.dev/host=${s.host}`,
+      '--label',
+      'edgeplane.dev/namespace=ns',
+      '--label',
+      'edgeplane.dev/instance=stray-0',
+      '--label',
+      'edgeplane.dev/container=main',
+      '--label',
+      'edgeplane.dev/container-index=0',
+      '--label',
+      'edgeplane.dev/template-hash=x',
+      BUSYBOX_IMAGE,
+      'sleep',
+      '3600',
+    ]);
+    expect(stray.code).toBe(0);
+    const sidecar = (await containers(s.host)).find((c) => c.container === 'sidecar');
+    await docker(['rm', '-f', sidecar!.id]);
+
+    agent = s.start();
+    const after = await waitFor(
+      'converged after restart',
+      async () => {
+        const now = byInstance(await containers(s.host));
+        const done =
+          Object.keys(now).sort().join() === [`keep-${LOCATION}-0`, `pair-${LOCATION}-0`].join() &&
+          now[`pair-${LOCATION}-0`]?.length === 2;
+        return done ? now : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
+    // The untouched instance is the very same container, never restarted.
+    expect(after[`keep-${LOCATION}-0`]).toEqual(before[`keep-${LOCATION}-0`]);
+    await waitFor(
+      'report of the adopted instances',
+      () => {
+        const r = s.lastReport();
+        return r?.instances.length === 2 && r.instances.every((i) => i.phase === 'Running' && i.ready);
+      },
+      { timeoutMs: 30_000 },
+    );
+    expect(agent.exit).toBeUndefined();
+  });
+
+  it('keeps running without NATS, resumes from disk when restarted offline, and restarts nothing unchanged on reconnect', async () => {
+    const s = await setup();
+    await s.put(intent(s.host, 'steady', SLEEPER));
+    await s.put(
+      intent(s.host, 'crashy', {
+        image: BUSYBOX_IMAGE,
+        command: ['/bin/sh', '-c', 'while [ ! -f /tmp/die ]; do sleep 0.2; done; rm /tmp/die; exit 1'],
+      }),
+    );
+    await s.put(intent(s.host, 'lost', SLEEPER));
+    let agent = s.start();
+    await waitFor(
+      'instances running',
+      async () => Object.keys(byInstance(await containers(s.host))).length === 3,
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    const before = byInstance(await containers(s.host));
+
+    await nats().stop();
+    await agent.kill();
+    agent = s.start();
+    // Offline and freshly started, the agent recreates an instance that vanished, from its disk copy.
+    const lost = (await containers(s.host)).find((c) => c.instance === `lost-${LOCATION}-0`);
+    await docker(['rm', '-f', lost!.id]);
+    await waitFor(
+      'lost instance recreated offline',
+      async () =>
+        (await containers(s.host)).some((c) => c.instance === `lost-${LOCATION}-0` && c.id !== lost!.id),
+      { timeoutMs: 60_000 },
+    );
+    // A crash is still restarted while offline.
+    const crashy = (await containers(s.host)).find((c) => c.instance === `crashy-${LOCATION}-0`)!;
+    await docker(['exec', crashy.id, 'touch', '/tmp/die']);
+    await waitFor(
+      'crashed container restarted',
+      async () => {
+        const r = await docker(['inspect', '--format', '{{.RestartCount}} {{.State.Running}}', crashy.id]);
+        return r.stdout.trim() === '1 true';
+      },
+      { timeoutMs: 30_000 },
+    );
+
+    const reportsBefore = s.reports.length;
+    await nats().restart();
+    await waitFor('agent reports again after reconnect', () => s.reports.length > reportsBefore + 2, {
+      timeoutMs: 60_000,
+    });
+    // Let the agent resync with the bucket, then check nothing it already ran was replaced.
+    await new Promise((r) => setTimeout(r, 3000));
+    const after = byInstance(await containers(s.host));
+    expect(after[`steady-${LOCATION}-0`]).toEqual(before[`steady-${LOCATION}-0`]);
+    expect(after[`crashy-${LOCATION}-0`]?.[0]?.split(':')[1]).toBe(crashy.id);
+    expect(Object.keys(after).sort()).toEqual([
+      `crashy-${LOCATION}-0`,
+      `lost-${LOCATION}-0`,
+      `steady-${LOCATION}-0`,
+    ]);
+    expect(agent.exit).toBeUndefined();
+  });
+});
