@@ -5,7 +5,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ensureDocker, ensureImage, HTTPD_CMD, kubectl, removeContainersByLabel, startKubeApi, startNatsServer, stopPidFilesIn } from './stack/index.js';
+import { EXAMPLE_IMAGES } from '../examples/images.js';
+import { ensureDocker, ensureImage, kubectl, removeContainersByLabel, startKubeApi, startNatsServer, stopPidFilesIn } from './stack/index.js';
 import { DEV_LOCATIONS, startAgent, startCoordinator } from './stack/edgeplane.js';
 import { pidAlive, REPO_DIR, sleep } from './stack/proc.js';
 
@@ -13,9 +14,6 @@ const DIR = path.join(REPO_DIR, '.edge/dev');
 const KUBECONFIG = path.join(DIR, 'kubeconfig');
 const ENV_FILE = path.join(DIR, 'env');
 const say = (s: string) => console.log(`[dev] ${s}`);
-
-/** Images the examples reference, built locally because no registry is reachable. */
-const EXAMPLE_IMAGES = ['nginx:latest', 'nginx:alpine', 'nginx:1.25', 'nginx:1.26'];
 
 function running(): boolean {
   if (!fs.existsSync(DIR)) return false;
@@ -31,7 +29,8 @@ async function up(): Promise<void> {
     fs.mkdirSync(DIR, { recursive: true });
     say('docker + gVisor');
     await ensureDocker();
-    for (const tag of EXAMPLE_IMAGES) await ensureImage(tag, { cmd: HTTPD_CMD, exposedPorts: [80] });
+    // Images the examples reference, built locally because no registry is reachable.
+    for (const [tag, spec] of Object.entries(EXAMPLE_IMAGES)) await ensureImage(tag, spec);
     say('nats-server with JetStream');
     const nats = await startNatsServer({ dir: path.join(DIR, 'nats'), jetstream: true, detached: true });
     say('etcd + kube-apiserver with the CRDs');
@@ -60,6 +59,9 @@ async function up(): Promise<void> {
     if (Date.now() > deadline) throw new Error(`hosts did not register; see ${DIR}/agents/*/`);
     await sleep(500);
   }
+  say('kubectl apply -f examples/prerequisites/ (namespaces, Networks, Secrets the examples reference)');
+  const prereq = await kubectl(KUBECONFIG, ['apply', '-f', path.join(REPO_DIR, 'examples/prerequisites/')]);
+  if (prereq.code !== 0) throw new Error(`kubectl apply failed: ${prereq.stderr}`);
   say('kubectl apply -f examples/web-app.yaml');
   const applied = await kubectl(KUBECONFIG, ['apply', '-f', path.join(REPO_DIR, 'examples/web-app.yaml')]);
   if (applied.code !== 0) throw new Error(`kubectl apply failed: ${applied.stderr}`);

@@ -701,7 +701,10 @@ export class WorkloadController {
     const name = wl.metadata.name;
     const ref = { kind: WorkloadKind, group };
     if (!wl.metadata.finalizers?.includes(WORKLOAD_FINALIZER)) return undefined;
-    for (const key of this.d.intents.keysOf(namespace, name)) await this.d.intents.delete(key);
+    // Intents are keyed by namespace and name: those of a same-named Workload in another group are not ours.
+    if (!this.nameConflict(group, wl)) {
+      for (const key of this.d.intents.keysOf(namespace, name)) await this.d.intents.delete(key);
+    }
     const stillRunning = mine.filter((i) => {
       const entry = this.d.registry.get(i.spec.host);
       return entry && entry.state !== 'Lost' && entry.instances.has(`${namespace}/${i.metadata.name}`);

@@ -25,6 +25,11 @@ describe('the first slice', () => {
   it('applies the basic example and reaches READY 3 on gVisor containers spread over three locations', async () => {
     const s = stack();
     await s.kubectl(['create', 'namespace', 'slice']);
+    // The example attaches to production-network; until that Network exists the Workload waits (kubectl.test.ts).
+    await s.kubectl(['apply', '-n', 'slice', '-f', '-'], {
+      input:
+        'apiVersion: compute.datumapis.com/v1alpha1\nkind: Network\nmetadata:\n  name: production-network\n',
+    });
     const manifest = readFileSync(path.join(REPO_DIR, 'examples/web-app.yaml'), 'utf8');
     await s.kubectl(['apply', '-n', 'slice', '-f', '-'], { input: manifest });
     await s.waitForJsonPath('workload web-app -n slice', '{.status.readyReplicas}', (v) => v === '3');
@@ -33,8 +38,20 @@ describe('the first slice', () => {
     expect(get.stdout).toMatch(/^NAME\s+REPLICAS\s+READY\s+PHASE\s+AGE/);
     expect(get.stdout).toMatch(/web-app\s+3\s+3\s+Running\s+\d+s/);
 
-    const instances = await s.kubectl(['get', 'instances', '-n', 'slice', '-l', 'workload=web-app', '-o', 'json']);
-    const items = JSON.parse(instances.stdout).items as Array<{ metadata: { name: string }; spec: { location: string; host: string } }>;
+    const instances = await s.kubectl([
+      'get',
+      'instances',
+      '-n',
+      'slice',
+      '-l',
+      'workload=web-app',
+      '-o',
+      'json',
+    ]);
+    const items = JSON.parse(instances.stdout).items as Array<{
+      metadata: { name: string };
+      spec: { location: string; host: string };
+    }>;
     expect(items.map((i) => i.metadata.name).sort()).toEqual([
       'web-app-eu-west-1a-0',
       'web-app-us-central1-a-0',
@@ -49,9 +66,13 @@ describe('the first slice', () => {
       expect(r.stdout.trim()).toBe('runsc true');
     }
 
-    const status = JSON.parse((await s.kubectl(['get', 'workload', 'web-app', '-n', 'slice', '-o', 'jsonpath={.status}'])).stdout);
+    const status = JSON.parse(
+      (await s.kubectl(['get', 'workload', 'web-app', '-n', 'slice', '-o', 'jsonpath={.status}'])).stdout,
+    );
     expect(status).toMatchObject({ phase: 'Running', replicas: 3, readyReplicas: 3, availableReplicas: 3 });
-    expect(status.conditions.find((c: { type: string }) => c.type === 'Available')).toMatchObject({ status: 'True' });
+    expect(status.conditions.find((c: { type: string }) => c.type === 'Available')).toMatchObject({
+      status: 'True',
+    });
   });
 
   it('publishes container ports on 127.0.0.1 and the instance answers there', async () => {
@@ -85,11 +106,25 @@ spec:
       '{.items[0].status.ports[0].hostPort}',
       (v) => Number(v) > 0,
     );
-    const ip = (await s.kubectl(['get', 'instances', '-n', 'slice', '-l', 'workload=web-ports', '-o', 'jsonpath={.items[0].status.ports[0].hostIP}'])).stdout;
+    const ip = (
+      await s.kubectl([
+        'get',
+        'instances',
+        '-n',
+        'slice',
+        '-l',
+        'workload=web-ports',
+        '-o',
+        'jsonpath={.items[0].status.ports[0].hostIP}',
+      ])
+    ).stdout;
     expect(ip).toBe('127.0.0.1');
     let body = '';
     for (let i = 0; i < 50 && !body; i++) {
-      body = await fetch(`http://127.0.0.1:${port}/`).then((r) => r.text(), () => '');
+      body = await fetch(`http://127.0.0.1:${port}/`).then(
+        (r) => r.text(),
+        () => '',
+      );
       if (!body) await new Promise((r) => setTimeout(r, 200));
     }
     expect(body.length).toBeGreaterThan(0);
@@ -98,18 +133,50 @@ spec:
 
   it('scales up and down, adding and removing only what it must', async () => {
     const s = stack();
-    const before = (await s.kubectl(['get', 'instances', '-n', 'slice', '-l', 'workload=web-app', '-o', 'jsonpath={.items[*].metadata.uid}'])).stdout.split(' ');
+    const before = (
+      await s.kubectl([
+        'get',
+        'instances',
+        '-n',
+        'slice',
+        '-l',
+        'workload=web-app',
+        '-o',
+        'jsonpath={.items[*].metadata.uid}',
+      ])
+    ).stdout.split(' ');
     await s.kubectl(['scale', 'workload', 'web-app', '-n', 'slice', '--replicas=5']);
     await s.waitForJsonPath('workload web-app -n slice', '{.status.readyReplicas}', (v) => v === '5');
-    const after = (await s.kubectl(['get', 'instances', '-n', 'slice', '-l', 'workload=web-app', '-o', 'jsonpath={.items[*].metadata.uid}'])).stdout.split(' ');
+    const after = (
+      await s.kubectl([
+        'get',
+        'instances',
+        '-n',
+        'slice',
+        '-l',
+        'workload=web-app',
+        '-o',
+        'jsonpath={.items[*].metadata.uid}',
+      ])
+    ).stdout.split(' ');
     expect(after).toHaveLength(5);
     for (const uid of before) expect(after).toContain(uid);
 
-    await s.kubectl(['patch', 'workload', 'web-app', '-n', 'slice', '--type=merge', '-p', '{"spec":{"replicas":2}}']);
+    await s.kubectl([
+      'patch',
+      'workload',
+      'web-app',
+      '-n',
+      'slice',
+      '--type=merge',
+      '-p',
+      '{"spec":{"replicas":2}}',
+    ]);
     await s.waitForJsonPath('workload web-app -n slice', '{.status.replicas}', (v) => v === '2');
     await s.waitForJsonPath('workload web-app -n slice', '{.status.readyReplicas}', (v) => v === '2');
     // The agents remove the containers of the removed instances.
-    for (let i = 0; i < 60 && (await containersOf(s.hosts)).length !== 2; i++) await new Promise((r) => setTimeout(r, 500));
+    for (let i = 0; i < 60 && (await containersOf(s.hosts)).length !== 2; i++)
+      await new Promise((r) => setTimeout(r, 500));
     expect(await containersOf(s.hosts)).toHaveLength(2);
   });
 
@@ -135,7 +202,9 @@ spec:
 
   it('deletes: kubectl delete returns once every container is gone', async () => {
     const s = stack();
-    await s.kubectl(['delete', 'workload', 'web-app', '-n', 'slice', '--timeout=90s'], { timeoutMs: 100_000 });
+    await s.kubectl(['delete', 'workload', 'web-app', '-n', 'slice', '--timeout=90s'], {
+      timeoutMs: 100_000,
+    });
     expect(await containersOf(s.hosts)).toEqual([]);
     const left = await s.kubectl(['get', 'instances,workloaddeployments', '-n', 'slice', '-o', 'name']);
     expect(left.stdout.trim()).toBe('');

@@ -1,0 +1,175 @@
+/**
+ * High availability: two coordinators against one kube-apiserver and NATS. A coordination.k8s.io Lease elects the
+ * one that acts; the standby acts on nothing until the leader dies (SIGKILL, no release) and its Lease expires,
+ * then takes over and keeps the Workload converging.
+ */
+import crypto from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DEV_LOCATIONS, startAgent, startCoordinator } from '../../deploy/stack/edgeplane.js';
+import {
+  ensureDocker,
+  ensureImage,
+  HTTPD_CMD,
+  type KubeApiHandle,
+  kubectl,
+  REPO_DIR,
+  removeContainersByLabel,
+  startKubeApi,
+  startNatsServer,
+} from '../../deploy/stack/index.js';
+import type { Proc } from '../../deploy/stack/proc.js';
+import { cleanup, tempDir } from '../harness/index.js';
+
+const LEASE_SECONDS = 4;
+let kube: KubeApiHandle;
+let coordinators: Proc[] = [];
+let dir = '';
+
+async function k(args: string[], input?: string): Promise<string> {
+  const r = await kubectl(kube.kubeconfigPath, args, input === undefined ? {} : { input });
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 120_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+const holder = async () => {
+  const r = await kubectl(kube.kubeconfigPath, [
+    'get',
+    'lease',
+    'edge-coordinator',
+    '-n',
+    'kube-system',
+    '-o',
+    'jsonpath={.spec.holderIdentity}',
+  ]);
+  return r.code === 0 && r.stdout ? r.stdout : undefined;
+};
+const identityOf = (p: Proc) => `${os.hostname()}_${p.pid}_`;
+
+beforeAll(async () => {
+  await ensureDocker();
+  await ensureImage('nginx:latest', { cmd: HTTPD_CMD, exposedPorts: [80] });
+  dir = tempDir('edgeplane-ha-');
+  const [nats, api] = await Promise.all([
+    startNatsServer({ dir: path.join(dir, 'nats') }),
+    startKubeApi({ dir: path.join(dir, 'kube'), crdDir: path.join(REPO_DIR, 'deploy/crds') }),
+  ]);
+  kube = api;
+  cleanup(() => nats.stop());
+  cleanup(() => kube.stop());
+  for (const name of ['a', 'b']) {
+    const c = startCoordinator({
+      dir: path.join(dir, `coordinator-${name}`),
+      kubeconfig: kube.kubeconfigPath,
+      nats: [nats.url],
+      args: ['--lease-duration', String(LEASE_SECONDS)],
+    });
+    coordinators.push(c);
+    cleanup(() => c.stop());
+  }
+  const l = DEV_LOCATIONS[0];
+  const host = `ha-${crypto.randomBytes(3).toString('hex')}`;
+  const agent = startAgent({
+    dir: path.join(dir, 'agent'),
+    host,
+    ...l,
+    nats: [nats.url],
+    cpu: '8',
+    memory: '16Gi',
+  });
+  cleanup(async () => {
+    await agent.stop();
+    await removeContainersByLabel(`edgeplane.dev/host=${host}`);
+  });
+}, 300_000);
+
+describe('two coordinators', () => {
+  it('one holds the Lease and acts; the other only waits', async () => {
+    const first = await waitFor('a Lease holder', holder);
+    const leader = coordinators.find((c) => first.startsWith(identityOf(c)));
+    expect(leader).toBeDefined();
+    const standby = coordinators.find((c) => c !== leader)!;
+    await k(
+      ['apply', '-f', '-'],
+      `apiVersion: compute.datumapis.com/v1alpha1
+kind: Workload
+metadata:
+  name: ha
+spec:
+  replicas: 1
+  template:
+    spec:
+      image: nginx:latest
+`,
+    );
+    await waitFor('ha ready', async () =>
+      (await k(['get', 'workload', 'ha', '-o', 'jsonpath={.status.readyReplicas}'])) === '1'
+        ? true
+        : undefined,
+    );
+    const standbyLog = readFileSync(standby.logFile, 'utf8');
+    expect(standbyLog).toContain('waiting to become leader');
+    expect(standbyLog).not.toContain('coordinator started');
+    expect(readFileSync(leader!.logFile, 'utf8')).toContain('became leader');
+    coordinators = [leader!, standby];
+  });
+
+  it('the standby takes over when the leader dies, and acts', async () => {
+    const [leader, standby] = coordinators as [Proc, Proc];
+    await leader.kill(); // no release: the standby must wait for the Lease to expire
+    const killedAt = Date.now();
+    const next = await waitFor('a new Lease holder', async () => {
+      const h = await holder();
+      return h?.startsWith(identityOf(standby)) ? h : undefined;
+    });
+    expect(next).toContain(identityOf(standby));
+    // Not before the Lease ran out (with a little slack for clocks and polling).
+    expect(Date.now() - killedAt).toBeGreaterThanOrEqual((LEASE_SECONDS - 1) * 1000);
+    await waitFor('standby started', async () =>
+      readFileSync(standby.logFile, 'utf8').includes('coordinator started') ? true : undefined,
+    );
+    // The new leader acts: a scale converges, and nothing that was right changed.
+    const before = await k([
+      'get',
+      'instances',
+      '-l',
+      'workload=ha',
+      '-o',
+      'jsonpath={.items[*].metadata.uid}',
+    ]);
+    await k(['scale', 'workload', 'ha', '--replicas=2']);
+    await waitFor('ha scaled', async () =>
+      (await k(['get', 'workload', 'ha', '-o', 'jsonpath={.status.readyReplicas}'])) === '2'
+        ? true
+        : undefined,
+    );
+    const after = (
+      await k(['get', 'instances', '-l', 'workload=ha', '-o', 'jsonpath={.items[*].metadata.uid}'])
+    ).split(' ');
+    expect(after).toContain(before);
+    await kubectl(kube.kubeconfigPath, ['delete', 'workload', 'ha', '--timeout=60s'], { timeoutMs: 70_000 });
+  });
+
+  it('a leader that stops cleanly releases the Lease at once', async () => {
+    const [, standby] = coordinators as [Proc, Proc];
+    await standby.stop();
+    const h = await holder();
+    expect(h ?? '').toBe('');
+  });
+});
