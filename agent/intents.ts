@@ -144,7 +144,8 @@ export class IntentWatcher extends EventEmitter {
     const kvm = new Kvm(this.nc);
     for (;;) {
       try {
-        return await kvm.open(this.opts.subjects.intentsBucket);
+        // Direct gets (the coordinator creates the bucket with allow_direct): their subject names the key.
+        return await kvm.open(this.opts.subjects.intentsBucket, { allow_direct: true });
       } catch (err) {
         this.opts.log.debug({ err: (err as Error).message }, 'intents bucket not ready');
         await new Promise((r) => setTimeout(r, 1000));

@@ -50,9 +50,11 @@ export class IntentStore {
   /** Opens (or creates) the bucket and reads what is in it. */
   async start(): Promise<void> {
     const kvm = new Kvm(this.opts.nc);
+    // Direct gets carry the key in their subject, so NATS permissions can limit an agent to its location.
     this.kv = await kvm.create(this.opts.subjects.intentsBucket, {
       history: 1,
       replicas: this.opts.replicas ?? 1,
+      allow_direct: true,
     });
     for await (const key of await this.kv.keys()) {
       const e = await this.kv.get(key);

@@ -1,0 +1,70 @@
+/**
+ * NATS identities for a new host (and for the coordinator and monitoring tools): an nkey user whose seed the
+ * host keeps, and the `authorization.users` entry, with its permissions, that the operator adds to
+ * nats-server's configuration. For JWT accounts (operator mode) the same permissions go into `nsc`; see
+ * docs/nats.md.
+ */
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createUser } from '@nats-io/nkeys';
+import {
+  agentPermissions,
+  coordinatorPermissions,
+  monitorPermissions,
+  type NatsPermissions,
+  nkeyUserConfig,
+} from '../shared/nats/permissions.js';
+import type { Subjects } from '../shared/nats/subjects.js';
+
+/** A generated identity. */
+export interface GeneratedIdentity {
+  /** Name the files are called by (host name, `coordinator`, `monitor`). */
+  name: string;
+  /** Public nkey (`U…`) the server knows the user by. */
+  publicKey: string;
+  /** Seed (`SU…`): the secret the client authenticates with. */
+  seed: string;
+  /** What it may do. */
+  permissions: NatsPermissions;
+  /** The `authorization.users` entry for nats-server. */
+  userConfig: string;
+}
+
+/** Which identity to generate. */
+export type IdentityRole =
+  | { role: 'host'; host: string; location: string }
+  | { role: 'coordinator' }
+  | { role: 'monitor' };
+
+/** Generates an nkey user with the permissions of `who`. */
+export function generateIdentity(subjects: Subjects, who: IdentityRole): GeneratedIdentity {
+  const kp = createUser();
+  const permissions =
+    who.role === 'host'
+      ? agentPermissions(subjects, who.host, who.location)
+      : who.role === 'coordinator'
+        ? coordinatorPermissions(subjects)
+        : monitorPermissions(subjects);
+  const name = who.role === 'host' ? who.host : who.role;
+  const comment =
+    who.role === 'host' ? `edge-agent of host ${who.host} in ${who.location}` : `edge ${who.role}`;
+  const publicKey = kp.getPublicKey();
+  return {
+    name,
+    publicKey,
+    seed: new TextDecoder().decode(kp.getSeed()),
+    permissions,
+    userConfig: nkeyUserConfig(publicKey, permissions, comment),
+  };
+}
+
+/** Writes `<dir>/<name>.nk` (the seed, mode 0600) and `<dir>/<name>.conf` (the server entry); returns both paths. */
+export function writeIdentity(dir: string, id: GeneratedIdentity): { seedFile: string; configFile: string } {
+  mkdirSync(dir, { recursive: true });
+  const seedFile = join(dir, `${id.name}.nk`);
+  const configFile = join(dir, `${id.name}.conf`);
+  writeFileSync(seedFile, `${id.seed}\n`, { mode: 0o600 });
+  chmodSync(seedFile, 0o600);
+  writeFileSync(configFile, `${id.userConfig}\n`);
+  return { seedFile, configFile };
+}
