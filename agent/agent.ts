@@ -14,7 +14,9 @@ import { AGENT_SERVICE, registerService } from '../shared/nats/service.js';
 import { Subjects } from '../shared/nats/subjects.js';
 import type { Driver } from './drivers/driver.js';
 import { GvisorDriver } from './drivers/gvisor.js';
+import { QemuDriver } from './drivers/qemu.js';
 import { type HostCapacity, readCapacity } from './host/capacity.js';
+import { ArtifactCache, catalogFile } from './images/catalog.js';
 import { IntentWatcher } from './intents.js';
 import { Reconciler } from './reconciler.js';
 
@@ -45,6 +47,12 @@ export interface AgentConfig {
   publishAddress: string;
   /** Replaces the measured allocatable CPU/memory. */
   allocatableOverride?: Partial<ResourceAmounts>;
+  /** VM image catalog file (YAML/JSON: image name → kernel/initrd or disk artifacts with URL and sha256). */
+  imageCatalog?: string;
+  /** Cache directory of verified VM image artifacts (default `<stateDir>/images`). */
+  imageCacheDir?: string;
+  /** Accelerator for VMs instead of probing KVM. */
+  vmAccel?: 'kvm' | 'tcg';
 }
 
 export class Agent {
@@ -74,6 +82,15 @@ export class Agent {
         publishAddress: config.publishAddress,
         stateDir: config.stateDir,
         log: log.child({ driver: 'gvisor' }),
+      }),
+      vm: new QemuDriver({
+        host: config.host,
+        vmDir: join(config.stateDir, 'vms'),
+        catalog: catalogFile(config.imageCatalog, (err) => log.error({ err }, 'image catalog unreadable')),
+        cache: new ArtifactCache(config.imageCacheDir ?? join(config.stateDir, 'images')),
+        publishAddress: config.publishAddress,
+        ...(config.vmAccel ? { accel: config.vmAccel } : {}),
+        log: log.child({ driver: 'vm' }),
       }),
     };
   }

@@ -33,6 +33,9 @@ export const AgentSettings = z
     publishAddress: z.string().optional(),
     cpu: z.union([z.string(), z.number()]).optional(),
     memory: z.union([z.string(), z.number()]).optional(),
+    imageCatalog: z.string().optional(),
+    imageCacheDir: z.string().optional(),
+    vmAccel: z.enum(['kvm', 'tcg']).optional(),
   })
   .strict();
 export type AgentSettings = z.infer<typeof AgentSettings>;
@@ -52,6 +55,9 @@ const ENV: Record<string, keyof AgentSettings> = {
   EDGE_PUBLISH_ADDRESS: 'publishAddress',
   EDGE_CPU: 'cpu',
   EDGE_MEMORY: 'memory',
+  EDGE_IMAGE_CATALOG: 'imageCatalog',
+  EDGE_IMAGE_CACHE_DIR: 'imageCacheDir',
+  EDGE_VM_ACCEL: 'vmAccel',
 };
 
 /** `a=b,c=d` → record. */
@@ -100,6 +106,9 @@ export function loadAgentConfig(
     stateDir: s.stateDir ?? `/var/lib/edgeplane/agent/${host}`,
     heartbeatMs: s.heartbeatMs ?? 5000,
     publishAddress: s.publishAddress ?? '0.0.0.0',
+    ...(s.imageCatalog ? { imageCatalog: s.imageCatalog } : {}),
+    ...(s.imageCacheDir ? { imageCacheDir: s.imageCacheDir } : {}),
+    ...(s.vmAccel ? { vmAccel: s.vmAccel } : {}),
     allocatableOverride: {
       ...(s.cpu !== undefined ? { cpuMillis: parseCpuMillis(s.cpu) } : {}),
       ...(s.memory !== undefined ? { memoryBytes: parseMemoryBytes(s.memory) } : {}),

@@ -40,6 +40,12 @@ function withAgentOptions(cmd: Command): Command {
       '--cpu <quantity>',
       'advertise this much allocatable CPU instead of the measured amount [EDGE_CPU]',
     )
+    .option('--image-catalog <file>', 'VM image catalog (YAML/JSON) [EDGE_IMAGE_CATALOG]')
+    .option(
+      '--image-cache-dir <dir>',
+      'cache of verified VM image artifacts (default <state-dir>/images) [EDGE_IMAGE_CACHE_DIR]',
+    )
+    .option('--vm-accel <kvm|tcg>', 'VM accelerator instead of probing KVM [EDGE_VM_ACCEL]')
     .option(
       '--memory <quantity>',
       'advertise this much allocatable memory instead of the measured amount [EDGE_MEMORY]',

@@ -136,7 +136,12 @@ export class Reconciler extends EventEmitter {
 
     for (const [k, req] of desired) {
       const have = actual.get(k);
-      if (have && have.state.templateHash === req.templateHash && complete(have.state, req)) {
+      if (
+        have &&
+        have.state.templateHash === req.templateHash &&
+        have.state.phase !== 'Stopped' &&
+        complete(have.state, req)
+      ) {
         next.set(k, have.state);
         this.failures.delete(k);
         continue;

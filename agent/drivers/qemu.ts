@@ -1,0 +1,427 @@
+/**
+ * QEMU virtual machines for VM images (`projects/<project>/global/images/<name>`). The image catalog gives the
+ * artifacts (kernel + initrd, or a disk image), fetched and verified through the artifact cache. Each VM is a
+ * daemonized qemu process with its own directory holding `vm.json` (identity, like the container labels), its
+ * pid file, QMP socket and serial console log; that directory is how a restarted agent adopts it.
+ *
+ * KVM is used when it boots a guest here (probed with a timeout); TCG otherwise. The instance's runtime says
+ * which (`qemu-kvm`, `qemu-tcg`).
+ */
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Logger } from '../../shared/log.js';
+import type { ArtifactCache, Catalog, CatalogImage } from '../images/catalog.js';
+import type { Driver, InstanceRequest, InstanceState } from './driver.js';
+import { qmp } from './qmp.js';
+import { TemplateError } from './template.js';
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+/** Smallest VM memory the driver starts. */
+export const MIN_VM_MEMORY_BYTES = 64 * MiB;
+
+/** Accelerator of a VM. */
+export type Accel = 'kvm' | 'tcg';
+
+/** Options of {@link QemuDriver}. */
+export interface QemuDriverOptions {
+  /** This host; only VMs recorded with it are ours. */
+  host: string;
+  /** Directory of the VMs' own directories. */
+  vmDir: string;
+  /** The image catalog (reloaded by the caller on change). */
+  catalog: () => Catalog;
+  /** Verified artifact cache. */
+  cache: ArtifactCache;
+  /** Host address forwarded ports listen on. */
+  publishAddress?: string;
+  /** Force an accelerator instead of probing. */
+  accel?: Accel;
+  /** How long the KVM probe may take before TCG is used (default 10 s). */
+  kvmProbeTimeoutMs?: number;
+  /** qemu binary (default qemu-system-x86_64). */
+  qemuBinary?: string;
+  /** Logger. */
+  log: Logger;
+}
+
+/** What `vm.json` records. */
+interface VmRecord {
+  host: string;
+  namespace: string;
+  name: string;
+  workload: string;
+  templateHash: string;
+  accel: Accel;
+  ports: Array<{ name?: string; containerPort: number; hostIP: string; hostPort: number }>;
+  startedAt: string;
+  restartCount: number;
+}
+
+const safe = (s: string) => s.replace(/[^a-zA-Z0-9_.-]/g, '-');
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function freePort(address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, address, () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export class QemuDriver implements Driver {
+  readonly runtime = 'vm' as const;
+  private accel: Promise<{ accel: Accel; detail: string }> | undefined;
+  private readonly qemu: string;
+  private readonly publishAddress: string;
+
+  constructor(private readonly opts: QemuDriverOptions) {
+    this.qemu = opts.qemuBinary ?? 'qemu-system-x86_64';
+    this.publishAddress = opts.publishAddress ?? '0.0.0.0';
+  }
+
+  async probe(): Promise<{ ok: boolean; detail: string }> {
+    try {
+      const { stdout } = await run(this.qemu, ['--version'], { timeout: 5000 });
+      const version = stdout.split('\n')[0]?.trim() ?? '';
+      const accel = await this.accelerator();
+      return { ok: true, detail: `${version}; ${accel.detail}` };
+    } catch (err) {
+      return { ok: false, detail: `${this.qemu} unusable: ${(err as Error).message}` };
+    }
+  }
+
+  /**
+   * KVM when /dev/kvm exists and a VM actually runs on it: the probe boots the firmware with KVM and waits for
+   * its first debug output (and, given a kernel, for the kernel's first console line), within the timeout.
+   */
+  accelerator(kernel?: { kernel: string; initrd?: string }): Promise<{ accel: Accel; detail: string }> {
+    if (this.opts.accel)
+      return Promise.resolve({ accel: this.opts.accel, detail: `${this.opts.accel} (configured)` });
+    if (kernel) return this.probeKvm(kernel);
+    this.accel ??= this.probeKvm();
+    return this.accel;
+  }
+
+  private kernelProbe: Promise<{ accel: Accel; detail: string }> | undefined;
+
+  private probeKvm(kernel?: { kernel: string; initrd?: string }): Promise<{ accel: Accel; detail: string }> {
+    if (kernel && this.kernelProbe) return this.kernelProbe;
+    const p = (async (): Promise<{ accel: Accel; detail: string }> => {
+      if (!existsSync('/dev/kvm')) return { accel: 'tcg', detail: 'TCG (no /dev/kvm)' };
+      const timeoutMs = this.opts.kvmProbeTimeoutMs ?? 10_000;
+      const args = ['-accel', 'kvm', '-m', '128', '-nodefaults', '-display', 'none', '-no-reboot'];
+      let marker: RegExp;
+      if (kernel) {
+        args.push(
+          '-serial',
+          'stdio',
+          '-kernel',
+          kernel.kernel,
+          '-append',
+          'console=ttyS0 panic=-1 edgeplane.probe',
+        );
+        if (kernel.initrd) args.push('-initrd', kernel.initrd);
+        marker = /Linux version|EDGEPLANE-GUEST-READY|Run \/init/;
+      } else {
+        args.push('-chardev', 'stdio,id=dbg', '-device', 'isa-debugcon,iobase=0x402,chardev=dbg');
+        marker = /SeaBIOS/;
+      }
+      const ok = await new Promise<boolean>((resolve) => {
+        const child = spawn(this.qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        const done = (v: boolean) => {
+          clearTimeout(timer);
+          child.kill('SIGKILL');
+          resolve(v);
+        };
+        const timer = setTimeout(() => done(false), timeoutMs);
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (marker.test(out)) done(true);
+        });
+        child.on('exit', () => done(marker.test(out)));
+        child.on('error', () => done(false));
+      });
+      const what = kernel ? 'a guest kernel' : 'the firmware';
+      return ok
+        ? { accel: 'kvm', detail: `KVM (booted ${what} within ${timeoutMs} ms)` }
+        : { accel: 'tcg', detail: `TCG (KVM did not boot ${what} within ${timeoutMs} ms)` };
+    })();
+    if (kernel) this.kernelProbe = p;
+    return p;
+  }
+
+  private dirOf(namespace: string, name: string): string {
+    return join(this.opts.vmDir, safe(`${namespace}_${name}`));
+  }
+
+  private readRecord(dir: string): VmRecord | undefined {
+    try {
+      const r = JSON.parse(readFileSync(join(dir, 'vm.json'), 'utf8')) as VmRecord;
+      return r.host === this.opts.host ? r : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The qemu pid of a VM directory, when that process still runs this VM. */
+  private pidOf(dir: string): number | undefined {
+    try {
+      const pid = Number(readFileSync(join(dir, 'qemu.pid'), 'utf8').trim());
+      if (!pid || !pidAlive(pid)) return undefined;
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      return cmdline.includes(dir) ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Rejects template fields a VM cannot honour, naming them. */
+  private validate(req: InstanceRequest): CatalogImage {
+    const t = req.template;
+    const unsupported: Array<[unknown, string]> = [
+      [t.containers, 'containers'],
+      [t.command, 'command'],
+      [t.args, 'args'],
+      [t.env, 'env'],
+      [t.volumes, 'volumes'],
+      [t.volumeMounts, 'volumeMounts'],
+      [t.readinessProbe, 'readinessProbe'],
+      [t.livenessProbe, 'livenessProbe'],
+      [t.imagePullSecrets, 'imagePullSecrets'],
+    ];
+    for (const [value, field] of unsupported) {
+      if (value !== undefined) throw new TemplateError(`template.spec.${field}: not supported for VM images`);
+    }
+    for (const [i, n] of (t.networkInterfaces ?? []).entries()) {
+      if (n.ipAddress)
+        throw new TemplateError(
+          `template.spec.networkInterfaces[${i}].ipAddress: static addresses are not supported for VMs`,
+        );
+    }
+    for (const [i, p] of (t.ports ?? []).entries()) {
+      if (p.protocol === 'UDP')
+        throw new TemplateError(`template.spec.ports[${i}].protocol: UDP is not forwarded to VMs`);
+    }
+    const image = this.opts.catalog().images[t.image ?? ''];
+    if (!image)
+      throw new TemplateError(`template.spec.image: ${t.image} is not in this host's image catalog`);
+    const vcpus = Math.max(1, Math.ceil(req.limits.cpuMillis / 1000));
+    if (vcpus > availableParallelism()) {
+      throw new TemplateError(
+        `limits.cpu: the VM needs ${vcpus} vCPUs; this host has ${availableParallelism()}`,
+      );
+    }
+    if (req.limits.memoryBytes < MIN_VM_MEMORY_BYTES) {
+      throw new TemplateError(`limits.memory: ${req.limits.memoryBytes} bytes is below the 64Mi a VM needs`);
+    }
+    return image;
+  }
+
+  async start(req: InstanceRequest): Promise<InstanceState> {
+    const existing = await this.inspect(req.namespace, req.name);
+    if (existing && existing.templateHash === req.templateHash && existing.phase !== 'Stopped')
+      return existing;
+    const restartCount =
+      existing && existing.templateHash === req.templateHash
+        ? (existing.containers[0]?.restartCount ?? 0) + 1
+        : 0;
+    if (existing) await this.destroy(req.namespace, req.name);
+    const image = this.validate(req);
+    const dir = this.dirOf(req.namespace, req.name);
+    try {
+      const [kernel, initrd, disk] = await Promise.all([
+        image.kernel ? this.opts.cache.fetch(image.kernel) : undefined,
+        image.initrd ? this.opts.cache.fetch(image.initrd) : undefined,
+        image.disk ? this.opts.cache.fetch(image.disk) : undefined,
+      ]).catch((err: Error) => {
+        throw new TemplateError(`template.spec.image: ${req.template.image}: ${err.message}`);
+      });
+      const { accel } = await this.accelerator(
+        kernel ? { kernel, ...(initrd ? { initrd } : {}) } : undefined,
+      );
+      mkdirSync(dir, { recursive: true });
+      const ports: VmRecord['ports'] = [];
+      for (const p of req.template.ports ?? []) {
+        const hostPort = p.hostPort ?? (await freePort(this.publishAddress));
+        ports.push({
+          ...(p.name ? { name: p.name } : {}),
+          containerPort: p.containerPort,
+          hostIP: this.publishAddress,
+          hostPort,
+        });
+      }
+      const record: VmRecord = {
+        host: this.opts.host,
+        namespace: req.namespace,
+        name: req.name,
+        workload: req.workload,
+        templateHash: req.templateHash,
+        accel,
+        ports,
+        startedAt: new Date().toISOString(),
+        restartCount,
+      };
+      writeFileSync(join(dir, 'vm.json'), JSON.stringify(record));
+      const hostfwd = ports.map((p) => `,hostfwd=tcp:${p.hostIP}:${p.hostPort}-:${p.containerPort}`).join('');
+      const args = [
+        '-name',
+        safe(`${req.namespace}_${req.name}`),
+        '-accel',
+        accel,
+        '-smp',
+        String(Math.max(1, Math.ceil(req.limits.cpuMillis / 1000))),
+        '-m',
+        `${Math.floor(req.limits.memoryBytes / MiB)}M`,
+        '-nodefaults',
+        '-display',
+        'none',
+        '-serial',
+        `file:${join(dir, 'console.log')}`,
+        '-qmp',
+        `unix:${join(dir, 'qmp.sock')},server=on,wait=off`,
+        '-pidfile',
+        join(dir, 'qemu.pid'),
+        '-netdev',
+        `user,id=net0${hostfwd}`,
+        '-device',
+        'virtio-net-pci,netdev=net0',
+        '-daemonize',
+      ];
+      if (kernel) {
+        args.push('-kernel', kernel, '-append', image.append ?? 'console=ttyS0 panic=-1');
+        if (initrd) args.push('-initrd', initrd);
+      }
+      if (disk) {
+        const overlay = join(dir, 'disk.qcow2');
+        await run('qemu-img', [
+          'create',
+          '-f',
+          'qcow2',
+          '-F',
+          image.disk?.format ?? 'qcow2',
+          '-b',
+          disk,
+          overlay,
+        ]);
+        args.push('-drive', `file=${overlay},if=virtio,format=qcow2`);
+      }
+      this.opts.log.info(
+        { instance: `${req.namespace}/${req.name}`, accel, image: req.template.image },
+        'starting VM',
+      );
+      await run(this.qemu, args, { cwd: dir, timeout: 30_000 }).catch((err: Error & { stderr?: string }) => {
+        throw new Error(`qemu did not start: ${(err.stderr ?? err.message).trim()}`);
+      });
+    } catch (err) {
+      await this.destroy(req.namespace, req.name).catch(() => undefined);
+      throw err;
+    }
+    const state = await this.inspect(req.namespace, req.name);
+    if (!state) throw new Error(`VM ${req.namespace}/${req.name} vanished right after start`);
+    return state;
+  }
+
+  async inspect(namespace: string, name: string): Promise<InstanceState | undefined> {
+    return this.stateOf(this.dirOf(namespace, name));
+  }
+
+  private async stateOf(dir: string): Promise<InstanceState | undefined> {
+    const r = this.readRecord(dir);
+    if (!r) return undefined;
+    const pid = this.pidOf(dir);
+    let status = 'exited';
+    if (pid) {
+      status = await qmp(join(dir, 'qmp.sock'), 'query-status')
+        .then((s) => (s as { status?: string }).status ?? 'unknown')
+        .catch(() => 'unknown');
+    }
+    const running = status === 'running';
+    const phase = running ? 'Running' : !pid ? 'Stopped' : status === 'shutdown' ? 'Stopping' : 'Starting';
+    return {
+      namespace: r.namespace,
+      name: r.name,
+      workload: r.workload,
+      templateHash: r.templateHash,
+      phase,
+      ready: running,
+      runtime: `qemu-${r.accel}`,
+      providerID: `qemu://${this.opts.host}/${safe(`${r.namespace}_${r.name}`)}`,
+      ports: r.ports,
+      ips: [],
+      containers: [
+        {
+          name: 'vm',
+          state: running ? 'running' : pid ? 'waiting' : 'exited',
+          ready: running,
+          restartCount: r.restartCount,
+          ...(running ? {} : { reason: pid ? `VM ${status}` : 'VM exited' }),
+        },
+      ],
+      ...(running
+        ? {}
+        : { message: pid ? `VM is ${status}` : 'the VM is not running (powered off or crashed)' }),
+      startedAt: r.startedAt,
+    };
+  }
+
+  private async waitGone(dir: string, ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline) {
+      if (!this.pidOf(dir)) return true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return !this.pidOf(dir);
+  }
+
+  /** ACPI power button, then QMP quit after the grace period, then SIGKILL. */
+  async stop(namespace: string, name: string, graceSeconds: number): Promise<void> {
+    const dir = this.dirOf(namespace, name);
+    const sock = join(dir, 'qmp.sock');
+    if (!this.pidOf(dir)) return;
+    await qmp(sock, 'system_powerdown').catch(() => undefined);
+    if (await this.waitGone(dir, graceSeconds * 1000)) return;
+    await qmp(sock, 'quit').catch(() => undefined);
+    if (await this.waitGone(dir, 5000)) return;
+    const pid = this.pidOf(dir);
+    if (pid) process.kill(pid, 'SIGKILL');
+    await this.waitGone(dir, 5000);
+  }
+
+  async destroy(namespace: string, name: string): Promise<void> {
+    const dir = this.dirOf(namespace, name);
+    if (this.pidOf(dir)) await this.stop(namespace, name, 0);
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  async recover(): Promise<InstanceState[]> {
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(this.opts.vmDir);
+    } catch {
+      return [];
+    }
+    const out: InstanceState[] = [];
+    for (const e of entries) {
+      const s = await this.stateOf(join(this.opts.vmDir, e));
+      if (s) out.push(s);
+    }
+    return out;
+  }
+}

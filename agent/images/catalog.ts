@@ -1,0 +1,121 @@
+/**
+ * The VM image catalog: maps a VM image name of the docs' form (`projects/<project>/global/images/<name>`) to the
+ * artifacts that boot it — a kernel and initrd, or a disk image — each with a URL and a sha256. The agent
+ * downloads an artifact once over HTTP(S), verifies it, and keeps it in a content-addressed cache.
+ */
+import { createHash } from 'node:crypto';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { formatIssues } from '../../shared/nats/messages.js';
+
+/** One downloadable file. */
+export const Artifact = z
+  .object({
+    /** Where to download it (http or https). */
+    url: z.url({ protocol: /^https?$/ }),
+    /** Expected sha256 of the content, lower-case hex. */
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits'),
+  })
+  .strict();
+export type Artifact = z.infer<typeof Artifact>;
+
+/** How one VM image boots: direct kernel boot, or a disk image. */
+export const CatalogImage = z
+  .object({
+    /** Kernel (bzImage) for direct boot. */
+    kernel: Artifact.optional(),
+    /** Initial ramdisk for direct boot. */
+    initrd: Artifact.optional(),
+    /** Kernel command line (direct boot). */
+    append: z.string().optional(),
+    /** Disk image; the VM boots from a copy-on-write overlay of it. */
+    disk: Artifact.extend({ format: z.enum(['qcow2', 'raw']).default('qcow2') }).optional(),
+  })
+  .strict()
+  .refine((i) => Boolean(i.kernel) !== Boolean(i.disk), 'needs either kernel (+ initrd) or disk')
+  .refine((i) => !i.initrd || i.kernel, 'initrd needs kernel');
+export type CatalogImage = z.infer<typeof CatalogImage>;
+
+/** The catalog file: `images: { <name>: CatalogImage }`. */
+export const Catalog = z.object({ images: z.record(z.string(), CatalogImage) }).strict();
+export type Catalog = z.infer<typeof Catalog>;
+
+/** Reads and validates a catalog file (YAML or JSON); the error names the bad field. */
+export function loadCatalog(path: string): Catalog {
+  const parsed = Catalog.safeParse(parseYaml(readFileSync(path, 'utf8')));
+  if (!parsed.success) throw new Error(`image catalog ${path}: ${formatIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+/** A content-addressed cache of verified artifacts. Concurrent fetches of one artifact share one download. */
+export class ArtifactCache {
+  private inflight = new Map<string, Promise<string>>();
+
+  constructor(private readonly dir: string) {}
+
+  /** Path of a verified copy of the artifact, downloading it first when it is not cached. */
+  fetch(a: Artifact): Promise<string> {
+    const path = join(this.dir, `sha256-${a.sha256}`);
+    if (existsSync(path)) return Promise.resolve(path);
+    let p = this.inflight.get(a.sha256);
+    if (!p) {
+      p = this.download(a, path).finally(() => this.inflight.delete(a.sha256));
+      this.inflight.set(a.sha256, p);
+    }
+    return p;
+  }
+
+  private async download(a: Artifact, path: string): Promise<string> {
+    mkdirSync(this.dir, { recursive: true });
+    const tmp = `${path}.${process.pid}.part`;
+    try {
+      const res = await fetch(a.url, { signal: AbortSignal.timeout(10 * 60_000) });
+      if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+      const hash = createHash('sha256');
+      const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+      body.on('data', (chunk: Buffer) => hash.update(chunk));
+      await pipeline(body, createWriteStream(tmp, { mode: 0o644 }));
+      const got = hash.digest('hex');
+      if (got !== a.sha256) throw new Error(`sha256 is ${got}, the catalog says ${a.sha256}`);
+      renameSync(tmp, path);
+      return path;
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      throw new Error(`downloading ${a.url}: ${(err as Error).message}`);
+    }
+  }
+}
+
+/**
+ * A getter for the catalog in `path`, re-read when the file changes (operators add images without a restart).
+ * No path: an empty catalog. A file that stops parsing keeps the last good catalog and logs why.
+ */
+export function catalogFile(path: string | undefined, onError: (message: string) => void): () => Catalog {
+  let last: Catalog = { images: {} };
+  let lastMtime = -1;
+  return () => {
+    if (!path) return last;
+    try {
+      const mtime = statSync(path).mtimeMs;
+      if (mtime !== lastMtime) {
+        lastMtime = mtime;
+        last = loadCatalog(path);
+      }
+    } catch (err) {
+      onError((err as Error).message);
+    }
+    return last;
+  };
+}

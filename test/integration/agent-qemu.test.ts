@@ -1,0 +1,156 @@
+/**
+ * The QEMU driver on real qemu: the image catalog's artifacts downloaded from a 127.0.0.1 HTTP server, verified and
+ * cached; the test guest (Debian's cloud kernel + busybox initramfs) booted with the machine type's vCPUs and
+ * memory, on the accelerator the probe picks; QMP state; adoption by a new driver; clean ACPI stop.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { InstanceRequest } from '../../agent/drivers/driver.js';
+import { QemuDriver } from '../../agent/drivers/qemu.js';
+import { ArtifactCache, type Catalog } from '../../agent/images/catalog.js';
+import { GUEST_READY_MARKER, testGuest, waitFor } from '../../deploy/stack/index.js';
+import { createLogger } from '../../shared/log.js';
+import { machineTypeResources } from '../../shared/resources.js';
+import { cleanup, tempDir } from '../harness/index.js';
+
+const log = createLogger({ name: 'test', level: 'warn' });
+const IMAGE = 'projects/edgeplane-test/global/images/busybox-guest';
+
+/** Serves files on 127.0.0.1 and counts the requests. */
+async function fileServer(files: Record<string, Buffer>) {
+  const requests: string[] = [];
+  const server = http.createServer((req, res) => {
+    requests.push(req.url ?? '');
+    const body = files[req.url ?? ''];
+    if (!body) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-length': body.length }).end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanup(() => new Promise<void>((r) => server.close(() => r())));
+  return { requests, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+async function setup(opts: { badSha?: boolean } = {}) {
+  const guest = await testGuest();
+  const kernel = readFileSync(guest.kernelPath);
+  const initrd = readFileSync(guest.initrdPath);
+  const srv = await fileServer({ '/vmlinuz': kernel, '/initrd.gz': initrd });
+  const catalog: Catalog = {
+    images: {
+      [IMAGE]: {
+        kernel: {
+          url: `${srv.base}/vmlinuz`,
+          sha256: opts.badSha ? sha256(Buffer.from('other')) : sha256(kernel),
+        },
+        initrd: { url: `${srv.base}/initrd.gz`, sha256: sha256(initrd) },
+        append: 'console=ttyS0 quiet panic=-1',
+      },
+    },
+  };
+  const dir = tempDir('edgeplane-agent-vm-');
+  const host = 'vm-host';
+  const make = () =>
+    new QemuDriver({
+      host,
+      vmDir: join(dir, 'vms'),
+      catalog: () => catalog,
+      cache: new ArtifactCache(join(dir, 'images')),
+      publishAddress: '127.0.0.1',
+      kvmProbeTimeoutMs: 8000,
+      log,
+    });
+  const driver = make();
+  cleanup(async () => {
+    for (const s of await driver.recover()) await driver.destroy(s.namespace, s.name);
+  });
+  return { guest, srv, driver, make, dir };
+}
+
+function request(extra: Partial<InstanceRequest['template']> = {}): InstanceRequest {
+  return {
+    namespace: 'ns',
+    name: 'vm-0',
+    workload: 'vm',
+    templateHash: 'h1',
+    template: { image: IMAGE, machineType: 'e2-micro', ...extra },
+    limits: machineTypeResources('e2-micro'),
+    labels: {},
+  };
+}
+
+describe('QEMU driver', () => {
+  it('downloads, verifies and caches the artifacts, boots the guest to Running, is adopted, and stops cleanly', async () => {
+    const s = await setup();
+    const state = await s.driver.start(request({ ports: [{ name: 'ssh', containerPort: 22 }] }));
+    expect(state.runtime).toBe(`qemu-${s.guest.accel}`);
+    expect(s.srv.requests.sort()).toEqual(['/initrd.gz', '/vmlinuz']);
+    const consoleLog = join(s.dir, 'vms', 'ns_vm-0', 'console.log');
+    await waitFor(
+      'the guest ready marker',
+      () => existsSync(consoleLog) && readFileSync(consoleLog, 'utf8').includes(GUEST_READY_MARKER),
+      {
+        timeoutMs: 90_000,
+      },
+    );
+    const running = await s.driver.inspect('ns', 'vm-0');
+    expect(running).toMatchObject({
+      phase: 'Running',
+      ready: true,
+      containers: [{ name: 'vm', state: 'running' }],
+    });
+    expect(running?.ports[0]).toMatchObject({ name: 'ssh', containerPort: 22, hostIP: '127.0.0.1' });
+    // vCPUs and memory of e2-micro (2 vCPUs, 1 GiB).
+    const pid = Number(readFileSync(join(s.dir, 'vms', 'ns_vm-0', 'qemu.pid'), 'utf8'));
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    expect(cmdline[cmdline.indexOf('-smp') + 1]).toBe('2');
+    expect(cmdline[cmdline.indexOf('-m') + 1]).toBe('1024M');
+    expect(cmdline[cmdline.indexOf('-accel') + 1]).toBe(s.guest.accel);
+
+    // A restarted agent (a new driver on the same directory) adopts the VM rather than starting another.
+    const again = s.make();
+    expect((await again.recover()).map((v) => [v.name, v.phase])).toEqual([['vm-0', 'Running']]);
+    expect((await again.start(request())).startedAt).toBe(running?.startedAt);
+
+    // ACPI power button: the guest powers itself off well within the grace period.
+    const t0 = Date.now();
+    await again.stop('ns', 'vm-0', 30);
+    expect(Date.now() - t0).toBeLessThan(25_000);
+    expect(readFileSync(consoleLog, 'utf8')).toMatch(/power|halt|reboot/i);
+    expect(await again.inspect('ns', 'vm-0')).toMatchObject({ phase: 'Stopped', ready: false });
+    await again.destroy('ns', 'vm-0');
+    expect(await again.inspect('ns', 'vm-0')).toBeUndefined();
+
+    // Cached: a new VM of the same image downloads nothing.
+    s.srv.requests.length = 0;
+    await s.driver.start({ ...request(), name: 'vm-1' });
+    expect(s.srv.requests).toEqual([]);
+    await s.driver.destroy('ns', 'vm-1');
+  });
+
+  it('rejects an artifact whose sha256 differs, and template fields a VM cannot honour, leaving nothing behind', async () => {
+    const s = await setup({ badSha: true });
+    await expect(s.driver.start(request())).rejects.toThrow(
+      /template\.spec\.image: .*vmlinuz: sha256 is [0-9a-f]{64}, the catalog says/,
+    );
+    expect(readdirSync(join(s.dir, 'images')).filter((f) => f.includes('.part'))).toEqual([]);
+    expect(await s.driver.recover()).toEqual([]);
+    await expect(s.driver.start(request({ env: [{ name: 'A', value: 'b' }] }))).rejects.toThrow(
+      'template.spec.env: not supported for VM images',
+    );
+    await expect(
+      s.driver.start({ ...request(), template: { image: 'projects/x/global/images/unknown' } }),
+    ).rejects.toThrow(/projects\/x\/global\/images\/unknown is not in this host's image catalog/);
+    await expect(
+      s.driver.start({ ...request(), limits: { cpuMillis: 64_000, memoryBytes: 1 << 30 } }),
+    ).rejects.toThrow(/limits\.cpu: the VM needs 64 vCPUs; this host has \d+/);
+  });
+});
