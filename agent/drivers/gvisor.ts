@@ -13,6 +13,7 @@ import { isVmImage } from '../../shared/api/template.js';
 import type { Logger } from '../../shared/log.js';
 import type { ResolvedValues } from '../../shared/nats/messages.js';
 import type { Driver, ExecResult, InstanceRequest, InstanceState } from './driver.js';
+import { launchSandbox } from './sandbox-probe.js';
 import {
   containerLimits,
   containerPath,
@@ -77,18 +78,31 @@ export class GvisorDriver implements Driver {
     this.volumes = new InstanceVolumes(this.docker, join(opts.stateDir, 'instances'));
   }
 
+  /** dockerd answers, has the runtime registered, and a sandbox of it actually runs a program (x86-64 hosts). */
   async probe(): Promise<{ ok: boolean; detail: string }> {
+    let version: string | undefined;
     try {
       const info = (await this.docker.info()) as {
         Runtimes?: Record<string, unknown>;
         ServerVersion?: string;
       };
+      version = info.ServerVersion;
       if (!info.Runtimes?.[this.runtimeName]) {
-        return { ok: false, detail: `dockerd ${info.ServerVersion} has no runtime ${this.runtimeName}` };
+        return { ok: false, detail: `dockerd ${version} has no runtime ${this.runtimeName}` };
       }
-      return { ok: true, detail: `dockerd ${info.ServerVersion} with runtime ${this.runtimeName}` };
     } catch (err) {
       return { ok: false, detail: `docker unreachable: ${(err as Error).message}` };
+    }
+    if (process.arch !== 'x64')
+      return { ok: true, detail: `dockerd ${version} with runtime ${this.runtimeName} (registered)` };
+    try {
+      const ms = await launchSandbox(this.docker, this.runtimeName);
+      return { ok: true, detail: `dockerd ${version}: a ${this.runtimeName} sandbox ran in ${ms} ms` };
+    } catch (err) {
+      return {
+        ok: false,
+        detail: `dockerd ${version}: a ${this.runtimeName} sandbox did not run: ${(err as Error).message}`,
+      };
     }
   }
 

@@ -68,6 +68,20 @@ async function inspect(id: string, format: string): Promise<string> {
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 describe('gVisor driver', () => {
+  it('probes the runtime by running a program in a real sandbox', async () => {
+    const d = driver();
+    const ok = await d.probe();
+    expect(ok).toMatchObject({ ok: true });
+    expect(ok.detail).toMatch(/a runsc sandbox ran in \d+ ms/);
+    const r = await docker(['ps', '-aq', '--filter', 'label=edgeplane.dev/probe']);
+    expect(r.stdout.trim()).toBe('');
+    const missing = new GvisorDriver({ host, stateDir: tempDir(), runtimeName: 'no-such-runtime', log });
+    expect(await missing.probe()).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(/has no runtime no-such-runtime/),
+    });
+  });
+
   it('runs the sidecar example: containers share the network and an emptyDir, ports published on 127.0.0.1', async () => {
     const d = driver();
     const req = request({
