@@ -1,98 +1,219 @@
 #!/usr/bin/env node
-/** edgectl: the operator's view of an Edgeplane installation over NATS. */
+import type { NatsConnection } from '@nats-io/transport-node';
+/** edgectl: the operator's view of an Edgeplane installation over NATS. This file only wires commands. */
 import { Command } from 'commander';
-import { connect } from '@nats-io/transport-node';
-import { decode, HostReport } from '../shared/nats/messages.js';
+import { connectNats } from '../shared/nats/connect.js';
+import type { FeedMessage, HostFeed, InstanceFeed, WorkloadFeed } from '../shared/nats/messages.js';
 import { Subjects } from '../shared/nats/subjects.js';
+import { generateIdentity, type IdentityRole, writeIdentity } from './credentials.js';
+import { feedSnapshot, followFeed } from './feed.js';
+import { feedLine, gib, table } from './format.js';
 
 const program = new Command('edgectl')
-  .description('Edgeplane operator CLI: look at hosts and instances as the agents report them over NATS.')
+  .description(
+    'Edgeplane operator CLI: hosts, instances and Workloads as the coordinator publishes them over NATS.',
+  )
   .version('0.1.0')
-  .option('--nats <urls>', 'NATS server URLs [EDGE_NATS_URL]', process.env.EDGE_NATS_URL ?? 'nats://127.0.0.1:4222')
-  .option('--subject-prefix <prefix>', 'subject prefix [EDGE_SUBJECT_PREFIX]', process.env.EDGE_SUBJECT_PREFIX ?? 'edge');
+  .option(
+    '--nats <urls>',
+    'NATS server URLs [EDGE_NATS_URL]',
+    process.env.EDGE_NATS_URL ?? 'nats://127.0.0.1:4222',
+  )
+  .option(
+    '--subject-prefix <prefix>',
+    'subject prefix [EDGE_SUBJECT_PREFIX]',
+    process.env.EDGE_SUBJECT_PREFIX ?? 'edge',
+  )
+  .option('--creds <file>', 'NATS credentials (.creds or nkey seed) [EDGE_NATS_CREDS]')
+  .option('--ca <file>', 'CA of the NATS server certificate (turns TLS on) [EDGE_NATS_CA]');
 
 interface Global {
   nats: string;
   subjectPrefix: string;
+  creds?: string;
+  ca?: string;
 }
 
-/** Collects host reports for a while (every agent reports at least once a heartbeat). */
-async function collectReports(g: Global, waitMs: number): Promise<Map<string, HostReport>> {
-  const nc = await connect({ servers: g.nats.split(','), name: 'edgectl' });
-  const subjects = new Subjects(g.subjectPrefix);
-  const reports = new Map<string, HostReport>();
-  const sub = nc.subscribe(subjects.allHostReports);
-  const timer = setTimeout(() => sub.unsubscribe(), waitMs);
-  for await (const m of sub) {
-    try {
-      const r = decode(HostReport, m.data);
-      reports.set(r.host, r);
-    } catch {
-      // not ours to judge here
-    }
+async function connectGlobal(): Promise<{ nc: NatsConnection; subjects: Subjects }> {
+  const g = program.opts<Global>();
+  const nc = await connectNats({
+    servers: g.nats.split(',').map((s) => s.trim()),
+    name: 'edgectl',
+    reconnectForever: false,
+    ...(g.creds ? { creds: g.creds } : {}),
+    ...(g.ca ? { ca: g.ca } : {}),
+  });
+  return { nc, subjects: new Subjects(g.subjectPrefix) };
+}
+
+function outputOption(cmd: Command): Command {
+  return cmd.option('-o, --output <format>', 'table or json', 'table');
+}
+
+function checkOutput(output: string): void {
+  if (output !== 'table' && output !== 'json')
+    throw new Error(`--output: expected table or json, got ${output}`);
+}
+
+async function snapshot<T extends FeedMessage>(filter: (s: Subjects) => string): Promise<T[]> {
+  const { nc, subjects } = await connectGlobal();
+  try {
+    return (await feedSnapshot(nc, subjects, filter(subjects))) as T[];
+  } finally {
+    await nc.close();
   }
-  clearTimeout(timer);
-  await nc.close();
-  return reports;
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('   ').trimEnd()).join('\n');
+const ago = (time: string) => `${Math.max(0, Math.round((Date.now() - Date.parse(time)) / 1000))}s`;
+
+outputOption(
+  program.command('hosts').description('list hosts: state, capacity, instances (from the feed)'),
+).action(async (opts: { output: string }) => {
+  checkOutput(opts.output);
+  const hosts = (await snapshot<HostFeed>((s) => s.allFeedHosts)).sort((a, b) =>
+    a.host.localeCompare(b.host),
+  );
+  if (opts.output === 'json') return console.log(JSON.stringify(hosts, null, 2));
+  console.log(
+    table([
+      ['HOST', 'LOCATION', 'STATE', 'RUNTIMES', 'CPU', 'MEMORY', 'INSTANCES', 'AGENT', 'HEARTBEAT'],
+      ...hosts.map((h) => [
+        h.host,
+        h.location,
+        h.state,
+        h.runtimes.join(',') || '-',
+        `${h.allocatable.cpuMillis}m`,
+        gib(h.allocatable.memoryBytes),
+        String(h.instances),
+        h.agentVersion,
+        `${ago(h.lastHeartbeat)} ago`,
+      ]),
+    ]),
+  );
+});
+
+outputOption(
+  program
+    .command('instances')
+    .description('list instances: phase, readiness, host (from the feed)')
+    .option('-n, --namespace <namespace>', 'only this namespace'),
+).action(async (opts: { output: string; namespace?: string }) => {
+  checkOutput(opts.output);
+  const rows = (await snapshot<InstanceFeed>((s) => s.allFeedInstances))
+    .filter((i) => i.phase !== 'Deleted' && (!opts.namespace || i.namespace === opts.namespace))
+    .sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+  if (opts.output === 'json') return console.log(JSON.stringify(rows, null, 2));
+  console.log(
+    table([
+      ['NAMESPACE', 'NAME', 'WORKLOAD', 'LOCATION', 'HOST', 'PHASE', 'READY'],
+      ...rows.map((i) => [i.namespace, i.name, i.workload, i.location, i.host, i.phase, String(i.ready)]),
+    ]),
+  );
+});
+
+outputOption(
+  program.command('workloads').description('list Workloads: replicas, readiness, phase (from the feed)'),
+).action(async (opts: { output: string }) => {
+  checkOutput(opts.output);
+  const rows = (await snapshot<WorkloadFeed>((s) => s.allFeedWorkloads)).filter((w) => w.phase !== 'Deleted');
+  if (opts.output === 'json') return console.log(JSON.stringify(rows, null, 2));
+  console.log(
+    table([
+      ['NAMESPACE', 'NAME', 'DESIRED', 'REPLICAS', 'READY', 'AVAILABLE', 'PHASE'],
+      ...rows.map((w) => [
+        w.namespace,
+        w.name,
+        String(w.desired),
+        String(w.replicas),
+        String(w.readyReplicas),
+        String(w.availableReplicas),
+        w.phase,
+      ]),
+    ]),
+  );
+});
+
+outputOption(
+  program.command('watch').description('follow hosts, instances, Workloads and events live (Ctrl-C to stop)'),
+).action(async (opts: { output: string }) => {
+  checkOutput(opts.output);
+  const { nc, subjects } = await connectGlobal();
+  followFeed(
+    nc,
+    subjects,
+    (m) => console.log(opts.output === 'json' ? JSON.stringify(m) : feedLine(m)),
+    (subject, err) => console.error(`edgectl: skipped a message on ${subject}: ${err}`),
+  );
+  await nc.flush();
+  console.error(`edgectl: watching ${subjects.allFeed} and ${subjects.allEvents}`);
+  const stop = () => void nc.close().then(() => process.exit(0));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  await nc.closed();
+});
+
+program
+  .command('status')
+  .description("the coordinator's status (NATS services endpoint)")
+  .action(async () => {
+    const { nc, subjects } = await connectGlobal();
+    try {
+      const r = await nc.request(subjects.coordinatorStatus, '', { timeout: 5000 });
+      console.log(JSON.stringify(r.json(), null, 2));
+    } finally {
+      await nc.close();
+    }
+  });
+
+const credentials = program
+  .command('credentials')
+  .description(
+    'generate NATS credentials (nkey user + nats-server authorization entry with its permissions)',
+  );
+
+credentials
+  .command('host <host>')
+  .description('credentials for a new host: its agent may read only its location and publish only as itself')
+  .requiredOption('--location <location>', 'location of the host')
+  .option('--out <dir>', 'directory for <host>.nk and <host>.conf', '.')
+  .action((host: string, opts: { location: string; out: string }) =>
+    emit({ role: 'host', host, location: opts.location }, opts.out),
+  );
+
+credentials
+  .command('coordinator')
+  .description('credentials for the coordinator')
+  .option('--out <dir>', 'directory for coordinator.nk and coordinator.conf', '.')
+  .action((opts: { out: string }) => emit({ role: 'coordinator' }, opts.out));
+
+credentials
+  .command('monitor')
+  .description('credentials for edgectl and monitoring tools: read the feed only')
+  .option('--out <dir>', 'directory for monitor.nk and monitor.conf', '.')
+  .action((opts: { out: string }) => emit({ role: 'monitor' }, opts.out));
+
+function emit(who: IdentityRole, out: string): void {
+  const g = program.opts<Global>();
+  const subjects = new Subjects(g.subjectPrefix);
+  const id = generateIdentity(subjects, who);
+  const files = writeIdentity(out, id);
+  console.log(
+    `wrote ${files.seedFile} (secret: give it to the ${id.name === 'monitor' ? 'monitoring tool' : id.name} only, mode 0600)`,
+  );
+  console.log(
+    `wrote ${files.configFile}: add this entry to authorization.users of nats-server and reload it:\n`,
+  );
+  console.log(id.userConfig);
+  if (who.role === 'host') {
+    console.log(
+      `\nthen start the agent with: edge-agent --host ${who.host} --location ${who.location} --nats-creds ${files.seedFile}`,
+    );
+  }
 }
 
-const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)}Gi`;
-
-program
-  .command('hosts')
-  .description('list hosts as they report themselves (waits one heartbeat)')
-  .option('--wait <ms>', 'how long to listen for reports', '6000')
-  .option('-o, --output <format>', 'table or json', 'table')
-  .action(async (opts: { wait: string; output: string }) => {
-    const reports = [...(await collectReports(program.opts<Global>(), Number(opts.wait))).values()].sort((a, b) =>
-      a.host.localeCompare(b.host),
-    );
-    if (opts.output === 'json') return console.log(JSON.stringify(reports, null, 2));
-    console.log(
-      table([
-        ['HOST', 'LOCATION', 'RUNTIMES', 'CPU', 'MEMORY', 'INSTANCES', 'AGENT'],
-        ...reports.map((r) => [
-          r.host,
-          r.location,
-          r.runtimes.join(',') || '-',
-          `${r.allocatable.cpuMillis}m`,
-          gib(r.allocatable.memoryBytes),
-          String(r.instances.length),
-          r.agentVersion,
-        ]),
-      ]),
-    );
-  });
-
-program
-  .command('instances')
-  .description('list instances as the hosts report them (waits one heartbeat)')
-  .option('--wait <ms>', 'how long to listen for reports', '6000')
-  .option('-o, --output <format>', 'table or json', 'table')
-  .action(async (opts: { wait: string; output: string }) => {
-    const reports = await collectReports(program.opts<Global>(), Number(opts.wait));
-    const rows = [...reports.values()].flatMap((r) => r.instances.map((i) => ({ host: r.host, location: r.location, ...i })));
-    rows.sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
-    if (opts.output === 'json') return console.log(JSON.stringify(rows, null, 2));
-    console.log(
-      table([
-        ['NAMESPACE', 'NAME', 'WORKLOAD', 'HOST', 'PHASE', 'READY', 'PORTS'],
-        ...rows.map((i) => [
-          i.namespace,
-          i.name,
-          i.workload,
-          i.host,
-          i.phase,
-          String(i.ready),
-          (i.ports ?? []).map((p) => `${p.hostIP}:${p.hostPort}->${p.containerPort}`).join(',') || '-',
-        ]),
-      ]),
-    );
-  });
-
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  console.error(`edgectl: ${(err as Error).message}`);
+  process.exit(1);
+}

@@ -66,6 +66,8 @@ export function monitorPermissions(subjects: Subjects): NatsPermissions {
         `$JS.API.CONSUMER.DELETE.${subjects.eventsStream}.*`,
         `$JS.API.CONSUMER.INFO.${subjects.feedStream}.*`,
         `$JS.API.CONSUMER.INFO.${subjects.eventsStream}.*`,
+        `$JS.API.CONSUMER.MSG.NEXT.${subjects.feedStream}.*`,
+        `$JS.API.CONSUMER.MSG.NEXT.${subjects.eventsStream}.*`,
         `$JS.FC.>`,
         '$SRV.>',
         `${subjects.prefix}.svc.>`,

@@ -1,0 +1,172 @@
+/**
+ * The monitoring feed end to end: the real coordinator publishes hosts, instances, Workloads and events over
+ * NATS; `edgectl watch` (a child process, human-readable and `-o json`) shows a Workload being scaled live,
+ * and `edgectl hosts` / `instances` / `workloads` / `status` read the current state.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { REPO_DIR } from '../../deploy/stack/index.js';
+import { useEdgeStack } from '../harness/edge.js';
+import { cleanup } from '../harness/index.js';
+
+const stack = useEdgeStack();
+const EDGECTL = path.join(REPO_DIR, 'dist/edgectl/main.js');
+
+/** Runs edgectl to completion. */
+function edgectl(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [EDGECTL, '--nats', stack().nats.url, ...args]);
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Starts `edgectl watch` and collects its lines until the test ends. */
+async function watch(args: string[] = []): Promise<{ lines: string[]; proc: ChildProcess }> {
+  const proc = spawn(process.execPath, [EDGECTL, '--nats', stack().nats.url, 'watch', ...args]);
+  cleanup(() => {
+    proc.kill('SIGTERM');
+  });
+  const lines: string[] = [];
+  let buf = '';
+  proc.stdout!.on('data', (d) => {
+    buf += d;
+    const parts = buf.split('\n');
+    buf = parts.pop()!;
+    lines.push(...parts);
+  });
+  await new Promise<void>((resolve, reject) => {
+    proc.stderr!.on('data', (d) => String(d).includes('watching') && resolve());
+    proc.on('exit', (code) => reject(new Error(`edgectl watch exited (${code})`)));
+  });
+  return { lines, proc };
+}
+
+async function until(what: string, f: () => boolean, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!f()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const workload = (replicas: number) => `apiVersion: compute.miloapis.com/v1alpha1
+kind: Workload
+metadata:
+  name: feed-web
+spec:
+  replicas: ${replicas}
+  template:
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:latest
+        resources:
+          requests:
+            cpu: 100m
+            memory: 64Mi
+`;
+
+describe('edgectl reads the monitoring feed', () => {
+  it('edgectl watch shows a Workload being scaled, live, human-readable and as JSON', async () => {
+    const s = stack();
+    const human = await watch();
+    const json = await watch(['-o', 'json']);
+    await s.kubectl(['create', 'namespace', 'feed']);
+    await s.kubectl(['apply', '-n', 'feed', '-f', '-'], { input: workload(1) });
+    await until('one ready replica in the human output', () =>
+      human.lines.some((l) => /workload\s+feed\/feed-web\s+replicas 1\/1\s+ready 1/.test(l)),
+    );
+    await s.kubectl([
+      'patch',
+      'workload.compute.miloapis.com',
+      'feed-web',
+      '-n',
+      'feed',
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"replicas":3}}',
+    ]);
+    await until('three ready replicas in the human output', () =>
+      human.lines.some((l) => /workload\s+feed\/feed-web\s+replicas 3\/3\s+ready 3/.test(l)),
+    );
+    // The scale-up as it happened: desired 3 seen before all three were ready, Placed event, instances Running.
+    const firstDesired3 = human.lines.findIndex((l) => /feed\/feed-web\s+replicas \d\/3/.test(l));
+    const allReady = human.lines.findIndex((l) => /feed\/feed-web\s+replicas 3\/3\s+ready 3/.test(l));
+    expect(firstDesired3).toBeGreaterThanOrEqual(0);
+    expect(firstDesired3).toBeLessThanOrEqual(allReady);
+    expect(
+      human.lines.some((l) => /event\s+Normal Placed\s+Workload feed\/feed-web: placed 2 instance/.test(l)),
+    ).toBe(true);
+    expect(
+      human.lines.filter((l) => /instance\s+feed\/feed-web-\S+\s+Running ready/.test(l)).length,
+    ).toBeGreaterThanOrEqual(3);
+
+    await until('three ready replicas in the JSON output', () =>
+      json.lines.some((l) => {
+        const m = JSON.parse(l);
+        return m.kind === 'workload' && m.name === 'feed-web' && m.desired === 3 && m.readyReplicas === 3;
+      }),
+    );
+    for (const l of json.lines)
+      expect(JSON.parse(l)).toMatchObject({
+        v: 1,
+        kind: expect.stringMatching(/^(host|instance|workload|event)$/),
+      });
+
+    // Scale down is seen too.
+    await s.kubectl([
+      'patch',
+      'workload.compute.miloapis.com',
+      'feed-web',
+      '-n',
+      'feed',
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"replicas":1}}',
+    ]);
+    await until('scaled down to one', () =>
+      human.lines.some(
+        (l) => /feed\/feed-web\s+replicas 1\/1\s+ready 1/.test(l) && human.lines.indexOf(l) > allReady,
+      ),
+    );
+    await until('a removed instance', () =>
+      human.lines.some((l) => /instance\s+feed\/feed-web-\S+\s+Deleted/.test(l)),
+    );
+  });
+
+  it('edgectl hosts, instances, workloads and status show the current state', async () => {
+    const s = stack();
+    const hosts = await edgectl(['hosts']);
+    expect(hosts.stderr).toBe('');
+    expect(hosts.code).toBe(0);
+    expect(hosts.stdout).toMatch(/^HOST\s+LOCATION\s+STATE\s+RUNTIMES\s+CPU\s+MEMORY\s+INSTANCES/);
+    for (const h of s.hosts) expect(hosts.stdout).toMatch(new RegExp(`${h}\\s+\\S+\\s+Ready\\s+gvisor`));
+
+    const hostsJson = JSON.parse((await edgectl(['hosts', '-o', 'json'])).stdout);
+    expect(hostsJson.map((h: { host: string }) => h.host).sort()).toEqual([...s.hosts].sort());
+
+    const instances = await edgectl(['instances', '-n', 'feed']);
+    expect(instances.code).toBe(0);
+    const rows = instances.stdout.trim().split('\n').slice(1);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatch(/^feed\s+feed-web-\S+\s+feed-web\s+\S+\s+\S+\s+Running\s+true$/);
+
+    const workloads = await edgectl(['workloads']);
+    expect(workloads.stdout).toMatch(/feed\s+feed-web\s+1\s+1\s+1\s+1\s+Running/);
+
+    const status = JSON.parse((await edgectl(['status'])).stdout);
+    expect(status.hosts).toMatchObject({ Ready: 3 });
+    expect(status.counters.intentWrites).toBeGreaterThan(0);
+
+    const bad = await edgectl(['hosts', '-o', 'yaml']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--output: expected table or json, got yaml/);
+  });
+});
