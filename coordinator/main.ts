@@ -2,7 +2,7 @@
 /** edge-coordinator: places Workloads and publishes intents. This file only wires parts together. */
 import { Command } from 'commander';
 import { createLogger } from '../shared/log.js';
-import { Coordinator } from './coordinator.js';
+import { Coordinator, type CoordinatorConfig } from './coordinator.js';
 import { DEFAULT_LEADER_ELECTION } from './kube/leader.js';
 
 const program = new Command('edge-coordinator')
@@ -73,41 +73,48 @@ const program = new Command('edge-coordinator')
       }
       // client-go's proportions: renew deadline 2/3 of the lease, retry period 2/15 of it.
       const leaseMs = leaseDuration * 1000;
-      const coordinator = new Coordinator(
-        {
-          ...((flags.kubeconfig ?? process.env.KUBECONFIG)
-            ? { kubeconfig: flags.kubeconfig ?? process.env.KUBECONFIG }
-            : {}),
-          natsServers: flags.nats.split(',').map((s) => s.trim()),
-          subjectPrefix: flags.subjectPrefix,
-          kvReplicas,
-          lostAfterMs: lostAfter * 1000,
-          ...(flags.leaderElect
-            ? {
-                leaderElection: {
-                  namespace: flags.leaseNamespace,
-                  name: flags.leaseName,
-                  leaseDurationMs: leaseMs,
-                  renewDeadlineMs: Math.round((leaseMs * 2) / 3),
-                  retryPeriodMs: Math.max(500, Math.round((leaseMs * 2) / 15)),
-                },
-              }
-            : {}),
-          onLostLeadership: () => {
-            log.fatal('leadership lost; exiting so that only the new leader acts');
-            process.exit(1);
-          },
-        },
-        log,
-      );
+      const config: CoordinatorConfig = {
+        ...((flags.kubeconfig ?? process.env.KUBECONFIG)
+          ? { kubeconfig: flags.kubeconfig ?? process.env.KUBECONFIG }
+          : {}),
+        natsServers: flags.nats.split(',').map((s) => s.trim()),
+        subjectPrefix: flags.subjectPrefix,
+        kvReplicas,
+        lostAfterMs: lostAfter * 1000,
+        ...(flags.leaderElect
+          ? {
+              leaderElection: {
+                namespace: flags.leaseNamespace,
+                name: flags.leaseName,
+                leaseDurationMs: leaseMs,
+                renewDeadlineMs: Math.round((leaseMs * 2) / 3),
+                retryPeriodMs: Math.max(500, Math.round((leaseMs * 2) / 15)),
+              },
+            }
+          : {}),
+      };
+      // A leader that cannot renew its Lease (API server unreachable, or another took it) stops acting at once
+      // and stands for election again, like a fresh process: nothing it held is trusted afterwards.
+      let coordinator: Coordinator;
+      let stopping = false;
+      const run = (): Promise<void> => {
+        coordinator = new Coordinator({ ...config, onLostLeadership: () => void rejoin() }, log);
+        return coordinator.start();
+      };
+      const rejoin = async () => {
+        log.error('leadership lost; stopping, then standing for election again');
+        await coordinator.stop();
+        if (!stopping) await run();
+      };
       const shutdown = async (signal: string) => {
+        stopping = true;
         log.info({ signal }, 'stopping coordinator');
         await coordinator.stop();
         process.exit(0);
       };
       process.once('SIGTERM', () => void shutdown('SIGTERM'));
       process.once('SIGINT', () => void shutdown('SIGINT'));
-      await coordinator.start();
+      await run();
     },
   );
 

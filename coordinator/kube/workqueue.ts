@@ -1,7 +1,9 @@
 /**
  * A work queue after client-go's: keys are deduplicated, a key is never processed by two workers at once,
  * and a failed key is retried with per-key exponential backoff. Handlers read current state by key, so
- * dropping intermediate events is harmless (level-triggered).
+ * dropping intermediate events is harmless (level-triggered). With `minIntervalMs`, a burst of events for one
+ * key (every instance of a Workload changing state) is coalesced into one pass per interval, so the writes a
+ * pass makes (status) are not one per event.
  */
 import type { Logger } from '../../shared/log.js';
 
@@ -18,17 +20,35 @@ export class WorkQueue {
   private dirty = new Set<string>();
   private failures = new Map<string, number>();
   private timers = new Map<string, NodeJS.Timeout>();
+  /** When each key's last pass finished, for minIntervalMs. */
+  private lastRun = new Map<string, number>();
+  /** When each pending timer fires. */
+  private due = new Map<string, number>();
   private active = 0;
   private stopped = false;
   private idleWaiters: Array<() => void> = [];
 
   constructor(
     private readonly handler: (key: string) => Promise<ReconcileResult | undefined>,
-    private readonly opts: { workers?: number; log: Logger; name: string; maxBackoffMs?: number },
+    private readonly opts: {
+      workers?: number;
+      log: Logger;
+      name: string;
+      maxBackoffMs?: number;
+      /** Least time between two passes of one key; events in between wait for the interval to end. */
+      minIntervalMs?: number;
+    },
   ) {}
 
   add(key: string): void {
     if (this.stopped) return;
+    const wait = (this.lastRun.get(key) ?? 0) + (this.opts.minIntervalMs ?? 0) - Date.now();
+    if (wait > 0 && !this.processing.has(key)) {
+      // One pass at the end of the interval; a later pending requeue is brought forward to it.
+      const due = this.due.get(key);
+      if (due === undefined || due > Date.now() + wait) this.addAfter(key, wait);
+      return;
+    }
     if (this.processing.has(key)) {
       this.dirty.add(key);
       return;
@@ -43,10 +63,12 @@ export class WorkQueue {
     if (this.stopped) return;
     const existing = this.timers.get(key);
     if (existing) clearTimeout(existing);
+    this.due.set(key, Date.now() + ms);
     this.timers.set(
       key,
       setTimeout(() => {
         this.timers.delete(key);
+        this.due.delete(key);
         this.add(key);
       }, ms),
     );
@@ -78,6 +100,7 @@ export class WorkQueue {
       );
       this.addAfter(key, delay);
     } finally {
+      this.lastRun.set(key, Date.now());
       this.processing.delete(key);
       this.active--;
       if (this.dirty.delete(key)) this.add(key);
@@ -96,5 +119,6 @@ export class WorkQueue {
     this.stopped = true;
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
+    this.due.clear();
   }
 }

@@ -98,7 +98,13 @@ export class WorkloadController {
   private readonly startedAt = Date.now();
 
   constructor(private readonly d: WorkloadControllerDeps) {
-    this.queue = new WorkQueue((key) => this.reconcile(key), { log: d.log, name: 'workloads', workers: 4 });
+    // At most two passes a second per Workload: a burst of instance reports becomes one status write.
+    this.queue = new WorkQueue((key) => this.reconcile(key), {
+      log: d.log,
+      name: 'workloads',
+      workers: 4,
+      minIntervalMs: 500,
+    });
   }
 
   static key(group: string, namespace: string, name: string): string {
@@ -735,6 +741,7 @@ export class WorkloadController {
         );
       }
     }
+    this.d.events.record(wl, 'Normal', 'Deleted', `${mine.length} instance(s) stopped and removed`);
     await this.d.client.patch(ref, namespace, name, {
       metadata: { finalizers: (wl.metadata.finalizers ?? []).filter((f) => f !== WORKLOAD_FINALIZER) },
     });

@@ -59,6 +59,22 @@ async function containersOf(namespace: string, workload: string): Promise<string
   return out;
 }
 
+/** The value of an environment variable in each running container of a Workload (sorted). */
+async function envOf(namespace: string, workload: string, variable: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const id of await containersOf(namespace, workload)) {
+    const r = await docker(['inspect', '--format', '{{.State.Running}} {{json .Config.Env}}', id]);
+    const [running, env] = [
+      r.stdout.slice(0, r.stdout.indexOf(' ')),
+      r.stdout.slice(r.stdout.indexOf(' ') + 1),
+    ];
+    if (running !== 'true') continue;
+    const entry = (JSON.parse(env) as string[]).find((e) => e.startsWith(`${variable}=`));
+    if (entry) out.push(entry.slice(variable.length + 1));
+  }
+  return out.sort();
+}
+
 describe('validation at apply time', () => {
   const bad = (spec: string) => `apiVersion: compute.datumapis.com/v1alpha1
 kind: Workload
@@ -267,6 +283,55 @@ describe('the example manifests of the docs', { timeout: 600_000 }, () => {
       ).stdout,
     ) as Array<{ name: string }>;
     expect(sidecar.map((c) => c.name).sort()).toEqual(['app', 'log-collector']);
+    // The Secret's value reached the instances (sealed per host on the way), in the right namespace.
+    expect(await envOf('default', 'backend-api', 'DATABASE_URL')).toEqual(
+      Array(5).fill('postgres://backend:example@127.0.0.1:5432/backend'),
+    );
+    expect(await envOf('project-myproject', 'api-server', 'DATABASE_URL')).toEqual(
+      Array(2).fill('postgres://api:example@127.0.0.1:5432/api'),
+    );
+  });
+
+  it('a changed Secret rolls the instances that use it onto the new value', async () => {
+    const s = stack();
+    await s.kubectl([
+      'patch',
+      'secret',
+      'db-credentials',
+      '-n',
+      'project-myproject',
+      '--type=merge',
+      '-p',
+      '{"stringData":{"url":"postgres://api:rotated@127.0.0.1:5432/api"}}',
+    ]);
+    const deadline = Date.now() + 180_000;
+    for (;;) {
+      const env = await envOf('project-myproject', 'api-server', 'DATABASE_URL');
+      const ready = (
+        await s.kubectl([
+          'get',
+          'workload.compute.miloapis.com',
+          'api-server',
+          '-n',
+          'project-myproject',
+          '-o',
+          'jsonpath={.status.readyReplicas}',
+        ])
+      ).stdout;
+      if (
+        ready === '2' &&
+        env.length === 2 &&
+        env.every((v) => v === 'postgres://api:rotated@127.0.0.1:5432/api')
+      )
+        break;
+      if (Date.now() > deadline)
+        throw new Error(`api-server did not roll onto the new Secret value: ${env.join(', ')}`);
+      await sleep(500);
+    }
+    // The Secret of the other namespace did not change, so backend-api was left alone.
+    expect(await envOf('default', 'backend-api', 'DATABASE_URL')).toEqual(
+      Array(5).fill('postgres://backend:example@127.0.0.1:5432/backend'),
+    );
   });
 
   it('delete: every example goes, with its containers', async () => {
@@ -496,6 +561,7 @@ describe('the kubectl workflows of the docs, on web-app', { timeout: 300_000 }, 
       ])
     ).stdout;
     expect(events).toContain('Deleting');
+    expect(events).toContain('Deleted');
   });
 });
 
@@ -536,6 +602,17 @@ describe('three API groups', { timeout: 300_000 }, () => {
       (v) => v === '2',
       180_000,
     );
+    await s.waitForJsonPath(
+      `workload.compute.miloapis.com web-app -n ${e.namespace}`,
+      '{.status.readyReplicas}',
+      (v) => v === '2',
+    );
+    const images = await Promise.all(
+      (await containersOf(e.namespace, 'web-app')).map(async (id) =>
+        (await docker(['inspect', '--format', '{{.State.Running}} {{.Config.Image}}', id])).stdout.trim(),
+      ),
+    );
+    expect(images.filter((i) => i.startsWith('true'))).toEqual(['true nginx:1.26', 'true nginx:1.26']);
   });
 
   it('one name per namespace across the groups: the younger Workload is refused with a condition', async () => {
@@ -581,8 +658,11 @@ spec:
       'name',
     ]);
     expect(owned.stdout.trim()).toBe('');
-    // Deleting the refused one leaves the other untouched.
+    // Deleting the refused one leaves the other untouched: same containers, still running.
+    const before = (await containersOf('project-myproject', 'web-app')).sort();
     await s.kubectl(['delete', 'workload', 'web-app', '-n', 'project-myproject', '--timeout=60s']);
+    await sleep(3000); // what a wrongly withdrawn intent would take to stop the containers
+    expect((await containersOf('project-myproject', 'web-app')).sort()).toEqual(before);
     expect(
       (
         await s.kubectl([

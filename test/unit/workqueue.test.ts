@@ -1,0 +1,98 @@
+/** The controllers' work queue: dedupe, one pass at a time per key, backoff, and coalescing bursts of events. */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { WorkQueue } from '../../coordinator/kube/workqueue.js';
+import { createLogger } from '../../shared/log.js';
+
+const log = createLogger({ name: 'test', level: 'silent' });
+
+describe('WorkQueue', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it('coalesces a burst of events for one key into one pass per interval', async () => {
+    const passes: number[] = [];
+    const q = new WorkQueue(
+      async () => {
+        passes.push(Date.now());
+        return undefined;
+      },
+      { log, name: 't', minIntervalMs: 500 },
+    );
+    q.add('w');
+    await vi.advanceTimersByTimeAsync(1);
+    for (let i = 0; i < 100; i++) {
+      q.add('w');
+      await vi.advanceTimersByTimeAsync(10);
+    }
+    // A second of events: passes at 0, 500 and 1000 ms, then nothing pending.
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(passes.length).toBe(3);
+    for (let i = 1; i < passes.length; i++) expect(passes[i]! - passes[i - 1]!).toBeGreaterThanOrEqual(500);
+    q.stop();
+  });
+
+  it('runs other keys without waiting, and a key again at once after its interval', async () => {
+    const seen: string[] = [];
+    const q = new WorkQueue(
+      async (k) => {
+        seen.push(k);
+        return undefined;
+      },
+      { log, name: 't', minIntervalMs: 500 },
+    );
+    q.add('a');
+    q.add('b');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(seen).toEqual(['a', 'b']);
+    await vi.advanceTimersByTimeAsync(600);
+    q.add('a');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(seen).toEqual(['a', 'b', 'a']);
+    q.stop();
+  });
+
+  it('brings a long requeue forward when an event arrives', async () => {
+    const seen: number[] = [];
+    let first = true;
+    const q = new WorkQueue(
+      async () => {
+        seen.push(Date.now());
+        if (first) {
+          first = false;
+          return { requeueAfterMs: 10_000 };
+        }
+        return undefined;
+      },
+      { log, name: 't', minIntervalMs: 500 },
+    );
+    const start = Date.now();
+    q.add('w');
+    await vi.advanceTimersByTimeAsync(100);
+    q.add('w');
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(seen).toHaveLength(2);
+    expect(seen[1]! - start).toBeLessThan(1000);
+    q.stop();
+  });
+
+  it('retries a failing key with growing backoff', async () => {
+    let calls = 0;
+    const q = new WorkQueue(
+      async () => {
+        calls++;
+        throw new Error('boom');
+      },
+      { log, name: 't' },
+    );
+    q.add('w');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toBe(1);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(calls).toBe(2);
+    await vi.advanceTimersByTimeAsync(300);
+    expect(calls).toBe(2);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(calls).toBe(3);
+    q.stop();
+  });
+});
