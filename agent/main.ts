@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 /** edge-agent: runs the instances the coordinator places on this host. This file only wires parts together. */
+// First: memory settings must apply before the rest loads.
+import './lean.js';
 import { Command } from 'commander';
 import { createLogger } from '../shared/log.js';
 import { AGENT_VERSION, Agent } from './agent.js';

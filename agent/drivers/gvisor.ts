@@ -7,11 +7,12 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import type { ContainerState } from '../../shared/api/index.js';
 import { isVmImage } from '../../shared/api/template.js';
 import type { Logger } from '../../shared/log.js';
 import type { ResolvedValues } from '../../shared/nats/messages.js';
+import { Docker as DockerClient } from './docker.js';
 import type { Driver, ExecResult, InstanceRequest, InstanceState } from './driver.js';
 import { launchSandbox } from './sandbox-probe.js';
 import {
@@ -72,7 +73,7 @@ export class GvisorDriver implements Driver {
   private readonly volumes: InstanceVolumes;
 
   constructor(private readonly opts: GvisorDriverOptions) {
-    this.docker = opts.docker ?? new Docker();
+    this.docker = opts.docker ?? new DockerClient();
     this.runtimeName = opts.runtimeName ?? 'runsc';
     this.publishAddress = opts.publishAddress ?? '0.0.0.0';
     this.volumes = new InstanceVolumes(this.docker, join(opts.stateDir, 'instances'));
