@@ -1,0 +1,336 @@
+/**
+ * Control-plane benchmark: the real coordinator (dist/, run `npm run build` first) against a real nats-server
+ * and kube-apiserver, with many simulated hosts in this one process. Each simulated host heartbeats a complete
+ * HostReport on its own timer and "runs" (reports Running and ready) whatever the intents place on it, as an
+ * agent would. After everything is placed and running, the coordinator's CPU and memory are measured over a
+ * steady window; then a batch of hosts dies (stops heartbeating) and the time until their instances run
+ * elsewhere is measured.
+ *
+ * `npm run bench:control-plane` prints a summary; `-- --json` one JSON object:
+ * `{ hosts, instances, heartbeatsPerSecond, coordinatorCpuCores, coordinatorRssBytes, replacementSeconds, … }`.
+ * Options: `--hosts N` (default 1000), `--instances N` (default 2000), `--workloads N` (default instances/10),
+ * `--locations N` (default 10), `--heartbeat-ms N` (default 5000), `--lost-after S` (default 20),
+ * `--measure-seconds S` (default 30), `--kill N` (hosts killed, default 5).
+ *
+ * `replacementSeconds` is measured from the moment the last of the dead hosts passed its loss deadline
+ * (max(lostAfter, TTL + grace) after its last heartbeat) to every one of their instances being placed on and
+ * reported running by another host; `replacementSinceDeathSeconds` counts from the death itself.
+ */
+import { readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Kvm } from '@nats-io/kv';
+import { startCoordinator } from '../deploy/stack/edgeplane.js';
+import { kubectl, REPO_DIR, startKubeApi, startNatsServer } from '../deploy/stack/index.js';
+import { connectNats } from '../shared/nats/connect.js';
+import {
+  DeploymentIntent,
+  decode,
+  encode,
+  type HostReport,
+  MESSAGE_VERSION,
+} from '../shared/nats/messages.js';
+import { Subjects } from '../shared/nats/subjects.js';
+
+interface Options {
+  hosts: number;
+  instances: number;
+  workloads: number;
+  locations: number;
+  heartbeatMs: number;
+  lostAfter: number;
+  measureSeconds: number;
+  kill: number;
+  json: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const get = (name: string, def: number) => {
+    const i = argv.indexOf(`--${name}`);
+    if (i < 0) return def;
+    const v = Number(argv[i + 1]);
+    if (!Number.isFinite(v) || v <= 0)
+      throw new Error(`--${name}: expected a positive number, got ${argv[i + 1]}`);
+    return v;
+  };
+  const instances = get('instances', 2000);
+  return {
+    hosts: get('hosts', 1000),
+    instances,
+    workloads: get('workloads', Math.max(1, Math.round(instances / 10))),
+    locations: get('locations', 10),
+    heartbeatMs: get('heartbeat-ms', 5000),
+    lostAfter: get('lost-after', 20),
+    measureSeconds: get('measure-seconds', 30),
+    kill: get('kill', 5),
+    json: argv.includes('--json'),
+  };
+}
+
+const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** utime+stime of a process in seconds, and its peak RSS (VmHWM) in bytes. */
+function procStats(pid: number): { cpuSeconds: number; peakRss: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+  return { cpuSeconds: ticks / 100, peakRss: hwm };
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions(process.argv.slice(2));
+  const dir = path.join(os.tmpdir(), `edgeplane-bench-${process.pid}`);
+  const stops: Array<() => Promise<unknown>> = [async () => rmSync(dir, { recursive: true, force: true })];
+  const stopAll = async () => {
+    for (const s of stops.reverse()) await s().catch(() => undefined);
+  };
+  try {
+    log(`starting nats-server and kube-apiserver in ${dir}`);
+    const [nats, kube] = await Promise.all([
+      startNatsServer({ dir: path.join(dir, 'nats') }),
+      startKubeApi({ dir: path.join(dir, 'kube'), crdDir: path.join(REPO_DIR, 'deploy/crds') }),
+    ]);
+    stops.push(
+      () => nats.stop(),
+      () => kube.stop(),
+    );
+    const coordinator = startCoordinator({
+      dir: path.join(dir, 'coordinator'),
+      kubeconfig: kube.kubeconfigPath,
+      nats: [nats.url],
+      lostAfterSeconds: o.lostAfter,
+    });
+    stops.push(() => coordinator.stop());
+
+    const subjects = new Subjects();
+    const nc = await connectNats({ servers: [nats.url], name: 'bench-hosts' });
+    stops.push(() => nc.close());
+
+    // What the intents place on each host, from one watch of the whole bucket (the simulated agents' view).
+    const placed = new Map<
+      string,
+      Map<string, { namespace: string; workload: string; templateHash: string }>
+    >();
+    const byKey = new Map<string, DeploymentIntent>();
+    let intentInstances = 0;
+    const kv = await (async () => {
+      for (;;) {
+        try {
+          const b = await new Kvm(nc).open(subjects.intentsBucket);
+          await b.status(); // the coordinator has created it
+          return b;
+        } catch {
+          await sleep(500);
+        }
+      }
+    })();
+    const dirty = new Set<string>();
+    const rebuild = () => {
+      placed.clear();
+      intentInstances = 0;
+      for (const intent of byKey.values()) {
+        for (const i of intent.instances) {
+          intentInstances++;
+          let m = placed.get(i.host);
+          if (!m) placed.set(i.host, (m = new Map()));
+          m.set(i.name, {
+            namespace: intent.namespace,
+            workload: intent.workload,
+            templateHash: intent.templateHash,
+          });
+        }
+      }
+    };
+    void (async () => {
+      for await (const e of await kv.watch({ key: '>' })) {
+        const before = byKey.get(e.key);
+        if (e.operation === 'PUT') byKey.set(e.key, decode(DeploymentIntent, e.value));
+        else byKey.delete(e.key);
+        for (const i of [...(before?.instances ?? []), ...(byKey.get(e.key)?.instances ?? [])])
+          dirty.add(i.host);
+        rebuild();
+      }
+    })();
+
+    // Simulated hosts.
+    const startedAt = new Date().toISOString();
+    const dead = new Set<string>();
+    const seq = new Map<string, number>();
+    let heartbeats = 0;
+    const hostNames = Array.from({ length: o.hosts }, (_, i) => `sim-${String(i).padStart(5, '0')}`);
+    const report = (host: string, i: number): HostReport => {
+      const location = `sim-loc-${i % o.locations}`;
+      const now = new Date().toISOString();
+      const s = (seq.get(host) ?? 0) + 1;
+      seq.set(host, s);
+      return {
+        v: MESSAGE_VERSION,
+        host,
+        location,
+        labels: {
+          'kubernetes.io/hostname': host,
+          'edgeplane.dev/location': location,
+          'topology.kubernetes.io/region': `sim-region-${i % Math.max(1, Math.floor(o.locations / 2))}`,
+          'topology.kubernetes.io/zone': location,
+          provider: 'sim',
+        },
+        capacity: { cpuMillis: 64_000, memoryBytes: 256 * 2 ** 30 },
+        allocatable: { cpuMillis: 64_000, memoryBytes: 256 * 2 ** 30 },
+        runtimes: ['gvisor'],
+        agentVersion: 'bench',
+        startedAt,
+        seq: s,
+        heartbeatMs: o.heartbeatMs,
+        instances: [...(placed.get(host) ?? new Map()).entries()].map(([name, p]) => ({
+          namespace: p.namespace,
+          name,
+          workload: p.workload,
+          templateHash: p.templateHash,
+          phase: 'Running' as const,
+          ready: true,
+          runtime: 'runsc',
+        })),
+        time: now,
+      };
+    };
+    const lastBeat = new Map<string, number>();
+    const publish = (host: string, i: number) => {
+      if (dead.has(host)) return;
+      nc.publish(subjects.hostReport(host), encode(report(host, i)));
+      lastBeat.set(host, Date.now());
+      heartbeats++;
+    };
+    const index = new Map(hostNames.map((h, i) => [h, i]));
+    const timers: NodeJS.Timeout[] = [];
+    hostNames.forEach((h, i) => {
+      // Spread the first heartbeats over one interval, as real hosts would be.
+      setTimeout(() => {
+        publish(h, i);
+        timers.push(setInterval(() => publish(h, i), o.heartbeatMs));
+      }, Math.random() * o.heartbeatMs);
+    });
+    stops.push(async () => timers.forEach(clearInterval));
+    // An agent reports at once when what it runs changes.
+    const changeTimer = setInterval(() => {
+      for (const h of dirty) publish(h, index.get(h) ?? 0);
+      dirty.clear();
+    }, 100);
+    stops.push(async () => clearInterval(changeTimer));
+
+    log(`${o.hosts} simulated hosts heartbeating every ${o.heartbeatMs} ms; waiting for them to register`);
+    await kubectl(kube.kubeconfigPath, ['create', 'namespace', 'bench']);
+    const perWorkload = Math.ceil(o.instances / o.workloads);
+    const docs: string[] = [];
+    for (let w = 0; w < o.workloads; w++) {
+      const replicas = Math.min(perWorkload, o.instances - w * perWorkload);
+      if (replicas <= 0) break;
+      docs.push(`apiVersion: compute.miloapis.com/v1alpha1
+kind: Workload
+metadata:
+  name: bench-${w}
+  namespace: bench
+spec:
+  replicas: ${replicas}
+  template:
+    spec:
+      containers:
+      - name: app
+        image: nginx:latest
+        resources:
+          requests:
+            cpu: 10m
+            memory: 16Mi
+`);
+    }
+    await sleep(o.heartbeatMs + 2000);
+    log(`creating ${docs.length} Workloads with ${o.instances} instances`);
+    const t0 = Date.now();
+    for (let i = 0; i < docs.length; i += 200) {
+      const r = await kubectl(kube.kubeconfigPath, ['apply', '-f', '-'], {
+        input: docs.slice(i, i + 200).join('---\n'),
+        timeoutMs: 300_000,
+      });
+      if (r.code !== 0) throw new Error(`kubectl apply: ${r.stderr}`);
+    }
+    for (;;) {
+      if (intentInstances >= o.instances) break;
+      if (Date.now() - t0 > 1_800_000)
+        throw new Error(`only ${intentInstances} of ${o.instances} instances placed after 30 min`);
+      await sleep(1000);
+    }
+    const placeSeconds = (Date.now() - t0) / 1000;
+    log(`all ${intentInstances} instances placed in ${placeSeconds.toFixed(1)} s; letting status settle`);
+    await sleep(Math.max(10_000, o.heartbeatMs * 2));
+
+    log(`measuring the coordinator for ${o.measureSeconds} s`);
+    const a = procStats(coordinator.pid);
+    const hb0 = heartbeats;
+    const m0 = Date.now();
+    await sleep(o.measureSeconds * 1000);
+    const b = procStats(coordinator.pid);
+    const window = (Date.now() - m0) / 1000;
+    const coordinatorCpuCores = (b.cpuSeconds - a.cpuSeconds) / window;
+    const heartbeatsPerSecond = (heartbeats - hb0) / window;
+
+    // Kill a batch of hosts that run instances.
+    const victims = hostNames.filter((h) => (placed.get(h)?.size ?? 0) > 0).slice(0, o.kill);
+    const victimInstances = victims.reduce((n, h) => n + (placed.get(h)?.size ?? 0), 0);
+    log(`killing ${victims.length} hosts running ${victimInstances} instances`);
+    const killedAt = Date.now();
+    for (const v of victims) dead.add(v);
+    for (;;) {
+      const onDead = victims.some((v) => (placed.get(v)?.size ?? 0) > 0);
+      if (!onDead && intentInstances >= o.instances && dirty.size === 0) break;
+      if (Date.now() - killedAt > 600_000)
+        throw new Error('instances of the dead hosts not replaced within 10 min');
+      await sleep(100);
+    }
+    // The replacements are reported running by their hosts in the next change flush (≤ 100 ms).
+    await sleep(150);
+    const replacedAt = Date.now();
+    const replacementSinceDeathSeconds = (replacedAt - killedAt) / 1000;
+    // The coordinator's loss deadline: max(lostAfter, TTL + grace) after each dead host's last heartbeat.
+    const lossMs = Math.max(o.lostAfter * 1000, o.heartbeatMs * 3 + 5000);
+    const deadline = Math.max(...victims.map((v) => (lastBeat.get(v) ?? killedAt) + lossMs));
+    const replacementSeconds = (replacedAt - deadline) / 1000;
+    const final = procStats(coordinator.pid);
+
+    const result = {
+      hosts: o.hosts,
+      instances: intentInstances,
+      workloads: docs.length,
+      heartbeatsPerSecond: Math.round(heartbeatsPerSecond),
+      coordinatorCpuCores: Number(coordinatorCpuCores.toFixed(3)),
+      coordinatorRssBytes: final.peakRss,
+      replacementSeconds: Number(replacementSeconds.toFixed(2)),
+      replacementSinceDeathSeconds: Number(replacementSinceDeathSeconds.toFixed(2)),
+      lossDeadlineSeconds: lossMs / 1000,
+      heartbeatMs: o.heartbeatMs,
+      replacedInstances: victimInstances,
+      placeSeconds: Number(placeSeconds.toFixed(1)),
+    };
+    if (o.json) console.log(JSON.stringify(result));
+    else {
+      console.log(
+        `hosts ${result.hosts}, instances ${result.instances} in ${result.workloads} Workloads (placed in ${result.placeSeconds} s)`,
+      );
+      console.log(
+        `heartbeats/s ${result.heartbeatsPerSecond}; coordinator ${result.coordinatorCpuCores} cores, peak RSS ${(result.coordinatorRssBytes / 2 ** 20).toFixed(0)} MiB`,
+      );
+      console.log(
+        `replacement of ${victimInstances} instances: ${result.replacementSeconds} s after their hosts' loss deadline (${result.replacementSinceDeathSeconds} s after death; deadline ${result.lossDeadlineSeconds} s after the last heartbeat)`,
+      );
+    }
+  } finally {
+    await stopAll();
+  }
+  process.exit(0);
+}
+
+main().catch((err) => {
+  console.error(`bench:control-plane: ${(err as Error).stack ?? err}`);
+  process.exit(1);
+});
