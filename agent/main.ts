@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=1 --v8-pool-size=0
 /** edge-agent: runs the instances the coordinator places on this host. This file only wires parts together. */
 // First: memory settings must apply before the rest loads.
 import './lean.js';

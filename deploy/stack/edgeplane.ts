@@ -3,6 +3,7 @@
  * and agents. Used by the dev script and the end-to-end tests, so both start them the same way.
  */
 import path from 'node:path';
+import { AGENT_NODE_ENV, AGENT_NODE_FLAGS } from '../../agent/runtime-flags.js';
 import { type DaemonOptions, type Proc, REPO_DIR, startProc } from './proc.js';
 
 /** Options of {@link startCoordinator}. */
@@ -61,6 +62,7 @@ export interface AgentProcOptions extends DaemonOptions {
 /** Starts `edge-agent`, publishing instance ports on 127.0.0.1 (the network rule of tests and dev). */
 export function startAgent(opts: AgentProcOptions): Proc {
   const args = [
+    ...AGENT_NODE_FLAGS,
     path.join(REPO_DIR, 'dist/agent/main.js'),
     'run',
     '--host',
@@ -87,7 +89,7 @@ export function startAgent(opts: AgentProcOptions): Proc {
     name: `agent-${opts.host}`,
     command: process.execPath,
     args,
-    env: { LOG_FORMAT: 'json', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+    env: { ...AGENT_NODE_ENV, LOG_FORMAT: 'json', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
   });
 }
 
