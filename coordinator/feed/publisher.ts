@@ -143,7 +143,9 @@ export class FeedPublisher {
       ...body,
       time: new Date().toISOString(),
     };
-    this.publish(this.opts.subjects.feedInstance(namespace, obj.metadata.name), JSON.stringify(body), msg);
+    const subject = this.opts.subjects.feedInstance(namespace, obj.metadata.name);
+    this.publish(subject, JSON.stringify(body), msg);
+    if (deleted) this.digests.delete(subject); // gone for good: do not keep its digest forever
   }
 
   /** A Workload object changed (or was deleted). */
@@ -166,7 +168,9 @@ export class FeedPublisher {
       ...body,
       time: new Date().toISOString(),
     };
-    this.publish(this.opts.subjects.feedWorkload(namespace, obj.metadata.name), JSON.stringify(body), msg);
+    const subject = this.opts.subjects.feedWorkload(namespace, obj.metadata.name);
+    this.publish(subject, JSON.stringify(body), msg);
+    if (deleted) this.digests.delete(subject);
   }
 
   /** An event the coordinator recorded (every one is published: events are not state). */
