@@ -50,6 +50,10 @@ export const WORKLOAD_LABEL = 'workload';
 export const WORKLOAD_UID_LABEL = 'edgeplane.dev/workload-uid';
 /** Label with the instance's location. */
 export const LOCATION_LABEL = 'edgeplane.dev/location';
+/** Label of the extra instances a rolling update runs beside a location while it switches templates. */
+export const SURGE_LABEL = 'edgeplane.dev/surge';
+/** Intents of surge instances are kept under the Workload name plus this suffix (`<location>.<ns>.<name>.surge`). */
+const SURGE_SUFFIX = '.surge';
 
 export type WorkloadObject = KubeObject<unknown, WorkloadStatus>;
 export type InstanceObject = KubeObject<InstanceSpec & { resources?: ResourceAmounts }, InstanceStatus>;
@@ -84,6 +88,11 @@ export interface WorkloadControllerDeps {
 }
 
 const ZERO: ResourceAmounts = { cpuMillis: 0, memoryBytes: 0 };
+
+/** Every port of a template, in either form. */
+function allPorts(t: WorkloadSpec['template']['spec']): Array<{ hostPort?: number | undefined }> {
+  return [...(t.ports ?? []), ...(t.containers ?? []).flatMap((c) => c.ports ?? [])];
+}
 
 /** A hash of what the instances run, including the Secret/ConfigMap values they get; a change rolls them. */
 export function templateHash(template: unknown, limits: ResourceAmounts, values?: ResolvedValues): string {
@@ -234,18 +243,30 @@ export class WorkloadController {
     const current = [...plan.keep, ...plan.place];
     const locations = Object.entries(plan.byLocation).filter(([, placed]) => placed.length);
     const maxUnavailable = resolveIntOrPercent(spec.strategy?.rollingUpdate?.maxUnavailable, spec.replicas);
+    // Surge instances run on the same host as the ones they stand in for, so fixed host ports rule them out.
+    const canSurge = !allPorts(tSpec).some((p) => p.hostPort !== undefined);
+    const maxSurge = canSurge
+      ? resolveIntOrPercent(spec.strategy?.rollingUpdate?.maxSurge, spec.replicas, 25, true)
+      : 0;
+    const surgeObjs = mine.filter((i) => i.metadata.labels?.[SURGE_LABEL] === 'true');
     const rollout = planRollout({
       hash,
       strategy: spec.strategy?.type ?? 'RollingUpdate',
       maxUnavailable,
+      maxSurge,
       locations: locations.map(([location, placed]) => {
         const published = publishedOf(location)?.templateHash;
+        const surging = surgeObjs.filter((i) => i.spec.location === location);
         return {
           location,
           publishedHash: published,
           instances: placed.length,
           ready: placed.filter((p) =>
             isReady(this.observe(namespace, p.name, location, p.host, published ?? hash)),
+          ).length,
+          surge: surging.length,
+          surgeReady: surging.filter((i) =>
+            isReady(this.observe(namespace, i.metadata.name, location, i.spec.host, hash)),
           ).length,
         };
       }),
@@ -255,10 +276,18 @@ export class WorkloadController {
       string,
       { hash: string; template: InstanceTemplate; limits: ResourceAmounts; values: ResolvedValues }
     >();
-    for (const [location] of locations) {
+    for (const [location, placed] of locations) {
       const published = publishedOf(location);
       if (rollout.update.has(location) || !published?.templateHash) {
         target.set(location, { hash, template: spec.template, limits, values: refs.values });
+        if (published?.templateHash && published.templateHash !== hash) {
+          this.d.events.record(
+            wl,
+            'Normal',
+            'RollingUpdate',
+            `location ${location}: replacing ${placed.length} instance(s) with template ${hash}`,
+          );
+        }
       } else {
         const old = resolveReferences({ template: published.template }, this.lookup(namespace));
         let oldLimits = limits;
@@ -370,6 +399,16 @@ export class WorkloadController {
       }
     }
 
+    const surging = await this.syncSurge(wl, plan, rollout.surge, surgeObjs, {
+      hash,
+      template: spec.template,
+      limits,
+      values: refs.values,
+      labels: instanceLabels,
+      requests,
+      runtime,
+      deployments,
+    });
     await this.publishIntents(wl, plan, target, instanceLabels);
 
     // Status: Instances first, then the Workload.
@@ -379,6 +418,11 @@ export class WorkloadController {
       observed.push(o);
       const obj = byName.get(p.name);
       if (obj) await this.writeInstanceStatus(obj, o, now);
+    }
+    for (const obj of surging) {
+      const o = this.observe(namespace, obj.metadata.name, obj.spec.location, obj.spec.host, hash);
+      observed.push(o);
+      await this.writeInstanceStatus(obj, o, now);
     }
     for (const [location, dep] of deployments) {
       const here = observed.filter((o) => o.location === location);
@@ -535,7 +579,8 @@ export class WorkloadController {
     return this.d.instances.list().map((i) => ({
       name: i.metadata.name,
       namespace: i.metadata.namespace!,
-      workload: `${i.metadata.namespace}/${i.spec.workloadRef.name}`,
+      // Surge instances take capacity but are not replicas: the engine must not count (or remove) them.
+      workload: `${i.metadata.namespace}/${i.spec.workloadRef.name}${i.metadata.labels?.[SURGE_LABEL] === 'true' ? SURGE_SUFFIX : ''}`,
       host: i.spec.host,
       location: i.spec.location,
       labels: i.metadata.labels ?? {},
@@ -612,6 +657,132 @@ export class WorkloadController {
         await this.d.client.delete(ref, namespace, d.metadata.name);
     }
     return out;
+  }
+
+  /** Every intent key of a Workload: its locations' and its surge instances'. */
+  private intentKeysOf(namespace: string, name: string): string[] {
+    return [
+      ...this.d.intents.keysOf(namespace, name),
+      ...this.d.intents.keysOf(namespace, `${name}${SURGE_SUFFIX}`),
+    ];
+  }
+
+  /**
+   * Surge instances of a rolling update: `<workload>-<location>-surge-<i>` on the hosts of the location's first
+   * instances, on the new template, in an intent of their own; removed when the rollout no longer wants them.
+   */
+  private async syncSurge(
+    wl: WorkloadObject,
+    plan: SchedulePlan,
+    want: Map<string, number>,
+    existing: InstanceObject[],
+    t: {
+      hash: string;
+      template: InstanceTemplate;
+      limits: ResourceAmounts;
+      values: ResolvedValues;
+      labels: Record<string, string>;
+      requests: ResourceAmounts;
+      runtime: Runtime;
+      deployments: Map<string, DeploymentObject>;
+    },
+  ): Promise<InstanceObject[]> {
+    const namespace = wl.metadata.namespace!;
+    const name = wl.metadata.name;
+    const keep: InstanceObject[] = [];
+    const wantedKeys = new Set<string>();
+    for (const [location, count] of want) {
+      const hosts = [...(plan.byLocation[location] ?? [])]
+        .sort((a, b) => a.name.localeCompare(b.name))
+        .map((p) => p.host);
+      const members: Array<{ name: string; host: string; ordinal: number }> = [];
+      for (let i = 0; i < count && hosts.length; i++) {
+        const instName = `${name}-${location}-surge-${i}`;
+        let obj = existing.find((e) => e.metadata.name === instName);
+        if (!obj) {
+          const owner = t.deployments.get(location);
+          const body: InstanceObject = {
+            apiVersion: `${GROUP}/${VERSION}`,
+            kind: 'Instance',
+            metadata: {
+              name: instName,
+              namespace,
+              labels: {
+                ...t.labels,
+                [WORKLOAD_UID_LABEL]: wl.metadata.uid!,
+                [LOCATION_LABEL]: location,
+                [SURGE_LABEL]: 'true',
+              },
+              ...(owner
+                ? {
+                    ownerReferences: [
+                      {
+                        apiVersion: `${GROUP}/${VERSION}`,
+                        kind: 'WorkloadDeployment',
+                        name: owner.metadata.name,
+                        uid: owner.metadata.uid!,
+                        controller: true,
+                        blockOwnerDeletion: true,
+                      },
+                    ],
+                  }
+                : {}),
+            },
+            spec: {
+              workloadRef: { name },
+              location,
+              host: hosts[i % hosts.length]!,
+              ordinal: 1000 + i,
+              runtime: t.runtime,
+              templateHash: t.hash,
+              resources: t.requests,
+            },
+          };
+          try {
+            obj = await this.d.client.create({ kind: InstanceKind, group: GROUP }, body);
+          } catch (err) {
+            if (!isConflict(err)) throw err;
+            obj = body;
+          }
+          this.d.events.record(
+            wl,
+            'Normal',
+            'SurgeStarted',
+            `rolling update: ${instName} on ${body.spec.host} stands in while ${location} switches`,
+          );
+        }
+        keep.push(obj);
+        members.push({ name: instName, host: obj.spec.host, ordinal: obj.spec.ordinal ?? 1000 + i });
+      }
+      if (!members.length) continue;
+      wantedKeys.add(this.d.subjects.intentKey(location, namespace, `${name}${SURGE_SUFFIX}`));
+      await this.d.intents.put(
+        {
+          v: MESSAGE_VERSION,
+          location,
+          namespace,
+          workload: `${name}${SURGE_SUFFIX}`,
+          workloadUid: wl.metadata.uid!,
+          templateHash: t.hash,
+          template: t.template.spec,
+          limits: t.limits,
+          instances: members.map((m) => ({ ...m, labels: t.labels })),
+          updatedAt: new Date().toISOString(),
+        },
+        t.values,
+      );
+    }
+    for (const key of this.d.intents.keysOf(namespace, `${name}${SURGE_SUFFIX}`)) {
+      if (!wantedKeys.has(key)) await this.d.intents.delete(key);
+    }
+    // An Instance object goes only once its host no longer runs it, so status never loses sight of it early.
+    for (const obj of existing) {
+      if (keep.includes(obj)) continue;
+      const running = this.d.registry.get(obj.spec.host)?.instances.has(`${namespace}/${obj.metadata.name}`);
+      if (running) keep.push(obj);
+      else await this.d.client.delete({ kind: InstanceKind, group: GROUP }, namespace, obj.metadata.name);
+    }
+    return keep;
   }
 
   private async publishIntents(
@@ -709,7 +880,7 @@ export class WorkloadController {
     if (!wl.metadata.finalizers?.includes(WORKLOAD_FINALIZER)) return undefined;
     // Intents are keyed by namespace and name: those of a same-named Workload in another group are not ours.
     if (!this.nameConflict(group, wl)) {
-      for (const key of this.d.intents.keysOf(namespace, name)) await this.d.intents.delete(key);
+      for (const key of this.intentKeysOf(namespace, name)) await this.d.intents.delete(key);
     }
     const stillRunning = mine.filter((i) => {
       const entry = this.d.registry.get(i.spec.host);
@@ -753,7 +924,7 @@ export class WorkloadController {
   private async cleanupOrphans(namespace: string, name: string): Promise<undefined> {
     if (this.d.workloads.size && [...this.d.workloads.values()].some((c) => c.get(namespace, name)))
       return undefined;
-    for (const key of this.d.intents.keysOf(namespace, name)) await this.d.intents.delete(key);
+    for (const key of this.intentKeysOf(namespace, name)) await this.d.intents.delete(key);
     for (const i of this.d.instances.list(namespace)) {
       if (i.spec.workloadRef.name === name)
         await this.d.client.delete({ kind: InstanceKind, group: GROUP }, namespace, i.metadata.name);

@@ -136,7 +136,8 @@ export function workloadStatus(input: WorkloadStatusInput): WorkloadStatus {
   else if (input.invalid?.reason === 'MissingReferences')
     phase = ready.length ? 'Running' : instances.length ? 'Provisioning' : 'Pending';
   else if (input.invalid) phase = 'Failed';
-  else if (ready.length >= desired && instances.length === desired) phase = 'Running';
+  // More instances than desired while a rolling update's surge instances run is still Running.
+  else if (ready.length >= desired && instances.length >= desired) phase = 'Running';
   else if (instances.length === 0 && desired > 0) phase = 'Pending';
   else if (failed.length > 0 && failed.length === instances.length) phase = 'Failed';
   else phase = 'Provisioning';

@@ -59,6 +59,30 @@ async function containersOf(namespace: string, workload: string): Promise<string
   return out;
 }
 
+/** Polls until the Workload's status reflects its current generation with every instance updated and ready. */
+async function waitRolledOut(
+  resource: string,
+  namespace: string,
+  replicas: number,
+  timeoutMs = 240_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const o = JSON.parse((await stack().kubectl(['get', resource, '-n', namespace, '-o', 'json'])).stdout);
+    const st = o.status ?? {};
+    if (
+      st.observedGeneration === o.metadata.generation &&
+      st.replicas === replicas &&
+      st.updatedReplicas === replicas &&
+      st.readyReplicas === replicas
+    ) {
+      return;
+    }
+    if (Date.now() > deadline) throw new Error(`${resource} not rolled out: ${JSON.stringify(st)}`);
+    await sleep(300);
+  }
+}
+
 /** The value of an environment variable in each running container of a Workload (sorted). */
 async function envOf(namespace: string, workload: string, variable: string): Promise<string[]> {
   const out: string[] = [];
@@ -485,10 +509,11 @@ describe('the kubectl workflows of the docs, on web-app', { timeout: 300_000 }, 
     ).toBe('2');
   });
 
-  it('set image: kubectl refuses custom resources; a merge patch of the image rolls out location by location', async () => {
+  it('set image: kubectl refuses custom resources; a merge patch of the image rolls out location by location, never below 3 ready', async () => {
     const s = stack();
     await s.kubectl(['scale', 'workload', 'web-app', '--replicas=3']);
     await s.waitForJsonPath('workload web-app', '{.status.readyReplicas}', (v) => v === '3');
+    await s.waitForJsonPath('workload web-app', '{.status.replicas}', (v) => v === '3');
     const set = await s.kubectl(['set', 'image', 'workload/web-app', 'nginx=nginx:1.26'], {
       allowFail: true,
     });
@@ -501,48 +526,71 @@ describe('the kubectl workflows of the docs, on web-app', { timeout: 300_000 }, 
       '-p',
       '{"spec":{"template":{"spec":{"image":"nginx:1.26"}}}}',
     ]);
-    // Sample the instances while the update runs: never more than one is down at a time (maxUnavailable 25%
-    // of 3 is 0, and a location is the unit of an update), and the locations change one after another.
-    let worst = 0;
-    const order: string[] = [];
+    // Sample while the update runs. Defaults: maxSurge 25% of 3 rounds up to 1, maxUnavailable rounds down to 0:
+    // a surge instance on the new template stands in before a location switches, so at least 3 are always ready.
+    let fewestReady = Number.POSITIVE_INFINITY;
+    let mostInstances = 0;
+    let mixed = false;
     const deadline = Date.now() + 240_000;
     for (;;) {
       const items = JSON.parse(
         (await s.kubectl(['get', 'instances', '-l', 'workload=web-app', '-o', 'json'])).stdout,
       ).items as Array<{
-        spec: { location: string; templateHash: string };
+        spec: { templateHash: string };
         status?: { ready?: boolean };
       }>;
       const status = JSON.parse(
         (await s.kubectl(['get', 'workload', 'web-app', '-o', 'jsonpath={.status}'])).stdout,
       );
-      worst = Math.max(worst, items.filter((i) => !i.status?.ready).length);
-      const hashes = new Set(items.map((i) => i.spec.templateHash));
-      for (const i of items)
-        if (hashes.size > 1 && !order.includes(i.spec.location)) order.push(i.spec.location);
-      if (status.updatedReplicas === 3 && status.readyReplicas === 3) break;
+      fewestReady = Math.min(fewestReady, items.filter((i) => i.status?.ready).length, status.readyReplicas);
+      mostInstances = Math.max(mostInstances, items.length);
+      if (new Set(items.map((i) => i.spec.templateHash)).size > 1) mixed = true;
+      const generation = Number(
+        (await s.kubectl(['get', 'workload', 'web-app', '-o', 'jsonpath={.metadata.generation}'])).stdout,
+      );
+      if (
+        status.observedGeneration === generation &&
+        status.replicas === 3 &&
+        status.updatedReplicas === 3 &&
+        status.readyReplicas === 3 &&
+        items.length === 3
+      ) {
+        break;
+      }
       if (Date.now() > deadline) throw new Error(`rollout did not finish: ${JSON.stringify(status)}`);
-      await sleep(300);
+      await sleep(200);
     }
-    expect(worst).toBeLessThanOrEqual(1);
-    expect(order.length).toBeGreaterThan(0); // a mixed state was observed: not everything at once
+    expect(fewestReady).toBeGreaterThanOrEqual(3);
+    expect(mostInstances).toBe(4); // one surge instance at a time (maxSurge 1)
+    expect(mixed).toBe(true); // not everything at once
     const images = await Promise.all(
       (await containersOf('default', 'web-app')).map(async (id) =>
-        (await docker(['inspect', '--format', '{{.Config.Image}}', id])).stdout.trim(),
+        (await docker(['inspect', '--format', '{{.State.Running}} {{.Config.Image}}', id])).stdout.trim(),
       ),
     );
-    expect(images).toEqual(['nginx:1.26', 'nginx:1.26', 'nginx:1.26']);
-    const events = (
+    expect(images.filter((i) => i.startsWith('true'))).toEqual([
+      'true nginx:1.26',
+      'true nginx:1.26',
+      'true nginx:1.26',
+    ]);
+    const reasons = (
       await s.kubectl([
         'get',
         'events',
         '--field-selector',
-        'involvedObject.kind=Instance',
+        'involvedObject.name=web-app',
         '-o',
         'jsonpath={.items[*].reason}',
       ])
     ).stdout;
-    expect(events).toContain('Updating');
+    expect(reasons).toContain('SurgeStarted');
+    expect(reasons).toContain('RollingUpdate');
+    // Every surge instance is gone, on both sides.
+    expect(
+      (await s.kubectl(['get', 'instances', '-l', 'edgeplane.dev/surge=true', '-o', 'name'])).stdout.trim(),
+    ).toBe('');
+    for (let i = 0; i < 40 && (await containersOf('default', 'web-app.surge')).length; i++) await sleep(250);
+    expect(await containersOf('default', 'web-app.surge')).toEqual([]);
   });
 
   it('delete returns once every instance is stopped and removed', async () => {
@@ -596,17 +644,7 @@ describe('three API groups', { timeout: 300_000 }, () => {
       '-p',
       '[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.26"}]',
     ]);
-    await s.waitForJsonPath(
-      `workload.compute.miloapis.com web-app -n ${e.namespace}`,
-      '{.status.updatedReplicas}',
-      (v) => v === '2',
-      180_000,
-    );
-    await s.waitForJsonPath(
-      `workload.compute.miloapis.com web-app -n ${e.namespace}`,
-      '{.status.readyReplicas}',
-      (v) => v === '2',
-    );
+    await waitRolledOut(`workload.compute.miloapis.com/web-app`, e.namespace, 2);
     const images = await Promise.all(
       (await containersOf(e.namespace, 'web-app')).map(async (id) =>
         (await docker(['inspect', '--format', '{{.State.Running}} {{.Config.Image}}', id])).stdout.trim(),
