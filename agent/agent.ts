@@ -133,6 +133,7 @@ export class Agent {
       drivers: Object.fromEntries(this.runtimes.map((r) => [r, this.drivers[r]])),
       intents: () => this.intents?.all() ?? [],
       synced: () => this.intents?.synced ?? false,
+      malformed: () => this.intents?.malformedIntents() ?? [],
       log: this.log.child({ part: 'reconciler' }),
     });
     this.intents.on('change', () => this.reconciler?.trigger());

@@ -11,6 +11,7 @@ import type { Logger } from '../shared/log.js';
 import { DeploymentIntent, decode, type ResolvedValues } from '../shared/nats/messages.js';
 import { type KeyPair, openValues } from '../shared/nats/seal.js';
 import type { Subjects } from '../shared/nats/subjects.js';
+import { type RejectedIntent, salvageIntent } from './malformed.js';
 
 /** An intent as the agent hands it out: with this host's secret values opened (in memory only). */
 export type OpenedIntent = DeploymentIntent & { values?: ResolvedValues };
@@ -47,6 +48,7 @@ export class IntentWatcher extends EventEmitter {
   synced = false;
   /** Messages that failed to parse. */
   malformed = 0;
+  private rejected = new Map<string, RejectedIntent>();
   /** Times the watch resumed from the revision it had, and times it had to read the location afresh. */
   resumes = 0;
   fullReads = 0;
@@ -131,12 +133,21 @@ export class IntentWatcher extends EventEmitter {
 
   private parse(key: string, value: Uint8Array): DeploymentIntent | undefined {
     try {
-      return decode(DeploymentIntent, value);
+      const intent = decode(DeploymentIntent, value);
+      this.rejected.delete(key);
+      return intent;
     } catch (err) {
       this.malformed++;
       this.opts.log.warn({ key, err: (err as Error).message }, 'ignoring malformed intent');
+      const salvaged = salvageIntent(key, value, (err as Error).message);
+      if (salvaged) this.rejected.set(key, salvaged);
       return undefined;
     }
+  }
+
+  /** Intents that failed validation, as far as they could be read (the reconciler reports their instances). */
+  malformedIntents(): RejectedIntent[] {
+    return [...this.rejected.values()];
   }
 
   private async openBucket(): Promise<KV> {
@@ -219,6 +230,7 @@ export class IntentWatcher extends EventEmitter {
             if (e.operation === 'DEL' || e.operation === 'PURGE') {
               this.intents.delete(e.key);
               this.opened.delete(e.key);
+              this.rejected.delete(e.key);
             } else {
               const intent = this.parse(e.key, e.value);
               if (!intent) {

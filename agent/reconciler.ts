@@ -10,6 +10,7 @@ import type { Logger } from '../shared/log.js';
 import type { DeploymentIntent, ResolvedValues } from '../shared/nats/messages.js';
 import type { Driver, InstanceRequest, InstanceState } from './drivers/driver.js';
 import { containersOf, TemplateError } from './drivers/template.js';
+import type { RejectedIntent } from './malformed.js';
 import { ProbeManager } from './probes.js';
 
 /** An intent with the values the intent watcher unsealed for this host. */
@@ -25,6 +26,8 @@ export interface ReconcilerOptions {
   intents: () => HostIntent[];
   /** Whether the intents are known (from NATS or disk). */
   synced: () => boolean;
+  /** Intents that failed validation: their instances on this host are reported Failed, and kept if running. */
+  malformed?: () => RejectedIntent[];
   /** Seconds a stopped instance gets between SIGTERM and SIGKILL. */
   graceSeconds?: number;
   /** Interval of the periodic pass, in milliseconds. */
@@ -154,9 +157,42 @@ export class Reconciler extends EventEmitter {
       next.set(k, { ...this.pendingState(req), phase: 'Starting' });
       work.push(this.startOne(k, req, next));
     }
+    // An instance whose intent does not validate keeps what runs (a bad write must not delete workloads) and
+    // says why nothing changes.
+    const refused = new Set<string>();
+    for (const r of this.opts.malformed?.() ?? []) {
+      for (const inst of r.instances) {
+        const k = key(r.namespace, inst.name);
+        if (inst.host !== this.opts.host) continue;
+        const message = `malformed intent ${r.key}: ${r.message}`;
+        const current = next.get(k);
+        if (desired.has(k)) {
+          // The last valid version of the intent still applies.
+          if (current) next.set(k, { ...current, message: `${message} (running the last valid intent)` });
+          continue;
+        }
+        refused.add(k);
+        const have = actual.get(k)?.state;
+        next.set(
+          k,
+          have
+            ? { ...have, message }
+            : {
+                ...this.pendingState({
+                  namespace: r.namespace,
+                  name: inst.name,
+                  workload: r.workload,
+                  templateHash: '',
+                }),
+                phase: 'Failed',
+                message,
+              },
+        );
+      }
+    }
     if (this.opts.synced()) {
       for (const [k, have] of actual) {
-        if (desired.has(k)) continue;
+        if (desired.has(k) || refused.has(k)) continue;
         // Keep reporting it until it is gone: deletion waits on exactly this.
         next.set(k, { ...have.state, phase: 'Stopping', ready: false });
         work.push(this.removeOne(have.state, have.driver, next));
@@ -226,7 +262,9 @@ export class Reconciler extends EventEmitter {
     }
   }
 
-  private pendingState(req: InstanceRequest): InstanceState {
+  private pendingState(
+    req: Pick<InstanceRequest, 'namespace' | 'name' | 'workload' | 'templateHash'>,
+  ): InstanceState {
     return {
       namespace: req.namespace,
       name: req.name,

@@ -270,4 +270,50 @@ describe('agent adoption and autonomy', () => {
     ]);
     expect(agent.exit).toBeUndefined();
   });
+
+  it('reports malformed intents on their instances, keeps what runs, and serves the rest', async () => {
+    const s = await setup();
+    const good = intent(s.host, 'good', SLEEPER);
+    await s.put(good);
+    await s.put(intent(s.host, 'changed', SLEEPER));
+    const agent = s.start();
+    await waitFor(
+      'instances running',
+      async () => Object.keys(byInstance(await containers(s.host))).length === 2,
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    const before = byInstance(await containers(s.host));
+    const bad = { ...intent(s.host, 'bad', SLEEPER), template: { image: 42 } };
+    await s.kv.put(subjects.intentKey(LOCATION, 'ns', 'bad'), encode(bad));
+    // A valid intent turned invalid: what runs is kept, and the instance says why nothing changes.
+    await s.kv.put(
+      subjects.intentKey(LOCATION, 'ns', 'changed'),
+      encode({ ...intent(s.host, 'changed', SLEEPER), limits: 'lots' }),
+    );
+    await s.kv.put(subjects.intentKey(LOCATION, 'ns', 'garbage'), new TextEncoder().encode('{not json'));
+    await s.put(intent(s.host, 'after', SLEEPER));
+    const report = await waitFor(
+      'the bad instance reported',
+      () => {
+        const r = s.lastReport();
+        const b = r?.instances.find((i) => i.name === `bad-${LOCATION}-0`);
+        return b && r?.instances.find((i) => i.name === `after-${LOCATION}-0`)?.phase === 'Running'
+          ? r
+          : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
+    const b = report.instances.find((i) => i.name === `bad-${LOCATION}-0`);
+    expect(b).toMatchObject({ phase: 'Failed', ready: false });
+    expect(b?.message).toMatch(/malformed intent test-loc\.ns\.bad: malformed message: template\.image: .*/);
+    const changed = report.instances.find((i) => i.name === `changed-${LOCATION}-0`);
+    expect(changed?.message).toMatch(/malformed intent test-loc\.ns\.changed: .*limits/);
+    const now = byInstance(await containers(s.host));
+    expect(now[`good-${LOCATION}-0`]).toEqual(before[`good-${LOCATION}-0`]);
+    expect(now[`changed-${LOCATION}-0`]).toEqual(before[`changed-${LOCATION}-0`]);
+    expect(now[`bad-${LOCATION}-0`]).toBeUndefined();
+    expect(agent.exit).toBeUndefined();
+  });
 });
