@@ -174,16 +174,30 @@ export class Coordinator {
     });
     registry.on('state', () => controller.enqueueAll());
 
+    // Allocation per host, indexed once and rebuilt only after an Instance changed (HostSync asks for every
+    // host on each flush; a scan of every Instance per host would be hosts × instances).
+    let allocation: Map<string, { allocated: ResourceAmounts; instances: number }> | undefined;
+    instances.onChange(() => {
+      allocation = undefined;
+    });
     const allocatedOf = (host: string) => {
-      const allocated: ResourceAmounts = { cpuMillis: 0, memoryBytes: 0 };
-      let count = 0;
-      for (const i of instances.list()) {
-        if (i.spec.host !== host) continue;
-        count++;
-        allocated.cpuMillis += i.spec.resources?.cpuMillis ?? 0;
-        allocated.memoryBytes += i.spec.resources?.memoryBytes ?? 0;
+      if (!allocation) {
+        allocation = new Map();
+        for (const i of instances.list()) {
+          const a = allocation.get(i.spec.host) ?? {
+            allocated: { cpuMillis: 0, memoryBytes: 0 },
+            instances: 0,
+          };
+          a.instances++;
+          a.allocated.cpuMillis += i.spec.resources?.cpuMillis ?? 0;
+          a.allocated.memoryBytes += i.spec.resources?.memoryBytes ?? 0;
+          allocation.set(i.spec.host, a);
+        }
       }
-      return { allocated, instances: count };
+      const a = allocation.get(host);
+      return a
+        ? { allocated: { ...a.allocated }, instances: a.instances }
+        : { allocated: { cpuMillis: 0, memoryBytes: 0 }, instances: 0 };
     };
     this.hostSync = new HostSync(client, registry, allocatedOf, log.child({ part: 'hostsync' }));
 

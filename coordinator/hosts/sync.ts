@@ -18,6 +18,8 @@ export class HostSync {
   private written = new Map<string, string>();
   private locations = new Map<string, string>();
   private pending = new Set<string>();
+  /** Last labels/capacity/runtimes/version seen per host, to notice a change without writing. */
+  private specs = new Map<string, string>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -26,7 +28,14 @@ export class HostSync {
     private readonly allocatedOf: (host: string) => { allocated: ResourceAmounts; instances: number },
     private readonly log: Logger,
   ) {
-    registry.on('report', (e: HostEntry) => this.mark(e.report.host));
+    // Heartbeats that change nothing write nothing: only new hosts, instance changes, state changes, and
+    // changed labels/capacity/runtimes/version mark a host.
+    registry.on('report', (e: HostEntry, instancesChanged: boolean, isNew: boolean) => {
+      const r = e.report;
+      const spec = JSON.stringify([r.labels, r.capacity, r.allocatable, r.runtimes, r.agentVersion]);
+      if (instancesChanged || isNew || this.specs.get(r.host) !== spec) this.mark(r.host);
+      this.specs.set(r.host, spec);
+    });
     registry.on('state', (e: HostEntry) => this.mark(e.report.host));
   }
 
