@@ -15,7 +15,8 @@ import { Subjects } from '../shared/nats/subjects.js';
 import type { Driver } from './drivers/driver.js';
 import { GvisorDriver } from './drivers/gvisor.js';
 import { QemuDriver } from './drivers/qemu.js';
-import { type HostCapacity, readCapacity } from './host/capacity.js';
+import type { HostCapacity } from './host/capacity.js';
+import { HostMonitor } from './host/monitor.js';
 import { ArtifactCache, catalogFile } from './images/catalog.js';
 import { IntentWatcher } from './intents.js';
 import { Reconciler } from './reconciler.js';
@@ -63,8 +64,7 @@ export class Agent {
   private reportPending: NodeJS.Timeout | undefined;
   private seq = 0;
   private readonly startedAt = new Date().toISOString();
-  private capacity: HostCapacity | undefined;
-  private runtimes: Runtime[] = [];
+  private host: HostMonitor | undefined;
   private service: Service | undefined;
   private sealKey: KeyPair | undefined;
   private published = 0;
@@ -95,22 +95,33 @@ export class Agent {
     };
   }
 
+  private get capacity(): HostCapacity | undefined {
+    return this.host?.capacity;
+  }
+
+  private get runtimes(): Runtime[] {
+    return this.host?.runtimes ?? [];
+  }
+
   /** Labels this host advertises. */
   get labels(): Record<string, string> {
     return {
       ...this.config.labels,
       'kubernetes.io/hostname': this.config.host,
       'edgeplane.dev/location': this.config.location,
+      ...this.host?.labels(),
     };
   }
 
   async start(): Promise<void> {
-    this.capacity = await readCapacity({ override: this.config.allocatableOverride });
-    for (const [runtime, driver] of Object.entries(this.drivers) as Array<[Runtime, Driver]>) {
-      const probe = await driver.probe();
-      this.log.info({ runtime, ...probe }, 'runtime probe');
-      if (probe.ok) this.runtimes.push(runtime);
-    }
+    // Capacity and working runtimes, re-read every minute; a change is reported at once.
+    this.host = new HostMonitor({
+      drivers: this.drivers,
+      override: this.config.allocatableOverride,
+      log: this.log,
+    });
+    await this.host.start();
+    this.host.on('change', () => this.scheduleReport());
     // The host's curve key: secret values are sealed to it, and only this host holds the seed.
     this.sealKey = loadOrCreateSealKey(join(this.config.stateDir, 'seal.nk'));
     const connecting = connectNats({
@@ -130,7 +141,7 @@ export class Agent {
     });
     this.reconciler = new Reconciler({
       host: this.config.host,
-      drivers: Object.fromEntries(this.runtimes.map((r) => [r, this.drivers[r]])),
+      drivers: () => this.host?.workingDrivers() ?? {},
       intents: () => this.intents?.all() ?? [],
       synced: () => this.intents?.synced ?? false,
       malformed: () => this.intents?.malformedIntents() ?? [],
@@ -271,6 +282,7 @@ export class Agent {
   /** Stops the agent; instances keep running (the agent is not the workload). */
   async stop(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
+    this.host?.stop();
     if (this.reportPending) clearTimeout(this.reportPending);
     this.intents?.stop();
     await this.service?.stop().catch(() => undefined);

@@ -20,8 +20,8 @@ export type HostIntent = DeploymentIntent & { values?: ResolvedValues };
 export interface ReconcilerOptions {
   /** This host. */
   host: string;
-  /** Drivers by runtime. */
-  drivers: Partial<Record<Runtime, Driver>>;
+  /** Drivers by runtime, or a function giving the ones that work now (runtimes come and go with their probes). */
+  drivers: Partial<Record<Runtime, Driver>> | (() => Partial<Record<Runtime, Driver>>);
   /** Current intents of the location, with this host's unsealed values. */
   intents: () => HostIntent[];
   /** Whether the intents are known (from NATS or disk). */
@@ -52,6 +52,10 @@ export class Reconciler extends EventEmitter {
     super();
     this.probes = new ProbeManager(opts.log.child({ part: 'probes' }));
     this.probes.on('change', () => this.publishIfChanged());
+  }
+
+  private drivers(): Partial<Record<Runtime, Driver>> {
+    return typeof this.opts.drivers === 'function' ? this.opts.drivers() : this.opts.drivers;
   }
 
   /** Instances this host must run, from the intents. */
@@ -120,7 +124,7 @@ export class Reconciler extends EventEmitter {
       );
     }
     const runtime: Runtime = image && isVmImage(image) ? 'vm' : 'gvisor';
-    const driver = this.opts.drivers[runtime];
+    const driver = this.drivers()[runtime];
     if (!driver) throw new Error(`this host does not offer the ${runtime} runtime`);
     return driver;
   }
@@ -128,7 +132,7 @@ export class Reconciler extends EventEmitter {
   /** One pass: observe, then converge. */
   async pass(): Promise<void> {
     const actual = new Map<string, { state: InstanceState; driver: Driver }>();
-    for (const driver of Object.values(this.opts.drivers)) {
+    for (const driver of Object.values(this.drivers())) {
       for (const state of await driver.recover())
         actual.set(key(state.namespace, state.name), { state, driver });
     }

@@ -145,15 +145,14 @@ describe('agent adoption and autonomy', () => {
     await s.put(intent(s.host, 'pair', PAIR));
     await s.put(intent(s.host, 'gone', SLEEPER));
     let agent = s.start();
-    await waitFor(
+    const before = await waitFor(
       'three instances running',
-      async () => Object.keys(byInstance(await containers(s.host))).length === 3,
-      {
-        timeoutMs: 60_000,
+      async () => {
+        const now = byInstance(await containers(s.host));
+        return Object.keys(now).length === 3 && now[`pair-${LOCATION}-0`]?.length === 2 ? now : undefined;
       },
+      { timeoutMs: 60_000 },
     );
-    const before = byInstance(await containers(s.host));
-    expect(before[`pair-${LOCATION}-0`]).toHaveLength(2);
 
     await agent.kill();
     // While the agent is down: one workload is withdrawn, a stray container claims to be ours, and the

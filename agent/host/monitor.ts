@@ -1,0 +1,96 @@
+/**
+ * Keeps what the host advertises current: capacity (systeminformation) and which runtimes work (each driver's
+ * probe), read at start and again every `intervalMs`. Emits `change` when either changed, so the agent reports
+ * at once — e.g. dockerd came back, or the operator resized the VM.
+ */
+import { EventEmitter } from 'node:events';
+import type { ResourceAmounts, Runtime } from '../../shared/api/index.js';
+import type { Logger } from '../../shared/log.js';
+import type { Driver } from '../drivers/driver.js';
+import { type HostCapacity, readCapacity } from './capacity.js';
+
+/** Options of {@link HostMonitor}. */
+export interface HostMonitorOptions {
+  /** Every driver this agent has, working or not. */
+  drivers: Partial<Record<Runtime, Driver>>;
+  /** Operator override of the allocatable amounts. */
+  override?: Partial<ResourceAmounts>;
+  /** Interval between re-reads (default 60 s). */
+  intervalMs?: number;
+  /** Logger. */
+  log: Logger;
+}
+
+/** Kubernetes' `kubernetes.io/arch` value of a Node.js `process.arch`. */
+export function kubeArch(arch: string): string {
+  return (
+    (
+      {
+        x64: 'amd64',
+        ia32: '386',
+        arm: 'arm',
+        arm64: 'arm64',
+        ppc64: 'ppc64le',
+        s390x: 's390x',
+        riscv64: 'riscv64',
+      } as Record<string, string>
+    )[arch] ?? arch
+  );
+}
+
+export class HostMonitor extends EventEmitter {
+  /** Latest capacity. */
+  capacity: HostCapacity | undefined;
+  /** Runtimes whose probe passed, in driver order. */
+  runtimes: Runtime[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private details = new Map<Runtime, string>();
+
+  constructor(private readonly opts: HostMonitorOptions) {
+    super();
+  }
+
+  /** Drivers of the runtimes that work now. */
+  workingDrivers(): Partial<Record<Runtime, Driver>> {
+    return Object.fromEntries(this.runtimes.map((r) => [r, this.opts.drivers[r]]));
+  }
+
+  /** Labels derived from the host: architecture and OS, as Kubernetes nodes carry them. */
+  labels(): Record<string, string> {
+    return { 'kubernetes.io/arch': kubeArch(process.arch), 'kubernetes.io/os': process.platform };
+  }
+
+  /** First read (awaited), then periodic ones. */
+  async start(): Promise<void> {
+    await this.refresh();
+    this.timer = setInterval(() => void this.refresh(), this.opts.intervalMs ?? 60_000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Re-reads capacity and re-probes runtimes; emits `change` when anything differs. */
+  async refresh(): Promise<void> {
+    const capacity = await readCapacity({ override: this.opts.override }).catch((err) => {
+      this.opts.log.warn({ err: (err as Error).message }, 'capacity not readable');
+      return this.capacity;
+    });
+    const runtimes: Runtime[] = [];
+    for (const [runtime, driver] of Object.entries(this.opts.drivers) as Array<[Runtime, Driver]>) {
+      const probe = await driver.probe().catch((err) => ({ ok: false, detail: (err as Error).message }));
+      if (this.details.get(runtime) !== `${probe.ok} ${probe.detail.replace(/\d+ ms/, '')}`) {
+        this.opts.log.info({ runtime, ...probe }, 'runtime probe');
+        this.details.set(runtime, `${probe.ok} ${probe.detail.replace(/\d+ ms/, '')}`);
+      }
+      if (probe.ok) runtimes.push(runtime);
+    }
+    const changed =
+      JSON.stringify([capacity?.capacity, capacity?.allocatable, runtimes]) !==
+      JSON.stringify([this.capacity?.capacity, this.capacity?.allocatable, this.runtimes]);
+    this.capacity = capacity;
+    this.runtimes = runtimes;
+    if (changed) this.emit('change');
+  }
+}
