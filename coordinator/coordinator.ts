@@ -147,9 +147,11 @@ export class Coordinator {
     this.controller = controller;
 
     for (const [group, cache] of workloads) {
-      cache.onChange((w) =>
-        controller.queue.add(WorkloadController.key(group, w.metadata.namespace!, w.metadata.name)),
-      );
+      cache.onChange((w) => {
+        controller.queue.add(WorkloadController.key(group, w.metadata.namespace!, w.metadata.name));
+        // Network status counts the Workloads attached (it is written only when the count changes).
+        void controller.syncNetworks(w.metadata.namespace!);
+      });
     }
     instances.onChange((i) => controller.enqueueByName(i.metadata.namespace!, i.spec.workloadRef.name));
     // A Secret, ConfigMap or Network that appears or changes unblocks (or rolls) the Workloads naming it.
@@ -157,9 +159,10 @@ export class Coordinator {
     configMaps.onChange((o) =>
       controller.enqueueReferencing(o.metadata.namespace!, 'configMap', o.metadata.name!),
     );
-    networks.onChange((o) =>
-      controller.enqueueReferencing(o.metadata.namespace!, 'network', o.metadata.name),
-    );
+    networks.onChange((o) => {
+      controller.enqueueReferencing(o.metadata.namespace!, 'network', o.metadata.name);
+      void controller.syncNetworks(o.metadata.namespace!);
+    });
     registry.on('report', (entry: HostEntry, changed: boolean) => {
       if (!changed) return;
       const names = new Set<string>();

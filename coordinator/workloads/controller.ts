@@ -6,12 +6,14 @@
  */
 import { createHash } from 'node:crypto';
 import {
+  type Condition,
   GROUP,
   InstanceKind,
   type InstanceSpec,
   type InstanceStatus,
   type InstanceTemplate,
   isVmImage,
+  NetworkKind,
   type NetworkSpec,
   type ResourceAmounts,
   type Runtime,
@@ -42,7 +44,7 @@ import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
 import { type HostInfo, type InstanceInfo, type SchedulePlan, schedule } from '../placement/index.js';
 import { type ReferenceLookup, resolveReferences } from './references.js';
 import { planRollout, resolveIntOrPercent } from './rollout.js';
-import { instanceStatus, isReady, type ObservedInstance, workloadStatus } from './status.js';
+import { instanceStatus, isReady, type ObservedInstance, setCondition, workloadStatus } from './status.js';
 
 /** Label every Instance carries with its Workload's name (the docs filter on it). */
 export const WORKLOAD_LABEL = 'workload';
@@ -86,6 +88,13 @@ export interface WorkloadControllerDeps {
   /** How long after start hosts that have not reported yet still count as present (default 30 s). */
   warmupMs?: number;
 }
+
+/** A lookup that finds nothing: enough to learn what a spec references. */
+const NO_LOOKUP: ReferenceLookup = {
+  secret: () => undefined,
+  configMap: () => undefined,
+  network: () => undefined,
+};
 
 const ZERO: ResourceAmounts = { cpuMillis: 0, memoryBytes: 0 };
 
@@ -515,17 +524,54 @@ export class WorkloadController {
     return undefined;
   }
 
+  /**
+   * Writes each Network's status in a namespace: how many Workloads attach to it, and Ready. Written only when
+   * it changes; called after Workload passes and when Networks change.
+   */
+  async syncNetworks(namespace: string): Promise<void> {
+    const counts = new Map<string, number>();
+    for (const cache of this.d.workloads.values()) {
+      for (const w of cache.list(namespace)) {
+        const parsed = WorkloadSpec.safeParse(w.spec);
+        if (!parsed.success || w.metadata.deletionTimestamp) continue;
+        for (const n of resolveReferences(parsed.data, NO_LOOKUP).referenced.networks)
+          counts.set(n, (counts.get(n) ?? 0) + 1);
+      }
+    }
+    for (const net of this.d.networks.list(namespace)) {
+      const workloads = counts.get(net.metadata.name) ?? 0;
+      const prev = net.status as { workloads?: number; conditions?: Condition[] } | undefined;
+      if (
+        prev?.workloads === workloads &&
+        prev.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
+      )
+        continue;
+      const conditions = setCondition(
+        prev?.conditions,
+        { type: 'Ready', status: 'True', reason: 'Accepted', message: `${workloads} Workload(s) attached` },
+        new Date().toISOString(),
+      );
+      await this.d.client
+        .patchStatus({ kind: NetworkKind, group: GROUP }, namespace, net.metadata.name, {
+          workloads,
+          conditions,
+        })
+        .catch((err) =>
+          this.d.log.warn(
+            { network: net.metadata.name, err: apiErrorMessage(err) },
+            'network status not written',
+          ),
+        );
+    }
+  }
+
   /** Queues the Workloads of a namespace that reference a Secret, ConfigMap or Network of that name. */
   enqueueReferencing(namespace: string, kind: 'secret' | 'configMap' | 'network', refName: string): void {
     for (const [group, cache] of this.d.workloads) {
       for (const w of cache.list(namespace)) {
         const parsed = WorkloadSpec.safeParse(w.spec);
         if (!parsed.success) continue;
-        const refs = resolveReferences(parsed.data, {
-          secret: () => undefined,
-          configMap: () => undefined,
-          network: () => undefined,
-        }).referenced;
+        const refs = resolveReferences(parsed.data, NO_LOOKUP).referenced;
         const set = kind === 'secret' ? refs.secrets : kind === 'configMap' ? refs.configMaps : refs.networks;
         if (set.has(refName)) this.queue.add(WorkloadController.key(group, namespace, w.metadata.name));
       }

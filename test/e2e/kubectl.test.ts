@@ -284,6 +284,19 @@ describe('the example manifests of the docs', { timeout: 600_000 }, () => {
           (await s.kubectl(['get', 'instances', '-n', ns, '-l', `workload=${name}`, '-o', 'json'])).stdout,
         ).items as Item[]
       ).map((i) => i.spec.location);
+    // Networks count the Workloads attached to them.
+    const nets = (
+      await s.kubectl([
+        'get',
+        'networks',
+        '-A',
+        '-o',
+        'custom-columns=NAME:.metadata.name,N:.status.workloads',
+        '--no-headers',
+      ])
+    ).stdout;
+    expect(nets).toMatch(/backend-network\s+2\n/); // backend-api and worker
+    expect(nets).toMatch(/prod-network\s+1\n/);
     // backend-api: region us-central1 only, spread over its two zones with skew at most 1.
     const backend = await locationsOf('default', 'backend-api');
     expect(new Set(backend)).toEqual(new Set(['us-central1-a', 'us-central1-b']));
