@@ -76,7 +76,7 @@ outputOption(
   if (opts.output === 'json') return console.log(JSON.stringify(hosts, null, 2));
   console.log(
     table([
-      ['HOST', 'LOCATION', 'STATE', 'RUNTIMES', 'CPU', 'MEMORY', 'INSTANCES', 'AGENT', 'HEARTBEAT'],
+      ['HOST', 'LOCATION', 'STATE', 'RUNTIMES', 'CPU', 'MEMORY', 'INSTANCES', 'AGENT', 'CHANGED'],
       ...hosts.map((h) => [
         h.host,
         h.location,

@@ -215,7 +215,7 @@ export const HostFeed = z
     instances: z.number().int(),
     /** Version of its agent. */
     agentVersion: z.string(),
-    /** Its last heartbeat (RFC 3339). */
+    /** Its last heartbeat when this message was made (RFC 3339); heartbeats alone publish nothing. */
     lastHeartbeat: z.string(),
     /** When this message was made (RFC 3339). */
     time: z.string(),

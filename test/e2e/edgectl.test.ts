@@ -5,8 +5,11 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import { Svcm } from '@nats-io/services';
 import { describe, expect, it } from 'vitest';
 import { REPO_DIR } from '../../deploy/stack/index.js';
+import { connectNats } from '../../shared/nats/connect.js';
+import { Subjects } from '../../shared/nats/subjects.js';
 import { useEdgeStack } from '../harness/edge.js';
 import { cleanup } from '../harness/index.js';
 
@@ -143,11 +146,18 @@ describe('edgectl reads the monitoring feed', () => {
 
   it('edgectl hosts, instances, workloads and status show the current state', async () => {
     const s = stack();
-    const hosts = await edgectl(['hosts']);
+    // Every host Ready in the feed (polled: a heartbeat may be late on a loaded machine).
+    let hosts = await edgectl(['hosts']);
+    const allReady = () =>
+      s.hosts.every((h) => new RegExp(`${h}\\s+\\S+\\s+Ready\\s+gvisor`).test(hosts.stdout));
+    for (let i = 0; i < 30 && !allReady(); i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      hosts = await edgectl(['hosts']);
+    }
     expect(hosts.stderr).toBe('');
     expect(hosts.code).toBe(0);
     expect(hosts.stdout).toMatch(/^HOST\s+LOCATION\s+STATE\s+RUNTIMES\s+CPU\s+MEMORY\s+INSTANCES/);
-    for (const h of s.hosts) expect(hosts.stdout).toMatch(new RegExp(`${h}\\s+\\S+\\s+Ready\\s+gvisor`));
+    expect(allReady()).toBe(true);
 
     const hostsJson = JSON.parse((await edgectl(['hosts', '-o', 'json'])).stdout);
     expect(hostsJson.map((h: { host: string }) => h.host).sort()).toEqual([...s.hosts].sort());
@@ -164,6 +174,28 @@ describe('edgectl reads the monitoring feed', () => {
     const status = JSON.parse((await edgectl(['status'])).stdout);
     expect(status.hosts).toMatchObject({ Ready: 3 });
     expect(status.counters.intentWrites).toBeGreaterThan(0);
+
+    // The real coordinator and agents answer the services API and their status endpoints.
+    const nc = await connectNats({ servers: [s.nats.url], name: 'test', reconnectForever: false });
+    cleanup(() => nc.close());
+    const infos: Array<{ name: string; metadata?: Record<string, string> }> = [];
+    for await (const i of await new Svcm(nc as never).client().info()) infos.push(i);
+    expect(infos.filter((i) => i.name === 'edge-coordinator')).toHaveLength(1);
+    expect(
+      infos
+        .filter((i) => i.name === 'edge-agent')
+        .map((i) => i.metadata?.host)
+        .sort(),
+    ).toEqual([...s.hosts].sort());
+    const agentStatus = (
+      await nc.request(new Subjects().agentStatus(s.hosts[0]!), '', { timeout: 5000 })
+    ).json<{
+      host: string;
+      sealKey: string;
+      intents: { synced: boolean };
+    }>();
+    expect(agentStatus).toMatchObject({ host: s.hosts[0], intents: { synced: true } });
+    expect(agentStatus.sealKey).toMatch(/^X/);
 
     const bad = await edgectl(['hosts', '-o', 'yaml']);
     expect(bad.code).toBe(1);
