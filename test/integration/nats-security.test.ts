@@ -10,9 +10,11 @@ import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { IntentWatcher } from '../../agent/intents.js';
+import { FeedPublisher } from '../../coordinator/feed/publisher.js';
 import { HostRegistry } from '../../coordinator/hosts/registry.js';
 import { IntentStore } from '../../coordinator/intents/store.js';
 import { generateIdentity, writeIdentity } from '../../edgectl/credentials.js';
+import { feedSnapshot } from '../../edgectl/feed.js';
 import { createLogger } from '../../shared/log.js';
 import { connectNats } from '../../shared/nats/connect.js';
 import { encode, type HostReport, MESSAGE_VERSION } from '../../shared/nats/messages.js';
@@ -152,11 +154,44 @@ describe('per-host NATS credentials', () => {
     await until('a permissions violation for subscribing to every report', () =>
       errorsA.some((e) => /permissions violation/i.test(e) && e.includes(subjects.allHostReports)),
     );
+  });
 
-    // The monitoring identity reads the feed but may not publish reports or read intents.
+  it('let a monitoring tool read the feed (snapshot and live) and nothing else', async () => {
+    const dir = tempDir();
+    const coordinator = generateIdentity(subjects, { role: 'coordinator' });
     const monitor = generateIdentity(subjects, { role: 'monitor' });
-    expect(monitor.permissions.subscribe.allow).toContain(subjects.allFeed);
-    expect(monitor.permissions.publish.allow.some((s) => s.includes('hosts'))).toBe(false);
+    const files = Object.fromEntries([coordinator, monitor].map((id) => [id.name, writeIdentity(dir, id)]));
+    const nats = await startNatsForTest({
+      configExtra: authorizationBlock([coordinator.userConfig, monitor.userConfig]),
+    });
+    const ncCoord = await client([nats.url], { creds: files.coordinator!.seedFile });
+    const feed = new FeedPublisher({ nc: ncCoord, subjects, log });
+    await feed.start();
+    const store = new IntentStore({ nc: ncCoord, subjects, log });
+    await store.start();
+    await store.put(intentFor('loc-a', 'host-a'));
+
+    const ncMon = await client([nats.url], { creds: files.monitor!.seedFile });
+    const errors = serverErrors(ncMon);
+    const live: string[] = [];
+    ncMon.subscribe(subjects.allFeed, { callback: (_e, m) => void live.push(m.subject) });
+    await ncMon.flush();
+    feed.host({
+      report: reportOf('host-a', 'loc-a'),
+      lastSeen: Date.now(),
+      state: 'Ready',
+      instances: new Map(),
+    });
+    await until('live feed message', () => live.length === 1);
+    const snapshot = await feedSnapshot(ncMon, subjects, subjects.allFeedHosts);
+    expect(snapshot.map((m) => (m.kind === 'host' ? m.host : ''))).toEqual(['host-a']);
+
+    const kv = await new Kvm(ncMon).open(subjects.intentsBucket, { allow_direct: true });
+    await expect(kv.get(subjects.intentKey('loc-a', 'default', 'web'))).rejects.toThrow();
+    ncMon.publish(subjects.hostReport('host-a'), encode(reportOf('host-a', 'loc-a')));
+    await until('a permissions violation for publishing a report', () =>
+      errors.some((e) => /permissions violation/i.test(e) && e.includes(subjects.hostReport('host-a'))),
+    );
   });
 });
 
