@@ -41,6 +41,8 @@ const key = (namespace: string, name: string) => `${namespace}/${name}`;
 export class Reconciler extends EventEmitter {
   private states = new Map<string, InstanceState>();
   private failures = new Map<string, { message: string; attempts: number; retryAt: number }>();
+  /** Restarts of stopped instances (VMs), for the crash-loop backoff. */
+  private crashes = new Map<string, { restarts: number; notBefore: number; startedAt: string | undefined }>();
   private running: Promise<void> | undefined;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
@@ -158,6 +160,18 @@ export class Reconciler extends EventEmitter {
         next.set(k, this.failedState(req, failure.message));
         continue;
       }
+      if (have && have.state.templateHash === req.templateHash && have.state.phase === 'Stopped') {
+        // A VM that powered off or crashed: started again with the kubelet's crash-loop backoff (at once, then
+        // 10 s doubling to 5 min; forgotten after 10 min of running).
+        const wait = this.crashBackoff(k, have.state);
+        if (wait > 0) {
+          next.set(k, {
+            ...have.state,
+            message: `${have.state.message ?? 'stopped'}; restarting in ${Math.ceil(wait / 1000)}s`,
+          });
+          continue;
+        }
+      }
       next.set(k, { ...this.pendingState(req), phase: 'Starting' });
       work.push(this.startOne(k, req, next));
     }
@@ -225,6 +239,22 @@ export class Reconciler extends EventEmitter {
     } catch {
       return undefined;
     }
+  }
+
+  /** Milliseconds until a stopped instance may start again; 0 records a restart now. */
+  private crashBackoff(k: string, state: InstanceState): number {
+    const now = Date.now();
+    const prev = this.crashes.get(k);
+    const ranLong =
+      state.startedAt !== undefined &&
+      now - Date.parse(state.startedAt) > 10 * 60_000 &&
+      prev?.startedAt !== state.startedAt;
+    const entry = !prev || ranLong ? { restarts: 0, notBefore: 0, startedAt: state.startedAt } : prev;
+    if (now < entry.notBefore) return entry.notBefore - now;
+    // Restart now; the next restart of this crash loop waits 10 s, then 20 s, 40 s, … up to 5 min.
+    const next = Math.min(300_000, 10_000 * 2 ** entry.restarts);
+    this.crashes.set(k, { restarts: entry.restarts + 1, notBefore: now + next, startedAt: state.startedAt });
+    return 0;
   }
 
   private async startOne(k: string, req: InstanceRequest, next: Map<string, InstanceState>): Promise<void> {

@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { InstanceRequest } from '../../agent/drivers/driver.js';
 import { QemuDriver } from '../../agent/drivers/qemu.js';
+import { qmp } from '../../agent/drivers/qmp.js';
 import { ArtifactCache, type Catalog } from '../../agent/images/catalog.js';
+import { Reconciler } from '../../agent/reconciler.js';
 import { GUEST_READY_MARKER, testGuest, waitFor } from '../../deploy/stack/index.js';
 import { createLogger } from '../../shared/log.js';
 import { machineTypeResources } from '../../shared/resources.js';
@@ -152,5 +154,68 @@ describe('QEMU driver', () => {
     await expect(
       s.driver.start({ ...request(), limits: { cpuMillis: 64_000, memoryBytes: 1 << 30 } }),
     ).rejects.toThrow(/limits\.cpu: the VM needs 64 vCPUs; this host has \d+/);
+  });
+
+  it('starts a VM that powered off again, with crash-loop backoff, through the reconciler', async () => {
+    const s = await setup();
+    const req = request();
+    const intent = {
+      v: 1,
+      location: 'loc',
+      namespace: 'ns',
+      workload: 'vm',
+      templateHash: req.templateHash,
+      template: req.template,
+      limits: req.limits,
+      instances: [{ name: 'vm-0', host: 'vm-host', ordinal: 0, labels: {} }],
+      updatedAt: new Date().toISOString(),
+    };
+    const r = new Reconciler({
+      host: 'vm-host',
+      drivers: { vm: s.driver },
+      intents: () => [intent],
+      synced: () => true,
+      resyncMs: 300,
+      log,
+    });
+    r.start();
+    cleanup(() => r.stop());
+    const vm = () => r.observed().find((x) => x.name === 'vm-0');
+    const consoleLog = join(s.dir, 'vms', 'ns_vm-0', 'console.log');
+    const powerOff = async () => {
+      await waitFor(
+        'guest up',
+        () => existsSync(consoleLog) && readFileSync(consoleLog, 'utf8').includes(GUEST_READY_MARKER),
+        {
+          timeoutMs: 90_000,
+        },
+      );
+      await qmp(join(s.dir, 'vms', 'ns_vm-0', 'qmp.sock'), 'system_powerdown');
+    };
+    await waitFor('VM running', () => vm()?.phase === 'Running', { timeoutMs: 60_000 });
+    await powerOff();
+    // First restart at once.
+    await waitFor('restarted', () => vm()?.phase === 'Running' && vm()?.containers[0]?.restartCount === 1, {
+      timeoutMs: 60_000,
+      intervalMs: 50,
+    });
+    await powerOff();
+    // The second waits.
+    const waiting = await waitFor(
+      'backoff reported',
+      () => (/restarting in \d+s/.test(vm()?.message ?? '') ? vm() : undefined),
+      {
+        timeoutMs: 30_000,
+        intervalMs: 50,
+      },
+    );
+    expect(waiting?.phase).toBe('Stopped');
+    await waitFor(
+      'restarted after the backoff',
+      () => vm()?.phase === 'Running' && vm()?.containers[0]?.restartCount === 2,
+      {
+        timeoutMs: 60_000,
+      },
+    );
   });
 });
