@@ -4,11 +4,13 @@
  * agent restarted offline resumes from its disk copy; on reconnect nothing unchanged restarts).
  */
 import crypto from 'node:crypto';
+import path from 'node:path';
 import { type KV, Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { startAgent } from '../../deploy/stack/edgeplane.js';
-import { BUSYBOX_IMAGE, docker, waitFor } from '../../deploy/stack/index.js';
+import { BUSYBOX_IMAGE, docker, REPO_DIR, waitFor } from '../../deploy/stack/index.js';
+import { run } from '../../deploy/stack/proc.js';
 import type { InstanceTemplateSpec } from '../../shared/api/template.js';
 import { type DeploymentIntent, decode, encode, HostReport } from '../../shared/nats/messages.js';
 import { Subjects } from '../../shared/nats/subjects.js';
@@ -314,5 +316,38 @@ describe('agent adoption and autonomy', () => {
     expect(now[`changed-${LOCATION}-0`]).toEqual(before[`changed-${LOCATION}-0`]);
     expect(now[`bad-${LOCATION}-0`]).toBeUndefined();
     expect(agent.exit).toBeUndefined();
+  });
+
+  it('leaves instances running on SIGTERM; `edge-agent drain` stops and removes them', async () => {
+    const s = await setup();
+    await s.put(intent(s.host, 'stays', SLEEPER));
+    const agent = s.start();
+    const before = await waitFor(
+      'instance running',
+      async () => {
+        const now = byInstance(await containers(s.host));
+        return now[`stays-${LOCATION}-0`] ? now : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
+    await agent.stop();
+    expect(agent.exit).toMatchObject({ code: 0 });
+    expect(byInstance(await containers(s.host))).toEqual(before);
+
+    const drain = await run(
+      process.execPath,
+      [
+        path.join(REPO_DIR, 'dist/agent/main.js'),
+        'drain',
+        '--host',
+        s.host,
+        '--state-dir',
+        path.join(s.dir, 'state'),
+      ],
+      { timeoutMs: 60_000 },
+    );
+    expect(drain.code).toBe(0);
+    const left = await docker(['ps', '-aq', '--filter', `label=edgeplane.dev/host=${s.host}`]);
+    expect(left.stdout.trim()).toBe('');
   });
 });
