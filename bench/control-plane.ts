@@ -10,7 +10,8 @@
  * `{ hosts, instances, heartbeatsPerSecond, coordinatorCpuCores, coordinatorRssBytes, replacementSeconds, … }`.
  * Options: `--hosts N` (default 1000), `--instances N` (default 2000), `--workloads N` (default instances/10),
  * `--locations N` (default 10), `--heartbeat-ms N` (default 5000), `--lost-after S` (default 20),
- * `--measure-seconds S` (default 30), `--kill N` (hosts killed, default 5).
+ * `--measure-seconds S` (default 30), `--kill N` (hosts killed, default 5), `--profile DIR` (the coordinator
+ * writes a V8 CPU profile there).
  *
  * `replacementSeconds` is measured from the moment the last of the dead hosts passed its loss deadline
  * (max(lostAfter, TTL + grace) after its last heartbeat) to every one of their instances being placed on and
@@ -22,6 +23,7 @@ import path from 'node:path';
 import { Kvm } from '@nats-io/kv';
 import { startCoordinator } from '../deploy/stack/edgeplane.js';
 import { kubectl, REPO_DIR, startKubeApi, startNatsServer } from '../deploy/stack/index.js';
+import { startProc } from '../deploy/stack/proc.js';
 import { connectNats } from '../shared/nats/connect.js';
 import {
   DeploymentIntent,
@@ -42,6 +44,8 @@ interface Options {
   measureSeconds: number;
   kill: number;
   json: boolean;
+  /** Where the coordinator writes a V8 CPU profile (`--profile <dir>`), if anywhere. */
+  profileDir?: string;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -64,6 +68,9 @@ function parseOptions(argv: string[]): Options {
     measureSeconds: get('measure-seconds', 30),
     kill: get('kill', 5),
     json: argv.includes('--json'),
+    ...(argv.includes('--profile')
+      ? { profileDir: path.resolve(argv[argv.indexOf('--profile') + 1] ?? 'profile') }
+      : {}),
   };
 }
 
@@ -97,12 +104,32 @@ async function main(): Promise<void> {
       () => nats.stop(),
       () => kube.stop(),
     );
-    const coordinator = startCoordinator({
-      dir: path.join(dir, 'coordinator'),
-      kubeconfig: kube.kubeconfigPath,
-      nats: [nats.url],
-      lostAfterSeconds: o.lostAfter,
-    });
+    const coordinator = o.profileDir
+      ? // Same flags as startCoordinator, with a V8 CPU profile written to --profile <dir> at exit.
+        startProc({
+          name: 'coordinator',
+          dir: path.join(dir, 'coordinator'),
+          command: process.execPath,
+          args: [
+            '--cpu-prof',
+            '--cpu-prof-dir',
+            o.profileDir,
+            path.join(REPO_DIR, 'dist/coordinator/main.js'),
+            '--kubeconfig',
+            kube.kubeconfigPath,
+            '--nats',
+            nats.url,
+            '--lost-after',
+            String(o.lostAfter),
+          ],
+          env: { LOG_FORMAT: 'json', LOG_LEVEL: 'info' },
+        })
+      : startCoordinator({
+          dir: path.join(dir, 'coordinator'),
+          kubeconfig: kube.kubeconfigPath,
+          nats: [nats.url],
+          lostAfterSeconds: o.lostAfter,
+        });
     stops.push(() => coordinator.stop());
 
     const subjects = new Subjects();
