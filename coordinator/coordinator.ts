@@ -31,6 +31,7 @@ import {
   WorkloadController,
   type WorkloadObject,
 } from './workloads/controller.js';
+import { NetworkStatusWriter } from './workloads/networks.js';
 
 /** Coordinator configuration. */
 export interface CoordinatorConfig {
@@ -145,12 +146,18 @@ export class Coordinator {
       warmupMs: this.config.lostAfterMs,
     });
     this.controller = controller;
+    const networkStatus = new NetworkStatusWriter({
+      client,
+      log: log.child({ part: 'networks' }),
+      workloads,
+      networks,
+    });
 
     for (const [group, cache] of workloads) {
       cache.onChange((w) => {
         controller.queue.add(WorkloadController.key(group, w.metadata.namespace!, w.metadata.name));
         // Network status counts the Workloads attached (it is written only when the count changes).
-        void controller.syncNetworks(w.metadata.namespace!);
+        void networkStatus.sync(w.metadata.namespace!);
       });
     }
     instances.onChange((i) => controller.enqueueByName(i.metadata.namespace!, i.spec.workloadRef.name));
@@ -161,7 +168,7 @@ export class Coordinator {
     );
     networks.onChange((o) => {
       controller.enqueueReferencing(o.metadata.namespace!, 'network', o.metadata.name);
-      void controller.syncNetworks(o.metadata.namespace!);
+      void networkStatus.sync(o.metadata.namespace!);
     });
     registry.on('report', (entry: HostEntry, changed: boolean) => {
       if (!changed) return;

@@ -6,14 +6,12 @@
  */
 import { createHash } from 'node:crypto';
 import {
-  type Condition,
   GROUP,
   InstanceKind,
   type InstanceSpec,
   type InstanceStatus,
   type InstanceTemplate,
   isVmImage,
-  NetworkKind,
   type NetworkSpec,
   type ResourceAmounts,
   type Runtime,
@@ -42,18 +40,19 @@ import type { EventRecorder } from '../kube/events.js';
 import type { ResourceCache } from '../kube/informer.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
 import { type HostInfo, type InstanceInfo, type SchedulePlan, schedule } from '../placement/index.js';
-import { type ReferenceLookup, resolveReferences } from './references.js';
+import {
+  instanceObject,
+  LOCATION_LABEL,
+  SURGE_LABEL,
+  WORKLOAD_LABEL,
+  WORKLOAD_UID_LABEL,
+} from './objects.js';
+import { NO_LOOKUP, type ReferenceLookup, resolveReferences } from './references.js';
 import { planRollout, resolveIntOrPercent } from './rollout.js';
-import { instanceStatus, isReady, type ObservedInstance, setCondition, workloadStatus } from './status.js';
+import { instanceStatus, isReady, type ObservedInstance, workloadStatus } from './status.js';
 
-/** Label every Instance carries with its Workload's name (the docs filter on it). */
-export const WORKLOAD_LABEL = 'workload';
-/** Label with the owning Workload's UID, so a re-created Workload of the same name is told apart. */
-export const WORKLOAD_UID_LABEL = 'edgeplane.dev/workload-uid';
-/** Label with the instance's location. */
-export const LOCATION_LABEL = 'edgeplane.dev/location';
-/** Label of the extra instances a rolling update runs beside a location while it switches templates. */
-export const SURGE_LABEL = 'edgeplane.dev/surge';
+export { LOCATION_LABEL, SURGE_LABEL, WORKLOAD_LABEL, WORKLOAD_UID_LABEL } from './objects.js';
+
 /** Intents of surge instances are kept under the Workload name plus this suffix (`<location>.<ns>.<name>.surge`). */
 const SURGE_SUFFIX = '.surge';
 
@@ -88,13 +87,6 @@ export interface WorkloadControllerDeps {
   /** How long after start hosts that have not reported yet still count as present (default 30 s). */
   warmupMs?: number;
 }
-
-/** A lookup that finds nothing: enough to learn what a spec references. */
-const NO_LOOKUP: ReferenceLookup = {
-  secret: () => undefined,
-  configMap: () => undefined,
-  network: () => undefined,
-};
 
 const ZERO: ResourceAmounts = { cpuMillis: 0, memoryBytes: 0 };
 
@@ -325,30 +317,13 @@ export class WorkloadController {
     const deployments = await this.syncDeployments(wl, group, plan, target);
     for (const p of plan.place) {
       if (byName.has(p.name)) continue;
-      const owner = deployments.get(p.location);
-      const obj: InstanceObject = {
-        apiVersion: `${GROUP}/${VERSION}`,
-        kind: 'Instance',
-        metadata: {
-          name: p.name,
-          namespace,
-          labels: { ...instanceLabels, [WORKLOAD_UID_LABEL]: uid, [LOCATION_LABEL]: p.location },
-          ...(spec.template.metadata?.annotations ? { annotations: spec.template.metadata.annotations } : {}),
-          ...(owner
-            ? {
-                ownerReferences: [
-                  {
-                    apiVersion: `${GROUP}/${VERSION}`,
-                    kind: 'WorkloadDeployment',
-                    name: owner.metadata.name,
-                    uid: owner.metadata.uid!,
-                    controller: true,
-                    blockOwnerDeletion: true,
-                  },
-                ],
-              }
-            : {}),
-        },
+      const obj = instanceObject({
+        name: p.name,
+        namespace,
+        workloadUid: uid,
+        labels: instanceLabels,
+        annotations: spec.template.metadata?.annotations,
+        owner: deployments.get(p.location),
         spec: {
           workloadRef: { name },
           location: p.location,
@@ -358,7 +333,7 @@ export class WorkloadController {
           templateHash: target.get(p.location)?.hash ?? hash,
           resources: requests,
         },
-      };
+      });
       try {
         const created = await this.d.client.create({ kind: InstanceKind, group: GROUP }, obj);
         byName.set(p.name, created);
@@ -522,47 +497,6 @@ export class WorkloadController {
       if (theirs[0] < mine[0] || (theirs[0] === mine[0] && theirs[1] < mine[1])) return g;
     }
     return undefined;
-  }
-
-  /**
-   * Writes each Network's status in a namespace: how many Workloads attach to it, and Ready. Written only when
-   * it changes; called after Workload passes and when Networks change.
-   */
-  async syncNetworks(namespace: string): Promise<void> {
-    const counts = new Map<string, number>();
-    for (const cache of this.d.workloads.values()) {
-      for (const w of cache.list(namespace)) {
-        const parsed = WorkloadSpec.safeParse(w.spec);
-        if (!parsed.success || w.metadata.deletionTimestamp) continue;
-        for (const n of resolveReferences(parsed.data, NO_LOOKUP).referenced.networks)
-          counts.set(n, (counts.get(n) ?? 0) + 1);
-      }
-    }
-    for (const net of this.d.networks.list(namespace)) {
-      const workloads = counts.get(net.metadata.name) ?? 0;
-      const prev = net.status as { workloads?: number; conditions?: Condition[] } | undefined;
-      if (
-        prev?.workloads === workloads &&
-        prev.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
-      )
-        continue;
-      const conditions = setCondition(
-        prev?.conditions,
-        { type: 'Ready', status: 'True', reason: 'Accepted', message: `${workloads} Workload(s) attached` },
-        new Date().toISOString(),
-      );
-      await this.d.client
-        .patchStatus({ kind: NetworkKind, group: GROUP }, namespace, net.metadata.name, {
-          workloads,
-          conditions,
-        })
-        .catch((err) =>
-          this.d.log.warn(
-            { network: net.metadata.name, err: apiErrorMessage(err) },
-            'network status not written',
-          ),
-        );
-    }
   }
 
   /** Queues the Workloads of a namespace that reference a Secret, ConfigMap or Network of that name. */
@@ -746,34 +680,13 @@ export class WorkloadController {
         const instName = `${name}-${location}-surge-${i}`;
         let obj = existing.find((e) => e.metadata.name === instName);
         if (!obj) {
-          const owner = t.deployments.get(location);
-          const body: InstanceObject = {
-            apiVersion: `${GROUP}/${VERSION}`,
-            kind: 'Instance',
-            metadata: {
-              name: instName,
-              namespace,
-              labels: {
-                ...t.labels,
-                [WORKLOAD_UID_LABEL]: wl.metadata.uid!,
-                [LOCATION_LABEL]: location,
-                [SURGE_LABEL]: 'true',
-              },
-              ...(owner
-                ? {
-                    ownerReferences: [
-                      {
-                        apiVersion: `${GROUP}/${VERSION}`,
-                        kind: 'WorkloadDeployment',
-                        name: owner.metadata.name,
-                        uid: owner.metadata.uid!,
-                        controller: true,
-                        blockOwnerDeletion: true,
-                      },
-                    ],
-                  }
-                : {}),
-            },
+          const body = instanceObject({
+            name: instName,
+            namespace,
+            workloadUid: wl.metadata.uid!,
+            labels: t.labels,
+            surge: true,
+            owner: t.deployments.get(location),
             spec: {
               workloadRef: { name },
               location,
@@ -783,7 +696,7 @@ export class WorkloadController {
               templateHash: t.hash,
               resources: t.requests,
             },
-          };
+          });
           try {
             obj = await this.d.client.create({ kind: InstanceKind, group: GROUP }, body);
           } catch (err) {

@@ -23,6 +23,13 @@ export interface ReferenceLookup {
   network(name: string): NetworkSpec | undefined;
 }
 
+/** A lookup that finds nothing: enough to learn what a spec references. */
+export const NO_LOOKUP: ReferenceLookup = {
+  secret: () => undefined,
+  configMap: () => undefined,
+  network: () => undefined,
+};
+
 /** The outcome of resolving a Workload's references. */
 export interface ResolvedReferences {
   /** The values to hand to the agents. */
