@@ -9,6 +9,7 @@ import { isVmImage } from '../shared/api/template.js';
 import type { Logger } from '../shared/log.js';
 import type { DeploymentIntent, ResolvedValues } from '../shared/nats/messages.js';
 import type { Driver, InstanceRequest, InstanceState } from './drivers/driver.js';
+import { CREATED_NOT_STARTED } from './drivers/gvisor.js';
 import { containersOf, TemplateError } from './drivers/template.js';
 import type { RejectedIntent } from './malformed.js';
 import { ProbeManager } from './probes.js';
@@ -42,6 +43,12 @@ export class Reconciler extends EventEmitter {
   private states = new Map<string, InstanceState>();
   private failures = new Map<string, { message: string; attempts: number; retryAt: number }>();
   /** Restarts of stopped instances (VMs), for the crash-loop backoff. */
+  /**
+   * Starts and removals in flight, by instance: they run beside the passes (after the kubelet's pod workers), so
+   * a slow image pull or VM boot never holds up the other instances; a pass leaves an instance in flight alone.
+   */
+  private inflight = new Map<string, Promise<void>>();
+  private stopped = false;
   private crashes = new Map<string, { restarts: number; notBefore: number; startedAt: string | undefined }>();
   private running: Promise<void> | undefined;
   private again = false;
@@ -94,15 +101,19 @@ export class Reconciler extends EventEmitter {
     this.trigger();
   }
 
-  stop(): Promise<void> {
+  /** Stops the periodic passes and waits for the running pass and every start/removal in flight. */
+  async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.probes.stop();
-    return this.running ?? Promise.resolve();
+    await this.running;
+    await Promise.allSettled([...this.inflight.values()]);
   }
 
   /** Asks for a pass; passes never overlap, and a request during a pass causes one more. */
   trigger(): void {
+    if (this.stopped) return;
     if (this.running) {
       this.again = true;
       return;
@@ -141,10 +152,13 @@ export class Reconciler extends EventEmitter {
     const desired = new Map(this.desired().map((r) => [key(r.namespace, r.name), r]));
     this.desiredByKey = desired;
     const next = new Map<string, InstanceState>();
-    const work: Promise<void>[] = [];
 
     for (const [k, req] of desired) {
       const have = actual.get(k);
+      if (this.inflight.has(k)) {
+        next.set(k, this.states.get(k) ?? { ...this.pendingState(req), phase: 'Starting' });
+        continue;
+      }
       if (
         have &&
         have.state.templateHash === req.templateHash &&
@@ -173,7 +187,7 @@ export class Reconciler extends EventEmitter {
         }
       }
       next.set(k, { ...this.pendingState(req), phase: 'Starting' });
-      work.push(this.startOne(k, req, next));
+      this.launch(k, () => this.startOne(k, req));
     }
     // An instance whose intent does not validate keeps what runs (a bad write must not delete workloads) and
     // says why nothing changes.
@@ -213,14 +227,21 @@ export class Reconciler extends EventEmitter {
         if (desired.has(k) || refused.has(k)) continue;
         // Keep reporting it until it is gone: deletion waits on exactly this.
         next.set(k, { ...have.state, phase: 'Stopping', ready: false });
-        work.push(this.removeOne(have.state, have.driver, next));
+        if (!this.inflight.has(k)) this.launch(k, () => this.removeOne(have.state, have.driver));
       }
     }
     this.states = next;
-    this.publishIfChanged();
-    await Promise.all(work);
     this.syncProbes(actual);
     this.publishIfChanged();
+  }
+
+  /** Runs a start or removal beside the passes; when it ends, a pass observes the result. */
+  private launch(k: string, op: () => Promise<void>): void {
+    const p = op().finally(() => {
+      this.inflight.delete(k);
+      this.trigger();
+    });
+    this.inflight.set(k, p);
   }
 
   private syncProbes(actual: Map<string, { state: InstanceState; driver: Driver }>): void {
@@ -257,13 +278,13 @@ export class Reconciler extends EventEmitter {
     return 0;
   }
 
-  private async startOne(k: string, req: InstanceRequest, next: Map<string, InstanceState>): Promise<void> {
+  private async startOne(k: string, req: InstanceRequest): Promise<void> {
     try {
       const driver = this.driverFor(req);
       this.opts.log.info({ instance: k, templateHash: req.templateHash }, 'starting instance');
       const state = await driver.start(req);
       this.failures.delete(k);
-      if (this.states === next) this.states.set(k, state);
+      if (this.desiredByKey.get(k)?.templateHash === req.templateHash) this.states.set(k, state);
       this.publishIfChanged();
     } catch (err) {
       const prev = this.failures.get(k);
@@ -272,21 +293,19 @@ export class Reconciler extends EventEmitter {
       const message = `${(err as Error).message} (attempt ${attempts}; retrying in ${Math.round(backoff / 1000)}s)`;
       this.failures.set(k, { message, attempts, retryAt: Date.now() + backoff });
       this.opts.log.warn({ instance: k, err: message, retryInMs: backoff }, 'instance failed to start');
-      if (this.states === next) this.states.set(k, this.failedState(req, message));
+      if (this.desiredByKey.get(k)?.templateHash === req.templateHash)
+        this.states.set(k, this.failedState(req, message));
+      this.publishIfChanged();
     }
   }
 
-  private async removeOne(
-    state: InstanceState,
-    driver: Driver,
-    next: Map<string, InstanceState>,
-  ): Promise<void> {
+  private async removeOne(state: InstanceState, driver: Driver): Promise<void> {
     const k = key(state.namespace, state.name);
     try {
       this.opts.log.info({ instance: k }, 'removing instance no longer intended for this host');
       await driver.stop(state.namespace, state.name, this.opts.graceSeconds ?? 10);
       await driver.destroy(state.namespace, state.name);
-      if (this.states === next) this.states.delete(k);
+      if (!this.desiredByKey.has(k)) this.states.delete(k);
       this.publishIfChanged();
     } catch (err) {
       this.opts.log.warn(
@@ -339,7 +358,10 @@ export class Reconciler extends EventEmitter {
 /** Whether the runtime has every container the template asks for (an agent killed mid-start may leave fewer). */
 function complete(state: InstanceState, req: InstanceRequest): boolean {
   try {
-    return state.containers.length === containersOf(req.template).length;
+    return (
+      state.containers.length === containersOf(req.template).length &&
+      state.containers.every((c) => c.reason !== CREATED_NOT_STARTED)
+    );
   } catch {
     return true;
   }

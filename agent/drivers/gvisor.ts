@@ -25,6 +25,9 @@ import {
 } from './template.js';
 import { InstanceVolumes } from './volumes.js';
 
+/** Reason of a container that was created but never started (its agent died in between): it is replaced. */
+export const CREATED_NOT_STARTED = 'ContainerCreated';
+
 /** Container labels the driver sets and reads. */
 export const LABELS = {
   host: 'edgeplane.dev/host',
@@ -174,7 +177,8 @@ export class GvisorDriver implements Driver {
       existing &&
       existing.templateHash === req.templateHash &&
       existing.phase !== 'Stopped' &&
-      existing.containers.length === specs.length
+      existing.containers.length === specs.length &&
+      existing.containers.every((c) => c.reason !== CREATED_NOT_STARTED)
     ) {
       return existing;
     }
@@ -280,9 +284,11 @@ export class GvisorDriver implements Driver {
         ...(running ? {} : { exitCode: s.ExitCode }),
         ...(s.Restarting
           ? { reason: 'CrashLoopBackOff' }
-          : s.Error
-            ? { reason: 'Error', message: s.Error }
-            : {}),
+          : s.Status === 'created'
+            ? { reason: CREATED_NOT_STARTED }
+            : s.Error
+              ? { reason: 'Error', message: s.Error }
+              : {}),
       });
       if (!running && !message) {
         message = `container ${info.Labels[LABELS.container]} ${s.Restarting ? 'is restarting after exit' : s.Status} (exit code ${s.ExitCode})${s.Error ? `: ${s.Error}` : ''}`;

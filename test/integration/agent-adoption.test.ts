@@ -146,12 +146,13 @@ describe('agent adoption and autonomy', () => {
     await s.put(intent(s.host, 'keep', SLEEPER));
     await s.put(intent(s.host, 'pair', PAIR));
     await s.put(intent(s.host, 'gone', SLEEPER));
+    await s.put(intent(s.host, 'created', SLEEPER));
     let agent = s.start();
     const before = await waitFor(
-      'three instances running',
+      'four instances running',
       async () => {
         const now = byInstance(await containers(s.host));
-        return Object.keys(now).length === 3 && now[`pair-${LOCATION}-0`]?.length === 2 ? now : undefined;
+        return Object.keys(now).length === 4 && now[`pair-${LOCATION}-0`]?.length === 2 ? now : undefined;
       },
       { timeoutMs: 60_000 },
     );
@@ -184,6 +185,25 @@ describe('agent adoption and autonomy', () => {
     expect(stray.code).toBe(0);
     const sidecar = (await containers(s.host)).find((c) => c.container === 'sidecar');
     await docker(['rm', '-f', sidecar!.id]);
+    // And one container was created but never started: same name, labels and template hash.
+    const keepId = (await containers(s.host)).find((c) => c.instance === `created-${LOCATION}-0`)!.id;
+    const info = JSON.parse((await docker(['inspect', keepId])).stdout)[0] as {
+      Name: string;
+      Config: { Labels: Record<string, string> };
+    };
+    await docker(['rm', '-f', keepId]);
+    const created = await docker([
+      'create',
+      '--name',
+      info.Name.replace(/^\//, ''),
+      '--runtime',
+      'runsc',
+      ...Object.entries(info.Config.Labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
+      BUSYBOX_IMAGE,
+      'sleep',
+      '3600',
+    ]);
+    expect(created.code).toBe(0);
 
     agent = s.start();
     const after = await waitFor(
@@ -191,7 +211,8 @@ describe('agent adoption and autonomy', () => {
       async () => {
         const now = byInstance(await containers(s.host));
         const done =
-          Object.keys(now).sort().join() === [`keep-${LOCATION}-0`, `pair-${LOCATION}-0`].join() &&
+          Object.keys(now).sort().join() ===
+            [`created-${LOCATION}-0`, `keep-${LOCATION}-0`, `pair-${LOCATION}-0`].join() &&
           now[`pair-${LOCATION}-0`]?.length === 2;
         return done ? now : undefined;
       },
@@ -203,7 +224,7 @@ describe('agent adoption and autonomy', () => {
       'report of the adopted instances',
       () => {
         const r = s.lastReport();
-        return r?.instances.length === 2 && r.instances.every((i) => i.phase === 'Running' && i.ready);
+        return r?.instances.length === 3 && r.instances.every((i) => i.phase === 'Running' && i.ready);
       },
       { timeoutMs: 30_000 },
     );

@@ -67,6 +67,7 @@ function reconciler(intents: HostIntent[]): { r: Reconciler; driver: Driver } {
     await r.stop();
     intents.length = 0;
     await r.pass();
+    await r.stop();
   });
   return { r, driver };
 }
