@@ -208,7 +208,7 @@ export class IntentWatcher extends EventEmitter {
           const fresh = new Map<string, DeploymentIntent>();
           for await (const key of await kv.keys(filter)) {
             const e = await kv.get(key);
-            if (!e || e.operation !== 'PUT') continue;
+            if (e?.operation !== 'PUT') continue;
             const intent = this.parse(e.key, e.value);
             if (intent) fresh.set(e.key, intent);
           }

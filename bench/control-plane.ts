@@ -162,7 +162,10 @@ async function main(): Promise<void> {
         for (const i of intent.instances) {
           intentInstances++;
           let m = placed.get(i.host);
-          if (!m) placed.set(i.host, (m = new Map()));
+          if (!m) {
+            m = new Map();
+            placed.set(i.host, m);
+          }
           m.set(i.name, {
             namespace: intent.namespace,
             workload: intent.workload,
