@@ -5,9 +5,10 @@
  */
 import type { Service } from '@nats-io/services';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { GROUP, VERSION } from '../../shared/api/index.js';
 import type { Logger } from '../../shared/log.js';
 import type { Subjects } from '../../shared/nats/subjects.js';
-import type { HostEntry, HostRegistry } from '../hosts/registry.js';
+import type { HostEntry, HostRegistry, HostState } from '../hosts/registry.js';
 import type { IntentStore } from '../intents/store.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { ObjectHandler } from '../kube/informer.js';
@@ -47,7 +48,10 @@ export async function wireFeedAndServices(
   });
   await feed.start();
   w.registry.on('report', (e: HostEntry) => feed.host(e));
-  w.registry.on('state', (e: HostEntry) => feed.host(e));
+  w.registry.on('state', (e: HostEntry, previous: HostState | undefined) => {
+    feed.host(e);
+    recordHostEvent(w.events, e, previous);
+  });
   for (const cache of w.workloads) cache.onChange((o, ev) => feed.workload(o, ev === 'delete'));
   w.instances.onChange((o, ev) => feed.instance(o, ev === 'delete'));
   w.events.addSink((e) => feed.event(e));
@@ -72,4 +76,33 @@ export async function wireFeedAndServices(
       await service?.stop().catch(() => undefined);
     },
   };
+}
+
+/**
+ * A Kubernetes Event on the Host for every state change (`kubectl get events`, and the feed's events):
+ * HostDisconnected, HostLost, HostReady.
+ */
+function recordHostEvent(events: EventRecorder, e: HostEntry, previous: HostState | undefined): void {
+  const host = { apiVersion: `${GROUP}/${VERSION}`, kind: 'Host', metadata: { name: e.report.host } };
+  const silent = Math.round((Date.now() - e.lastSeen) / 1000);
+  // Registration is in the feed only: a coordinator restart re-registers every host, which must not cost
+  // thousands of Kubernetes writes.
+  if (previous === undefined) return;
+  if (e.state === 'Disconnected') {
+    events.record(
+      host,
+      'Warning',
+      'HostDisconnected',
+      `no heartbeat for ${silent} s: its instances are Unknown`,
+    );
+  } else if (e.state === 'Lost') {
+    events.record(
+      host,
+      'Warning',
+      'HostLost',
+      `no heartbeat for ${silent} s: its instances are replaced elsewhere`,
+    );
+  } else {
+    events.record(host, 'Normal', 'HostReady', `heartbeats again after being ${previous.toLowerCase()}`);
+  }
 }

@@ -113,6 +113,18 @@ spec:
     );
     const events = await s.kubectl(['get', 'events', '-n', 'loss', '-o', 'jsonpath={.items[*].reason}']);
     expect(events.stdout).toContain('Rescheduled');
+    const hostEvents = await s.kubectl([
+      'get',
+      'events',
+      '-n',
+      'default',
+      '--field-selector',
+      `involvedObject.name=${victim}`,
+      '-o',
+      'jsonpath={.items[*].reason}',
+    ]);
+    expect(hostEvents.stdout).toContain('HostDisconnected');
+    expect(hostEvents.stdout).toContain('HostLost');
     console.log(
       `host loss: Disconnected after ${disconnectedAfter.toFixed(1)} s, Lost after ${lostAfter.toFixed(1)} s, replacement ready after ${replacedAfter.toFixed(1)} s (lostAfter ${LOST_AFTER_SECONDS} s)`,
     );
