@@ -230,8 +230,34 @@ export class Agent {
     if (this.reportPending) return;
     this.reportPending = setTimeout(() => {
       this.reportPending = undefined;
-      this.report();
+      void this.reportAcknowledged();
     }, 50);
+  }
+
+  /**
+   * A report after instances changed, acknowledged by the coordinator: losing it would hide the change until
+   * the next heartbeat, so it is retried (3 attempts, 1 s apart) until the coordinator answers. Heartbeats
+   * stay fire-and-forget: the next one repeats everything anyway.
+   */
+  private async reportAcknowledged(): Promise<void> {
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      if (!this.nc || this.nc.isClosed() || !this.capacity) return;
+      try {
+        const reply = await this.nc.request(
+          this.subjects.hostReport(this.config.host),
+          encode(this.hostReport()),
+          {
+            timeout: 1000,
+          },
+        );
+        this.published++;
+        if (reply.data.length) this.log.warn({ err: reply.string() }, 'coordinator rejected the host report');
+        return;
+      } catch (err) {
+        this.log.debug({ attempt, err: (err as Error).message }, 'host report not acknowledged');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
   }
 
   /** The host report as it would be published now. */

@@ -70,9 +70,12 @@ export class HostRegistry extends EventEmitter {
             );
           }
           this.accept(report);
+          // Reports sent as requests (after a change of instances) are acknowledged with an empty reply.
+          if (msg.reply) msg.respond();
         } catch (e) {
           this.malformed++;
           this.opts.log.warn({ subject: msg.subject, err: (e as Error).message }, 'rejected host report');
+          if (msg.reply) msg.respond((e as Error).message);
         }
       },
     });

@@ -201,6 +201,7 @@ describe('intents on one nats-server', () => {
     const registry = new HostRegistry({ nc: await client([nats().url]), subjects, log });
     registry.start();
     cleanup(() => registry.stop());
+    await new IntentStore({ nc, subjects, log }).start(); // the bucket exists (this test may run alone)
     const w = watcher(await client([nats().url]), 'loc-bad', tempDir());
     await w.start();
     await until('watcher synced', () => w.synced);
@@ -215,6 +216,14 @@ describe('intents on one nats-server', () => {
     await nc.flush();
     await until('newer report accepted', () => registry.get('h-new'));
     expect(registry.malformed).toBe(3);
+    // Reports sent as requests are acknowledged: empty when accepted, the reason when rejected.
+    const ack = await nc.request(subjects.hostReport('h-ack'), JSON.stringify(report('h-ack')), {
+      timeout: 2000,
+    });
+    expect(ack.data.length).toBe(0);
+    const nack = await nc.request(subjects.hostReport('h-ack'), '{"v":1}', { timeout: 2000 });
+    expect(nack.string()).toMatch(/malformed message: host: /);
+    expect(registry.malformed).toBe(4);
     expect(registry.get('h-bad')).toBeUndefined();
 
     const kv = await new Kvm(nc).open(subjects.intentsBucket);
