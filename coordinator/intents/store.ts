@@ -58,7 +58,24 @@ export class IntentStore {
     });
     for await (const key of await this.kv.keys()) {
       const e = await this.kv.get(key);
-      if (e && e.operation === 'PUT') this.written.set(key, { revision: e.revision, digest: '' });
+      if (e?.operation !== 'PUT') continue;
+      // An intent without secrets is recognised after a restart, so an unchanged one is not rewritten; one with
+      // sealed values is rewritten once (this process seals with a new key).
+      let digest = '';
+      try {
+        const stored = JSON.parse(e.string()) as DeploymentIntent;
+        if (!stored.sealed) {
+          const hosts = [...new Set(stored.instances.map((i) => i.host))].sort();
+          digest = intentDigest(
+            stored,
+            undefined,
+            hosts.map((h) => [h, ''] as const),
+          );
+        }
+      } catch {
+        // Unreadable: it will be overwritten by the next reconcile.
+      }
+      this.written.set(key, { revision: e.revision, digest });
     }
     this.opts.log.info(
       { bucket: this.opts.subjects.intentsBucket, keys: this.written.size },
@@ -84,11 +101,7 @@ export class IntentStore {
     const key = this.opts.subjects.intentKey(intent.location, intent.namespace, intent.workload);
     const hosts = [...new Set(intent.instances.map((i) => i.host))].sort();
     const keys = hosts.map((h) => [h, hasValues(values) ? (this.opts.hostKey?.(h) ?? '') : ''] as const);
-    const digest = createHash('sha256')
-      .update(JSON.stringify({ ...intent, sealed: undefined, sealer: undefined, updatedAt: undefined }))
-      .update(JSON.stringify(hasValues(values) ? values : null))
-      .update(JSON.stringify(keys))
-      .digest('hex');
+    const digest = intentDigest(intent, values, keys);
     const prev = this.written.get(key);
     if (prev && prev.digest === digest) return false;
 
@@ -138,6 +151,19 @@ export class IntentStore {
     await this.kv!.delete(key);
     this.written.delete(key);
   }
+}
+
+/** What decides whether an intent changed: everything but updatedAt and the sealing, plus the clear values and host keys. */
+function intentDigest(
+  intent: DeploymentIntent,
+  values: ResolvedValues | undefined,
+  keys: ReadonlyArray<readonly [string, string]>,
+): string {
+  return createHash('sha256')
+    .update(JSON.stringify({ ...intent, sealed: undefined, sealer: undefined, updatedAt: undefined }))
+    .update(JSON.stringify(hasValues(values) ? values : null))
+    .update(JSON.stringify(keys))
+    .digest('hex');
 }
 
 /** The KV compare-and-set failure (JetStream error 10071 "wrong last sequence", or key exists on create). */

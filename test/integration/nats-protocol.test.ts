@@ -143,6 +143,11 @@ describe('intents on one nats-server', () => {
     const before = a.writes;
     await a.put(intent('loc-cas', 'web', ['h3']));
     expect(a.writes).toBe(before);
+    // Nor by a restarted coordinator that finds it in the bucket.
+    const restarted = new IntentStore({ nc: await client([nats().url]), subjects, log });
+    await restarted.start();
+    expect(await restarted.put(intent('loc-cas', 'web', ['h3']))).toBe(false);
+    expect(await restarted.put(intent('loc-cas', 'web', ['h4']))).toBe(true);
   });
 
   it('an agent sees only its location, and resumes from its revision after a restart (changes and deletions made while it was away)', async () => {
