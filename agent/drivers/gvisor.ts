@@ -23,7 +23,7 @@ import {
   resolveEnv,
   TemplateError,
 } from './template.js';
-import { InstanceVolumes } from './volumes.js';
+import { defaultSecretRoot, InstanceVolumes } from './volumes.js';
 
 /** Reason of a container that was created but never started (its agent died in between): it is replaced. */
 export const CREATED_NOT_STARTED = 'ContainerCreated';
@@ -50,8 +50,10 @@ export interface GvisorDriverOptions {
   runtimeName?: string;
   /** Host address ports are published on (127.0.0.1 in tests and dev). */
   publishAddress?: string;
-  /** Directory holding each instance's emptyDir directories and configMap/secret files. */
+  /** Directory holding each instance's emptyDir directories and configMap files. */
   stateDir: string;
+  /** Directory on a tmpfs for secret files (default /run/edgeplane/<host> or /dev/shm/edgeplane/<host>). */
+  secretDir?: string;
   /** Logger. */
   log: Logger;
 }
@@ -79,7 +81,11 @@ export class GvisorDriver implements Driver {
     this.docker = opts.docker ?? new DockerClient();
     this.runtimeName = opts.runtimeName ?? 'runsc';
     this.publishAddress = opts.publishAddress ?? '0.0.0.0';
-    this.volumes = new InstanceVolumes(this.docker, join(opts.stateDir, 'instances'));
+    this.volumes = new InstanceVolumes(
+      this.docker,
+      join(opts.stateDir, 'instances'),
+      opts.secretDir ?? defaultSecretRoot(opts.host),
+    );
   }
 
   /** dockerd answers, has the runtime registered, and a sandbox of it actually runs a program (x86-64 hosts). */

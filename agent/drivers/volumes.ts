@@ -6,8 +6,8 @@
  * - `persistentVolumeClaim` is a named Docker volume per namespace and claim that outlives every instance on
  *   this host, so a replacement instance finds its data.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join, normalize, resolve } from 'node:path';
+import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { dirname, join, normalize, resolve } from 'node:path';
 import type Docker from 'dockerode';
 import type { InstanceTemplateSpec, Volume, VolumeMount } from '../../shared/api/template.js';
 import type { ResolvedValues } from '../../shared/nats/messages.js';
@@ -62,12 +62,42 @@ function relativeInside(p: string, field: string): string {
   return n;
 }
 
-/** Manages the host side of volumes for instances whose state lives under `root/<namespace>_<name>`. */
+const TMPFS_MAGIC = 0x01021994;
+
+/** Whether `path` (or its nearest existing parent) is on a tmpfs. */
+function onTmpfs(path: string): boolean {
+  for (let p = path; ; p = dirname(p)) {
+    try {
+      return statfsSync(p).type === TMPFS_MAGIC;
+    } catch {
+      if (p === dirname(p)) return false;
+    }
+  }
+}
+
+/**
+ * Where secret files may live: a directory on a tmpfs (like the kubelet's secret volumes), so secret values
+ * never reach a disk. `/run` on systemd hosts, `/dev/shm` otherwise; undefined when neither is a tmpfs.
+ */
+export function defaultSecretRoot(host: string): string | undefined {
+  return ['/run/edgeplane', '/dev/shm/edgeplane'].map((d) => join(d, safe(host))).find((d) => onTmpfs(d));
+}
+
+/**
+ * Manages the host side of volumes for instances whose state lives under `root/<namespace>_<name>`; secret
+ * files live under `secretRoot/<namespace>_<name>`, on a tmpfs.
+ */
 export class InstanceVolumes {
   constructor(
     private readonly docker: Docker,
     private readonly root: string,
+    private readonly secretRoot: string | undefined,
   ) {}
+
+  /** The instance's directory of secret files (on a tmpfs). */
+  secretDirOf(namespace: string, name: string): string | undefined {
+    return this.secretRoot ? join(this.secretRoot, safe(`${namespace}_${name}`)) : undefined;
+  }
 
   /** The instance's own directory (emptyDirs, configMap/secret files). */
   dirOf(namespace: string, name: string): string {
@@ -130,7 +160,15 @@ export class InstanceVolumes {
       if (!files && !optional) {
         throw new TemplateError(`${field}: the files of ${kind} ${source} were not delivered to this host`);
       }
-      const path = join(dir, 'files', v.name);
+      let path = join(dir, 'files', v.name);
+      if (v.secret) {
+        const secretDir = this.secretDirOf(owner.namespace, owner.name);
+        if (!secretDir) {
+          throw new TemplateError(`${field}: this host has no tmpfs for secret files (/run or /dev/shm)`);
+        }
+        mkdirSync(secretDir, { recursive: true, mode: 0o700 });
+        path = join(secretDir, v.name);
+      }
       rmSync(path, { recursive: true, force: true });
       mkdirSync(path, { recursive: true, mode: 0o755 });
       for (const [rel, b64] of Object.entries(files ?? {})) {
@@ -207,6 +245,8 @@ export class InstanceVolumes {
   /** Removes the instance's directories and scratch Docker volumes; claims stay. */
   async remove(owner: VolumeOwner): Promise<void> {
     rmSync(this.dirOf(owner.namespace, owner.name), { recursive: true, force: true });
+    const secretDir = this.secretDirOf(owner.namespace, owner.name);
+    if (secretDir) rmSync(secretDir, { recursive: true, force: true });
     const list = await this.docker.listVolumes({
       filters: {
         label: [

@@ -3,12 +3,14 @@
  * errors for what it cannot run, with nothing half-created left behind.
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { InstanceRequest } from '../../agent/drivers/driver.js';
 import { GvisorDriver } from '../../agent/drivers/gvisor.js';
-import { claimVolumeName } from '../../agent/drivers/volumes.js';
+import { claimVolumeName, defaultSecretRoot } from '../../agent/drivers/volumes.js';
 import { BUSYBOX_IMAGE, docker, ensureImage, HTTPD_CMD, waitFor } from '../../deploy/stack/index.js';
 import { httpGet, sleep } from '../../deploy/stack/proc.js';
 import type { InstanceTemplateSpec } from '../../shared/api/template.js';
@@ -27,14 +29,16 @@ cleanup(async () => {
   const vols = await docker(['volume', 'ls', '-q', '--filter', `label=edgeplane.dev/host=${host}`]);
   const names = vols.stdout.split('\n').filter(Boolean);
   if (names.length) await docker(['volume', 'rm', '-f', ...names]);
+  const secretRoot = defaultSecretRoot(host);
+  if (secretRoot) fs.rmSync(secretRoot, { recursive: true, force: true });
 });
 
-function driver(): GvisorDriver {
+function driver(stateDir = tempDir('edgeplane-agent-state-')): GvisorDriver {
   dockerFixture();
   return new GvisorDriver({
     host,
     publishAddress: '127.0.0.1',
-    stateDir: tempDir('edgeplane-agent-state-'),
+    stateDir,
     log,
   });
 }
@@ -141,7 +145,8 @@ describe('gVisor driver', () => {
   });
 
   it('honours command, args, env with valueFrom, configMap and secret files, readOnly, and limits', async () => {
-    const d = driver();
+    const stateDir = tempDir('edgeplane-agent-state-');
+    const d = driver(stateDir);
     const req = request(
       {
         image: BUSYBOX_IMAGE,
@@ -196,7 +201,19 @@ describe('gVisor driver', () => {
     expect(await inspect(id!, '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}')).toBe(
       `${64 * MiB} 250000000`,
     );
+    // Secret files live on a tmpfs, never in the state directory on disk.
+    const secretRoot = defaultSecretRoot(host);
+    expect(secretRoot).toBeDefined();
+    expect(fs.statfsSync(secretRoot!).type).toBe(0x01021994);
+    const onDisk = (dir: string): string[] =>
+      fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+        const p = path.join(dir, e.name);
+        return e.isDirectory() ? onDisk(p) : [fs.readFileSync(p, 'utf8')];
+      });
+    expect(onDisk(stateDir).some((c) => c.includes('postgres://db/app'))).toBe(false);
+    expect(onDisk(secretRoot!).some((c) => c.includes('postgres://db/app'))).toBe(true);
     await d.destroy(req.namespace, req.name);
+    expect(onDisk(secretRoot!).some((c) => c.includes('postgres://db/app'))).toBe(false);
     const vols = await docker(['volume', 'ls', '-q', '--filter', `label=edgeplane.dev/instance=${req.name}`]);
     expect(vols.stdout.trim()).toBe('');
   });
