@@ -141,7 +141,8 @@ export class Agent {
     });
     this.reconciler = new Reconciler({
       host: this.config.host,
-      drivers: () => this.host?.workingDrivers() ?? {},
+      drivers: this.drivers,
+      usable: () => this.host?.runtimes ?? [],
       intents: () => this.intents?.all() ?? [],
       synced: () => this.intents?.synced ?? false,
       malformed: () => this.intents?.malformedIntents() ?? [],

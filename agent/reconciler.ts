@@ -21,8 +21,10 @@ export type HostIntent = DeploymentIntent & { values?: ResolvedValues };
 export interface ReconcilerOptions {
   /** This host. */
   host: string;
-  /** Drivers by runtime, or a function giving the ones that work now (runtimes come and go with their probes). */
-  drivers: Partial<Record<Runtime, Driver>> | (() => Partial<Record<Runtime, Driver>>);
+  /** Every driver of the agent, by runtime: all of them are observed, working or not. */
+  drivers: Partial<Record<Runtime, Driver>>;
+  /** Runtimes whose probe passes now; only they start instances (default: every driver). */
+  usable?: () => Runtime[];
   /** Current intents of the location, with this host's unsealed values. */
   intents: () => HostIntent[];
   /** Whether the intents are known (from NATS or disk). */
@@ -64,7 +66,18 @@ export class Reconciler extends EventEmitter {
   }
 
   private drivers(): Partial<Record<Runtime, Driver>> {
-    return typeof this.opts.drivers === 'function' ? this.opts.drivers() : this.opts.drivers;
+    return this.opts.drivers;
+  }
+
+  /** The runtime an instance runs on, or an error naming the image when its kind is unknown. */
+  private runtimeOf(req: InstanceRequest): Runtime {
+    const image = req.template.image;
+    if (image?.startsWith('projects/') && !isVmImage(image)) {
+      throw new TemplateError(
+        `template.spec.image: unknown image kind "${image}"; a VM image is projects/<project>/global/images/<name>`,
+      );
+    }
+    return image && isVmImage(image) ? 'vm' : 'gvisor';
   }
 
   /** Instances this host must run, from the intents. */
@@ -130,31 +143,43 @@ export class Reconciler extends EventEmitter {
   }
 
   private driverFor(req: InstanceRequest): Driver {
-    const image = req.template.image;
-    if (image?.startsWith('projects/') && !isVmImage(image)) {
-      throw new TemplateError(
-        `template.spec.image: unknown image kind "${image}"; a VM image is projects/<project>/global/images/<name>`,
-      );
-    }
-    const runtime: Runtime = image && isVmImage(image) ? 'vm' : 'gvisor';
+    const runtime = this.runtimeOf(req);
     const driver = this.drivers()[runtime];
-    if (!driver) throw new Error(`this host does not offer the ${runtime} runtime`);
+    const usable = this.opts.usable?.() ?? (Object.keys(this.drivers()) as Runtime[]);
+    if (!driver || !usable.includes(runtime))
+      throw new Error(`this host does not offer the ${runtime} runtime now`);
     return driver;
   }
 
   /** One pass: observe, then converge. */
   async pass(): Promise<void> {
     const actual = new Map<string, { state: InstanceState; driver: Driver }>();
-    for (const driver of Object.values(this.drivers())) {
-      for (const state of await driver.recover())
-        actual.set(key(state.namespace, state.name), { state, driver });
+    // A runtime that cannot be observed (dockerd down) is left alone: nothing of it is started, removed or
+    // reported changed until it answers again.
+    const unobserved = new Map<Runtime, string>();
+    for (const [runtime, driver] of Object.entries(this.drivers()) as Array<[Runtime, Driver]>) {
+      try {
+        for (const state of await driver.recover())
+          actual.set(key(state.namespace, state.name), { state, driver });
+      } catch (err) {
+        unobserved.set(runtime, (err as Error).message);
+      }
     }
+    if (unobserved.size)
+      this.opts.log.warn({ unobserved: Object.fromEntries(unobserved) }, 'runtimes not observable');
     const desired = new Map(this.desired().map((r) => [key(r.namespace, r.name), r]));
     this.desiredByKey = desired;
     const next = new Map<string, InstanceState>();
 
     for (const [k, req] of desired) {
       const have = actual.get(k);
+      const runtime = this.tryRuntimeOf(req);
+      const blind = runtime ? unobserved.get(runtime) : undefined;
+      if (blind !== undefined) {
+        const last = this.states.get(k) ?? { ...this.pendingState(req), phase: 'Unknown' as const };
+        next.set(k, { ...last, message: `the ${runtime} runtime cannot be observed: ${blind}` });
+        continue;
+      }
       if (this.inflight.has(k)) {
         next.set(k, this.states.get(k) ?? { ...this.pendingState(req), phase: 'Starting' });
         continue;
@@ -252,6 +277,14 @@ export class Reconciler extends EventEmitter {
       if (state && driver) live.push({ req, state, driver });
     }
     this.probes.sync(live);
+  }
+
+  private tryRuntimeOf(req: InstanceRequest): Runtime | undefined {
+    try {
+      return this.runtimeOf(req);
+    } catch {
+      return undefined;
+    }
   }
 
   private tryDriverFor(req: InstanceRequest): Driver | undefined {

@@ -50,11 +50,6 @@ export class HostMonitor extends EventEmitter {
     super();
   }
 
-  /** Drivers of the runtimes that work now. */
-  workingDrivers(): Partial<Record<Runtime, Driver>> {
-    return Object.fromEntries(this.runtimes.map((r) => [r, this.opts.drivers[r]]));
-  }
-
   /** Labels derived from the host: architecture and OS, as Kubernetes nodes carry them. */
   labels(): Record<string, string> {
     return { 'kubernetes.io/arch': kubeArch(process.arch), 'kubernetes.io/os': process.platform };

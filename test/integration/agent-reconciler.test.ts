@@ -4,6 +4,7 @@
  */
 import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { Docker } from '../../agent/drivers/docker.js';
 import type { Driver } from '../../agent/drivers/driver.js';
 import { GvisorDriver } from '../../agent/drivers/gvisor.js';
 import { type HostIntent, Reconciler } from '../../agent/reconciler.js';
@@ -165,5 +166,27 @@ describe('agent reconciler', () => {
     );
     const ps = await docker(['ps', '-aq', '--filter', `label=edgeplane.dev/host=${host}`]);
     expect(ps.stdout.split('\n').filter(Boolean)).toHaveLength(1);
+  });
+
+  it('leaves instances of a runtime it cannot observe alone and says why', async () => {
+    dockerFixture();
+    const intents = [intent('blind', { image: BUSYBOX_IMAGE, command: ['sleep', '3600'] })];
+    const broken = new GvisorDriver({
+      host,
+      docker: new Docker({ socketPath: '/nonexistent/docker.sock' }),
+      stateDir: tempDir('edgeplane-agent-state-'),
+      log,
+    });
+    const r = new Reconciler({
+      host,
+      drivers: { gvisor: broken },
+      intents: () => intents,
+      synced: () => true,
+      log,
+    });
+    await r.pass();
+    expect(stateOf(r, 'blind')).toMatchObject({ phase: 'Unknown', ready: false });
+    expect(stateOf(r, 'blind')?.message).toMatch(/the gvisor runtime cannot be observed: .*nonexistent/);
+    await r.stop();
   });
 });
