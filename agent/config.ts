@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { formatIssues } from '../shared/nats/messages.js';
 import { parseCpuMillis, parseMemoryBytes } from '../shared/resources.js';
 import type { AgentConfig } from './agent.js';
+import { loadCatalog } from './images/catalog.js';
 
 /** The file/flag/environment form, before defaults. */
 export const AgentSettings = z
@@ -90,6 +91,8 @@ export function loadAgentConfig(
   const parsed = AgentSettings.safeParse(merged);
   if (!parsed.success) throw new Error(`invalid agent configuration: ${formatIssues(parsed.error)}`);
   const s = parsed.data;
+  // A catalog that does not load is a configuration error now, not a VM failure later.
+  if (s.imageCatalog) loadCatalog(s.imageCatalog);
   const host = s.host ?? hostname().toLowerCase();
   const labels: Record<string, string> = { ...(s.labels ?? {}) };
   if (s.provider) labels.provider = s.provider;

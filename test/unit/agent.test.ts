@@ -165,6 +165,18 @@ describe('agent configuration', () => {
     });
     fs.rmSync(dir, { recursive: true, force: true });
   });
+  it('refuses an image catalog that does not load, naming the field', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edgeplane-agent-config-'));
+    const file = path.join(dir, 'catalog.yaml');
+    fs.writeFileSync(
+      file,
+      'images:\n  projects/p/global/images/x:\n    kernel: { url: http://127.0.0.1/k, sha256: nope }\n',
+    );
+    expect(() => loadAgentConfig({ location: 'ok', imageCatalog: file }, {})).toThrow(
+      /image catalog .*catalog\.yaml: images\.projects\/p\/global\/images\/x\.kernel\.sha256: 64 lower-case hex digits/,
+    );
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
   it('names the bad setting', () => {
     expect(() => loadAgentConfig({ location: 'Bad_Location' }, {})).toThrow(
       /invalid agent configuration: location: a DNS label/,
