@@ -141,9 +141,11 @@ describe('agent configuration', () => {
   it('takes flags over environment over file, with labels, capacity overrides and VM settings', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edgeplane-agent-config-'));
     const file = path.join(dir, 'agent.yaml');
+    const catalog = path.join(dir, 'catalog.yaml');
+    fs.writeFileSync(catalog, 'images: {}\n');
     fs.writeFileSync(
       file,
-      'location: from-file\nregion: r1\nzone: z-file\ncpu: "4"\nimageCatalog: /etc/edge/catalog.yaml\n',
+      `location: from-file\nregion: r1\nzone: z-file\ncpu: "4"\nimageCatalog: ${catalog}\n`,
     );
     const c = loadAgentConfig(
       { config: file, zone: 'z-flag', memory: '8Gi', host: 'h1' },
@@ -152,7 +154,7 @@ describe('agent configuration', () => {
     expect(c).toMatchObject({
       host: 'h1',
       location: 'from-file',
-      imageCatalog: '/etc/edge/catalog.yaml',
+      imageCatalog: catalog,
       vmAccel: 'tcg',
       allocatableOverride: { cpuMillis: 4000, memoryBytes: 8 * 1024 * MiB },
       labels: {
