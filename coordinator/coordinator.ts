@@ -146,6 +146,9 @@ export class Coordinator {
       warmupMs: this.config.lostAfterMs,
     });
     this.controller = controller;
+    // No pass before every cache has synced: a pass that saw Workloads but not yet their Instances would
+    // place them afresh and withdraw what runs (a restarted or newly elected coordinator must change nothing).
+    controller.queue.hold();
     const networkStatus = new NetworkStatusWriter({
       client,
       log: log.child({ part: 'networks' }),
@@ -228,6 +231,7 @@ export class Coordinator {
     const caches = [...workloads.values(), instances, deployments, secrets, configMaps, networks];
     this.caches = caches;
     await Promise.all(caches.map((c) => c.start()));
+    controller.queue.release();
     controller.enqueueAll();
     log.info({ nats: this.config.natsServers, groups: WORKLOAD_GROUPS }, 'coordinator started');
   }

@@ -26,6 +26,8 @@ export class WorkQueue {
   private due = new Map<string, number>();
   private active = 0;
   private stopped = false;
+  /** While held, keys queue up but no pass runs (until the caches a handler reads have synced). */
+  private held = false;
   private idleWaiters: Array<() => void> = [];
 
   constructor(
@@ -74,7 +76,19 @@ export class WorkQueue {
     );
   }
 
+  /** Queues keys without processing them until {@link release}. */
+  hold(): void {
+    this.held = true;
+  }
+
+  /** Starts processing what was queued while held. */
+  release(): void {
+    this.held = false;
+    this.pump();
+  }
+
   private pump(): void {
+    if (this.held) return;
     const workers = this.opts.workers ?? 4;
     while (this.active < workers && this.queue.length) {
       const key = this.queue.shift()!;

@@ -395,18 +395,19 @@ export class WorkloadController {
     });
     await this.publishIntents(wl, plan, target, instanceLabels);
 
-    // Status: Instances first, then the Workload.
+    // Status: Instances first (surge instances before the ones they stand in for, so that a reader never sees
+    // the replaced ones not ready before their stand-ins ready), then the Workload.
     const observed: ObservedInstance[] = [];
+    for (const obj of surging) {
+      const o = this.observe(namespace, obj.metadata.name, obj.spec.location, obj.spec.host, hash);
+      observed.push(o);
+      await this.writeInstanceStatus(obj, o, now);
+    }
     for (const p of current) {
       const o = this.observe(namespace, p.name, p.location, p.host, target.get(p.location)?.hash ?? hash);
       observed.push(o);
       const obj = byName.get(p.name);
       if (obj) await this.writeInstanceStatus(obj, o, now);
-    }
-    for (const obj of surging) {
-      const o = this.observe(namespace, obj.metadata.name, obj.spec.location, obj.spec.host, hash);
-      observed.push(o);
-      await this.writeInstanceStatus(obj, o, now);
     }
     for (const [location, dep] of deployments) {
       const here = observed.filter((o) => o.location === location);

@@ -23,7 +23,8 @@ export type LabelSelectorRequirement = z.infer<typeof LabelSelectorRequirement>;
 export const LabelSelector = z
   .object({
     matchLabels: z
-      .record(z.string(), z.string())
+      .record(z.string().max(317), z.string().max(63))
+      .meta({ maxProperties: 64 })
       .optional()
       .describe('Labels that must all be present with exactly these values.'),
     matchExpressions: z
@@ -82,7 +83,11 @@ export type IntOrPercent = z.infer<typeof IntOrPercent>;
 /** Object metadata that a template carries onto every instance made from it. */
 export const TemplateMetadata = z
   .object({
-    labels: z.record(z.string(), z.string()).optional().describe('Labels given to every instance.'),
+    labels: z
+      .record(z.string().max(317), z.string().max(63))
+      .meta({ maxProperties: 64 })
+      .optional()
+      .describe('Labels given to every instance.'),
     annotations: z.record(z.string(), z.string()).optional().describe('Annotations given to every instance.'),
   })
   .describe('Labels and annotations for the instances made from the template.');

@@ -43,6 +43,15 @@ export const WorkloadSpec = z
       .optional()
       .describe('Provider-specific configuration, passed through unchanged.'),
   })
+  .meta({
+    'x-kubernetes-validations': [
+      {
+        rule: '!has(self.selector) || !has(self.selector.matchLabels) || self.selector.matchLabels.all(k, has(self.template.metadata) && has(self.template.metadata.labels) && k in self.template.metadata.labels && self.template.metadata.labels[k] == self.selector.matchLabels[k])',
+        message: 'selector.matchLabels must match template.metadata.labels',
+        fieldPath: '.selector',
+      },
+    ],
+  })
   .describe('The desired state of the Workload.');
 export type WorkloadSpec = z.infer<typeof WorkloadSpec>;
 

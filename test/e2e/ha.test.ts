@@ -10,6 +10,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEV_LOCATIONS, startAgent, startCoordinator } from '../../deploy/stack/edgeplane.js';
 import {
+  docker,
   ensureDocker,
   ensureImage,
   HTTPD_CMD,
@@ -27,6 +28,13 @@ const LEASE_SECONDS = 4;
 let kube: KubeApiHandle;
 let coordinators: Proc[] = [];
 let dir = '';
+let host = '';
+
+/** IDs of the running containers of the agent's host. */
+async function containers(): Promise<string[]> {
+  const r = await docker(['ps', '-q', '--filter', `label=edgeplane.dev/host=${host}`]);
+  return r.stdout.split('\n').filter(Boolean).sort();
+}
 
 async function k(args: string[], input?: string): Promise<string> {
   const r = await kubectl(kube.kubeconfigPath, args, input === undefined ? {} : { input });
@@ -84,7 +92,7 @@ beforeAll(async () => {
     cleanup(() => c.stop());
   }
   const l = DEV_LOCATIONS[0];
-  const host = `ha-${crypto.randomBytes(3).toString('hex')}`;
+  host = `ha-${crypto.randomBytes(3).toString('hex')}`;
   const agent = startAgent({
     dir: path.join(dir, 'agent'),
     host,
@@ -132,6 +140,8 @@ spec:
 
   it('the standby takes over when the leader dies, and acts', async () => {
     const [leader, standby] = coordinators as [Proc, Proc];
+    const running = await containers();
+    expect(running).toHaveLength(1);
     await leader.kill(); // no release: the standby must wait for the Lease to expire
     const killedAt = Date.now();
     const next = await waitFor('a new Lease holder', async () => {
@@ -153,6 +163,8 @@ spec:
       '-o',
       'jsonpath={.items[*].metadata.uid}',
     ]);
+    // Taking over changed nothing that was right: the same container still runs.
+    expect(await containers()).toEqual(running);
     await k(['scale', 'workload', 'ha', '--replicas=2']);
     await waitFor('ha scaled', async () =>
       (await k(['get', 'workload', 'ha', '-o', 'jsonpath={.status.readyReplicas}'])) === '2'

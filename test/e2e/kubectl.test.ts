@@ -174,6 +174,12 @@ ${spec}`;
       'less than or equal to 65535',
     ],
     [
+      'a selector that does not match the template labels',
+      '  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: api}}\n    spec:\n      image: x',
+      'spec.selector',
+      'selector.matchLabels must match template.metadata.labels',
+    ],
+    [
       'a bad maxUnavailable',
       '  strategy: {rollingUpdate: {maxUnavailable: lots}}\n  template:\n    spec:\n      image: x',
       'spec.strategy.rollingUpdate.maxUnavailable',
@@ -544,6 +550,7 @@ describe('the kubectl workflows of the docs, on web-app', { timeout: 300_000 }, 
     let fewestReady = Number.POSITIVE_INFINITY;
     let mostInstances = 0;
     let mixed = false;
+    const trace: string[] = [];
     const deadline = Date.now() + 240_000;
     for (;;) {
       const items = JSON.parse(
@@ -556,6 +563,9 @@ describe('the kubectl workflows of the docs, on web-app', { timeout: 300_000 }, 
         (await s.kubectl(['get', 'workload', 'web-app', '-o', 'jsonpath={.status}'])).stdout,
       );
       fewestReady = Math.min(fewestReady, items.filter((i) => i.status?.ready).length, status.readyReplicas);
+      trace.push(
+        `${status.readyReplicas}/${status.replicas} ${items.map((i) => `${(i as { metadata?: { name: string } }).metadata?.name}:${i.spec.templateHash.slice(0, 4)}:${i.status?.ready ? 'R' : '-'}`).join(' ')}`,
+      );
       mostInstances = Math.max(mostInstances, items.length);
       if (new Set(items.map((i) => i.spec.templateHash)).size > 1) mixed = true;
       const generation = Number(
@@ -573,7 +583,7 @@ describe('the kubectl workflows of the docs, on web-app', { timeout: 300_000 }, 
       if (Date.now() > deadline) throw new Error(`rollout did not finish: ${JSON.stringify(status)}`);
       await sleep(200);
     }
-    expect(fewestReady).toBeGreaterThanOrEqual(3);
+    expect(fewestReady, trace.join('\n')).toBeGreaterThanOrEqual(3);
     expect(mostInstances).toBe(4); // one surge instance at a time (maxSurge 1)
     expect(mixed).toBe(true); // not everything at once
     const images = await Promise.all(
