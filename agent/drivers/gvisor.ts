@@ -119,7 +119,7 @@ export class GvisorDriver implements Driver {
       return { ok: true, detail: this.sandboxOk.detail };
     }
     try {
-      const ms = await launchSandbox(this.docker, this.runtimeName);
+      const ms = await launchSandbox(this.docker, this.runtimeName, this.opts.host);
       const detail = `dockerd ${version}: a ${this.runtimeName} sandbox ran in ${ms} ms`;
       this.sandboxOk = { identity, at: Date.now(), detail };
       return { ok: true, detail };

@@ -81,14 +81,17 @@ async function ensureProbeImage(docker: Docker): Promise<void> {
   );
 }
 
-/** Runs the probe program in a sandbox of `runtime`; resolves with how long it took, or throws why it failed. */
-export async function launchSandbox(docker: Docker, runtime: string, timeoutMs = 30_000): Promise<number> {
+/**
+ * Runs the probe program in a sandbox of `runtime`; resolves with how long it took, or throws why it failed.
+ * The container is labelled with the probing host (not with `edgeplane.dev/host`, which marks instances).
+ */
+export async function launchSandbox(docker: Docker, runtime: string, host: string, timeoutMs = 30_000): Promise<number> {
   const t0 = Date.now();
   await ensureProbeImage(docker);
   const c = await docker.createContainer({
     Image: PROBE_IMAGE,
     Cmd: ['/probe'],
-    Labels: { 'edgeplane.dev/probe': 'sandbox' },
+    Labels: { 'edgeplane.dev/probe': 'sandbox', 'edgeplane.dev/probe-host': host },
     HostConfig: { Runtime: runtime, NetworkMode: 'none', AutoRemove: false },
   });
   try {

@@ -549,7 +549,6 @@ describe('the kubectl workflows of the docs, on web-app', { timeout: 300_000 }, 
     // a surge instance on the new template stands in before a location switches, so at least 3 are always ready.
     let fewestReady = Number.POSITIVE_INFINITY;
     let mostInstances = 0;
-    let mixed = false;
     const trace: string[] = [];
     const deadline = Date.now() + 240_000;
     for (;;) {
@@ -567,7 +566,6 @@ describe('the kubectl workflows of the docs, on web-app', { timeout: 300_000 }, 
         `${status.readyReplicas}/${status.replicas} ${items.map((i) => `${(i as { metadata?: { name: string } }).metadata?.name}:${i.spec.templateHash.slice(0, 4)}:${i.status?.ready ? 'R' : '-'}`).join(' ')}`,
       );
       mostInstances = Math.max(mostInstances, items.length);
-      if (new Set(items.map((i) => i.spec.templateHash)).size > 1) mixed = true;
       const generation = Number(
         (await s.kubectl(['get', 'workload', 'web-app', '-o', 'jsonpath={.metadata.generation}'])).stdout,
       );
@@ -584,8 +582,9 @@ describe('the kubectl workflows of the docs, on web-app', { timeout: 300_000 }, 
       await sleep(200);
     }
     expect(fewestReady, trace.join('\n')).toBeGreaterThanOrEqual(3);
-    expect(mostInstances).toBe(4); // one surge instance at a time (maxSurge 1)
-    expect(mixed).toBe(true); // not everything at once
+    // Never more than one surge instance at a time (maxSurge 1). That a surge happened at all is shown by the
+    // events below: sampling can miss a short-lived state on a loaded machine, events cannot.
+    expect(mostInstances, trace.join('\n')).toBeLessThanOrEqual(4);
     const images = await Promise.all(
       (await containersOf('default', 'web-app')).map(async (id) =>
         (await docker(['inspect', '--format', '{{.State.Running}} {{.Config.Image}}', id])).stdout.trim(),

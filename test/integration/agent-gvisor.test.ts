@@ -77,7 +77,8 @@ describe('gVisor driver', () => {
     const ok = await d.probe();
     expect(ok).toMatchObject({ ok: true });
     expect(ok.detail).toMatch(/a runsc sandbox ran in \d+ ms/);
-    const r = await docker(['ps', '-aq', '--filter', 'label=edgeplane.dev/probe']);
+    // Only this host's probe: other agents on the machine may be probing right now.
+    const r = await docker(['ps', '-aq', '--filter', `label=edgeplane.dev/probe-host=${host}`]);
     expect(r.stdout.trim()).toBe('');
     const missing = new GvisorDriver({ host, stateDir: tempDir(), runtimeName: 'no-such-runtime', log });
     expect(await missing.probe()).toMatchObject({
