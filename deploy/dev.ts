@@ -6,8 +6,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { EXAMPLE_IMAGES } from '../examples/images.js';
-import { ensureDocker, ensureImage, kubectl, removeContainersByLabel, startKubeApi, startNatsServer, stopPidFilesIn } from './stack/index.js';
 import { DEV_LOCATIONS, startAgent, startCoordinator } from './stack/edgeplane.js';
+import {
+  ensureDocker,
+  ensureImage,
+  kubectl,
+  removeContainersByLabel,
+  startKubeApi,
+  startNatsServer,
+  stopPidFilesIn,
+} from './stack/index.js';
 import { pidAlive, REPO_DIR, sleep } from './stack/proc.js';
 
 const DIR = path.join(REPO_DIR, '.edge/dev');
@@ -17,7 +25,10 @@ const say = (s: string) => console.log(`[dev] ${s}`);
 
 function running(): boolean {
   if (!fs.existsSync(DIR)) return false;
-  const pids = fs.readdirSync(DIR, { recursive: true }).map(String).filter((f) => f.endsWith('.pid'));
+  const pids = fs
+    .readdirSync(DIR, { recursive: true })
+    .map(String)
+    .filter((f) => f.endsWith('.pid'));
   return pids.length > 0 && pids.every((f) => pidAlive(Number(fs.readFileSync(path.join(DIR, f), 'utf8'))));
 }
 
@@ -34,10 +45,19 @@ async function up(): Promise<void> {
     say('nats-server with JetStream');
     const nats = await startNatsServer({ dir: path.join(DIR, 'nats'), jetstream: true, detached: true });
     say('etcd + kube-apiserver with the CRDs');
-    const kube = await startKubeApi({ dir: path.join(DIR, 'kube'), crdDir: path.join(REPO_DIR, 'deploy/crds'), detached: true });
+    const kube = await startKubeApi({
+      dir: path.join(DIR, 'kube'),
+      crdDir: path.join(REPO_DIR, 'deploy/crds'),
+      detached: true,
+    });
     fs.copyFileSync(kube.kubeconfigPath, KUBECONFIG);
     say('edge-coordinator');
-    startCoordinator({ dir: path.join(DIR, 'coordinator'), kubeconfig: KUBECONFIG, nats: [nats.url], detached: true });
+    startCoordinator({
+      dir: path.join(DIR, 'coordinator'),
+      kubeconfig: KUBECONFIG,
+      nats: [nats.url],
+      detached: true,
+    });
     for (const l of DEV_LOCATIONS) {
       say(`edge-agent for ${l.location}`);
       startAgent({
@@ -68,10 +88,18 @@ async function up(): Promise<void> {
   say('waiting for web-app to be READY 3');
   const deadline = Date.now() + 300_000;
   for (;;) {
-    const r = await kubectl(KUBECONFIG, ['get', 'workload', 'web-app', '-o', 'jsonpath={.status.readyReplicas}']);
+    const r = await kubectl(KUBECONFIG, [
+      'get',
+      'workload',
+      'web-app',
+      '-o',
+      'jsonpath={.status.readyReplicas}',
+    ]);
     if (r.stdout.trim() === '3') break;
     if (Date.now() > deadline) {
-      throw new Error(`web-app not ready after 300 s; see ${DIR}/coordinator/coordinator.log and ${DIR}/agents/*/`);
+      throw new Error(
+        `web-app not ready after 300 s; see ${DIR}/coordinator/coordinator.log and ${DIR}/agents/*/`,
+      );
     }
     await sleep(1000);
   }
@@ -95,15 +123,26 @@ async function up(): Promise<void> {
 async function down(quiet = false): Promise<void> {
   if (fs.existsSync(KUBECONFIG) && running()) {
     say('deleting every Workload (instances are stopped by their agents)');
-    await kubectl(KUBECONFIG, ['delete', 'workloads.compute.datumapis.com,workloads.compute.miloapis.com,workloads.workload.datum.net', '--all', '-A', '--timeout=60s'], {
-      timeoutMs: 90_000,
-    });
+    await kubectl(
+      KUBECONFIG,
+      [
+        'delete',
+        'workloads.compute.datumapis.com,workloads.compute.miloapis.com,workloads.workload.datum.net',
+        '--all',
+        '-A',
+        '--timeout=60s',
+      ],
+      {
+        timeoutMs: 90_000,
+      },
+    );
   }
   const stopped = await stopPidFilesIn(path.join(DIR, 'agents'), 10_000);
   for (const d of fs.existsSync(path.join(DIR, 'agents')) ? fs.readdirSync(path.join(DIR, 'agents')) : []) {
     stopped.push(...(await stopPidFilesIn(path.join(DIR, 'agents', d), 10_000)));
   }
-  for (const part of ['coordinator', 'kube', 'nats']) stopped.push(...(await stopPidFilesIn(path.join(DIR, part), 15_000)));
+  for (const part of ['coordinator', 'kube', 'nats'])
+    stopped.push(...(await stopPidFilesIn(path.join(DIR, part), 15_000)));
   const removed: string[] = [];
   for (const l of DEV_LOCATIONS) {
     removed.push(...(await removeContainersByLabel(`edgeplane.dev/host=dev-${l.location}`).catch(() => [])));

@@ -1,5 +1,5 @@
 /** Logging for every Edgeplane process: pino JSON lines, pretty-printed when stdout is a terminal. */
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 export type { Logger } from 'pino';
 

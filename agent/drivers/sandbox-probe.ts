@@ -85,7 +85,12 @@ async function ensureProbeImage(docker: Docker): Promise<void> {
  * Runs the probe program in a sandbox of `runtime`; resolves with how long it took, or throws why it failed.
  * The container is labelled with the probing host (not with `edgeplane.dev/host`, which marks instances).
  */
-export async function launchSandbox(docker: Docker, runtime: string, host: string, timeoutMs = 30_000): Promise<number> {
+export async function launchSandbox(
+  docker: Docker,
+  runtime: string,
+  host: string,
+  timeoutMs = 30_000,
+): Promise<number> {
   const t0 = Date.now();
   await ensureProbeImage(docker);
   const c = await docker.createContainer({

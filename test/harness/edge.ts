@@ -33,9 +33,17 @@ export interface EdgeStack {
   /** Host names, one per location, in DEV_LOCATIONS order. */
   hosts: string[];
   /** Runs kubectl against the stack; throws with stderr when it fails unless `allowFail`. */
-  kubectl(args: string[], opts?: { input?: string; allowFail?: boolean; timeoutMs?: number }): Promise<KubectlResult>;
+  kubectl(
+    args: string[],
+    opts?: { input?: string; allowFail?: boolean; timeoutMs?: number },
+  ): Promise<KubectlResult>;
   /** Polls `jsonpath` of an object until `accept` says yes (default timeout 120 s). */
-  waitForJsonPath(resource: string, jsonpath: string, accept: (value: string) => boolean, timeoutMs?: number): Promise<string>;
+  waitForJsonPath(
+    resource: string,
+    jsonpath: string,
+    accept: (value: string) => boolean,
+    timeoutMs?: number,
+  ): Promise<string>;
 }
 
 /** Starts the stack in beforeAll; everything (processes, containers, temp dirs) is removed after the file. */
@@ -66,7 +74,14 @@ export function useEdgeStack(opts: { lostAfterSeconds?: number } = {}): Lazy<Edg
       hosts.push(host);
       agents.set(
         host,
-        startAgent({ dir: path.join(dir, 'agents', host), host, ...l, nats: [nats.url], cpu: '64', memory: '256Gi' }),
+        startAgent({
+          dir: path.join(dir, 'agents', host),
+          host,
+          ...l,
+          nats: [nats.url],
+          cpu: '64',
+          memory: '256Gi',
+        }),
       );
       cleanup(async () => {
         await agents.get(host)?.stop();
@@ -75,23 +90,39 @@ export function useEdgeStack(opts: { lostAfterSeconds?: number } = {}): Lazy<Edg
     }
     const k = async (args: string[], o: { input?: string; allowFail?: boolean; timeoutMs?: number } = {}) => {
       const r = await kubectl(kube.kubeconfigPath, args, o);
-      if (r.code !== 0 && !o.allowFail) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
+      if (r.code !== 0 && !o.allowFail)
+        throw new Error(`kubectl ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
       return r;
     };
-    const waitForJsonPath = async (resource: string, jsonpath: string, accept: (v: string) => boolean, timeoutMs = 120_000) => {
+    const waitForJsonPath = async (
+      resource: string,
+      jsonpath: string,
+      accept: (v: string) => boolean,
+      timeoutMs = 120_000,
+    ) => {
       const deadline = Date.now() + timeoutMs;
       let last = '';
       for (;;) {
-        const r = await kubectl(kube.kubeconfigPath, ['get', ...resource.split(' '), '-o', `jsonpath=${jsonpath}`]);
+        const r = await kubectl(kube.kubeconfigPath, [
+          'get',
+          ...resource.split(' '),
+          '-o',
+          `jsonpath=${jsonpath}`,
+        ]);
         last = r.code === 0 ? r.stdout : `(error) ${r.stderr}`;
         if (r.code === 0 && accept(r.stdout)) return r.stdout;
-        if (Date.now() > deadline) throw new Error(`timed out waiting on ${resource} ${jsonpath}; last: ${last}`);
+        if (Date.now() > deadline)
+          throw new Error(`timed out waiting on ${resource} ${jsonpath}; last: ${last}`);
         await new Promise((res) => setTimeout(res, 500));
       }
     };
     stack = { nats, kube, coordinator, agents, hosts, kubectl: k, waitForJsonPath };
     // Every host registered before any test places anything.
-    await waitForJsonPath('hosts', '{.items[*].status.state}', (v) => v.split(' ').filter((s) => s === 'Ready').length >= hosts.length);
+    await waitForJsonPath(
+      'hosts',
+      '{.items[*].status.state}',
+      (v) => v.split(' ').filter((s) => s === 'Ready').length >= hosts.length,
+    );
   }, 600_000);
   return () => {
     if (!stack) throw new Error('useEdgeStack() is not started (use it inside tests)');

@@ -25,7 +25,12 @@ describe('generated files', () => {
     const v = crd.spec.versions[0];
     expect(v.subresources.scale.specReplicasPath).toBe('.spec.replicas');
     expect(v.subresources.status).toEqual({});
-    expect(v.additionalPrinterColumns.map((c: { name: string }) => c.name)).toEqual(['Replicas', 'Ready', 'Phase', 'Age']);
+    expect(v.additionalPrinterColumns.map((c: { name: string }) => c.name)).toEqual([
+      'Replicas',
+      'Ready',
+      'Phase',
+      'Age',
+    ]);
   });
 
   it('describes every field (kubectl explain needs it)', () => {
