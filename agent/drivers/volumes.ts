@@ -147,6 +147,12 @@ export class InstanceVolumes {
       return { type: 'volume', name, readOnly: false, memory: true };
     }
     if (v.emptyDir) {
+      if (v.emptyDir.sizeLimit !== undefined) {
+        // A plain directory has no quota to enforce it with; saying so beats silently ignoring the limit.
+        throw new TemplateError(
+          `${field}: emptyDir.sizeLimit needs medium: Memory on this host (a disk-backed emptyDir cannot be limited)`,
+        );
+      }
       const path = join(dir, 'empty-dir', v.name);
       mkdirSync(path, { recursive: true, mode: 0o777 });
       return { type: 'bind', path, readOnly: false };

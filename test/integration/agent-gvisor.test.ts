@@ -346,6 +346,10 @@ describe('gVisor driver', () => {
         }),
         /networkInterfaces\[0\]\.ipAddress: static addresses are not supported/,
       ],
+      [
+        request({ image: BUSYBOX_IMAGE, volumes: [{ name: 'scratch', emptyDir: { sizeLimit: '1Gi' } }] }),
+        /volumes\[0\] \(scratch\): emptyDir\.sizeLimit needs medium: Memory/,
+      ],
     ];
     for (const [req, message] of cases) {
       await expect(d.start(req)).rejects.toThrow(message);
