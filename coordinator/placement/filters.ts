@@ -6,8 +6,14 @@
  * Each filter is a predicate with the phrase used when it rejects a host: "5 didn't match node selector".
  */
 import { PROVIDER_LABEL, REGION_LABEL } from '../../shared/api/placement.js';
-import { compileNodeSelectorMap, compileNodeSelectorTerms, type HostPredicate, hostLabel } from './labels.js';
-import type { HostInfo, Resources, WorkloadInfo } from './types.js';
+import {
+  compileLabelSelector,
+  compileNodeSelectorMap,
+  compileNodeSelectorTerms,
+  type HostPredicate,
+  hostLabel,
+} from './labels.js';
+import type { HostInfo, Resources, ScheduleInput, WorkloadInfo } from './types.js';
 
 /** Why a host was rejected, as printed in the reason: `${count} ${phrase}`. */
 export const Reasons = {
@@ -22,6 +28,7 @@ export const Reasons = {
   insufficientMemory: 'Insufficient memory',
   podAffinity: "didn't match instance affinity rules",
   podAntiAffinity: "didn't match instance anti-affinity rules",
+  existingAntiAffinity: "didn't satisfy existing instances' anti-affinity rules",
   topologySpread: "didn't match topology spread constraints",
   missingTopologyLabel: (key: string) => `didn't have the topology label ${key}`,
 } as const;
@@ -133,4 +140,49 @@ export function insufficient(capacity: Resources, used: Resources, request: Reso
   if (used.cpuMillis + request.cpuMillis > capacity.cpuMillis) out.push(Reasons.insufficientCpu);
   if (used.memoryBytes + request.memoryBytes > capacity.memoryBytes) out.push(Reasons.insufficientMemory);
   return out;
+}
+
+/**
+ * Existing instances' required anti-affinity (kube-scheduler's InterPodAffinity checks it both ways): a host is
+ * out when an instance already in its topology domain has a required anti-affinity term that selects the new
+ * instance. Terms name namespaces (default: the existing instance's own) or a namespaceSelector.
+ */
+export function existingAntiAffinityFilter(input: ScheduleInput): HostFilter | undefined {
+  const { workload } = input;
+  const hostsByName = new Map(input.hosts.map((h) => [h.name, h]));
+  const blocked = new Map<string, Set<string>>(); // topologyKey → values
+  for (const inst of input.instances) {
+    if (!inst.antiAffinity?.length) continue;
+    const host = hostsByName.get(inst.host);
+    if (!host) continue;
+    for (const term of inst.antiAffinity) {
+      if (!compileLabelSelector(term.labelSelector)(workload.instanceLabels)) continue;
+      const namespaces = term.namespaces ?? [];
+      const nsMatch =
+        namespaces.length > 0
+          ? namespaces.includes(workload.namespace)
+          : term.namespaceSelector
+            ? compileLabelSelector(term.namespaceSelector)(input.namespaceLabels?.[workload.namespace] ?? {})
+            : inst.namespace === workload.namespace;
+      if (!nsMatch) continue;
+      const value = hostLabel(host, term.topologyKey);
+      if (value === undefined) continue;
+      let values = blocked.get(term.topologyKey);
+      if (!values) blocked.set(term.topologyKey, (values = new Set()));
+      values.add(value);
+    }
+  }
+  if (blocked.size === 0) return undefined;
+  return {
+    name: 'InterPodAffinity(existing)',
+    reason: Reasons.existingAntiAffinity,
+    test: (h) => {
+      for (const [key, values] of blocked) {
+        const v = hostLabel(h, key);
+        if (v !== undefined && values.has(v)) return false;
+      }
+      return true;
+    },
+    selectsHosts: false,
+  };
 }

@@ -14,7 +14,13 @@
  * heap ordered by what differs per host. Choosing a host costs O(cells + log hosts), not O(hosts).
  */
 import type { PlacementScoring } from '../../shared/api/placement.js';
-import { type HostFilter, insufficient, Reasons, staticFilters } from './filters.js';
+import {
+  existingAntiAffinityFilter,
+  type HostFilter,
+  insufficient,
+  Reasons,
+  staticFilters,
+} from './filters.js';
 import { IndexHeap } from './heap.js';
 import { compileNodePreferences, resourceScore } from './scoring.js';
 import {
@@ -143,6 +149,14 @@ export class PlacementState {
       staticFail[i] = fail;
       selected[i] = sel;
       if (prefer && fail === 0) nodePreference[i] = prefer(h);
+    }
+    // Existing instances' anti-affinity rules out hosts without changing which hosts node affinity selects
+    // (topology spread's nodeAffinityPolicy counts on that), so it is applied after the selectors.
+    const existing = existingAntiAffinityFilter(input);
+    if (existing) {
+      this.filters.push(existing);
+      const code = this.filters.length;
+      for (let i = 0; i < n; i++) if (staticFail[i] === 0 && !existing.test(hosts[i]!)) staticFail[i] = code;
     }
 
     this.compileRules(input, selected, untainted);

@@ -2,7 +2,7 @@
  * The data the placement engine takes and returns. Plain data, no I/O: the coordinator builds a
  * {@link ScheduleInput} from its caches and applies the {@link SchedulePlan}.
  */
-import type { Placement } from '../../shared/api/placement.js';
+import type { Placement, PodAffinityTerm } from '../../shared/api/placement.js';
 
 /** A runtime a host offers: gVisor-sandboxed containers or full virtual machines. */
 export type Runtime = 'gvisor' | 'vm';
@@ -42,6 +42,11 @@ export interface InstanceInfo {
   location: string;
   labels: Record<string, string>;
   resources: Resources;
+  /**
+   * The required anti-affinity terms of its Workload (`podAntiAffinity.requiredDuringScheduling…`). New instances
+   * that a term selects are kept out of its topology domain, as kube-scheduler honours existing pods' rules.
+   */
+  antiAffinity?: PodAffinityTerm[];
 }
 
 /** The Workload being placed. */

@@ -24,6 +24,7 @@ import {
   WorkloadSpec,
   type WorkloadStatus,
 } from '../../shared/api/index.js';
+import type { PodAffinityTerm } from '../../shared/api/placement.js';
 import type { Logger } from '../../shared/log.js';
 import {
   type DeploymentIntent,
@@ -557,7 +558,17 @@ export class WorkloadController {
   }
 
   private placementInstances(): InstanceInfo[] {
+    // Required anti-affinity of every Workload by UID: existing instances keep newcomers out of their domains.
+    const antiAffinity = new Map<string, PodAffinityTerm[]>();
+    for (const cache of this.d.workloads.values()) {
+      for (const w of cache.list()) {
+        const terms = (w.spec as Partial<WorkloadSpec> | undefined)?.placement?.affinity?.podAntiAffinity
+          ?.requiredDuringSchedulingIgnoredDuringExecution;
+        if (terms?.length && w.metadata.uid) antiAffinity.set(w.metadata.uid, terms);
+      }
+    }
     return this.d.instances.list().map((i) => ({
+      antiAffinity: antiAffinity.get(i.metadata.labels?.[WORKLOAD_UID_LABEL] ?? ''),
       name: i.metadata.name,
       namespace: i.metadata.namespace!,
       // Surge instances take capacity but are not replicas: the engine must not count (or remove) them.

@@ -430,6 +430,34 @@ describe('topology spread', () => {
 });
 
 describe('instance affinity and anti-affinity', () => {
+  it("honours existing instances' required anti-affinity: a newcomer they select stays out of their domain", () => {
+    const hs = zones();
+    const term = { labelSelector: { matchLabels: { app: 'web' } }, topologyKey: ZONE };
+    // A database that wants no web instance in its zone (us-central1-b).
+    const db = instance('db-0', hs[2]!, { workload: 'default/db', labels: { app: 'database' } });
+    const guarded = { ...db, antiAffinity: [term] };
+    const plan = schedule({ workload: workload('web', 4), hosts: hs, instances: [guarded] });
+    expect(plan.unplaced).toBe(0);
+    expect(countBy(plan, hs, ZONE)['us-central1-b']).toBeUndefined();
+    // Without the rule the zone is used.
+    const free = schedule({ workload: workload('web', 6), hosts: hs, instances: [db] });
+    expect(countBy(free, hs, ZONE)['us-central1-b']).toBe(2);
+    // Only instances the term selects, in the namespaces it names, are kept out.
+    const other = schedule({ workload: workload('api', 6), hosts: hs, instances: [guarded] });
+    expect(countBy(other, hs, ZONE)['us-central1-b']).toBe(2);
+    const elsewhere = schedule({
+      workload: { ...workload('web', 6), namespace: 'other' },
+      hosts: hs,
+      instances: [guarded],
+    });
+    expect(countBy(elsewhere, hs, ZONE)['us-central1-b']).toBe(2);
+    // When nothing else is left, the reason says why.
+    const only = schedule({ workload: workload('web', 1), hosts: [hs[2]!], instances: [guarded] });
+    expect(only.reason).toBe(
+      "0/1 hosts are available: 1 didn't satisfy existing instances' anti-affinity rules.",
+    );
+  });
+
   it('required affinity: co-locate with a database in the same zone (the guide example)', () => {
     const hs = zones();
     const db = instance('db-0', hs[3]!, { workload: 'default/db', labels: { app: 'database' } });
