@@ -167,9 +167,9 @@ export function existingAntiAffinityFilter(input: ScheduleInput): HostFilter | u
       if (!nsMatch) continue;
       const value = hostLabel(host, term.topologyKey);
       if (value === undefined) continue;
-      let values = blocked.get(term.topologyKey);
-      if (!values) blocked.set(term.topologyKey, (values = new Set()));
+      const values = blocked.get(term.topologyKey) ?? new Set<string>();
       values.add(value);
+      blocked.set(term.topologyKey, values);
     }
   }
   if (blocked.size === 0) return undefined;

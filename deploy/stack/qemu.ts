@@ -8,8 +8,8 @@
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
+import { qmp } from '../../agent/drivers/qmp.js';
 import { installSh, pidAlive, sleep, waitFor } from './proc.js';
 
 /** Marker the guest prints on its serial console when it is up. */
@@ -208,60 +208,12 @@ export async function startTestGuest(opts: TestGuestOptions): Promise<TestGuestH
   };
 }
 
-/** Connects to a QMP socket, negotiates capabilities, runs one command and returns its `return` value. */
+/** One QMP command on a socket: the agent's client, so tests and the VM driver speak QMP the same way. */
 export function qmpCommand(
   socketPath: string,
   command: string,
   args?: Record<string, unknown>,
   timeoutMs = 10_000,
 ): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const sock = net.createConnection(socketPath);
-    let buf = '';
-    let stage: 'greeting' | 'caps' | 'cmd' = 'greeting';
-    const timer = setTimeout(() => finish(new Error(`QMP ${command}: timed out`)), timeoutMs);
-    const finish = (err: Error | null, value?: unknown) => {
-      clearTimeout(timer);
-      sock.destroy();
-      if (err) reject(err);
-      else resolve(value);
-    };
-    sock.setEncoding('utf8');
-    sock.on('error', (e) => finish(e));
-    // qemu may exit (quit, powerdown) before answering: the command was delivered.
-    sock.on('close', () =>
-      stage === 'cmd' ? finish(null, undefined) : finish(new Error(`QMP ${command}: socket closed`)),
-    );
-    sock.on('data', (d: string) => {
-      buf += d;
-      let nl = buf.indexOf('\n');
-      while (nl >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        nl = buf.indexOf('\n');
-        if (!line) continue;
-        let msg: { QMP?: unknown; return?: unknown; error?: { class: string; desc: string }; event?: string };
-        try {
-          msg = JSON.parse(line);
-        } catch {
-          continue;
-        }
-        if (msg.event) continue;
-        if (stage === 'greeting' && msg.QMP) {
-          stage = 'caps';
-          sock.write(`${JSON.stringify({ execute: 'qmp_capabilities' })}\n`);
-        } else if (stage === 'caps' && 'return' in msg) {
-          stage = 'cmd';
-          sock.write(
-            `${JSON.stringify(args ? { execute: command, arguments: args } : { execute: command })}\n`,
-          );
-        } else if (stage === 'cmd') {
-          if (msg.error) finish(new Error(`QMP ${command}: ${msg.error.class}: ${msg.error.desc}`));
-          else finish(null, msg.return);
-        } else if (msg.error) {
-          finish(new Error(`QMP: ${msg.error.class}: ${msg.error.desc}`));
-        }
-      }
-    });
-  });
+  return qmp(socketPath, command, args, timeoutMs);
 }
