@@ -83,6 +83,7 @@ export class KubeClient {
     this.kc = new KubeConfig();
     if (kubeconfigPath) this.kc.loadFromFile(kubeconfigPath);
     else this.kc.loadFromDefault();
+    reuseConnections(this.kc);
     this.custom = this.kc.makeApiClient(CustomObjectsApi);
     this.core = this.kc.makeApiClient(CoreV1Api);
     this.coordination = this.kc.makeApiClient(CoordinationV1Api);
@@ -141,4 +142,25 @@ export class KubeClient {
       if (!isNotFound(err)) throw err;
     }
   }
+}
+
+/**
+ * client-node makes a new https.Agent for every request, so every API call pays a TCP and TLS handshake.
+ * One keep-alive agent per cluster (what client-go and kubectl do) reuses connections. The agent's options
+ * come from the kubeconfig, which does not change while the process runs.
+ */
+function reuseConnections(kc: KubeConfig): void {
+  type CreateAgent = (cluster: { server?: string; proxyUrl?: string } | null, options: object) => unknown;
+  const target = kc as unknown as { createAgent: CreateAgent };
+  const create = target.createAgent.bind(kc);
+  const agents = new Map<string, unknown>();
+  target.createAgent = (cluster, options) => {
+    const key = `${cluster?.server ?? ''}|${cluster?.proxyUrl ?? ''}`;
+    let agent = agents.get(key);
+    if (!agent) {
+      agent = create(cluster, { ...options, keepAlive: true });
+      agents.set(key, agent);
+    }
+    return agent;
+  };
 }
