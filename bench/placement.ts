@@ -12,6 +12,7 @@
  */
 
 import {
+  commitPlan,
   type HostInfo,
   type InstanceInfo,
   schedule,
@@ -66,25 +67,14 @@ function makeHosts(count: number, locations: number): HostInfo[] {
 
 function run(shape: Shape): { seconds: number; placed: number; unplaced: number } {
   const hosts = makeHosts(shape.hosts, shape.locations);
-  const byName = new Map(hosts.map((h) => [h.name, h]));
-  const instances: InstanceInfo[] = [];
+  const world = {
+    hosts,
+    instances: [] as InstanceInfo[],
+    hostsByName: new Map(hosts.map((h) => [h.name, h])),
+  };
   const place = (w: WorkloadInfo) => {
-    const plan = schedule({ workload: w, hosts, instances });
-    const key = `${w.namespace}/${w.name}`;
-    for (const p of plan.place) {
-      instances.push({
-        name: p.name,
-        namespace: w.namespace,
-        workload: key,
-        host: p.host,
-        location: p.location,
-        labels: w.instanceLabels,
-        resources: w.resources,
-      });
-      const h = byName.get(p.host)!;
-      h.allocated.cpuMillis += w.resources.cpuMillis;
-      h.allocated.memoryBytes += w.resources.memoryBytes;
-    }
+    const plan = schedule({ workload: w, hosts: world.hosts, instances: world.instances });
+    commitPlan(world, w, plan);
     return plan;
   };
   const workload = (name: string, replicas: number, w: number, placement?: Placement): WorkloadInfo => ({

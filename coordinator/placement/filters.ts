@@ -13,7 +13,7 @@ import {
   type HostPredicate,
   hostLabel,
 } from './labels.js';
-import type { HostInfo, Resources, ScheduleInput, WorkloadInfo } from './types.js';
+import type { HostInfo, InstanceInfo, Resources, ScheduleInput, WorkloadInfo } from './types.js';
 
 /** Why a host was rejected, as printed in the reason: `${count} ${phrase}`. */
 export const Reasons = {
@@ -147,15 +147,17 @@ export function insufficient(capacity: Resources, used: Resources, request: Reso
  * out when an instance already in its topology domain has a required anti-affinity term that selects the new
  * instance. Terms name namespaces (default: the existing instance's own) or a namespaceSelector.
  */
-export function existingAntiAffinityFilter(input: ScheduleInput): HostFilter | undefined {
+export function existingAntiAffinityFilter(
+  input: ScheduleInput,
+  guarded: readonly InstanceInfo[],
+): HostFilter | undefined {
   const { workload } = input;
   const hostsByName = new Map(input.hosts.map((h) => [h.name, h]));
   const blocked = new Map<string, Set<string>>(); // topologyKey → values
-  for (const inst of input.instances) {
-    if (!inst.antiAffinity?.length) continue;
+  for (const inst of guarded) {
     const host = hostsByName.get(inst.host);
     if (!host) continue;
-    for (const term of inst.antiAffinity) {
+    for (const term of inst.antiAffinity ?? []) {
       if (!compileLabelSelector(term.labelSelector)(workload.instanceLabels)) continue;
       const namespaces = term.namespaces ?? [];
       const nsMatch =

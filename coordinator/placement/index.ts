@@ -6,6 +6,7 @@
  *   → plan (schedule.ts), with the incremental index in state.ts.
  */
 
+export { commitPlan } from './commit.js';
 export { schedule } from './schedule.js';
 export type {
   HostInfo,

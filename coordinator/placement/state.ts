@@ -150,17 +150,17 @@ export class PlacementState {
       selected[i] = sel;
       if (prefer && fail === 0) nodePreference[i] = prefer(h);
     }
+    this.compileRules(input, selected, untainted);
+    const guarded = this.countInstances(input.instances);
     // Existing instances' anti-affinity rules out hosts without changing which hosts node affinity selects
-    // (topology spread's nodeAffinityPolicy counts on that), so it is applied after the selectors.
-    const existing = existingAntiAffinityFilter(input);
+    // (topology spread's nodeAffinityPolicy counts on that), so it is applied after the selectors; the
+    // instances that carry such rules were collected by the pass above.
+    const existing = guarded.length > 0 ? existingAntiAffinityFilter(input, guarded) : undefined;
     if (existing) {
       this.filters.push(existing);
       const code = this.filters.length;
       for (let i = 0; i < n; i++) if (staticFail[i] === 0 && !existing.test(hosts[i]!)) staticFail[i] = code;
     }
-
-    this.compileRules(input, selected, untainted);
-    this.countInstances(input.instances);
     for (const r of this.spreads) recomputeMin(r);
     this.firstOfGroup = firstOfGroup(this.requiredAffinity);
     this.buildCells();
@@ -218,9 +218,11 @@ export class PlacementState {
    * One pass over all instances: the Workload's own, and the counts of every rule. Rules that can only match
    * the Workload's own instances are counted from those alone.
    */
-  private countInstances(instances: readonly InstanceInfo[]): void {
+  /** Counts instances into the rules' domains; returns the instances that carry required anti-affinity. */
+  private countInstances(instances: readonly InstanceInfo[]): InstanceInfo[] {
     const key = this.key;
     const own = this.own;
+    const guarded: InstanceInfo[] = [];
     const shared = this.rules.filter((r) => r.kind !== 'spread' || !r.ownOnly);
     const ownOnly = this.rules.filter((r) => r.kind === 'spread' && r.ownOnly);
     const nr = shared.length;
@@ -228,11 +230,13 @@ export class PlacementState {
       for (let k = 0; k < instances.length; k++) {
         const inst = instances[k]!;
         if (inst.workload === key) own.push(inst);
+        if (inst.antiAffinity !== undefined) guarded.push(inst);
       }
     } else {
       for (let k = 0; k < instances.length; k++) {
         const inst = instances[k]!;
         if (inst.workload === key) own.push(inst);
+        if (inst.antiAffinity !== undefined) guarded.push(inst);
         let h = -2;
         for (let j = 0; j < nr; j++) {
           const r = shared[j]!;
@@ -243,13 +247,14 @@ export class PlacementState {
         }
       }
     }
-    if (ownOnly.length === 0 || own.length === 0) return;
+    if (ownOnly.length === 0 || own.length === 0) return guarded;
     const index = this.hostIndex;
     for (const inst of own) {
       const h = index.get(inst.host);
       if (h === undefined) continue;
       for (const r of ownOnly) if (r.matches(inst)) this.count(r, h);
     }
+    return guarded;
   }
 
   private count(r: Rule, h: number): void {

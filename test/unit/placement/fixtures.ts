@@ -1,11 +1,12 @@
 /** Builders for placement tests. */
 
-import type {
-  HostInfo,
-  InstanceInfo,
-  ScheduleInput,
-  SchedulePlan,
-  WorkloadInfo,
+import {
+  commitPlan,
+  type HostInfo,
+  type InstanceInfo,
+  type ScheduleInput,
+  type SchedulePlan,
+  type WorkloadInfo,
 } from '../../../coordinator/placement/index.js';
 import type { Placement } from '../../../shared/api/placement.js';
 
@@ -79,38 +80,12 @@ export function instance(
  * adds what it places (and charges the host). Returns a new input; the argument is not modified.
  */
 export function apply(input: ScheduleInput, plan: SchedulePlan): ScheduleInput {
-  const w = input.workload;
-  const key = `${w.namespace}/${w.name}`;
-  const hosts = input.hosts.map((h) => ({ ...h, allocated: { ...h.allocated } }));
-  const byName = new Map(hosts.map((h) => [h.name, h]));
-  const removed = new Set(plan.remove.map((r) => r.name));
-  const instances: InstanceInfo[] = [];
-  for (const i of input.instances) {
-    if (i.workload === key && removed.has(i.name)) {
-      const h = byName.get(i.host);
-      if (h) {
-        h.allocated.cpuMillis -= i.resources.cpuMillis;
-        h.allocated.memoryBytes -= i.resources.memoryBytes;
-      }
-      continue;
-    }
-    instances.push(i);
-  }
-  for (const p of plan.place) {
-    instances.push({
-      name: p.name,
-      namespace: w.namespace,
-      workload: key,
-      host: p.host,
-      location: p.location,
-      labels: w.instanceLabels,
-      resources: w.resources,
-    });
-    const h = byName.get(p.host)!;
-    h.allocated.cpuMillis += w.resources.cpuMillis;
-    h.allocated.memoryBytes += w.resources.memoryBytes;
-  }
-  return { ...input, hosts, instances };
+  const world = {
+    hosts: input.hosts.map((h) => ({ ...h, allocated: { ...h.allocated } })),
+    instances: [...input.instances],
+  };
+  commitPlan(world, input.workload, plan);
+  return { ...input, ...world };
 }
 
 /** Host names of every instance of the workload after the plan. */
