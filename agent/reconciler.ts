@@ -86,15 +86,29 @@ export class Reconciler extends EventEmitter {
     for (const intent of this.opts.intents()) {
       for (const inst of intent.instances) {
         if (inst.host !== this.opts.host) continue;
+        // During a rolling update an instance may still run an older template of the intent.
+        const wanted = inst.templateHash ?? intent.templateHash;
+        const older =
+          wanted === intent.templateHash
+            ? undefined
+            : intent.revisions?.find((r) => r.templateHash === wanted);
+        if (wanted !== intent.templateHash && !older) {
+          // Not something the coordinator writes; the current template is where the instance is headed anyway.
+          this.opts.log.warn(
+            { instance: `${intent.namespace}/${inst.name}`, templateHash: wanted },
+            'intent names a template revision it does not carry; running its current template',
+          );
+        }
+        const values = older ? intent.values?.revisions?.[wanted] : intent.values;
         out.push({
           namespace: intent.namespace,
           name: inst.name,
           workload: intent.workload,
-          templateHash: intent.templateHash,
-          template: intent.template,
-          limits: intent.limits,
+          templateHash: older ? wanted : intent.templateHash,
+          template: older?.template ?? intent.template,
+          limits: older?.limits ?? intent.limits,
           labels: inst.labels,
-          ...(intent.values ? { values: intent.values } : {}),
+          ...(values ? { values } : {}),
         });
       }
     }

@@ -40,7 +40,7 @@ import { apiErrorMessage, isConflict, type KubeClient, type KubeObject } from '.
 import type { EventRecorder } from '../kube/events.js';
 import type { ResourceCache } from '../kube/informer.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
-import { type HostInfo, type InstanceInfo, type SchedulePlan, schedule } from '../placement/index.js';
+import { type HostInfo, type InstanceInfo, schedule } from '../placement/index.js';
 import {
   instanceObject,
   LOCATION_LABEL,
@@ -54,8 +54,13 @@ import { instanceStatus, isReady, type ObservedInstance, workloadStatus } from '
 
 export { LOCATION_LABEL, SURGE_LABEL, WORKLOAD_LABEL, WORKLOAD_UID_LABEL } from './objects.js';
 
-/** Intents of surge instances are kept under the Workload name plus this suffix (`<location>.<ns>.<name>.surge`). */
-const SURGE_SUFFIX = '.surge';
+/** Surge instances count as a Workload of their own for the placement engine, which must not count or remove them. */
+const SURGE_SUFFIX = '#surge';
+
+/** The ordinal at the end of an instance name (`web-app-us-central1-a-2` → 2). */
+function ordinalOf(instance: string): number {
+  return Number(instance.slice(instance.lastIndexOf('-') + 1));
+}
 
 export type WorkloadObject = KubeObject<unknown, WorkloadStatus>;
 export type InstanceObject = KubeObject<InstanceSpec & { resources?: ResourceAmounts }, InstanceStatus>;
@@ -236,86 +241,121 @@ export class WorkloadController {
       instances: this.placementInstances(),
     });
 
-    // The rollout decides, per location, whether the new template is published there yet.
+    // The rollout: which template each instance runs after this pass. Every template an instance may still
+    // run is recorded on its location's WorkloadDeployment, so the rollout survives a coordinator restart.
     const existingDeployments = this.d.deployments
       .list(namespace)
       .filter((d) => d.metadata.labels?.[WORKLOAD_UID_LABEL] === uid);
-    const publishedOf = (location: string) =>
-      existingDeployments.find((d) => d.spec.location === location)?.spec;
+    const templates = new Map<string, InstanceTemplate>();
+    for (const d of existingDeployments) {
+      if (d.spec.templateHash) templates.set(d.spec.templateHash, d.spec.template);
+      for (const r of d.spec.revisions ?? []) templates.set(r.templateHash, r.template);
+    }
+    templates.set(hash, spec.template);
+    const byName = new Map(mine.map((i) => [i.metadata.name, i]));
     const current = [...plan.keep, ...plan.place];
-    const locations = Object.entries(plan.byLocation).filter(([, placed]) => placed.length);
+    const surgeObjs = mine.filter((i) => i.metadata.labels?.[SURGE_LABEL] === 'true');
+    /** Instance name → the template hash it runs after this pass. New placements start on the new template. */
+    const runs = new Map<string, string>();
+    for (const i of [...current.map((p) => byName.get(p.name)), ...surgeObjs]) {
+      const h = i?.spec.templateHash;
+      // An instance on a template nobody recorded can only go to the new one.
+      if (i && h && templates.has(h)) runs.set(i.metadata.name, h);
+    }
+    const runsOf = (instance: string) => runs.get(instance) ?? hash;
     const maxUnavailable = resolveIntOrPercent(spec.strategy?.rollingUpdate?.maxUnavailable, spec.replicas);
     // Surge instances run on the same host as the ones they stand in for, so fixed host ports rule them out.
     const canSurge = !allPorts(tSpec).some((p) => p.hostPort !== undefined);
     const maxSurge = canSurge
       ? resolveIntOrPercent(spec.strategy?.rollingUpdate?.maxSurge, spec.replicas, 25, true)
       : 0;
-    const surgeObjs = mine.filter((i) => i.metadata.labels?.[SURGE_LABEL] === 'true');
+    const readyOn = (name: string, location: string, host: string) =>
+      isReady(this.observe(namespace, name, location, host, runsOf(name)));
     const rollout = planRollout({
       hash,
       strategy: spec.strategy?.type ?? 'RollingUpdate',
+      desired: spec.replicas,
       maxUnavailable,
       maxSurge,
-      locations: locations.map(([location, placed]) => {
-        const published = publishedOf(location)?.templateHash;
-        const surging = surgeObjs.filter((i) => i.spec.location === location);
-        return {
-          location,
-          publishedHash: published,
-          instances: placed.length,
-          ready: placed.filter((p) =>
-            isReady(this.observe(namespace, p.name, location, p.host, published ?? hash)),
-          ).length,
-          surge: surging.length,
-          surgeReady: surging.filter((i) =>
-            isReady(this.observe(namespace, i.metadata.name, location, i.spec.host, hash)),
-          ).length,
-        };
-      }),
+      instances: [
+        ...current.map((p) => ({
+          name: p.name,
+          location: p.location,
+          host: p.host,
+          hash: runsOf(p.name),
+          ready: readyOn(p.name, p.location, p.host),
+          surge: false,
+        })),
+        ...surgeObjs.map((i) => ({
+          name: i.metadata.name,
+          location: i.spec.location,
+          host: i.spec.host,
+          hash: runsOf(i.metadata.name),
+          ready: readyOn(i.metadata.name, i.spec.location, i.spec.host),
+          surge: true,
+        })),
+      ],
     });
-    /** What each location runs after this pass: the new template, or the one it has until its turn. */
-    const target = new Map<
-      string,
-      { hash: string; template: InstanceTemplate; limits: ResourceAmounts; values: ResolvedValues }
-    >();
-    for (const [location, placed] of locations) {
-      const published = publishedOf(location);
-      if (rollout.update.has(location) || !published?.templateHash) {
-        target.set(location, { hash, template: spec.template, limits, values: refs.values });
-        if (published?.templateHash && published.templateHash !== hash) {
-          this.d.events.record(
-            wl,
-            'Normal',
-            'RollingUpdate',
-            `location ${location}: replacing ${placed.length} instance(s) with template ${hash}`,
-          );
-        }
-      } else {
-        const old = resolveReferences({ template: published.template }, this.lookup(namespace));
-        let oldLimits = limits;
-        try {
-          oldLimits = instanceLimits(published.template.spec);
-        } catch {
-          // the old template was valid when it was published
-        }
-        target.set(location, {
-          hash: published.templateHash,
-          template: published.template,
-          limits: oldLimits,
-          values: old.values,
-        });
-      }
-    }
-    if (rollout.waiting.length) {
-      this.d.log.info(
-        { workload: `${namespace}/${name}`, waiting: rollout.waiting },
-        'rolling update: locations wait for their turn',
+    for (const n of rollout.switchNow) runs.set(n, hash);
+    if (rollout.switchNow.length) {
+      this.d.events.record(
+        wl,
+        'Normal',
+        'RollingUpdate',
+        `replacing ${rollout.switchNow.length} instance(s) with template ${hash}: ${rollout.switchNow.join(', ')}` +
+          (rollout.waiting ? `; ${rollout.waiting} wait for their turn` : ''),
       );
     }
+    // Surge instances after this pass: the kept ones and the new ones, named `<workload>-<location>-surge-<i>`.
+    const surge: Array<{ name: string; location: string; host: string; obj?: InstanceObject }> = [];
+    for (const obj of surgeObjs) {
+      if (rollout.keepSurge.has(obj.metadata.name))
+        surge.push({ name: obj.metadata.name, location: obj.spec.location, host: obj.spec.host, obj });
+    }
+    const taken = new Set(surgeObjs.map((i) => i.metadata.name));
+    for (const slot of rollout.addSurge) {
+      let i = 0;
+      while (taken.has(`${name}-${slot.location}-surge-${i}`)) i++;
+      const instName = `${name}-${slot.location}-surge-${i}`;
+      taken.add(instName);
+      runs.set(instName, hash);
+      surge.push({ name: instName, ...slot });
+    }
 
-    // Instances and WorkloadDeployments.
-    const byName = new Map(mine.map((i) => [i.metadata.name, i]));
-    const deployments = await this.syncDeployments(wl, group, plan, target);
+    // WorkloadDeployments first (they own the Instances): the new template, and the older ones still run.
+    const members = new Map<string, Array<{ name: string; host: string; ordinal: number }>>();
+    for (const p of current) {
+      const list = members.get(p.location) ?? [];
+      list.push({ name: p.name, host: p.host, ordinal: ordinalOf(p.name) });
+      members.set(p.location, list);
+    }
+    for (const s of surge) {
+      const list = members.get(s.location) ?? [];
+      list.push({ name: s.name, host: s.host, ordinal: s.obj?.spec.ordinal ?? 1000 + ordinalOf(s.name) });
+      members.set(s.location, list);
+    }
+    const revisionsOf = (location: string) =>
+      [...new Set((members.get(location) ?? []).map((m) => runsOf(m.name)))]
+        .filter((h) => h !== hash)
+        .sort()
+        .map((h) => ({ templateHash: h, template: templates.get(h)! }));
+    const deployments = await this.syncDeployments(
+      wl,
+      group,
+      new Map(
+        [...members.keys()].map((location) => [
+          location,
+          {
+            replicas: plan.byLocation[location]?.length ?? 0,
+            template: spec.template,
+            templateHash: hash,
+            revisions: revisionsOf(location),
+          },
+        ]),
+      ),
+    );
+
+    // Instances: new placements, new surge instances, switched templates, removals.
     for (const p of plan.place) {
       if (byName.has(p.name)) continue;
       const obj = instanceObject({
@@ -329,9 +369,9 @@ export class WorkloadController {
           workloadRef: { name },
           location: p.location,
           host: p.host,
-          ordinal: Number(p.name.slice(p.name.lastIndexOf('-') + 1)),
+          ordinal: ordinalOf(p.name),
           runtime,
-          templateHash: target.get(p.location)?.hash ?? hash,
+          templateHash: hash,
           resources: requests,
         },
       });
@@ -348,6 +388,39 @@ export class WorkloadController {
         'Normal',
         'Placed',
         `placed ${plan.place.length} instance(s): ${plan.place.map((p) => `${p.name} on ${p.host}`).join(', ')}`,
+      );
+    }
+    for (const s of surge) {
+      if (s.obj) continue;
+      const body = instanceObject({
+        name: s.name,
+        namespace,
+        workloadUid: uid,
+        labels: instanceLabels,
+        annotations: spec.template.metadata?.annotations,
+        surge: true,
+        owner: deployments.get(s.location),
+        spec: {
+          workloadRef: { name },
+          location: s.location,
+          host: s.host,
+          ordinal: 1000 + ordinalOf(s.name),
+          runtime,
+          templateHash: hash,
+          resources: requests,
+        },
+      });
+      try {
+        s.obj = await this.d.client.create({ kind: InstanceKind, group: GROUP }, body);
+      } catch (err) {
+        if (!isConflict(err)) throw err;
+        s.obj = body;
+      }
+      this.d.events.record(
+        wl,
+        'Normal',
+        'SurgeStarted',
+        `rolling update: ${s.name} on ${s.host} stands in while instances of ${s.location} are replaced`,
       );
     }
     for (const r of plan.remove) {
@@ -370,13 +443,12 @@ export class WorkloadController {
         `${plan.unplaced} instance(s) cannot be placed: ${plan.reason ?? ''}`,
       );
     }
-
-    // An Instance's spec follows the template its location runs.
-    for (const p of current) {
-      const obj = byName.get(p.name);
-      const want = target.get(p.location)?.hash ?? hash;
-      if (obj && obj.spec.templateHash !== want) {
-        await this.d.client.patch({ kind: InstanceKind, group: GROUP }, namespace, p.name, {
+    // An Instance's spec says the template it runs.
+    for (const obj of [...current.map((p) => byName.get(p.name)), ...surge.map((s) => s.obj)]) {
+      if (!obj) continue;
+      const want = runsOf(obj.metadata.name);
+      if (obj.spec.templateHash !== want) {
+        await this.d.client.patch({ kind: InstanceKind, group: GROUP }, namespace, obj.metadata.name, {
           spec: { templateHash: want, resources: requests },
         });
         obj.spec.templateHash = want;
@@ -384,28 +456,40 @@ export class WorkloadController {
       }
     }
 
-    const surging = await this.syncSurge(wl, plan, rollout.surge, surgeObjs, {
+    await this.publishIntents(wl, members, {
       hash,
-      template: spec.template,
+      templates,
       limits,
       values: refs.values,
       labels: instanceLabels,
-      requests,
-      runtime,
-      deployments,
+      runsOf,
     });
-    await this.publishIntents(wl, plan, target, instanceLabels);
+    // A surge instance no longer wanted goes from the API only once its host no longer runs it, so status never
+    // loses sight of it early.
+    const leaving: InstanceObject[] = [];
+    for (const obj of surgeObjs) {
+      if (rollout.keepSurge.has(obj.metadata.name)) continue;
+      const running = this.d.registry.get(obj.spec.host)?.instances.has(`${namespace}/${obj.metadata.name}`);
+      if (running) leaving.push(obj);
+      else await this.d.client.delete({ kind: InstanceKind, group: GROUP }, namespace, obj.metadata.name);
+    }
 
     // Status: Instances first (surge instances before the ones they stand in for, so that a reader never sees
     // the replaced ones not ready before their stand-ins ready), then the Workload.
     const observed: ObservedInstance[] = [];
-    for (const obj of surging) {
-      const o = this.observe(namespace, obj.metadata.name, obj.spec.location, obj.spec.host, hash);
+    for (const obj of [...surge.map((s) => s.obj!), ...leaving]) {
+      const o = this.observe(
+        namespace,
+        obj.metadata.name,
+        obj.spec.location,
+        obj.spec.host,
+        runsOf(obj.metadata.name),
+      );
       observed.push(o);
       await this.writeInstanceStatus(obj, o, now);
     }
     for (const p of current) {
-      const o = this.observe(namespace, p.name, p.location, p.host, target.get(p.location)?.hash ?? hash);
+      const o = this.observe(namespace, p.name, p.location, p.host, runsOf(p.name));
       observed.push(o);
       const obj = byName.get(p.name);
       if (obj) await this.writeInstanceStatus(obj, o, now);
@@ -441,7 +525,8 @@ export class WorkloadController {
     // Unplaced replicas may fit later; hosts arriving also requeue everything. A waiting rollout is driven
     // by host reports, with a timer as a safety net.
     if (plan.unplaced > 0) return { requeueAfterMs: 10_000 };
-    return rollout.waiting.length ? { requeueAfterMs: 5_000 } : undefined;
+    const rolling = rollout.waiting > 0 || surge.length > 0 || leaving.length > 0;
+    return rolling ? { requeueAfterMs: 5_000 } : undefined;
   }
 
   /** An instance as its host reports it, against the template hash it should run. */
@@ -580,11 +665,11 @@ export class WorkloadController {
     }));
   }
 
+  /** Makes the Workload's WorkloadDeployments match `want` (location → spec); deletes those of other locations. */
   private async syncDeployments(
     wl: WorkloadObject,
     group: string,
-    plan: SchedulePlan,
-    target: Map<string, { hash: string; template: InstanceTemplate }>,
+    want: Map<string, Omit<WorkloadDeploymentSpec, 'workloadRef' | 'location'>>,
   ): Promise<Map<string, DeploymentObject>> {
     const namespace = wl.metadata.namespace!;
     const name = wl.metadata.name;
@@ -593,15 +678,15 @@ export class WorkloadController {
       .list(namespace)
       .filter((d) => d.metadata.labels?.[WORKLOAD_UID_LABEL] === wl.metadata.uid);
     const out = new Map<string, DeploymentObject>();
-    for (const [location, placed] of Object.entries(plan.byLocation)) {
-      const t = target.get(location);
-      if (!placed.length || !t) continue;
-      const want: WorkloadDeploymentSpec = {
+    for (const [location, w] of want) {
+      const spec: WorkloadDeploymentSpec = {
         workloadRef: { name, uid: wl.metadata.uid! },
         location,
-        replicas: placed.length,
-        template: t.template,
-        templateHash: t.hash,
+        replicas: w.replicas,
+        template: w.template,
+        templateHash: w.templateHash,
+        // Always present, so that a merge patch also clears revisions that are done.
+        revisions: w.revisions ?? [],
       };
       const have = existing.find((d) => d.spec.location === location);
       if (!have) {
@@ -627,7 +712,7 @@ export class WorkloadController {
               },
             ],
           },
-          spec: want,
+          spec,
         };
         try {
           out.set(location, await this.d.client.create(ref, obj));
@@ -637,141 +722,62 @@ export class WorkloadController {
           if (again) out.set(location, again);
         }
       } else {
-        if (have.spec.replicas !== want.replicas || have.spec.templateHash !== want.templateHash) {
-          out.set(location, await this.d.client.patch(ref, namespace, have.metadata.name, { spec: want }));
-        } else {
-          out.set(location, have);
-        }
+        const same =
+          have.spec.replicas === spec.replicas &&
+          have.spec.templateHash === spec.templateHash &&
+          JSON.stringify((have.spec.revisions ?? []).map((r) => r.templateHash)) ===
+            JSON.stringify(spec.revisions!.map((r) => r.templateHash));
+        out.set(
+          location,
+          same ? have : await this.d.client.patch(ref, namespace, have.metadata.name, { spec }),
+        );
       }
     }
     for (const d of existing) {
-      if (!plan.byLocation[d.spec.location]?.length)
-        await this.d.client.delete(ref, namespace, d.metadata.name);
+      if (!want.has(d.spec.location)) await this.d.client.delete(ref, namespace, d.metadata.name);
     }
     return out;
   }
 
-  /** Every intent key of a Workload: its locations' and its surge instances'. */
-  private intentKeysOf(namespace: string, name: string): string[] {
-    return [
-      ...this.d.intents.keysOf(namespace, name),
-      ...this.d.intents.keysOf(namespace, `${name}${SURGE_SUFFIX}`),
-    ];
-  }
-
   /**
-   * Surge instances of a rolling update: `<workload>-<location>-surge-<i>` on the hosts of the location's first
-   * instances, on the new template, in an intent of their own; removed when the rollout no longer wants them.
+   * One intent per location: the new template, the instances (each with the older template it still runs, if
+   * any) and those older templates, with the Secret/ConfigMap values of each sealed to the hosts.
    */
-  private async syncSurge(
+  private async publishIntents(
     wl: WorkloadObject,
-    plan: SchedulePlan,
-    want: Map<string, number>,
-    existing: InstanceObject[],
+    members: Map<string, Array<{ name: string; host: string; ordinal: number }>>,
     t: {
       hash: string;
-      template: InstanceTemplate;
+      templates: Map<string, InstanceTemplate>;
       limits: ResourceAmounts;
       values: ResolvedValues;
       labels: Record<string, string>;
-      requests: ResourceAmounts;
-      runtime: Runtime;
-      deployments: Map<string, DeploymentObject>;
+      runsOf: (instance: string) => string;
     },
-  ): Promise<InstanceObject[]> {
-    const namespace = wl.metadata.namespace!;
-    const name = wl.metadata.name;
-    const keep: InstanceObject[] = [];
-    const wantedKeys = new Set<string>();
-    for (const [location, count] of want) {
-      const hosts = [...(plan.byLocation[location] ?? [])]
-        .sort((a, b) => a.name.localeCompare(b.name))
-        .map((p) => p.host);
-      const members: Array<{ name: string; host: string; ordinal: number }> = [];
-      for (let i = 0; i < count && hosts.length; i++) {
-        const instName = `${name}-${location}-surge-${i}`;
-        let obj = existing.find((e) => e.metadata.name === instName);
-        if (!obj) {
-          const body = instanceObject({
-            name: instName,
-            namespace,
-            workloadUid: wl.metadata.uid!,
-            labels: t.labels,
-            surge: true,
-            owner: t.deployments.get(location),
-            spec: {
-              workloadRef: { name },
-              location,
-              host: hosts[i % hosts.length]!,
-              ordinal: 1000 + i,
-              runtime: t.runtime,
-              templateHash: t.hash,
-              resources: t.requests,
-            },
-          });
-          try {
-            obj = await this.d.client.create({ kind: InstanceKind, group: GROUP }, body);
-          } catch (err) {
-            if (!isConflict(err)) throw err;
-            obj = body;
-          }
-          this.d.events.record(
-            wl,
-            'Normal',
-            'SurgeStarted',
-            `rolling update: ${instName} on ${body.spec.host} stands in while ${location} switches`,
-          );
-        }
-        keep.push(obj);
-        members.push({ name: instName, host: obj.spec.host, ordinal: obj.spec.ordinal ?? 1000 + i });
-      }
-      if (!members.length) continue;
-      wantedKeys.add(this.d.subjects.intentKey(location, namespace, `${name}${SURGE_SUFFIX}`));
-      await this.d.intents.put(
-        {
-          v: MESSAGE_VERSION,
-          location,
-          namespace,
-          workload: `${name}${SURGE_SUFFIX}`,
-          workloadUid: wl.metadata.uid!,
-          templateHash: t.hash,
-          template: t.template.spec,
-          limits: t.limits,
-          instances: members.map((m) => ({ ...m, labels: t.labels })),
-          updatedAt: new Date().toISOString(),
-        },
-        t.values,
-      );
-    }
-    for (const key of this.d.intents.keysOf(namespace, `${name}${SURGE_SUFFIX}`)) {
-      if (!wantedKeys.has(key)) await this.d.intents.delete(key);
-    }
-    // An Instance object goes only once its host no longer runs it, so status never loses sight of it early.
-    for (const obj of existing) {
-      if (keep.includes(obj)) continue;
-      const running = this.d.registry.get(obj.spec.host)?.instances.has(`${namespace}/${obj.metadata.name}`);
-      if (running) keep.push(obj);
-      else await this.d.client.delete({ kind: InstanceKind, group: GROUP }, namespace, obj.metadata.name);
-    }
-    return keep;
-  }
-
-  private async publishIntents(
-    wl: WorkloadObject,
-    plan: SchedulePlan,
-    target: Map<
-      string,
-      { hash: string; template: InstanceTemplate; limits: ResourceAmounts; values: ResolvedValues }
-    >,
-    labels: Record<string, string>,
   ): Promise<void> {
     const namespace = wl.metadata.namespace!;
     const name = wl.metadata.name;
+    const lookup = this.lookup(namespace);
     const wanted = new Set<string>();
-    for (const [location, placed] of Object.entries(plan.byLocation)) {
-      const t = target.get(location);
-      if (!placed.length || !t) continue;
+    for (const [location, list] of members) {
+      if (!list.length) continue;
       wanted.add(this.d.subjects.intentKey(location, namespace, name));
+      const older = [...new Set(list.map((m) => t.runsOf(m.name)))].filter((h) => h !== t.hash).sort();
+      const revisions: NonNullable<DeploymentIntent['revisions']> = [];
+      const olderValues: Record<string, ResolvedValues> = {};
+      for (const h of older) {
+        const template = t.templates.get(h)!;
+        let limits = t.limits;
+        try {
+          limits = instanceLimits(template.spec);
+        } catch {
+          // it was valid when it was published
+        }
+        revisions.push({ templateHash: h, template: template.spec, limits });
+        // Values of today's Secrets: an instance restarted on an older template gets what its references hold now.
+        olderValues[h] = resolveReferences({ template }, lookup).values;
+      }
+      const values: ResolvedValues = older.length ? { ...t.values, revisions: olderValues } : t.values;
       const intent: DeploymentIntent = {
         v: MESSAGE_VERSION,
         location,
@@ -779,19 +785,18 @@ export class WorkloadController {
         workload: name,
         workloadUid: wl.metadata.uid!,
         templateHash: t.hash,
-        template: t.template.spec,
+        template: t.templates.get(t.hash)!.spec,
         limits: t.limits,
-        instances: [...placed]
+        instances: [...list]
           .sort((a, b) => a.name.localeCompare(b.name))
-          .map((p) => ({
-            name: p.name,
-            host: p.host,
-            ordinal: Number(p.name.slice(p.name.lastIndexOf('-') + 1)),
-            labels,
-          })),
+          .map((m) => {
+            const runs = t.runsOf(m.name);
+            return { ...m, labels: t.labels, ...(runs !== t.hash ? { templateHash: runs } : {}) };
+          }),
+        ...(revisions.length ? { revisions } : {}),
         updatedAt: new Date().toISOString(),
       };
-      await this.d.intents.put(intent, t.values);
+      await this.d.intents.put(intent, values);
     }
     for (const key of this.d.intents.keysOf(namespace, name))
       if (!wanted.has(key)) await this.d.intents.delete(key);
@@ -851,7 +856,7 @@ export class WorkloadController {
     if (!wl.metadata.finalizers?.includes(WORKLOAD_FINALIZER)) return undefined;
     // Intents are keyed by namespace and name: those of a same-named Workload in another group are not ours.
     if (!this.nameConflict(group, wl)) {
-      for (const key of this.intentKeysOf(namespace, name)) await this.d.intents.delete(key);
+      for (const key of this.d.intents.keysOf(namespace, name)) await this.d.intents.delete(key);
     }
     const stillRunning = mine.filter((i) => {
       const entry = this.d.registry.get(i.spec.host);
@@ -895,7 +900,7 @@ export class WorkloadController {
   private async cleanupOrphans(namespace: string, name: string): Promise<undefined> {
     if (this.d.workloads.size && [...this.d.workloads.values()].some((c) => c.get(namespace, name)))
       return undefined;
-    for (const key of this.intentKeysOf(namespace, name)) await this.d.intents.delete(key);
+    for (const key of this.d.intents.keysOf(namespace, name)) await this.d.intents.delete(key);
     for (const i of this.d.instances.list(namespace)) {
       if (i.spec.workloadRef.name === name)
         await this.d.client.delete({ kind: InstanceKind, group: GROUP }, namespace, i.metadata.name);

@@ -1,26 +1,27 @@
 /**
- * Rolling updates, pure: which locations get the new template now, and how many surge instances run beside
- * them. An intent carries one template per location and an agent replaces the outdated instances it runs, so a
- * location (one host in most edge sites) is the unit of a rollout step. With maxSurge (default 25%, rounded
- * up), a location first gets surge instances on the new template; only once they are ready does its own
- * instances' template change, and the surge instances go when those are ready again, so the ready count never
- * drops below the desired count. Without surge, locations roll one after another within maxUnavailable.
+ * Rolling updates, pure, after the Deployment controller of Kubernetes but per instance: every instance carries
+ * the template hash it runs, and an agent replaces an instance in place (same name, same host) when that hash
+ * changes. Each pass decides which instances switch to the new template now, and which surge instances (extra
+ * instances on the new template, `maxSurge` of them at most) run beside them, so that the ready count never
+ * drops below `desired - maxUnavailable`. Old instances switch in the order of their location, host and name:
+ * the update walks the hosts one after another. Being level-triggered, a pass needs no memory of the last one:
+ * an instance that became ready frees budget for the next.
  */
 
-/** One location of a Workload as the rollout sees it. */
-export interface RolloutLocation {
-  /** Location name. */
+/** One instance of a Workload as the rollout sees it. */
+export interface RolloutInstance {
+  /** Instance name. */
+  name: string;
+  /** Location it runs in. */
   location: string;
-  /** Template hash of the intent now published there; undefined for a location that has none yet. */
-  publishedHash: string | undefined;
-  /** Instances placed there (surge instances not counted). */
-  instances: number;
-  /** Of those, instances ready on the published template. */
-  ready: number;
-  /** Surge instances running there now (on the new template). */
-  surge: number;
-  /** Of those, the ready ones. */
-  surgeReady: number;
+  /** Host it runs on. */
+  host: string;
+  /** Template hash it is meant to run now. */
+  hash: string;
+  /** Whether its host reports it ready on that hash. */
+  ready: boolean;
+  /** Whether it is a surge instance (not one of the desired replicas). */
+  surge: boolean;
 }
 
 /** Input of {@link planRollout}. */
@@ -29,83 +30,94 @@ export interface RolloutInput {
   hash: string;
   /** RollingUpdate (default) or Recreate. */
   strategy: 'RollingUpdate' | 'Recreate';
+  /** Desired replicas. */
+  desired: number;
   /** Instances that may be unready during the update (resolved maxUnavailable). */
   maxUnavailable: number;
   /** Instances that may run above the desired count during the update (resolved maxSurge; 0 disables surge). */
   maxSurge: number;
-  /** The Workload's locations. */
-  locations: RolloutLocation[];
+  /** The placed replicas (with the hash each runs; new placements on the new one) and existing surge instances. */
+  instances: RolloutInstance[];
+}
+
+/** Where a new surge instance goes. */
+export interface SurgeSlot {
+  /** Location. */
+  location: string;
+  /** Host, the one of the first old instance it stands in for. */
+  host: string;
 }
 
 /** The outcome of one pass. */
 export interface RolloutPlan {
-  /** Locations whose intent carries the new template after this pass. */
-  update: Set<string>;
-  /** Surge instances each location runs after this pass (absent: none). */
-  surge: Map<string, number>;
-  /** Locations still on an old template (they wait for their turn). */
-  waiting: string[];
+  /** Instances (replicas or surge) that switch to the new template in this pass. */
+  switchNow: string[];
+  /** Existing surge instances that stay. */
+  keepSurge: Set<string>;
+  /** Surge instances to add, on the new template. */
+  addSurge: SurgeSlot[];
+  /** Replicas still on an old template after this pass (they wait for budget). */
+  waiting: number;
 }
 
-/** Decides which locations get the new template in this pass, and the surge instances beside them. */
+/** Decides which instances switch to the new template in this pass, and the surge instances beside them. */
 export function planRollout(input: RolloutInput): RolloutPlan {
-  const update = new Set<string>();
-  const surge = new Map<string, number>();
-  const outdated: RolloutLocation[] = [];
-  // Unready instances on the new template: while there are any, the new template is not proven, so no further
-  // location starts. Unready instances on an old template do not block (rolling them out may be the fix).
-  let inFlight = 0;
-  // Surge instances still running after their location switched (being stopped): they count against maxSurge.
-  let surgeLeft = 0;
-  for (const l of input.locations) {
-    if (l.publishedHash === undefined || l.publishedHash === input.hash || input.strategy === 'Recreate') {
-      update.add(l.location);
-      inFlight += Math.max(0, l.instances - l.ready);
-      surgeLeft += l.surge;
-      // A location that switched keeps its surge instances until its own instances are ready again.
-      if (l.surge > 0 && l.ready < l.instances) surge.set(l.location, l.surge);
-    } else {
-      outdated.push(l);
-    }
+  const { hash } = input;
+  const regular = input.instances.filter((i) => !i.surge);
+  const surges = input.instances.filter((i) => i.surge);
+  const stale = input.instances.filter((i) => i.hash !== hash);
+
+  if (input.strategy === 'Recreate') {
+    return { switchNow: stale.map((i) => i.name), keepSurge: new Set(), addSurge: [], waiting: 0 };
   }
-  // Broken locations first, then by name.
-  outdated.sort(
-    (a, b) =>
-      Number(a.ready >= a.instances) - Number(b.ready >= b.instances) || a.location.localeCompare(b.location),
+
+  // Kubernetes refuses maxSurge and maxUnavailable both 0; here that means one at a time.
+  const maxUnavailable = input.maxSurge <= 0 && input.maxUnavailable <= 0 ? 1 : input.maxUnavailable;
+  const minAvailable = Math.max(0, input.desired - maxUnavailable);
+  let available = input.instances.filter((i) => i.ready).length;
+
+  // Unready instances switch first and for free: they serve nothing now. Then the hosts in order.
+  const order = (a: RolloutInstance, b: RolloutInstance) =>
+    Number(a.ready) - Number(b.ready) ||
+    a.location.localeCompare(b.location) ||
+    a.host.localeCompare(b.host) ||
+    a.name.localeCompare(b.name);
+  const switchNow: string[] = [];
+  const switched = new Set<string>();
+  for (const i of [...stale].sort(order)) {
+    if (i.ready) {
+      if (available - 1 < minAvailable) continue;
+      available--;
+    }
+    switchNow.push(i.name);
+    switched.add(i.name);
+  }
+
+  // Surge covers replicas not yet ready on the new template, maxSurge at most, while an update runs: new
+  // replicas of a scale-up or a first placement get none.
+  const pending = regular.filter((i) => switched.has(i.name) || i.hash !== hash || !i.ready);
+  const updating = regular.some((i) => i.hash !== hash) || surges.length > 0;
+  const wantSurge = updating ? Math.min(Math.max(0, input.maxSurge), pending.length) : 0;
+  const keepSurge = new Set<string>();
+  // Ready surge instances are kept first; one goes only while the ready count stays above the floor.
+  const bySurgeValue = [...surges].sort(
+    (a, b) => Number(b.ready) - Number(a.ready) || a.name.localeCompare(b.name),
   );
-  const waiting: string[] = [];
-
-  if (input.maxSurge > 0) {
-    // One location at a time: the one whose surge already runs, else the first once nothing else is in flight.
-    const idle = surgeLeft === 0 && inFlight === 0;
-    const current = outdated.find((l) => l.surge > 0) ?? (idle ? outdated[0] : undefined);
-    for (const l of outdated) {
-      if (l !== current) {
-        waiting.push(l.location);
-        continue;
-      }
-      const want = Math.min(l.instances, input.maxSurge);
-      surge.set(l.location, want);
-      // Switch once the surge is ready, or covers what the switch takes down beyond maxUnavailable.
-      const cover = Math.min(l.surgeReady, want);
-      if (inFlight === 0 && (cover >= want || l.instances - cover <= input.maxUnavailable))
-        update.add(l.location);
-    }
-    return { update, surge, waiting };
+  for (const s of bySurgeValue) {
+    const readyAfter = s.ready && !switched.has(s.name);
+    if (keepSurge.size < wantSurge || (readyAfter && available - 1 < minAvailable)) keepSurge.add(s.name);
+    else if (readyAfter) available--;
   }
 
-  // A budget of at least one instance, so that maxUnavailable 0 without surge still progresses.
-  const budget = Math.max(1, input.maxUnavailable);
-  for (const l of outdated) {
-    // A location larger than the budget still rolls, but only when nothing else is in flight.
-    if (inFlight === 0 || inFlight + l.instances <= budget) {
-      update.add(l.location);
-      inFlight += l.instances;
-    } else {
-      waiting.push(l.location);
-    }
+  // New surge instances stand in where the most replicas still wait, on the host of the first of them.
+  const addSurge: SurgeSlot[] = [];
+  const waitingOld = regular.filter((i) => i.hash !== hash && !switched.has(i.name)).sort(order);
+  // Only while replicas still wait for their switch; the last switched ones keep the surge that runs.
+  const slots = waitingOld.map((i) => ({ location: i.location, host: i.host }));
+  for (let n = keepSurge.size, k = 0; n < wantSurge && slots.length; n++, k++) {
+    addSurge.push(slots[k % slots.length]!);
   }
-  return { update, surge, waiting };
+  return { switchNow, keepSurge, addSurge, waiting: waitingOld.length };
 }
 
 /**

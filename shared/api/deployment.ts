@@ -16,6 +16,22 @@ export const WorkloadDeploymentSpec = z
     replicas: z.number().int().min(0).describe('Instances in this location.'),
     template: InstanceTemplate.describe('The instance template, copied from the Workload.'),
     templateHash: z.string().optional().describe('Hash of the template, to tell updated instances.'),
+    revisions: z
+      .array(
+        z.object({
+          templateHash: z.string().describe('Hash of that template.'),
+          // A copy of a template validated when it was the Workload's; unchecked here, so that the schema's CEL
+          // rules are not counted once more per revision (the apiserver's cost budget would refuse the CRD).
+          template: z
+            .custom<InstanceTemplate>((v) => typeof v === 'object' && v !== null)
+            .meta({ type: 'object', 'x-kubernetes-preserve-unknown-fields': true })
+            .describe('The older template, as the Workload had it.'),
+        }),
+      )
+      .optional()
+      .describe(
+        'Older templates that some instances of this location still run while a rolling update replaces them.',
+      ),
   })
   .describe('The desired state of the WorkloadDeployment.');
 export type WorkloadDeploymentSpec = z.infer<typeof WorkloadDeploymentSpec>;

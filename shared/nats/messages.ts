@@ -21,6 +21,11 @@ export const IntendedInstance = z
     ordinal: z.number().int(),
     /** Labels of the instance (template labels plus workload=<name>). */
     labels: z.record(z.string(), z.string()).default({}),
+    /**
+     * Template it runs, when not the intent's current one: the hash of one of `revisions` (a rolling update
+     * has not reached this instance yet).
+     */
+    templateHash: z.string().optional(),
   })
   .loose();
 export type IntendedInstance = z.infer<typeof IntendedInstance>;
@@ -29,7 +34,7 @@ export type IntendedInstance = z.infer<typeof IntendedInstance>;
  * Values the coordinator resolved from the Workload's Secrets and ConfigMaps, for the agent to hand to the
  * instances. They never cross NATS in clear text: the coordinator seals them per receiving host (see `sealed`).
  */
-export const ResolvedValues = z
+const ResolvedValuesOfTemplate = z
   .object({
     /** Environment values from valueFrom: container name (`main` for the single-image form) → variable → value. */
     env: z.record(z.string(), z.record(z.string(), z.string())).default({}),
@@ -41,6 +46,10 @@ export const ResolvedValues = z
       .default([]),
   })
   .loose();
+export const ResolvedValues = ResolvedValuesOfTemplate.extend({
+  /** The values of older templates still run by some instances (`DeploymentIntent.revisions`), by hash. */
+  revisions: z.record(z.string(), ResolvedValuesOfTemplate).optional(),
+}).loose();
 export type ResolvedValues = z.infer<typeof ResolvedValues>;
 
 /**
@@ -67,6 +76,21 @@ export const DeploymentIntent = z
     limits: ResourceAmounts,
     /** The instances of this location, each with its host. */
     instances: z.array(IntendedInstance),
+    /** Older templates some instances still run during a rolling update (see `IntendedInstance.templateHash`). */
+    revisions: z
+      .array(
+        z
+          .object({
+            /** Hash of the template. */
+            templateHash: z.string(),
+            /** What those instances run. */
+            template: InstanceTemplateSpec,
+            /** Their CPU and memory limits. */
+            limits: ResourceAmounts,
+          })
+          .loose(),
+      )
+      .optional(),
     /**
      * Resolved Secret/ConfigMap values sealed to each host's public key: host name → sealed ResolvedValues.
      * Only hosts with instances in this intent get an entry.

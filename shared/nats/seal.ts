@@ -53,6 +53,7 @@ export function hasValues(values: ResolvedValues | undefined): values is Resolve
     !!values &&
     (Object.keys(values.env).length > 0 ||
       Object.keys(values.files).length > 0 ||
-      values.registryAuth.length > 0)
+      values.registryAuth.length > 0 ||
+      Object.values(values.revisions ?? {}).some((r) => hasValues(r)))
   );
 }

@@ -528,7 +528,7 @@ describe('the kubectl workflows of the docs, on web-app', { timeout: 300_000 }, 
     ).toBe('2');
   });
 
-  it('set image: kubectl refuses custom resources; a merge patch of the image rolls out location by location, never below 3 ready', async () => {
+  it('set image: kubectl refuses custom resources; a merge patch of the image rolls out instance by instance, never below 3 ready', async () => {
     const s = stack();
     await s.kubectl(['scale', 'workload', 'web-app', '--replicas=3']);
     await s.waitForJsonPath('workload web-app', '{.status.readyReplicas}', (v) => v === '3');
@@ -585,6 +585,8 @@ describe('the kubectl workflows of the docs, on web-app', { timeout: 300_000 }, 
     // Never more than one surge instance at a time (maxSurge 1). That a surge happened at all is shown by the
     // events below: sampling can miss a short-lived state on a loaded machine, events cannot.
     expect(mostInstances, trace.join('\n')).toBeLessThanOrEqual(4);
+    // The surge instance's container goes once its host has stopped it.
+    for (let i = 0; i < 40 && (await containersOf('default', 'web-app')).length > 3; i++) await sleep(250);
     const images = await Promise.all(
       (await containersOf('default', 'web-app')).map(async (id) =>
         (await docker(['inspect', '--format', '{{.State.Running}} {{.Config.Image}}', id])).stdout.trim(),
@@ -611,8 +613,85 @@ describe('the kubectl workflows of the docs, on web-app', { timeout: 300_000 }, 
     expect(
       (await s.kubectl(['get', 'instances', '-l', 'edgeplane.dev/surge=true', '-o', 'name'])).stdout.trim(),
     ).toBe('');
-    for (let i = 0; i < 40 && (await containersOf('default', 'web-app.surge')).length; i++) await sleep(250);
-    expect(await containersOf('default', 'web-app.surge')).toEqual([]);
+    expect(await containersOf('default', 'web-app')).toHaveLength(3);
+  });
+
+  it('four instances on one host roll one by one: never below 4 ready (maxUnavailable 0), never above 5 (maxSurge 1)', async () => {
+    const s = stack();
+    const manifest = (image: string) => `apiVersion: compute.datumapis.com/v1alpha1
+kind: Workload
+metadata:
+  name: packed
+spec:
+  replicas: 4
+  strategy:
+    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}
+  placement:
+    nodeSelector:
+      topology.kubernetes.io/zone: us-central1-b
+  template:
+    spec:
+      image: ${image}
+      ports: [{name: http, containerPort: 80}]
+`;
+    await s.kubectl(['apply', '-f', '-'], { input: manifest('nginx:latest') });
+    await waitRolledOut('workload/packed', 'default', 4);
+    await s.kubectl(['apply', '-f', '-'], { input: manifest('nginx:1.26') });
+    let fewestReady = Number.POSITIVE_INFINITY;
+    let mostInstances = 0;
+    let sawMixed = false;
+    const trace: string[] = [];
+    const deadline = Date.now() + 240_000;
+    for (;;) {
+      const items = JSON.parse(
+        (await s.kubectl(['get', 'instances', '-l', 'workload=packed', '-o', 'json'])).stdout,
+      ).items as Array<{
+        metadata: { name: string };
+        spec: { templateHash: string };
+        status?: { ready?: boolean };
+      }>;
+      const o = JSON.parse((await s.kubectl(['get', 'workload', 'packed', '-o', 'json'])).stdout);
+      const st = o.status ?? {};
+      fewestReady = Math.min(fewestReady, items.filter((i) => i.status?.ready).length, st.readyReplicas ?? 0);
+      mostInstances = Math.max(mostInstances, items.length);
+      if (new Set(items.map((i) => i.spec.templateHash)).size > 1) sawMixed = true;
+      trace.push(
+        `${st.readyReplicas}/${st.replicas} ${items.map((i) => `${i.metadata.name}:${i.spec.templateHash.slice(0, 4)}:${i.status?.ready ? 'R' : '-'}`).join(' ')}`,
+      );
+      if (
+        st.observedGeneration === o.metadata.generation &&
+        st.updatedReplicas === 4 &&
+        st.readyReplicas === 4 &&
+        items.length === 4
+      )
+        break;
+      if (Date.now() > deadline) throw new Error(`rollout did not finish:\n${trace.join('\n')}`);
+      await sleep(200);
+    }
+    expect(fewestReady, trace.join('\n')).toBeGreaterThanOrEqual(4);
+    expect(mostInstances, trace.join('\n')).toBeLessThanOrEqual(5);
+    // Instances of one host ran two templates side by side: the host was not switched as a whole.
+    expect(sawMixed, trace.join('\n')).toBe(true);
+    for (let i = 0; i < 40 && (await containersOf('default', 'packed')).length > 4; i++) await sleep(250);
+    const images = await Promise.all(
+      (await containersOf('default', 'packed')).map(async (id) =>
+        (await docker(['inspect', '--format', '{{.State.Running}} {{.Config.Image}}', id])).stdout.trim(),
+      ),
+    );
+    expect(images).toEqual(Array(4).fill('true nginx:1.26'));
+    // The WorkloadDeployment no longer keeps the old template.
+    expect(
+      (
+        await s.kubectl([
+          'get',
+          'workloaddeployment',
+          'packed-us-central1-b',
+          '-o',
+          'jsonpath={.spec.revisions}',
+        ])
+      ).stdout.replace(/\[\]/, ''),
+    ).toBe('');
+    await s.kubectl(['delete', 'workload', 'packed', '--timeout=120s'], { timeoutMs: 130_000 });
   });
 
   it('delete returns once every instance is stopped and removed', async () => {

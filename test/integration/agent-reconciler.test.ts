@@ -189,4 +189,65 @@ describe('agent reconciler', () => {
     expect(stateOf(r, 'blind')?.message).toMatch(/the gvisor runtime cannot be observed: .*nonexistent/);
     await r.stop();
   });
+
+  it('runs each instance on the template revision its intent names, and replaces only the ones that switch', async () => {
+    const template = (version: string): InstanceTemplateSpec => ({
+      image: BUSYBOX_IMAGE,
+      command: ['sleep', '3600'],
+      env: [
+        { name: 'VERSION', value: version },
+        { name: 'TOKEN', valueFrom: { secretKeyRef: { name: 'token', key: 'value' } } },
+      ],
+    });
+    const v1 = intent('roll', template('1'));
+    v1.instances = [0, 1].map((i) => ({ name: `roll-loc-${i}`, host, ordinal: i, labels: {} }));
+    v1.values = { env: { main: { TOKEN: 'secret-1' } }, files: {}, registryAuth: [] };
+    const intents = [v1];
+    const { r } = reconciler(intents);
+    const running = () =>
+      ['roll-loc-0', 'roll-loc-1'].every(
+        (n) => r.observed().find((s) => s.name === n && s.phase === 'Running') !== undefined,
+      );
+    await waitFor('v1 running', running, { timeoutMs: 30_000 });
+    const id = (n: string) => r.observed().find((s) => s.name === n)!.providerID;
+    const envOf = async (n: string) =>
+      JSON.parse(
+        (await docker(['inspect', '--format', '{{json .Config.Env}}', id(n)!.replace('docker://', '')]))
+          .stdout,
+      ) as string[];
+    const before = { 0: id('roll-loc-0'), 1: id('roll-loc-1') };
+
+    // The update reaches roll-loc-1 only: roll-loc-0 stays on v1 (named as a revision, with its own values).
+    const v2 = intent('roll', template('2'));
+    v2.instances = [
+      { name: 'roll-loc-0', host, ordinal: 0, labels: {}, templateHash: v1.templateHash },
+      { name: 'roll-loc-1', host, ordinal: 1, labels: {} },
+    ];
+    v2.revisions = [{ templateHash: v1.templateHash, template: v1.template, limits: v1.limits }];
+    v2.values = {
+      env: { main: { TOKEN: 'secret-2' } },
+      files: {},
+      registryAuth: [],
+      revisions: { [v1.templateHash]: { env: { main: { TOKEN: 'secret-1' } }, files: {}, registryAuth: [] } },
+    };
+    intents[0] = v2;
+    r.trigger();
+    await waitFor('roll-loc-1 replaced', () => id('roll-loc-1') !== before[1] && running(), {
+      timeoutMs: 30_000,
+    });
+    // Several more passes change nothing.
+    await new Promise((res) => setTimeout(res, 1500));
+    expect(id('roll-loc-0')).toBe(before[0]);
+    expect(await envOf('roll-loc-0')).toEqual(expect.arrayContaining(['VERSION=1', 'TOKEN=secret-1']));
+    expect(await envOf('roll-loc-1')).toEqual(expect.arrayContaining(['VERSION=2', 'TOKEN=secret-2']));
+    expect(r.observed().find((s) => s.name === 'roll-loc-0')?.templateHash).toBe(v1.templateHash);
+
+    // Then roll-loc-0 switches too.
+    intents[0] = { ...v2, instances: v2.instances.map(({ templateHash: _, ...i }) => i), revisions: [] };
+    r.trigger();
+    await waitFor('roll-loc-0 replaced', () => id('roll-loc-0') !== before[0] && running(), {
+      timeoutMs: 30_000,
+    });
+    expect(await envOf('roll-loc-0')).toEqual(expect.arrayContaining(['VERSION=2', 'TOKEN=secret-2']));
+  });
 });

@@ -1,168 +1,191 @@
-/** Rolling updates: which locations get a new template when (pure). */
+/** Rolling updates: which instances switch to a new template when, and the surge instances beside them (pure). */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   planRollout,
-  type RolloutLocation,
+  type RolloutInput,
+  type RolloutInstance,
   resolveIntOrPercent,
 } from '../../coordinator/workloads/rollout.js';
 
-const loc = (
+const inst = (
+  name: string,
   location: string,
-  publishedHash: string | undefined,
-  instances: number,
-  ready = instances,
-  surge = 0,
-  surgeReady = 0,
-): RolloutLocation => ({ location, publishedHash, instances, ready, surge, surgeReady });
+  hash = 'old',
+  ready = true,
+  surge = false,
+  host = `${location}-h`,
+): RolloutInstance => ({ name, location, host, hash, ready, surge });
+
+const base = { hash: 'new', strategy: 'RollingUpdate' as const };
 
 describe('planRollout', () => {
-  it('updates one location at a time while everything else is ready (maxUnavailable 0)', () => {
+  it('without surge, switches within maxUnavailable, host by host', () => {
     const p = planRollout({
-      hash: 'new',
-      strategy: 'RollingUpdate',
-      maxUnavailable: 0,
-      maxSurge: 0,
-      locations: [loc('b', 'old', 1), loc('a', 'old', 1), loc('c', 'old', 1)],
-    });
-    expect([...p.update]).toEqual(['a']);
-    expect(p.waiting).toEqual(['b', 'c']);
-  });
-
-  it('waits while an updated location is not ready again, then moves on', () => {
-    const waiting = planRollout({
-      hash: 'new',
-      strategy: 'RollingUpdate',
-      maxUnavailable: 0,
-      maxSurge: 0,
-      locations: [loc('a', 'new', 1, 0), loc('b', 'old', 1), loc('c', 'old', 1)],
-    });
-    expect([...waiting.update]).toEqual(['a']);
-    const next = planRollout({
-      hash: 'new',
-      strategy: 'RollingUpdate',
-      maxUnavailable: 0,
-      maxSurge: 0,
-      locations: [loc('a', 'new', 1), loc('b', 'old', 1), loc('c', 'old', 1)],
-    });
-    expect([...next.update].sort()).toEqual(['a', 'b']);
-  });
-
-  it('rolls several locations at once within maxUnavailable', () => {
-    const p = planRollout({
-      hash: 'new',
-      strategy: 'RollingUpdate',
+      ...base,
+      desired: 4,
       maxUnavailable: 2,
       maxSurge: 0,
-      locations: [loc('a', 'old', 1), loc('b', 'old', 1), loc('c', 'old', 1)],
+      instances: [inst('b-0', 'b'), inst('a-1', 'a'), inst('a-0', 'a'), inst('c-0', 'c')],
     });
-    expect([...p.update].sort()).toEqual(['a', 'b']);
+    expect(p.switchNow).toEqual(['a-0', 'a-1']);
+    expect(p.waiting).toBe(2);
+    expect(p.addSurge).toEqual([]);
   });
 
-  it('gives new locations the new template at once, and Recreate updates everything', () => {
-    expect([
-      ...planRollout({
-        hash: 'n',
-        strategy: 'RollingUpdate',
-        maxUnavailable: 0,
-        maxSurge: 0,
-        locations: [loc('a', undefined, 2, 0), loc('b', 'o', 1)],
-      }).update,
-    ]).toEqual(['a']);
-    expect(
-      planRollout({
-        hash: 'n',
-        strategy: 'Recreate',
-        maxUnavailable: 0,
-        maxSurge: 0,
-        locations: [loc('a', 'o', 2), loc('b', 'o', 1)],
-      }).update.size,
-    ).toBe(2);
+  it('treats maxSurge 0 and maxUnavailable 0 as one at a time', () => {
+    const p = planRollout({
+      ...base,
+      desired: 2,
+      maxUnavailable: 0,
+      maxSurge: 0,
+      instances: [inst('a-0', 'a'), inst('a-1', 'a')],
+    });
+    expect(p.switchNow).toEqual(['a-0']);
   });
 
-  it('without surge: never more unready instances on the new template than the budget, except one location at a time', () => {
-    for (let seed = 0; seed < 200; seed++) {
-      const rnd = (n: number) => Math.floor(Math.abs(Math.sin(seed * 97 + n * 13)) * 10_000) % 4;
-      const locations = ['a', 'b', 'c', 'd'].map((l, i) => {
-        const instances = rnd(i) + 1;
-        return loc(l, rnd(i + 10) ? 'old' : 'new', instances, Math.min(instances, rnd(i + 20) + 1));
-      });
-      const maxUnavailable = rnd(99);
-      const p = planRollout({
-        hash: 'new',
-        strategy: 'RollingUpdate',
-        maxUnavailable,
-        maxSurge: 0,
-        locations,
-      });
-      const before = locations
-        .filter((l) => l.publishedHash === 'new')
-        .reduce((n, l) => n + l.instances - l.ready, 0);
-      const rolled = locations.filter((l) => l.publishedHash === 'old' && p.update.has(l.location));
-      const inFlight = before + rolled.reduce((n, l) => n + l.instances, 0);
-      if (rolled.length)
-        expect(inFlight <= Math.max(1, maxUnavailable) || (before === 0 && rolled.length === 1)).toBe(true);
-    }
+  it('switches unready old instances for free, before ready ones', () => {
+    const p = planRollout({
+      ...base,
+      desired: 3,
+      maxUnavailable: 0,
+      maxSurge: 1,
+      instances: [inst('a-0', 'a'), inst('a-1', 'a', 'old', false), inst('a-2', 'a')],
+    });
+    expect(p.switchNow).toEqual(['a-1']);
+    expect(p.addSurge).toEqual([{ location: 'a', host: 'a-h' }]);
+  });
+
+  it('with surge and maxUnavailable 0: a surge instance first, a switch only once it is ready', () => {
+    const four = ['a-0', 'a-1', 'a-2', 'a-3'].map((n) => inst(n, 'a'));
+    const first = planRollout({ ...base, desired: 4, maxUnavailable: 0, maxSurge: 1, instances: four });
+    expect(first.switchNow).toEqual([]);
+    expect(first.addSurge).toEqual([{ location: 'a', host: 'a-h' }]);
+    const surgeUnready = [...four, inst('a-surge-0', 'a', 'new', false, true)];
+    const waiting = planRollout({
+      ...base,
+      desired: 4,
+      maxUnavailable: 0,
+      maxSurge: 1,
+      instances: surgeUnready,
+    });
+    expect(waiting.switchNow).toEqual([]);
+    expect([...waiting.keepSurge]).toEqual(['a-surge-0']);
+    expect(waiting.addSurge).toEqual([]);
+    const surgeReady = [...four, inst('a-surge-0', 'a', 'new', true, true)];
+    const go = planRollout({ ...base, desired: 4, maxUnavailable: 0, maxSurge: 1, instances: surgeReady });
+    expect(go.switchNow).toEqual(['a-0']);
+  });
+
+  it('removes surge instances once every replica is ready on the new template', () => {
+    const p = planRollout({
+      ...base,
+      desired: 2,
+      maxUnavailable: 0,
+      maxSurge: 1,
+      instances: [
+        inst('a-0', 'a', 'new'),
+        inst('a-1', 'a', 'new'),
+        inst('a-surge-0', 'a', 'new', true, true),
+      ],
+    });
+    expect(p.keepSurge.size).toBe(0);
+    expect(p.addSurge).toEqual([]);
+    expect(p.switchNow).toEqual([]);
+  });
+
+  it('runs no surge for a first placement or a scale-up', () => {
+    const p = planRollout({
+      ...base,
+      desired: 3,
+      maxUnavailable: 0,
+      maxSurge: 1,
+      instances: [inst('a-0', 'a', 'new'), inst('a-1', 'a', 'new', false), inst('a-2', 'a', 'new', false)],
+    });
+    expect(p).toEqual({ switchNow: [], keepSurge: new Set(), addSurge: [], waiting: 0 });
+  });
+
+  it('Recreate switches everything at once and runs no surge', () => {
+    const p = planRollout({
+      ...base,
+      strategy: 'Recreate',
+      desired: 3,
+      maxUnavailable: 0,
+      maxSurge: 1,
+      instances: [inst('a-0', 'a'), inst('b-0', 'b'), inst('c-0', 'c', 'new')],
+    });
+    expect(p.switchNow.sort()).toEqual(['a-0', 'b-0']);
+    expect(p.addSurge).toEqual([]);
   });
 });
 
-describe('planRollout with surge', () => {
-  const opts = { hash: 'new', strategy: 'RollingUpdate' as const, maxUnavailable: 0, maxSurge: 1 };
+/**
+ * Runs a whole rollout: every pass applies the plan (switched and new instances are not ready), then the
+ * agents make some of the unready instances on the new template ready. Returns the fewest ready and the most
+ * instances seen after any pass, and the passes taken.
+ */
+function simulate(
+  input: Omit<RolloutInput, 'instances'> & { layout: number[] },
+  readyPicks: (candidates: number) => number[],
+): { fewestReady: number; most: number; passes: number; final: RolloutInstance[] } {
+  let instances: RolloutInstance[] = input.layout.flatMap((n, l) =>
+    Array.from({ length: n }, (_, i) => inst(`l${l}-${i}`, `l${l}`, 'old', true, false, `l${l}-h${i % 2}`)),
+  );
+  let fewestReady = Number.POSITIVE_INFINITY;
+  let most = 0;
+  let passes = 0;
+  let surgeSeq = 0;
+  const done = () => instances.every((i) => !i.surge && i.hash === input.hash && i.ready);
+  while (!done() && passes < 500) {
+    passes++;
+    const p = planRollout({ ...input, instances });
+    const switched = new Set(p.switchNow);
+    instances = instances
+      .filter((i) => !i.surge || p.keepSurge.has(i.name))
+      .map((i) => (switched.has(i.name) ? { ...i, hash: input.hash, ready: false } : i));
+    for (const s of p.addSurge)
+      instances.push({ name: `s${surgeSeq++}`, ...s, hash: input.hash, ready: false, surge: true });
+    fewestReady = Math.min(fewestReady, instances.filter((i) => i.ready).length);
+    most = Math.max(most, instances.length);
+    const unready = instances.filter((i) => !i.ready);
+    for (const k of readyPicks(unready.length)) if (unready[k]) unready[k].ready = true;
+  }
+  return { fewestReady, most, passes, final: instances };
+}
 
-  it('starts surge instances in one location before anything switches', () => {
-    const p = planRollout({
-      ...opts,
-      locations: [loc('a', 'old', 1), loc('b', 'old', 1), loc('c', 'old', 1)],
-    });
-    expect([...p.update]).toEqual([]);
-    expect([...p.surge]).toEqual([['a', 1]]);
-    expect(p.waiting).toEqual(['b', 'c']);
+describe('a whole rolling update (property)', () => {
+  it('never drops below desired − maxUnavailable ready, never exceeds desired + maxSurge, and finishes', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 4 }),
+        fc.integer({ min: 0, max: 3 }),
+        fc.integer({ min: 0, max: 3 }),
+        fc.infiniteStream(fc.array(fc.nat(8), { maxLength: 3 })),
+        (layout, maxSurge, maxUnavailable, picks) => {
+          const desired = layout.reduce((a, b) => a + b, 0);
+          const floor = desired - (maxSurge === 0 && maxUnavailable === 0 ? 1 : maxUnavailable);
+          const it = picks[Symbol.iterator]();
+          const r = simulate(
+            { ...base, desired, maxSurge, maxUnavailable, layout },
+            // Some unready instances become ready each pass; at least one, so the rollout can progress.
+            (n) => (n ? [0, ...(it.next().value as number[])] : []),
+          );
+          expect(r.fewestReady).toBeGreaterThanOrEqual(Math.max(0, floor));
+          expect(r.most).toBeLessThanOrEqual(desired + maxSurge);
+          expect(r.passes).toBeLessThan(500);
+          expect(r.final).toHaveLength(desired);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 
-  it('switches the location once its surge is ready, keeps the surge until the location is ready again', () => {
-    const switching = planRollout({ ...opts, locations: [loc('a', 'old', 1, 1, 1, 1), loc('b', 'old', 1)] });
-    expect([...switching.update]).toEqual(['a']);
-    expect(switching.surge.get('a')).toBe(1);
-    const restarting = planRollout({ ...opts, locations: [loc('a', 'new', 1, 0, 1, 1), loc('b', 'old', 1)] });
-    expect(restarting.surge.get('a')).toBe(1);
-    expect(restarting.waiting).toEqual(['b']);
-    const done = planRollout({ ...opts, locations: [loc('a', 'new', 1, 1, 1, 1), loc('b', 'old', 1)] });
-    expect(done.surge.has('a')).toBe(false);
-    expect([...done.surge]).toEqual([]); // b waits until a's surge is gone
-    const next = planRollout({ ...opts, locations: [loc('a', 'new', 1, 1), loc('b', 'old', 1)] });
-    expect([...next.surge]).toEqual([['b', 1]]);
-  });
-
-  it('rolls a broken location first', () => {
-    const p = planRollout({ ...opts, locations: [loc('a', 'old', 1), loc('b', 'old', 1, 0)] });
-    expect([...p.surge]).toEqual([['b', 1]]);
-  });
-
-  it('a whole rollout never drops below the desired ready count and finishes', () => {
-    for (let seed = 0; seed < 100; seed++) {
-      const rnd = (n: number) => Math.floor(Math.abs(Math.sin(seed * 31 + n * 7)) * 10_000);
-      const sizes = [1, 2, 3].slice(0, (rnd(1) % 3) + 1).map((_, i) => (rnd(i + 5) % 2) + 1);
-      const maxSurge = Math.max(...sizes);
-      let state = sizes.map((k, i) => loc(String.fromCharCode(97 + i), 'old', k));
-      const desired = sizes.reduce((a, b) => a + b, 0);
-      let steps = 0;
-      while (state.some((l) => l.publishedHash !== 'new' || l.surge > 0 || l.ready < l.instances)) {
-        expect(++steps).toBeLessThan(100);
-        const p = planRollout({ ...opts, maxSurge, locations: state });
-        state = state.map((l) => {
-          const next = { ...l };
-          if (p.update.has(l.location) && l.publishedHash !== 'new') {
-            next.publishedHash = 'new';
-            next.ready = 0; // the agent replaces them: down for a step
-          } else if (l.ready < l.instances) next.ready = l.instances;
-          const want = p.surge.get(l.location) ?? 0;
-          next.surgeReady = want > l.surge ? l.surgeReady : Math.min(want, l.surge);
-          next.surge = want;
-          return next;
-        });
-        const ready = state.reduce((n, l) => n + l.ready + l.surgeReady, 0);
-        expect(ready).toBeGreaterThanOrEqual(desired);
-      }
-    }
+  it('the reported case: four instances in one location, maxSurge 1, maxUnavailable 0, never below four ready', () => {
+    const r = simulate({ ...base, desired: 4, maxSurge: 1, maxUnavailable: 0, layout: [4] }, (n) =>
+      Array.from({ length: n }, (_, i) => i),
+    );
+    expect(r.fewestReady).toBe(4);
+    expect(r.most).toBe(5);
   });
 });
 
@@ -172,5 +195,6 @@ describe('resolveIntOrPercent', () => {
     expect(resolveIntOrPercent(undefined, 8)).toBe(2);
     expect(resolveIntOrPercent('50%', 5)).toBe(2);
     expect(resolveIntOrPercent(3, 5)).toBe(3);
+    expect(resolveIntOrPercent(undefined, 3, 25, true)).toBe(1);
   });
 });
