@@ -274,7 +274,8 @@ export class WorkloadController {
     const rollout = planRollout({
       hash,
       strategy: spec.strategy?.type ?? 'RollingUpdate',
-      desired: spec.replicas,
+      // The placed replicas: those that cannot be placed must not hold the update back.
+      desired: current.length,
       maxUnavailable,
       maxSurge,
       instances: [
