@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import type { InstanceRequest } from '../../agent/drivers/driver.js';
 import { QemuDriver } from '../../agent/drivers/qemu.js';
 import { qmp } from '../../agent/drivers/qmp.js';
+import { HostMonitor } from '../../agent/host/monitor.js';
 import { ArtifactCache, type Catalog } from '../../agent/images/catalog.js';
 import { Reconciler } from '../../agent/reconciler.js';
 import { GUEST_READY_MARKER, testGuest, waitFor } from '../../deploy/stack/index.js';
@@ -189,6 +190,11 @@ describe('QEMU driver', () => {
         : /no \/dev\/kvm/,
     );
     expect((await d.probe()).detail).toContain(accel.detail);
+    // The host says which accelerator its VMs get (the agent's status endpoint carries the runtime probes).
+    const monitor = new HostMonitor({ drivers: { vm: d }, log });
+    await monitor.refresh();
+    expect(monitor.runtimes).toEqual(['vm']);
+    expect(monitor.probes.vm?.detail).toContain(accel.detail);
     // A restarted agent on this host boot takes the recorded outcome instead of probing again.
     t0 = Date.now();
     expect(await make(guest.kernelPath).accelerator()).toEqual({
