@@ -527,6 +527,12 @@ step_guest_paths() {
 # ---------------------------------------------------------------------------------------------------------
 step_node() {
   have npm || die "npm not found: install Node.js 20"
+  # A git worktree sharing another checkout's node_modules through a symlink: npm ci would empty the target
+  # (it removes node_modules' entries through the link) and then replace the link with a directory.
+  if [ -L "$REPO_DIR/node_modules" ]; then
+    log "node_modules: a symlink ($(readlink "$REPO_DIR/node_modules")), left alone"
+    return 0
+  fi
   if [ ! -d "$REPO_DIR/node_modules" ] || [ ! -f "$REPO_DIR/node_modules/.package-lock.json" ] ||
     [ "$REPO_DIR/package-lock.json" -nt "$REPO_DIR/node_modules/.package-lock.json" ]; then
     log "node_modules: installing (npm ci)"
