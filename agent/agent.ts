@@ -54,6 +54,8 @@ export interface AgentConfig {
   imageCacheDir?: string;
   /** Accelerator for VMs instead of probing KVM. */
   vmAccel?: 'kvm' | 'tcg';
+  /** Kernel (bzImage) the KVM probe boots (default: a cached catalog kernel, else the host's). */
+  vmProbeKernel?: string;
 }
 
 export class Agent {
@@ -90,6 +92,7 @@ export class Agent {
         cache: new ArtifactCache(config.imageCacheDir ?? join(config.stateDir, 'images')),
         publishAddress: config.publishAddress,
         ...(config.vmAccel ? { accel: config.vmAccel } : {}),
+        ...(config.vmProbeKernel ? { probeKernel: config.vmProbeKernel } : {}),
         log: log.child({ driver: 'vm' }),
       }),
     };
@@ -211,6 +214,7 @@ export class Agent {
       agentVersion: AGENT_VERSION,
       startedAt: this.startedAt,
       runtimes: this.runtimes,
+      runtimeProbes: this.host?.probes ?? {},
       sealKey: this.sealKey?.getPublicKey(),
       intents: {
         synced: this.intents?.synced ?? false,

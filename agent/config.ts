@@ -37,6 +37,7 @@ export const AgentSettings = z
     imageCatalog: z.string().optional(),
     imageCacheDir: z.string().optional(),
     vmAccel: z.enum(['kvm', 'tcg']).optional(),
+    vmProbeKernel: z.string().optional(),
   })
   .strict();
 export type AgentSettings = z.infer<typeof AgentSettings>;
@@ -59,6 +60,7 @@ const ENV: Record<string, keyof AgentSettings> = {
   EDGE_IMAGE_CATALOG: 'imageCatalog',
   EDGE_IMAGE_CACHE_DIR: 'imageCacheDir',
   EDGE_VM_ACCEL: 'vmAccel',
+  EDGE_VM_PROBE_KERNEL: 'vmProbeKernel',
 };
 
 /** `a=b,c=d` → record. */
@@ -112,6 +114,7 @@ export function loadAgentConfig(
     ...(s.imageCatalog ? { imageCatalog: s.imageCatalog } : {}),
     ...(s.imageCacheDir ? { imageCacheDir: s.imageCacheDir } : {}),
     ...(s.vmAccel ? { vmAccel: s.vmAccel } : {}),
+    ...(s.vmProbeKernel ? { vmProbeKernel: s.vmProbeKernel } : {}),
     allocatableOverride: {
       ...(s.cpu !== undefined ? { cpuMillis: parseCpuMillis(s.cpu) } : {}),
       ...(s.memory !== undefined ? { memoryBytes: parseMemoryBytes(s.memory) } : {}),

@@ -49,6 +49,10 @@ function withAgentOptions(cmd: Command): Command {
     )
     .option('--vm-accel <kvm|tcg>', 'VM accelerator instead of probing KVM [EDGE_VM_ACCEL]')
     .option(
+      '--vm-probe-kernel <file>',
+      'kernel the KVM probe boots (default: a cached catalog kernel, else the host one) [EDGE_VM_PROBE_KERNEL]',
+    )
+    .option(
       '--memory <quantity>',
       'advertise this much allocatable memory instead of the measured amount [EDGE_MEMORY]',
     );

@@ -6,7 +6,8 @@
 #   bash deploy/install.sh image TAG [--cmd JSON] [--entrypoint JSON] [--env K=V]... [--workdir DIR]
 #                                [--expose PORT[/proto]]... [--overlay DIR]
 #                                          # build TAG from the busybox rootfs unless an identical one exists
-#   bash deploy/install.sh guest-paths     # print kernel=, initrd=, accel= of the QEMU test guest (builds it if needed)
+#   bash deploy/install.sh guest-paths     # print kernel=, initrd=, disk=, accel= of the QEMU test guest (builds it
+#                                          # if needed)
 #
 # Environment: EDGE_CACHE (default /var/cache/edgeplane) holds the built binaries, the guest and stamps.
 #              EDGE_K8S_VERSION (default v1.32.13) is the kube-apiserver to build (match kubectl 1.32).
@@ -31,8 +32,8 @@ have() { command -v "$1" >/dev/null 2>&1; }
 # ---------------------------------------------------------------------------------------------------------
 # Debian packages
 # ---------------------------------------------------------------------------------------------------------
-PACKAGES=(nats-server etcd-server docker.io runsc qemu-system-x86 busybox-static cpio iptables iproute2 curl
-  ca-certificates openssl kubectl)
+PACKAGES=(nats-server etcd-server docker.io runsc qemu-system-x86 qemu-utils busybox-static cpio mtools syslinux
+  syslinux-common fdisk iptables iproute2 curl ca-certificates openssl kubectl)
 
 pkg_installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
 
@@ -351,7 +352,7 @@ ensure_image() {
 step_image() { ensure_image "$BUSYBOX_IMAGE"; }
 
 # ---------------------------------------------------------------------------------------------------------
-# QEMU test guest: Debian cloud kernel + busybox initramfs
+# QEMU test guest: Debian cloud kernel + busybox initramfs, and the same two on a bootable disk image
 # ---------------------------------------------------------------------------------------------------------
 GUEST_DIR="$EDGE_CACHE/guest"
 
@@ -432,6 +433,39 @@ guest_build() {
 
 guest_spec() { { guest_init_script; sha256sum /bin/busybox; } | sha256sum | cut -c1-16; }
 
+# The disk image's syslinux configuration: boot the kernel + initramfs of its FAT partition, console on ttyS0.
+guest_syslinux_cfg() {
+  printf '%s\n' 'DEFAULT linux' 'PROMPT 0' 'TIMEOUT 0' 'LABEL linux' '  KERNEL /vmlinuz' '  INITRD /initrd.gz' \
+    '  APPEND console=ttyS0 quiet panic=-1'
+}
+
+guest_disk_spec() {
+  { echo v1; guest_syslinux_cfg; cat "$GUEST_DIR/kernel.version" "$GUEST_DIR/initrd.spec"; } | sha256sum | cut -c1-16
+}
+
+# guest_disk_build: $GUEST_DIR/disk.qcow2, a 32 MiB disk (MBR with syslinux's boot code, one bootable FAT16
+# partition at 1 MiB holding vmlinuz, initrd.gz and syslinux), built on image files with sfdisk, mtools and
+# syslinux --offset: no loop device, no mount. Boots to the same EDGEPLANE-GUEST-READY as the direct-boot guest.
+guest_disk_build() {
+  local tmp raw
+  tmp=$(mktemp -d)
+  raw="$tmp/disk.raw"
+  truncate -s 32M "$raw"
+  printf 'label: dos\nstart=2048, type=6, bootable\n' | sfdisk -q "$raw" >/dev/null || die "guest: sfdisk failed"
+  # 63488 sectors = the partition (32 MiB - 1 MiB); geometry as sfdisk's (64 heads, 32 sectors per track).
+  mformat -i "$raw@@1M" -T 63488 -h 64 -s 32 -H 2048 -v EDGEGUEST :: || die "guest: mformat failed"
+  guest_syslinux_cfg >"$tmp/syslinux.cfg"
+  mcopy -i "$raw@@1M" "$GUEST_DIR/vmlinuz" "$GUEST_DIR/initrd.gz" "$tmp/syslinux.cfg" :: ||
+    die "guest: mcopy failed"
+  syslinux --offset 1048576 --install "$raw" || die "guest: syslinux --install failed"
+  dd if=/usr/lib/syslinux/mbr/mbr.bin of="$raw" bs=440 count=1 conv=notrunc status=none ||
+    die "guest: writing the MBR boot code failed"
+  qemu-img convert -c -O qcow2 "$raw" "$GUEST_DIR/disk.qcow2.tmp" || die "guest: qemu-img convert failed"
+  mv "$GUEST_DIR/disk.qcow2.tmp" "$GUEST_DIR/disk.qcow2"
+  guest_disk_spec >"$GUEST_DIR/disk.spec"
+  rm -rf "$tmp"
+}
+
 # guest_probe ACCEL: boots the guest once with ACCEL; true if the ready marker appears within 20 s.
 guest_probe() {
   local out
@@ -450,6 +484,15 @@ step_guest() {
     log "guest: building kernel + initramfs in $GUEST_DIR"
     guest_build
     log "guest: built ($(cat "$GUEST_DIR/kernel.version"))"
+  fi
+  if [ -s "$GUEST_DIR/disk.qcow2" ] && [ "$(cat "$GUEST_DIR/disk.spec" 2>/dev/null)" = "$(guest_disk_spec)" ]; then
+    log "guest: disk image present"
+  else
+    have syslinux && have mformat && have sfdisk && have qemu-img ||
+      die "guest: the disk image needs syslinux, mtools, fdisk and qemu-utils (install.sh packages)"
+    log "guest: building the disk image"
+    guest_disk_build
+    log "guest: disk image built ($GUEST_DIR/disk.qcow2)"
   fi
   local accel
   accel=$(cat "$GUEST_DIR/accel" 2>/dev/null || true)
@@ -475,6 +518,7 @@ step_guest_paths() {
   step_guest >&2
   echo "kernel=$GUEST_DIR/vmlinuz"
   echo "initrd=$GUEST_DIR/initrd.gz"
+  echo "disk=$GUEST_DIR/disk.qcow2"
   echo "accel=$(cat "$GUEST_DIR/accel")"
 }
 
@@ -483,6 +527,12 @@ step_guest_paths() {
 # ---------------------------------------------------------------------------------------------------------
 step_node() {
   have npm || die "npm not found: install Node.js 20"
+  # A git worktree sharing another checkout's node_modules through a symlink: npm ci would empty the target
+  # (it removes node_modules' entries through the link) and then replace the link with a directory.
+  if [ -L "$REPO_DIR/node_modules" ]; then
+    log "node_modules: a symlink ($(readlink "$REPO_DIR/node_modules")), left alone"
+    return 0
+  fi
   if [ ! -d "$REPO_DIR/node_modules" ] || [ ! -f "$REPO_DIR/node_modules/.package-lock.json" ] ||
     [ "$REPO_DIR/package-lock.json" -nt "$REPO_DIR/node_modules/.package-lock.json" ]; then
     log "node_modules: installing (npm ci)"

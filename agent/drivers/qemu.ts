@@ -4,14 +4,25 @@
  * daemonized qemu process with its own directory holding `vm.json` (identity, like the container labels), its
  * pid file, QMP socket and serial console log; that directory is how a restarted agent adopts it.
  *
- * KVM is used when it boots a guest here (probed with a timeout); TCG otherwise. The instance's runtime says
- * which (`qemu-kvm`, `qemu-tcg`).
+ * KVM is used when a Linux kernel boots on it here (probed with a timeout, once per host boot); TCG otherwise.
+ * The instance's runtime says which (`qemu-kvm`, `qemu-tcg`), and so does the runtime probe's detail.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, release } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { Logger } from '../../shared/log.js';
 import type { ArtifactCache, Catalog, CatalogImage } from '../images/catalog.js';
@@ -23,6 +34,8 @@ const run = promisify(execFile);
 const MiB = 1024 * 1024;
 /** Smallest VM memory the driver starts. */
 export const MIN_VM_MEMORY_BYTES = 64 * MiB;
+/** How long {@link QemuDriver.probe} waits for the KVM probe before answering without it. */
+const PROBE_WAIT_MS = 2000;
 
 /** Accelerator of a VM. */
 export type Accel = 'kvm' | 'tcg';
@@ -41,8 +54,10 @@ export interface QemuDriverOptions {
   publishAddress?: string;
   /** Force an accelerator instead of probing. */
   accel?: Accel;
-  /** How long the KVM probe may take before TCG is used (default 10 s). */
+  /** How long the KVM probe may take before TCG is used (default 8 s). */
   kvmProbeTimeoutMs?: number;
+  /** Kernel (bzImage) the KVM probe boots (default: a cached catalog kernel, else the host's). */
+  probeKernel?: string;
   /** qemu binary (default qemu-system-x86_64). */
   qemuBinary?: string;
   /** Logger. */
@@ -86,7 +101,7 @@ async function freePort(address: string): Promise<number> {
 
 export class QemuDriver implements Driver {
   readonly runtime = 'vm' as const;
-  private accel: Promise<{ accel: Accel; detail: string }> | undefined;
+  private accel: { kernel: string; result: Promise<{ accel: Accel; detail: string }> } | undefined;
   private readonly qemu: string;
   private readonly publishAddress: string;
 
@@ -99,72 +114,102 @@ export class QemuDriver implements Driver {
     try {
       const { stdout } = await run(this.qemu, ['--version'], { timeout: 5000 });
       const version = stdout.split('\n')[0]?.trim() ?? '';
-      const accel = await this.accelerator();
-      return { ok: true, detail: `${version}; ${accel.detail}` };
+      // The KVM probe may take its whole timeout (a hanging nested KVM): the runtime works either way, so the
+      // host does not wait for it; the next probe reports the outcome.
+      const accel = await Promise.race([this.accelerator(), sleep(PROBE_WAIT_MS, undefined, { ref: false })]);
+      return {
+        ok: true,
+        detail: `${version}; ${accel?.detail ?? 'accelerator: probing KVM (TCG until known)'}`,
+      };
     } catch (err) {
       return { ok: false, detail: `${this.qemu} unusable: ${(err as Error).message}` };
     }
   }
 
   /**
-   * KVM when /dev/kvm exists and a VM actually runs on it: the probe boots the firmware with KVM and waits for
-   * its first debug output (and, given a kernel, for the kernel's first console line), within the timeout.
+   * The kernel the KVM probe boots: the configured one, else a kernel of the catalog already in the artifact
+   * cache, else the host's own (/boot/vmlinuz-<release>) when readable.
    */
-  accelerator(kernel?: { kernel: string; initrd?: string }): Promise<{ accel: Accel; detail: string }> {
-    if (this.opts.accel)
-      return Promise.resolve({ accel: this.opts.accel, detail: `${this.opts.accel} (configured)` });
-    if (kernel) return this.probeKvm(kernel);
-    this.accel ??= this.probeKvm();
-    return this.accel;
+  private probeKernel(): string | undefined {
+    if (this.opts.probeKernel) return this.opts.probeKernel;
+    for (const image of Object.values(this.opts.catalog().images)) {
+      const cached = image.kernel && this.opts.cache.cached(image.kernel);
+      if (cached) return cached;
+    }
+    for (const k of [`/boot/vmlinuz-${release()}`, '/boot/vmlinuz', '/vmlinuz']) {
+      try {
+        accessSync(k, constants.R_OK);
+        return k;
+      } catch {}
+    }
+    return undefined;
   }
 
-  private kernelProbe: Promise<{ accel: Accel; detail: string }> | undefined;
+  /**
+   * KVM when /dev/kvm exists and a Linux kernel actually boots on it: the probe boots a kernel (see
+   * {@link probeKernel}) without initrd and root file system under KVM and waits, within the timeout, for the
+   * kernel to get to the end of its boot (running /init, or the panic for the missing root file system). Firmware
+   * alone is no evidence: under nested KVM SeaBIOS runs while a kernel hangs before its first console line.
+   * Without a kernel to probe with, TCG. The outcome is kept for this host boot in `<vmDir>/accel.json`, so a
+   * restarted agent does not probe again; a kernel that turns up later (a catalog kernel cached by a VM start)
+   * is probed then.
+   */
+  accelerator(): Promise<{ accel: Accel; detail: string }> {
+    if (this.opts.accel)
+      return Promise.resolve({ accel: this.opts.accel, detail: `${this.opts.accel} (configured)` });
+    const kernel = this.probeKernel() ?? '';
+    if (this.accel?.kernel !== kernel) this.accel = { kernel, result: this.probeKvm(kernel) };
+    return this.accel.result;
+  }
 
-  private probeKvm(kernel?: { kernel: string; initrd?: string }): Promise<{ accel: Accel; detail: string }> {
-    if (kernel && this.kernelProbe) return this.kernelProbe;
-    const p = (async (): Promise<{ accel: Accel; detail: string }> => {
-      if (!existsSync('/dev/kvm')) return { accel: 'tcg', detail: 'TCG (no /dev/kvm)' };
-      const timeoutMs = this.opts.kvmProbeTimeoutMs ?? 10_000;
-      const args = ['-accel', 'kvm', '-m', '128', '-nodefaults', '-display', 'none', '-no-reboot'];
-      let marker: RegExp;
-      if (kernel) {
-        args.push(
-          '-serial',
-          'stdio',
-          '-kernel',
-          kernel.kernel,
-          '-append',
-          'console=ttyS0 panic=-1 edgeplane.probe',
-        );
-        if (kernel.initrd) args.push('-initrd', kernel.initrd);
-        marker = /Linux version|EDGEPLANE-GUEST-READY|Run \/init/;
-      } else {
-        args.push('-chardev', 'stdio,id=dbg', '-device', 'isa-debugcon,iobase=0x402,chardev=dbg');
-        marker = /SeaBIOS/;
+  private async probeKvm(kernel: string): Promise<{ accel: Accel; detail: string }> {
+    if (!existsSync('/dev/kvm')) return { accel: 'tcg', detail: 'TCG (no /dev/kvm)' };
+    if (!kernel) return { accel: 'tcg', detail: 'TCG (KVM not verified: no kernel to probe it with)' };
+    const bootId = (() => {
+      try {
+        return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+      } catch {
+        return '';
       }
-      const ok = await new Promise<boolean>((resolve) => {
-        const child = spawn(this.qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        const done = (v: boolean) => {
-          clearTimeout(timer);
-          child.kill('SIGKILL');
-          resolve(v);
-        };
-        const timer = setTimeout(() => done(false), timeoutMs);
-        child.stdout.on('data', (d: Buffer) => {
-          out += d.toString();
-          if (marker.test(out)) done(true);
-        });
-        child.on('exit', () => done(marker.test(out)));
-        child.on('error', () => done(false));
-      });
-      const what = kernel ? 'a guest kernel' : 'the firmware';
-      return ok
-        ? { accel: 'kvm', detail: `KVM (booted ${what} within ${timeoutMs} ms)` }
-        : { accel: 'tcg', detail: `TCG (KVM did not boot ${what} within ${timeoutMs} ms)` };
     })();
-    if (kernel) this.kernelProbe = p;
-    return p;
+    const st = statSync(kernel);
+    const key = `${bootId} ${this.qemu} ${kernel} ${st.size} ${st.mtimeMs}`;
+    const file = join(this.opts.vmDir, 'accel.json');
+    try {
+      const saved = JSON.parse(readFileSync(file, 'utf8')) as { key: string; accel: Accel; detail: string };
+      if (bootId && saved.key === key) return { accel: saved.accel, detail: `${saved.detail}, this boot` };
+    } catch {}
+    const timeoutMs = this.opts.kvmProbeTimeoutMs ?? 8000;
+    const t0 = Date.now();
+    const args = ['-accel', 'kvm', '-m', '128', '-nodefaults', '-display', 'none', '-no-reboot'];
+    args.push('-serial', 'stdio', '-kernel', kernel);
+    args.push('-append', 'console=ttyS0 panic=-1 root=/dev/edgeplane-kvm-probe edgeplane.probe');
+    const booted = /Run \/init|VFS: Unable to mount root|Kernel panic|EDGEPLANE-GUEST-READY/;
+    const ok = await new Promise<boolean>((resolve) => {
+      const child = spawn(this.qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      const done = (v: boolean) => {
+        clearTimeout(timer);
+        child.kill('SIGKILL');
+        resolve(v);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (booted.test(out)) done(true);
+      });
+      child.on('exit', () => done(booted.test(out)));
+      child.on('error', () => done(false));
+    });
+    const result: { accel: Accel; detail: string } = ok
+      ? { accel: 'kvm', detail: `KVM (booted ${kernel} in ${Date.now() - t0} ms)` }
+      : { accel: 'tcg', detail: `TCG (KVM did not boot ${kernel} within ${timeoutMs} ms)` };
+    this.opts.log.info({ kernel, ...result }, 'KVM probe');
+    try {
+      mkdirSync(this.opts.vmDir, { recursive: true });
+      writeFileSync(file, JSON.stringify({ key, ...result }));
+    } catch {}
+    return result;
   }
 
   private dirOf(namespace: string, name: string): string {
@@ -253,9 +298,7 @@ export class QemuDriver implements Driver {
       ]).catch((err: Error) => {
         throw new TemplateError(`template.spec.image: ${req.template.image}: ${err.message}`);
       });
-      const { accel } = await this.accelerator(
-        kernel ? { kernel, ...(initrd ? { initrd } : {}) } : undefined,
-      );
+      const { accel } = await this.accelerator();
       mkdirSync(dir, { recursive: true });
       const ports: VmRecord['ports'] = [];
       for (const p of req.template.ports ?? []) {

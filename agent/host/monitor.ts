@@ -43,6 +43,8 @@ export class HostMonitor extends EventEmitter {
   capacity: HostCapacity | undefined;
   /** Runtimes whose probe passed, in driver order. */
   runtimes: Runtime[] = [];
+  /** Latest probe of each runtime (e.g. the VM runtime's accelerator: KVM or TCG, and why). */
+  probes: Partial<Record<Runtime, { ok: boolean; detail: string }>> = {};
   private timer: NodeJS.Timeout | undefined;
   private details = new Map<Runtime, string>();
 
@@ -79,6 +81,7 @@ export class HostMonitor extends EventEmitter {
         this.opts.log.info({ runtime, ...probe }, 'runtime probe');
         this.details.set(runtime, `${probe.ok} ${probe.detail.replace(/\d+ ms/, '')}`);
       }
+      this.probes[runtime] = probe;
       if (probe.ok) runtimes.push(runtime);
     }
     const changed =

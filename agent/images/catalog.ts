@@ -65,6 +65,12 @@ export class ArtifactCache {
 
   constructor(private readonly dir: string) {}
 
+  /** Path of the verified copy of the artifact when it is cached (no download). */
+  cached(a: Artifact): string | undefined {
+    const path = join(this.dir, `sha256-${a.sha256}`);
+    return existsSync(path) ? path : undefined;
+  }
+
   /** Path of a verified copy of the artifact, downloading it first when it is not cached. */
   fetch(a: Artifact): Promise<string> {
     const path = join(this.dir, `sha256-${a.sha256}`);

@@ -1,6 +1,7 @@
 /**
- * The QEMU test guest: Debian's cloud kernel and a busybox initramfs, built and KVM-probed by deploy/install.sh
- * (`install.sh guest-paths`, the one implementation), plus a helper that boots it with a serial console and QMP.
+ * The QEMU test guest: Debian's cloud kernel and a busybox initramfs (also on a bootable qcow2 disk image: MBR,
+ * FAT partition, syslinux), built and KVM-probed by deploy/install.sh (`install.sh guest-paths`, the one
+ * implementation), plus a helper that boots it with a serial console and QMP.
  *
  * The guest prints `EDGEPLANE-GUEST-READY` on ttyS0 once up and powers off when its ACPI power button is pressed
  * (QMP `system_powerdown`).
@@ -21,6 +22,8 @@ export interface TestGuest {
   kernelPath: string;
   /** gzip'd cpio initramfs for `-initrd`. */
   initrdPath: string;
+  /** qcow2 disk image booting the same kernel + initramfs through syslinux (console on ttyS0). */
+  diskPath: string;
   /** Accelerator that boots the guest on this machine (probed once by install.sh). */
   accel: 'kvm' | 'tcg';
 }
@@ -38,8 +41,9 @@ export function testGuest(): Promise<TestGuest> {
           .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
       );
       const accel = kv.accel === 'kvm' ? 'kvm' : 'tcg';
-      if (!kv.kernel || !kv.initrd) throw new Error(`install.sh guest-paths printed no paths:\n${out}`);
-      return { kernelPath: kv.kernel, initrdPath: kv.initrd, accel } satisfies TestGuest;
+      if (!kv.kernel || !kv.initrd || !kv.disk)
+        throw new Error(`install.sh guest-paths printed no paths:\n${out}`);
+      return { kernelPath: kv.kernel, initrdPath: kv.initrd, diskPath: kv.disk, accel } satisfies TestGuest;
     })
     .catch((e) => {
       cached = undefined;

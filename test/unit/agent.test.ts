@@ -149,13 +149,20 @@ describe('agent configuration', () => {
     );
     const c = loadAgentConfig(
       { config: file, zone: 'z-flag', memory: '8Gi', host: 'h1' },
-      { EDGE_ZONE: 'z-env', EDGE_CITY_CODE: 'DFW', EDGE_LABELS: 'tier=edge,gpu=none', EDGE_VM_ACCEL: 'tcg' },
+      {
+        EDGE_ZONE: 'z-env',
+        EDGE_CITY_CODE: 'DFW',
+        EDGE_LABELS: 'tier=edge,gpu=none',
+        EDGE_VM_ACCEL: 'tcg',
+        EDGE_VM_PROBE_KERNEL: '/boot/vmlinuz-probe',
+      },
     );
     expect(c).toMatchObject({
       host: 'h1',
       location: 'from-file',
       imageCatalog: catalog,
       vmAccel: 'tcg',
+      vmProbeKernel: '/boot/vmlinuz-probe',
       allocatableOverride: { cpuMillis: 4000, memoryBytes: 8 * 1024 * MiB },
       labels: {
         tier: 'edge',
