@@ -118,6 +118,7 @@ export class Agent {
     this.host = new HostMonitor({
       drivers: this.drivers,
       override: this.config.allocatableOverride,
+      stateDir: this.config.stateDir,
       log: this.log,
     });
     await this.host.start();
