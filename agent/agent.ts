@@ -277,6 +277,9 @@ export class Agent {
       startedAt: this.startedAt,
       seq: ++this.seq,
       heartbeatMs: this.config.heartbeatMs,
+      ...(cap.capacity.ephemeralStorageBytes !== undefined
+        ? { ephemeralStorageFreeBytes: cap.diskFreeBytes }
+        : {}),
       ...(this.sealKey ? { sealKey: this.sealKey.getPublicKey() } : {}),
       instances: (this.reconciler?.observed() ?? []).map((s) => ({
         namespace: s.namespace,

@@ -6,17 +6,17 @@
 import { statfs } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { ResourceAmounts } from '../../shared/api/index.js';
+import type { HostResourceAmounts, ResourceAmounts } from '../../shared/api/index.js';
 
 /** The host's hardware as the agent advertises it. */
 export interface HostCapacity {
-  /** Everything the host has. */
-  capacity: ResourceAmounts;
-  /** What instances may use: capacity less the reserve, or the operator's override. */
-  allocatable: ResourceAmounts;
+  /** Everything the host has; disk: the size of the filesystem holding the state directory. */
+  capacity: HostResourceAmounts;
+  /** What instances may use: capacity less the reserve, or the operator's override; disk: all of it. */
+  allocatable: HostResourceAmounts;
   /** CPU architecture, e.g. x64. */
   arch: string;
-  /** Free disk on the filesystem holding the state directory, in bytes. */
+  /** Free disk on the filesystem holding the state directory, in bytes (0: not measurable). */
   diskFreeBytes: number;
 }
 
@@ -46,12 +46,16 @@ export async function readCapacity(opts: {
 }): Promise<HostCapacity> {
   // Logical CPUs, as systeminformation's `cores` (and lscpu's `CPU(s)`) counted them.
   const cores = os.cpus().length || os.availableParallelism();
-  const capacity = { cpuMillis: cores * 1000, memoryBytes: os.totalmem() };
+  const disk = await filesystemOf(opts.stateDir ?? '/').catch(() => undefined);
+  // Disk as Kubernetes nodes report `ephemeral-storage`: the filesystem's size as capacity and allocatable
+  // (no reserve is configured), its free space in every report.
+  const storage = disk ? { ephemeralStorageBytes: disk.totalBytes } : {};
+  const capacity = { cpuMillis: cores * 1000, memoryBytes: os.totalmem(), ...storage };
   const reserved = opts.reserved ?? { cpuMillis: 100, memoryBytes: 256 * 1024 * 1024 };
   const allocatable = {
     cpuMillis: opts.override?.cpuMillis ?? Math.max(0, capacity.cpuMillis - reserved.cpuMillis),
     memoryBytes: opts.override?.memoryBytes ?? Math.max(0, capacity.memoryBytes - reserved.memoryBytes),
+    ...storage,
   };
-  const disk = await filesystemOf(opts.stateDir ?? '/').catch(() => undefined);
   return { capacity, allocatable, arch: os.arch(), diskFreeBytes: disk?.freeBytes ?? 0 };
 }
