@@ -4,12 +4,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { formatIssues } from '../shared/nats/messages.js';
 import { parseCpuMillis, parseMemoryBytes } from '../shared/resources.js';
 import type { AgentConfig } from './agent.js';
 import { loadCatalog } from './images/catalog.js';
+import { parseYaml } from './yaml.js';
 
 /** The file/flag/environment form, before defaults. */
 export const AgentSettings = z

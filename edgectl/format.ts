@@ -26,7 +26,7 @@ function clock(time: string): string {
 export function feedLine(m: FeedMessage): string {
   switch (m.kind) {
     case 'host':
-      return `${clock(m.time)}  host      ${m.host} (${m.location})  ${m.state}  cpu ${m.allocatable.cpuMillis}m  memory ${gib(m.allocatable.memoryBytes)}  ${m.instances} instance(s)`;
+      return `${clock(m.time)}  host      ${m.host} (${m.location})  ${m.state}  cpu ${m.allocatable.cpuMillis}m  memory ${gib(m.allocatable.memoryBytes)}${m.allocatable.ephemeralStorageBytes === undefined ? '' : `  disk ${gib(m.allocatable.ephemeralStorageBytes)}`}  ${m.instances} instance(s)`;
     case 'instance':
       return `${clock(m.time)}  instance  ${m.namespace}/${m.name}  ${m.phase}${m.ready ? ' ready' : ''}  on ${m.host} (${m.location})${m.message ? `  ${m.message}` : ''}`;
     case 'workload':

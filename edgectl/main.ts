@@ -76,7 +76,7 @@ outputOption(
   if (opts.output === 'json') return console.log(JSON.stringify(hosts, null, 2));
   console.log(
     table([
-      ['HOST', 'LOCATION', 'STATE', 'RUNTIMES', 'CPU', 'MEMORY', 'INSTANCES', 'AGENT', 'CHANGED'],
+      ['HOST', 'LOCATION', 'STATE', 'RUNTIMES', 'CPU', 'MEMORY', 'DISK', 'INSTANCES', 'AGENT', 'CHANGED'],
       ...hosts.map((h) => [
         h.host,
         h.location,
@@ -84,6 +84,7 @@ outputOption(
         h.runtimes.join(',') || '-',
         `${h.allocatable.cpuMillis}m`,
         gib(h.allocatable.memoryBytes),
+        h.allocatable.ephemeralStorageBytes === undefined ? '-' : gib(h.allocatable.ephemeralStorageBytes),
         String(h.instances),
         h.agentVersion,
         `${ago(h.lastHeartbeat)} ago`,

@@ -43,6 +43,10 @@ stub('docker-modem', 'ssh2', {
 });
 stub('dockerode', '@grpc/grpc-js', unavailable('gRPC (BuildKit sessions)'));
 stub('dockerode', '@grpc/proto-loader', unavailable('gRPC (BuildKit sessions)'));
+stub('dockerode', 'uuid', { v4: unavailable('BuildKit sessions') });
+// Build contexts (`docker.buildImage` of a directory): tarred with tar-fs, filtered by .dockerignore.
+stub('dockerode', 'tar-fs', unavailable('tar-fs (image builds)'));
+stub('dockerode', '@balena/dockerignore', unavailable('.dockerignore (image builds)'));
 
 /** The dockerode class. */
 export const Docker = require('dockerode') as typeof DockerType;

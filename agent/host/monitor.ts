@@ -1,5 +1,5 @@
 /**
- * Keeps what the host advertises current: capacity (systeminformation) and which runtimes work (each driver's
+ * Keeps what the host advertises current: capacity (node:os, statfs) and which runtimes work (each driver's
  * probe), read at start and again every `intervalMs`. Emits `change` when either changed, so the agent reports
  * at once — e.g. dockerd came back, or the operator resized the VM.
  */
@@ -15,6 +15,8 @@ export interface HostMonitorOptions {
   drivers: Partial<Record<Runtime, Driver>>;
   /** Operator override of the allocatable amounts. */
   override?: Partial<ResourceAmounts>;
+  /** The agent's state directory: disk is measured on its filesystem. */
+  stateDir?: string;
   /** Interval between re-reads (default 60 s). */
   intervalMs?: number;
   /** Logger. */
@@ -70,10 +72,12 @@ export class HostMonitor extends EventEmitter {
 
   /** Re-reads capacity and re-probes runtimes; emits `change` when anything differs. */
   async refresh(): Promise<void> {
-    const capacity = await readCapacity({ override: this.opts.override }).catch((err) => {
-      this.opts.log.warn({ err: (err as Error).message }, 'capacity not readable');
-      return this.capacity;
-    });
+    const capacity = await readCapacity({ override: this.opts.override, stateDir: this.opts.stateDir }).catch(
+      (err) => {
+        this.opts.log.warn({ err: (err as Error).message }, 'capacity not readable');
+        return this.capacity;
+      },
+    );
     const runtimes: Runtime[] = [];
     for (const [runtime, driver] of Object.entries(this.opts.drivers) as Array<[Runtime, Driver]>) {
       const probe = await driver.probe().catch((err) => ({ ok: false, detail: (err as Error).message }));

@@ -16,9 +16,9 @@ import {
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { formatIssues } from '../../shared/nats/messages.js';
+import { parseYaml } from '../yaml.js';
 
 /** One downloadable file. */
 export const Artifact = z

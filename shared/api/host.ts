@@ -1,7 +1,7 @@
 /** Host and Location: what the agents registered, so that available capacity has a kubectl answer. */
 import { z } from 'zod';
 import { Runtime } from './instance.js';
-import { Condition, ResourceAmounts } from './meta.js';
+import { Condition, HostResourceAmounts, ResourceAmounts } from './meta.js';
 
 /** The desired state of a Host: what operators may change with kubectl. */
 export const HostSpec = z
@@ -18,8 +18,8 @@ export const HostStatus = z
     ready: z.boolean().optional().describe('Whether the agent is connected and heartbeating.'),
     state: z.enum(['Ready', 'Disconnected', 'Lost']).optional().describe('Ready, Disconnected or Lost.'),
     labels: z.record(z.string(), z.string()).optional().describe('Labels placement matches against.'),
-    capacity: ResourceAmounts.optional().describe('What the host has.'),
-    allocatable: ResourceAmounts.optional().describe('What may be placed on it.'),
+    capacity: HostResourceAmounts.optional().describe('What the host has.'),
+    allocatable: HostResourceAmounts.optional().describe('What may be placed on it.'),
     allocated: ResourceAmounts.optional().describe('What instances placed on it request.'),
     runtimes: z.array(Runtime).optional().describe('Runtimes that work on this host.'),
     instances: z.number().int().optional().describe('Instances placed on it.'),

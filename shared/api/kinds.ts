@@ -149,6 +149,7 @@ export const HostKind: KindDefinition = {
       description: 'Allocatable millicores.',
     },
     { name: 'Memory', type: 'integer', jsonPath: '.status.allocatable.memoryBytes', priority: 1 },
+    { name: 'Disk', type: 'integer', jsonPath: '.status.allocatable.ephemeralStorageBytes', priority: 1 },
     { name: 'Heartbeat', type: 'date', jsonPath: '.status.lastHeartbeatTime', priority: 1 },
     age,
   ],

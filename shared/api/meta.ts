@@ -101,3 +101,16 @@ export const ResourceAmounts = z
   })
   .describe('CPU and memory.');
 export type ResourceAmounts = z.infer<typeof ResourceAmounts>;
+
+/**
+ * What a host has or offers: CPU and memory, and — like a Kubernetes node's `ephemeral-storage` — the size of
+ * the filesystem holding the agent's state directory. Optional: agents before it did not report disk.
+ */
+export const HostResourceAmounts = ResourceAmounts.extend({
+  ephemeralStorageBytes: z
+    .number()
+    .int()
+    .optional()
+    .describe("Disk in bytes: size of the filesystem holding the agent's state directory."),
+}).describe('CPU, memory and disk.');
+export type HostResourceAmounts = z.infer<typeof HostResourceAmounts>;

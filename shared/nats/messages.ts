@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { ContainerState, InstancePhase, Runtime } from '../api/instance.js';
-import { ResourceAmounts } from '../api/meta.js';
+import { HostResourceAmounts, ResourceAmounts } from '../api/meta.js';
 import { InstanceTemplateSpec } from '../api/template.js';
 
 /** Current version of the message schemas. */
@@ -160,10 +160,10 @@ export const HostReport = z
     location: z.string(),
     /** Labels placement matches on: region, zone, provider, hostname, and operator-given ones. */
     labels: z.record(z.string(), z.string()),
-    /** What the host has. */
-    capacity: ResourceAmounts,
-    /** What may be placed on it (capacity less reserved, or an operator override). */
-    allocatable: ResourceAmounts,
+    /** What the host has; `ephemeralStorageBytes`: size of the filesystem holding the agent's state directory. */
+    capacity: HostResourceAmounts,
+    /** What may be placed on it (capacity less reserved, or an operator override; disk: all of it). */
+    allocatable: HostResourceAmounts,
     /** Runtimes that work here. */
     runtimes: z.array(Runtime),
     /** Version of edge-agent. */
@@ -176,6 +176,12 @@ export const HostReport = z
     heartbeatMs: z.number().int(),
     /** Every instance the agent runs or was told to run. */
     instances: z.array(ReportedInstance),
+    /**
+     * Free disk in bytes (available to unprivileged users, like `df`) on the filesystem holding the agent's state
+     * directory, re-read every minute. Only in reports: the Host object carries the size, so free-space jitter
+     * never rewrites it.
+     */
+    ephemeralStorageFreeBytes: z.number().int().optional(),
     /** Public nkeys curve key (`X…`) secret values for this host are sealed to; absent: none can be sent. */
     sealKey: z.string().optional(),
     /** When the report was made (RFC 3339). */
@@ -232,7 +238,7 @@ export const HostFeed = z
     /** Labels placement matches on. */
     labels: z.record(z.string(), z.string()),
     /** What may be placed on it. */
-    allocatable: ResourceAmounts,
+    allocatable: HostResourceAmounts,
     /** Runtimes that work there. */
     runtimes: z.array(z.string()),
     /** Instances it reports. */

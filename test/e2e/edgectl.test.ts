@@ -156,11 +156,12 @@ describe('edgectl reads the monitoring feed', () => {
     }
     expect(hosts.stderr).toBe('');
     expect(hosts.code).toBe(0);
-    expect(hosts.stdout).toMatch(/^HOST\s+LOCATION\s+STATE\s+RUNTIMES\s+CPU\s+MEMORY\s+INSTANCES/);
+    expect(hosts.stdout).toMatch(/^HOST\s+LOCATION\s+STATE\s+RUNTIMES\s+CPU\s+MEMORY\s+DISK\s+INSTANCES/);
     expect(allReady()).toBe(true);
 
     const hostsJson = JSON.parse((await edgectl(['hosts', '-o', 'json'])).stdout);
     expect(hostsJson.map((h: { host: string }) => h.host).sort()).toEqual([...s.hosts].sort());
+    for (const h of hostsJson) expect(h.allocatable.ephemeralStorageBytes).toBeGreaterThan(0);
 
     const instances = await edgectl(['instances', '-n', 'feed']);
     expect(instances.code).toBe(0);

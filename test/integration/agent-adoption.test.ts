@@ -4,6 +4,7 @@
  * agent restarted offline resumes from its disk copy; on reconnect nothing unchanged restarts).
  */
 import crypto from 'node:crypto';
+import { statfsSync } from 'node:fs';
 import path from 'node:path';
 import { type KV, Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -156,6 +157,14 @@ describe('agent adoption and autonomy', () => {
       },
       { timeoutMs: 60_000 },
     );
+    // Disk, as a node's ephemeral-storage: the size of the filesystem holding the state directory as capacity
+    // and allocatable, its free space in the report.
+    const fsOfState = statfsSync(s.dir);
+    const report = s.lastReport()!;
+    expect(report.capacity.ephemeralStorageBytes).toBe(fsOfState.blocks * fsOfState.bsize);
+    expect(report.allocatable.ephemeralStorageBytes).toBe(report.capacity.ephemeralStorageBytes);
+    expect(report.ephemeralStorageFreeBytes).toBeGreaterThan(0);
+    expect(report.ephemeralStorageFreeBytes).toBeLessThanOrEqual(report.capacity.ephemeralStorageBytes!);
 
     await agent.kill();
     // While the agent is down: one workload is withdrawn, a stray container claims to be ours, and the

@@ -3,12 +3,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Agent } from '../../agent/agent.js';
 import { loadAgentConfig } from '../../agent/config.js';
 import { exitZeroElf, singleFileTar } from '../../agent/drivers/sandbox-probe.js';
 import { containerLimits, registryOf, resolveEnv } from '../../agent/drivers/template.js';
-import { kubeArch } from '../../agent/host/monitor.js';
+import { readCapacity } from '../../agent/host/capacity.js';
+import { HostMonitor, kubeArch } from '../../agent/host/monitor.js';
 import { CatalogImage } from '../../agent/images/catalog.js';
 import { salvageIntent } from '../../agent/malformed.js';
+import { createLogger } from '../../shared/log.js';
+import { decode, encode, HostReport } from '../../shared/nats/messages.js';
 
 const MiB = 1024 * 1024;
 
@@ -195,5 +199,40 @@ describe('agent configuration', () => {
   it('maps Node architectures to Kubernetes ones', () => {
     expect(kubeArch('x64')).toBe('amd64');
     expect(kubeArch('arm64')).toBe('arm64');
+  });
+});
+
+describe('host capacity and the host report', () => {
+  it('reports disk like a node’s ephemeral-storage: size of the state directory’s filesystem, free space in the report', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edgeplane-capacity-'));
+    // The state directory need not exist yet: its filesystem is that of its nearest existing ancestor.
+    const stateDir = path.join(dir, 'not', 'yet');
+    const fsOfDir = fs.statfsSync(dir);
+    const cap = await readCapacity({ stateDir, override: { cpuMillis: 1500 } });
+    expect(cap.capacity).toEqual({
+      cpuMillis: os.cpus().length * 1000,
+      memoryBytes: os.totalmem(),
+      ephemeralStorageBytes: fsOfDir.blocks * fsOfDir.bsize,
+    });
+    expect(cap.allocatable).toEqual({
+      cpuMillis: 1500,
+      memoryBytes: os.totalmem() - 256 * 1024 * 1024,
+      ephemeralStorageBytes: fsOfDir.blocks * fsOfDir.bsize,
+    });
+    expect(cap.diskFreeBytes).toBeGreaterThan(0);
+    expect(cap.diskFreeBytes).toBeLessThanOrEqual(cap.capacity.ephemeralStorageBytes!);
+
+    const log = createLogger({ name: 'test', level: 'silent' });
+    const agent = new Agent(loadAgentConfig({ location: 'loc', host: 'h1', stateDir }, {}), log);
+    const monitor = new HostMonitor({ drivers: {}, stateDir, log });
+    await monitor.refresh();
+    // What Agent.start() sets up, without NATS or drivers.
+    (agent as unknown as { host: HostMonitor }).host = monitor;
+    // What a receiver decodes (receivers drop fields their schema does not know).
+    const report = decode(HostReport, encode(agent.hostReport()));
+    expect(report.capacity.ephemeralStorageBytes).toBe(fsOfDir.blocks * fsOfDir.bsize);
+    expect(report.allocatable.ephemeralStorageBytes).toBe(fsOfDir.blocks * fsOfDir.bsize);
+    expect(report.ephemeralStorageFreeBytes).toBe(monitor.capacity!.diskFreeBytes);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -2,8 +2,11 @@
  * Host states after Nomad's heartbeat rules (pure: reports and the clock are given), sealing round trips, and
  * the generated permissions.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { type HostEntry, HostRegistry, type HostState } from '../../coordinator/hosts/registry.js';
+import { HostSync } from '../../coordinator/hosts/sync.js';
+import type { KubeClient } from '../../coordinator/kube/client.js';
+import { HostKind, type HostStatus } from '../../shared/api/index.js';
 import { createLogger } from '../../shared/log.js';
 import { type HostReport, MESSAGE_VERSION } from '../../shared/nats/messages.js';
 import { agentPermissions, nkeyUserConfig } from '../../shared/nats/permissions.js';
@@ -108,5 +111,48 @@ describe('permissions', () => {
     const conf = nkeyUserConfig('UABC', p);
     expect(conf).toContain('nkey: "UABC"');
     expect(conf).toContain('allow_responses: true');
+  });
+});
+
+describe('Host objects from reports', () => {
+  it('carry disk size as capacity/allocatable ephemeralStorageBytes; free disk changing between heartbeats writes nothing', async () => {
+    vi.useFakeTimers();
+    try {
+      const { r } = registry();
+      const writes: HostStatus[] = [];
+      const client = {
+        patchStatus: async (ref: { kind: unknown }, _ns: unknown, _name: string, status: HostStatus) => {
+          if (ref.kind === HostKind) writes.push(status);
+        },
+        create: async () => undefined,
+      } as unknown as KubeClient;
+      const sync = new HostSync(
+        client,
+        r,
+        () => ({ allocated: { cpuMillis: 0, memoryBytes: 0 }, instances: 0 }),
+        log,
+      );
+      const disk = (seq: number, free: number): HostReport => {
+        const base = report('h1', seq);
+        return {
+          ...base,
+          capacity: { ...base.capacity, ephemeralStorageBytes: 100 * 2 ** 30 },
+          allocatable: { ...base.allocatable, ephemeralStorageBytes: 100 * 2 ** 30 },
+          ephemeralStorageFreeBytes: free,
+        };
+      };
+      r.accept(disk(1, 40 * 2 ** 30));
+      await vi.advanceTimersByTimeAsync(1100);
+      expect(writes).toHaveLength(1);
+      expect(writes[0]!.capacity?.ephemeralStorageBytes).toBe(100 * 2 ** 30);
+      expect(writes[0]!.allocatable?.ephemeralStorageBytes).toBe(100 * 2 ** 30);
+      r.accept(disk(2, 40 * 2 ** 30 - 4096));
+      r.accept(disk(3, 39 * 2 ** 30));
+      await vi.advanceTimersByTimeAsync(1100);
+      expect(writes).toHaveLength(1);
+      sync.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
