@@ -88,6 +88,15 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** Whether `pid` is a live (not zombie) qemu of the VM directory `dir`; a zombie's cmdline is empty. */
+function runsIn(pid: number, dir: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir);
+  } catch {
+    return false;
+  }
+}
+
 async function freePort(address: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -424,27 +433,32 @@ export class QemuDriver implements Driver {
     };
   }
 
-  private async waitGone(dir: string, ms: number): Promise<boolean> {
+  /**
+   * Waits until the VM's qemu is gone: its pid file (qemu removes it early in its exit) and the process itself,
+   * which may still be flushing and closing its disk images for a moment after.
+   */
+  private async waitGone(dir: string, pid: number, ms: number): Promise<boolean> {
+    const gone = () => !this.pidOf(dir) && !runsIn(pid, dir);
     const deadline = Date.now() + ms;
     while (Date.now() < deadline) {
-      if (!this.pidOf(dir)) return true;
+      if (gone()) return true;
       await new Promise((r) => setTimeout(r, 100));
     }
-    return !this.pidOf(dir);
+    return gone();
   }
 
   /** ACPI power button, then QMP quit after the grace period, then SIGKILL. */
   async stop(namespace: string, name: string, graceSeconds: number): Promise<void> {
     const dir = this.dirOf(namespace, name);
     const sock = join(dir, 'qmp.sock');
-    if (!this.pidOf(dir)) return;
-    await qmp(sock, 'system_powerdown').catch(() => undefined);
-    if (await this.waitGone(dir, graceSeconds * 1000)) return;
-    await qmp(sock, 'quit').catch(() => undefined);
-    if (await this.waitGone(dir, 5000)) return;
     const pid = this.pidOf(dir);
-    if (pid) process.kill(pid, 'SIGKILL');
-    await this.waitGone(dir, 5000);
+    if (!pid) return;
+    await qmp(sock, 'system_powerdown').catch(() => undefined);
+    if (await this.waitGone(dir, pid, graceSeconds * 1000)) return;
+    await qmp(sock, 'quit').catch(() => undefined);
+    if (await this.waitGone(dir, pid, 5000)) return;
+    if (runsIn(pid, dir)) process.kill(pid, 'SIGKILL');
+    await this.waitGone(dir, pid, 5000);
   }
 
   async destroy(namespace: string, name: string): Promise<void> {
