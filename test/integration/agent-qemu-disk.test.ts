@@ -15,10 +15,10 @@ import type { InstanceRequest } from '../../agent/drivers/driver.js';
 import { QemuDriver } from '../../agent/drivers/qemu.js';
 import { qmp } from '../../agent/drivers/qmp.js';
 import { ArtifactCache, type Catalog } from '../../agent/images/catalog.js';
-import { Reconciler } from '../../agent/reconciler.js';
 import { GUEST_READY_MARKER, testGuest, waitFor } from '../../deploy/stack/index.js';
 import { createLogger } from '../../shared/log.js';
 import { machineTypeResources } from '../../shared/resources.js';
+import { reconcilerFor } from '../harness/agent.js';
 import { cleanup, tempDir } from '../harness/index.js';
 
 const run = promisify(execFile);
@@ -164,27 +164,7 @@ describe('QEMU driver, disk image', () => {
   it('reports a disk image whose sha256 differs on the instance, and leaves no VM behind', async () => {
     const s = await setup({ badSha: true });
     const req = request();
-    const intent = {
-      v: 1,
-      location: 'loc',
-      namespace: 'ns',
-      workload: 'vm',
-      templateHash: req.templateHash,
-      template: req.template,
-      limits: req.limits,
-      instances: [{ name: 'vm-0', host: 'vm-host', ordinal: 0, labels: {} }],
-      updatedAt: new Date().toISOString(),
-    };
-    const r = new Reconciler({
-      host: 'vm-host',
-      drivers: { vm: s.driver },
-      intents: () => [intent],
-      synced: () => true,
-      resyncMs: 300,
-      log,
-    });
-    r.start();
-    cleanup(() => r.stop());
+    const r = reconcilerFor({ host: 'vm-host', runtime: 'vm', driver: s.driver, req, log });
     const failed = await waitFor(
       'the instance failed',
       () => {

@@ -14,10 +14,10 @@ import { QemuDriver } from '../../agent/drivers/qemu.js';
 import { qmp } from '../../agent/drivers/qmp.js';
 import { HostMonitor } from '../../agent/host/monitor.js';
 import { ArtifactCache, type Catalog } from '../../agent/images/catalog.js';
-import { Reconciler } from '../../agent/reconciler.js';
 import { GUEST_READY_MARKER, testGuest, waitFor } from '../../deploy/stack/index.js';
 import { createLogger } from '../../shared/log.js';
 import { machineTypeResources } from '../../shared/resources.js';
+import { reconcilerFor } from '../harness/agent.js';
 import { cleanup, tempDir } from '../harness/index.js';
 
 const log = createLogger({ name: 'test', level: 'warn' });
@@ -218,27 +218,7 @@ describe('QEMU driver', () => {
   it('starts a VM that powered off again, with crash-loop backoff, through the reconciler', async () => {
     const s = await setup();
     const req = request();
-    const intent = {
-      v: 1,
-      location: 'loc',
-      namespace: 'ns',
-      workload: 'vm',
-      templateHash: req.templateHash,
-      template: req.template,
-      limits: req.limits,
-      instances: [{ name: 'vm-0', host: 'vm-host', ordinal: 0, labels: {} }],
-      updatedAt: new Date().toISOString(),
-    };
-    const r = new Reconciler({
-      host: 'vm-host',
-      drivers: { vm: s.driver },
-      intents: () => [intent],
-      synced: () => true,
-      resyncMs: 300,
-      log,
-    });
-    r.start();
-    cleanup(() => r.stop());
+    const r = reconcilerFor({ host: 'vm-host', runtime: 'vm', driver: s.driver, req, log });
     const vm = () => r.observed().find((x) => x.name === 'vm-0');
     const consoleLog = join(s.dir, 'vms', 'ns_vm-0', 'console.log');
     const powerOff = async () => {
