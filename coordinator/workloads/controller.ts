@@ -357,31 +357,38 @@ export class WorkloadController {
     );
 
     // Instances: new placements, new surge instances, switched templates, removals.
-    for (const p of plan.place) {
-      if (byName.has(p.name)) continue;
-      const obj = instanceObject({
-        name: p.name,
+    /** Creates an Instance on the new template; one that exists already (a conflict) is taken as it is sent. */
+    const createInstance = async (
+      i: { name: string; location: string; host: string },
+      surgeOrdinal?: number,
+    ) => {
+      const body = instanceObject({
+        name: i.name,
         namespace,
         workloadUid: uid,
         labels: instanceLabels,
         annotations: spec.template.metadata?.annotations,
-        owner: deployments.get(p.location),
+        ...(surgeOrdinal !== undefined ? { surge: true } : {}),
+        owner: deployments.get(i.location),
         spec: {
           workloadRef: { name },
-          location: p.location,
-          host: p.host,
-          ordinal: ordinalOf(p.name),
+          location: i.location,
+          host: i.host,
+          ordinal: surgeOrdinal ?? ordinalOf(i.name),
           runtime,
           templateHash: hash,
           resources: requests,
         },
       });
       try {
-        const created = await this.d.client.create({ kind: InstanceKind, group: GROUP }, obj);
-        byName.set(p.name, created);
+        return await this.d.client.create({ kind: InstanceKind, group: GROUP }, body);
       } catch (err) {
         if (!isConflict(err)) throw err;
+        return body;
       }
+    };
+    for (const p of plan.place) {
+      if (!byName.has(p.name)) byName.set(p.name, await createInstance(p));
     }
     if (plan.place.length) {
       this.d.events.record(
@@ -393,30 +400,7 @@ export class WorkloadController {
     }
     for (const s of surge) {
       if (s.obj) continue;
-      const body = instanceObject({
-        name: s.name,
-        namespace,
-        workloadUid: uid,
-        labels: instanceLabels,
-        annotations: spec.template.metadata?.annotations,
-        surge: true,
-        owner: deployments.get(s.location),
-        spec: {
-          workloadRef: { name },
-          location: s.location,
-          host: s.host,
-          ordinal: 1000 + ordinalOf(s.name),
-          runtime,
-          templateHash: hash,
-          resources: requests,
-        },
-      });
-      try {
-        s.obj = await this.d.client.create({ kind: InstanceKind, group: GROUP }, body);
-      } catch (err) {
-        if (!isConflict(err)) throw err;
-        s.obj = body;
-      }
+      s.obj = await createInstance(s, 1000 + ordinalOf(s.name));
       this.d.events.record(
         wl,
         'Normal',
