@@ -59,6 +59,29 @@ async function containersOf(namespace: string, workload: string): Promise<string
   return out;
 }
 
+/** `<running> <image>` of each container of a Workload's instances, e.g. `true nginx:1.26`. */
+async function imagesOf(namespace: string, workload: string): Promise<string[]> {
+  return Promise.all(
+    (await containersOf(namespace, workload)).map(async (id) =>
+      (await docker(['inspect', '--format', '{{.State.Running}} {{.Config.Image}}', id])).stdout.trim(),
+    ),
+  );
+}
+
+/** The reasons of the events about the object of that name (any kind), space-separated. */
+async function eventReasons(name: string): Promise<string> {
+  return (
+    await stack().kubectl([
+      'get',
+      'events',
+      '--field-selector',
+      `involvedObject.name=${name}`,
+      '-o',
+      'jsonpath={.items[*].reason}',
+    ])
+  ).stdout;
+}
+
 /** Polls until the Workload's status reflects its current generation with every instance updated and ready. */
 async function waitRolledOut(
   resource: string,
@@ -257,15 +280,7 @@ describe('the example manifests of the docs', { timeout: 600_000 }, () => {
         ).stdout.trim(),
       ).toBe('');
     }
-    const events = await s.kubectl([
-      'get',
-      'events',
-      '--field-selector',
-      'involvedObject.name=backend-api',
-      '-o',
-      'jsonpath={.items[*].reason}',
-    ]);
-    expect(events.stdout).toContain('MissingReferences');
+    expect(await eventReasons('backend-api')).toContain('MissingReferences');
   });
 
   it('reach READY once the Secrets and Networks exist, with the placement rules honoured', async () => {
@@ -587,26 +602,13 @@ describe('the kubectl workflows of the docs, on web-app', { timeout: 300_000 }, 
     expect(mostInstances, trace.join('\n')).toBeLessThanOrEqual(4);
     // The surge instance's container goes once its host has stopped it.
     for (let i = 0; i < 40 && (await containersOf('default', 'web-app')).length > 3; i++) await sleep(250);
-    const images = await Promise.all(
-      (await containersOf('default', 'web-app')).map(async (id) =>
-        (await docker(['inspect', '--format', '{{.State.Running}} {{.Config.Image}}', id])).stdout.trim(),
-      ),
-    );
+    const images = await imagesOf('default', 'web-app');
     expect(images.filter((i) => i.startsWith('true'))).toEqual([
       'true nginx:1.26',
       'true nginx:1.26',
       'true nginx:1.26',
     ]);
-    const reasons = (
-      await s.kubectl([
-        'get',
-        'events',
-        '--field-selector',
-        'involvedObject.name=web-app',
-        '-o',
-        'jsonpath={.items[*].reason}',
-      ])
-    ).stdout;
+    const reasons = await eventReasons('web-app');
     expect(reasons).toContain('SurgeStarted');
     expect(reasons).toContain('RollingUpdate');
     // Every surge instance is gone, on both sides.
@@ -673,11 +675,7 @@ spec:
     // Instances of one host ran two templates side by side: the host was not switched as a whole.
     expect(sawMixed, trace.join('\n')).toBe(true);
     for (let i = 0; i < 40 && (await containersOf('default', 'packed')).length > 4; i++) await sleep(250);
-    const images = await Promise.all(
-      (await containersOf('default', 'packed')).map(async (id) =>
-        (await docker(['inspect', '--format', '{{.State.Running}} {{.Config.Image}}', id])).stdout.trim(),
-      ),
-    );
+    const images = await imagesOf('default', 'packed');
     expect(images).toEqual(Array(4).fill('true nginx:1.26'));
     // The WorkloadDeployment no longer keeps the old template.
     expect(
@@ -699,16 +697,7 @@ spec:
     await s.kubectl(['delete', 'workload', 'web-app', '--timeout=120s'], { timeoutMs: 130_000 });
     expect(await containersOf('default', 'web-app')).toEqual([]);
     expect((await s.kubectl(['get', 'instances,workloaddeployments', '-o', 'name'])).stdout.trim()).toBe('');
-    const events = (
-      await s.kubectl([
-        'get',
-        'events',
-        '--field-selector',
-        'involvedObject.name=web-app',
-        '-o',
-        'jsonpath={.items[*].reason}',
-      ])
-    ).stdout;
+    const events = await eventReasons('web-app');
     expect(events).toContain('Deleting');
     expect(events).toContain('Deleted');
   });
@@ -746,11 +735,7 @@ describe('three API groups', { timeout: 300_000 }, () => {
       '[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.26"}]',
     ]);
     await waitRolledOut(`workload.compute.miloapis.com/web-app`, e.namespace, 2);
-    const images = await Promise.all(
-      (await containersOf(e.namespace, 'web-app')).map(async (id) =>
-        (await docker(['inspect', '--format', '{{.State.Running}} {{.Config.Image}}', id])).stdout.trim(),
-      ),
-    );
+    const images = await imagesOf(e.namespace, 'web-app');
     expect(images.filter((i) => i.startsWith('true'))).toEqual(['true nginx:1.26', 'true nginx:1.26']);
   });
 
