@@ -443,11 +443,12 @@ export class WorkloadController {
 
     await this.publishIntents(wl, members, {
       hash,
-      templates,
+      template: spec.template,
       limits,
       values: refs.values,
       labels: instanceLabels,
       runsOf,
+      revisionsOf,
     });
     // A surge instance no longer wanted goes from the API only once its host no longer runs it, so status never
     // loses sight of it early.
@@ -733,11 +734,13 @@ export class WorkloadController {
     members: Map<string, Array<{ name: string; host: string; ordinal: number }>>,
     t: {
       hash: string;
-      templates: Map<string, InstanceTemplate>;
+      template: InstanceTemplate;
       limits: ResourceAmounts;
       values: ResolvedValues;
       labels: Record<string, string>;
       runsOf: (instance: string) => string;
+      /** The older templates the instances of a location still run. */
+      revisionsOf: (location: string) => Array<{ templateHash: string; template: InstanceTemplate }>;
     },
   ): Promise<void> {
     const namespace = wl.metadata.namespace!;
@@ -747,11 +750,10 @@ export class WorkloadController {
     for (const [location, list] of members) {
       if (!list.length) continue;
       wanted.add(this.d.subjects.intentKey(location, namespace, name));
-      const older = [...new Set(list.map((m) => t.runsOf(m.name)))].filter((h) => h !== t.hash).sort();
+      const older = t.revisionsOf(location);
       const revisions: NonNullable<DeploymentIntent['revisions']> = [];
       const olderValues: Record<string, ResolvedValues> = {};
-      for (const h of older) {
-        const template = t.templates.get(h)!;
+      for (const { templateHash: h, template } of older) {
         let limits = t.limits;
         try {
           limits = instanceLimits(template.spec);
@@ -770,7 +772,7 @@ export class WorkloadController {
         workload: name,
         workloadUid: wl.metadata.uid!,
         templateHash: t.hash,
-        template: t.templates.get(t.hash)!.spec,
+        template: t.template.spec,
         limits: t.limits,
         instances: [...list]
           .sort((a, b) => a.name.localeCompare(b.name))
