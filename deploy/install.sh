@@ -33,7 +33,10 @@ have() { command -v "$1" >/dev/null 2>&1; }
 # Debian packages
 # ---------------------------------------------------------------------------------------------------------
 PACKAGES=(nats-server etcd-server docker.io runsc qemu-system-x86 qemu-utils busybox-static cpio mtools syslinux
-  syslinux-common fdisk iptables iproute2 curl ca-certificates openssl kubectl)
+  syslinux-common fdisk iptables iproute2 curl ca-certificates openssl kubectl
+  # monitoring (promtool, a real Prometheus), the dashboard's browser test, packaging and the host-install test,
+  # fault injection, and the network data plane's tests
+  prometheus chromium debootstrap systemd-container lintian fakeroot faketime iperf3 dnsmasq-base bridge-utils)
 
 pkg_installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
 
