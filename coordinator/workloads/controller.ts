@@ -4,17 +4,17 @@
  * WorkloadDeployments match, publishes one intent per location, and writes status. Passes are idempotent:
  * a coordinator restart changes nothing that is right.
  */
-import { createHash } from 'node:crypto';
 import {
   GROUP,
   InstanceKind,
   type InstanceSpec,
   type InstanceStatus,
   type InstanceTemplate,
-  isVmImage,
   type NetworkSpec,
   type ResourceAmounts,
   type Runtime,
+  runtimeOf,
+  UnknownImageError,
   VERSION,
   WORKLOAD_FINALIZER,
   WORKLOAD_GROUPS,
@@ -34,6 +34,7 @@ import {
 } from '../../shared/nats/messages.js';
 import type { Subjects } from '../../shared/nats/subjects.js';
 import { instanceLimits, instanceRequests } from '../../shared/resources.js';
+import { templateHash } from '../../shared/template-hash.js';
 import type { HostRegistry } from '../hosts/registry.js';
 import type { IntentStore } from '../intents/store.js';
 import { apiErrorMessage, isConflict, type KubeClient, type KubeObject } from '../kube/client.js';
@@ -99,14 +100,6 @@ const ZERO: ResourceAmounts = { cpuMillis: 0, memoryBytes: 0 };
 /** Every port of a template, in either form. */
 function allPorts(t: WorkloadSpec['template']['spec']): Array<{ hostPort?: number | undefined }> {
   return [...(t.ports ?? []), ...(t.containers ?? []).flatMap((c) => c.ports ?? [])];
-}
-
-/** A hash of what the instances run, including the Secret/ConfigMap values they get; a change rolls them. */
-export function templateHash(template: unknown, limits: ResourceAmounts, values?: ResolvedValues): string {
-  return createHash('sha256')
-    .update(JSON.stringify({ template, limits, ...(values ? { values } : {}) }))
-    .digest('hex')
-    .slice(0, 10);
 }
 
 export class WorkloadController {
@@ -195,6 +188,7 @@ export class WorkloadController {
     let spec: WorkloadSpec | undefined;
     let requests: ResourceAmounts = ZERO;
     let limits: ResourceAmounts = ZERO;
+    let runtime: Runtime = 'gvisor';
     let invalid: string | undefined;
     if (!parsed.success) {
       invalid = formatIssues(parsed.error, 'spec');
@@ -203,8 +197,12 @@ export class WorkloadController {
       try {
         requests = instanceRequests(spec.template.spec);
         limits = instanceLimits(spec.template.spec);
+        runtime = runtimeOf(spec.template.spec);
       } catch (err) {
-        invalid = `spec.template.spec: ${(err as Error).message}`;
+        invalid =
+          err instanceof UnknownImageError
+            ? `spec.${err.message}`
+            : `spec.template.spec: ${(err as Error).message}`;
       }
     }
     if (!spec || invalid) {
@@ -223,7 +221,6 @@ export class WorkloadController {
     }
 
     const tSpec = spec.template.spec;
-    const runtime: Runtime = tSpec.image && isVmImage(tSpec.image) ? 'vm' : 'gvisor';
     const hash = templateHash(tSpec, limits, refs.values);
     const instanceLabels = { ...(spec.template.metadata?.labels ?? {}), [WORKLOAD_LABEL]: name };
 

@@ -4,6 +4,7 @@
  * `containers` list (several containers that share one instance's network and volumes).
  */
 import { z } from 'zod';
+import type { Runtime } from './instance.js';
 import { LocalObjectReference, Quantity, TemplateMetadata } from './meta.js';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -369,4 +370,25 @@ export type InstanceTemplate = z.infer<typeof InstanceTemplate>;
 /** Whether an image names a VM image of the provider image library rather than an OCI image. */
 export function isVmImage(image: string): boolean {
   return /^projects\/[^/]+\/global\/images\/[^/]+$/.test(image);
+}
+
+/** A template whose `image` is of no kind a runtime runs; the message names the field. */
+export class UnknownImageError extends Error {
+  override name = 'UnknownImageError';
+}
+
+/**
+ * The runtime that runs a template's instances: `vm` for a VM image of the provider image library, `gvisor` for
+ * an OCI image or a `containers` list. A `projects/` image that is not a VM image path is a mistyped VM image,
+ * not an OCI image: it throws UnknownImageError naming `template.spec.image`.
+ */
+export function runtimeOf(template: Pick<InstanceTemplateSpec, 'image'>): Runtime {
+  const image = template.image;
+  if (!image) return 'gvisor';
+  if (isVmImage(image)) return 'vm';
+  if (image.startsWith('projects/'))
+    throw new UnknownImageError(
+      `template.spec.image: unknown image kind "${image}"; a VM image is projects/<project>/global/images/<name>`,
+    );
+  return 'gvisor';
 }
