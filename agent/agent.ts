@@ -36,8 +36,12 @@ export interface AgentConfig {
   natsServers: string[];
   /** Path of a NATS credentials file (`.creds`, or an nkey user seed from `edgectl host credentials`). */
   natsCreds?: string;
-  /** CA bundle of the NATS server's TLS certificate (default $EDGE_NATS_CA); client cert/key from $EDGE_NATS_CERT/KEY. */
+  /** CA bundle of the NATS server's TLS certificate (default $EDGE_NATS_CA); turns TLS on. */
   natsCa?: string;
+  /** Client certificate (PEM) for servers that verify clients (default $EDGE_NATS_CERT). */
+  natsCert?: string;
+  /** Key of {@link natsCert} (default $EDGE_NATS_KEY). */
+  natsKey?: string;
   /** Subject prefix. */
   subjectPrefix: string;
   /** Directory for the agent's own state (last intents). */
@@ -140,6 +144,8 @@ export class Agent {
       name: `edge-agent ${this.config.host}`,
       ...(this.config.natsCreds ? { creds: this.config.natsCreds } : {}),
       ...(this.config.natsCa ? { ca: this.config.natsCa } : {}),
+      ...(this.config.natsCert ? { cert: this.config.natsCert } : {}),
+      ...(this.config.natsKey ? { key: this.config.natsKey } : {}),
     });
     this.intents = new IntentWatcher({
       nc: connecting,

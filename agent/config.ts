@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { agentStateDir } from '../shared/host-paths.js';
 import { formatIssues } from '../shared/nats/messages.js';
 import { parseCpuMillis, parseMemoryBytes } from '../shared/resources.js';
 import type { AgentConfig } from './agent.js';
@@ -28,6 +29,9 @@ export const AgentSettings = z
     labels: z.record(z.string(), z.string()).optional(),
     nats: z.string().optional(),
     natsCreds: z.string().optional(),
+    natsCa: z.string().optional(),
+    natsCert: z.string().optional(),
+    natsKey: z.string().optional(),
     subjectPrefix: z.string().optional(),
     stateDir: z.string().optional(),
     heartbeatMs: z.coerce.number().int().min(100).optional(),
@@ -51,6 +55,9 @@ const ENV: Record<string, keyof AgentSettings> = {
   EDGE_CITY_CODE: 'cityCode',
   EDGE_NATS_URL: 'nats',
   EDGE_NATS_CREDS: 'natsCreds',
+  EDGE_NATS_CA: 'natsCa',
+  EDGE_NATS_CERT: 'natsCert',
+  EDGE_NATS_KEY: 'natsKey',
   EDGE_SUBJECT_PREFIX: 'subjectPrefix',
   EDGE_STATE_DIR: 'stateDir',
   EDGE_HEARTBEAT_MS: 'heartbeatMs',
@@ -107,8 +114,11 @@ export function loadAgentConfig(
     labels,
     natsServers: (s.nats ?? 'nats://127.0.0.1:4222').split(',').map((u) => u.trim()),
     ...(s.natsCreds ? { natsCreds: s.natsCreds } : {}),
+    ...(s.natsCa ? { natsCa: s.natsCa } : {}),
+    ...(s.natsCert ? { natsCert: s.natsCert } : {}),
+    ...(s.natsKey ? { natsKey: s.natsKey } : {}),
     subjectPrefix: s.subjectPrefix ?? 'edge',
-    stateDir: s.stateDir ?? `/var/lib/edgeplane/agent/${host}`,
+    stateDir: s.stateDir ?? agentStateDir(host),
     heartbeatMs: s.heartbeatMs ?? 5000,
     publishAddress: s.publishAddress ?? '0.0.0.0',
     ...(s.imageCatalog ? { imageCatalog: s.imageCatalog } : {}),

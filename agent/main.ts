@@ -31,6 +31,9 @@ function withAgentOptions(cmd: Command): Command {
       'NATS server URLs, comma-separated (default nats://127.0.0.1:4222) [EDGE_NATS_URL]',
     )
     .option('--nats-creds <file>', 'NATS credentials file [EDGE_NATS_CREDS]')
+    .option('--nats-ca <file>', 'CA (PEM) of the NATS server certificate; turns TLS on [EDGE_NATS_CA]')
+    .option('--nats-cert <file>', 'client certificate (PEM) for mutual TLS [EDGE_NATS_CERT]')
+    .option('--nats-key <file>', 'key of the client certificate [EDGE_NATS_KEY]')
     .option('--subject-prefix <prefix>', 'NATS subject prefix (default edge) [EDGE_SUBJECT_PREFIX]')
     .option('--state-dir <dir>', 'state directory (default /var/lib/edgeplane/agent/<host>) [EDGE_STATE_DIR]')
     .option('--heartbeat-ms <ms>', 'heartbeat interval (default 5000) [EDGE_HEARTBEAT_MS]')
