@@ -1,6 +1,10 @@
 /**
  * The coordinator: watches Workloads on the Kubernetes API, places their instances, publishes intents over
  * NATS and rolls host reports up into Instance and Workload status. `main.ts` only configures and starts it.
+ *
+ * With leader election, everything is built per leadership term: a standby builds nothing until it holds the
+ * Lease, and a leader that cannot renew it stops at once, drops all it built (caches, NATS connection, queue)
+ * and stands for election again like a fresh process, so that nothing it held is trusted afterwards.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
@@ -15,6 +19,7 @@ import {
 import type { Logger } from '../shared/log.js';
 import { connectNats } from '../shared/nats/connect.js';
 import { Subjects } from '../shared/nats/subjects.js';
+import type { CoordinatorConfig } from './config.js';
 import { wireFeedAndServices } from './feed/wire.js';
 import { type HostEntry, HostRegistry } from './hosts/registry.js';
 import { HostSync } from './hosts/sync.js';
@@ -22,7 +27,7 @@ import { IntentStore } from './intents/store.js';
 import { KubeClient } from './kube/client.js';
 import { EventRecorder } from './kube/events.js';
 import { ResourceCache } from './kube/informer.js';
-import { type LeaderElectionOptions, LeaderElector } from './kube/leader.js';
+import { LeaderElector } from './kube/leader.js';
 import {
   type CoreDataObject,
   type DeploymentObject,
@@ -33,24 +38,6 @@ import {
 } from './workloads/controller.js';
 import { NetworkStatusWriter } from './workloads/networks.js';
 
-/** Coordinator configuration. */
-export interface CoordinatorConfig {
-  /** Path of the kubeconfig; the default loading rules apply when absent. */
-  kubeconfig?: string;
-  /** NATS server URLs. */
-  natsServers: string[];
-  /** Subject prefix. */
-  subjectPrefix: string;
-  /** Replicas of the intents bucket (3 on a NATS cluster). */
-  kvReplicas: number;
-  /** Milliseconds without a report before a host is lost and its instances replaced. */
-  lostAfterMs: number;
-  /** Leader election on a Lease; when absent this coordinator acts alone (only ever run one then). */
-  leaderElection?: LeaderElectionOptions;
-  /** Called when leadership is lost; the process should exit so that it never acts beside the new leader. */
-  onLostLeadership?: () => void;
-}
-
 export class Coordinator {
   private nc: NatsConnection | undefined;
   private registry: HostRegistry | undefined;
@@ -59,6 +46,8 @@ export class Coordinator {
   private hostSync: HostSync | undefined;
   private feedStop: (() => Promise<void>) | undefined;
   private elector: LeaderElector | undefined;
+  /** Set by stop(): a lost leadership then ends the process's part instead of starting a new term. */
+  private stopping = false;
   readonly subjects: Subjects;
 
   constructor(
@@ -68,13 +57,31 @@ export class Coordinator {
     this.subjects = new Subjects(config.subjectPrefix);
   }
 
+  /** Stands for election (when configured) and, once leading, starts every part. */
   async start(): Promise<void> {
+    await this.startTerm();
+  }
+
+  /** Stops every part and releases the Lease. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.stopTerm();
+  }
+
+  /** Leadership lost: stop acting at once, then stand for election again with nothing kept. */
+  private async rejoin(): Promise<void> {
+    this.log.error('leadership lost; stopping, then standing for election again');
+    await this.stopTerm();
+    if (!this.stopping) await this.startTerm();
+  }
+
+  private async startTerm(): Promise<void> {
     const log = this.log;
     const client = new KubeClient(this.config.kubeconfig);
     if (this.config.leaderElection) {
       // A standby does nothing but wait for the Lease: no caches, no NATS, no writes.
       this.elector = new LeaderElector(client, this.config.leaderElection, log.child({ part: 'leader' }));
-      await this.elector.acquire(() => this.config.onLostLeadership?.());
+      await this.elector.acquire(() => void this.rejoin());
     }
     // Credentials and TLS come from EDGE_NATS_CREDS / EDGE_NATS_CA / EDGE_NATS_CERT / EDGE_NATS_KEY.
     this.nc = await connectNats({ servers: this.config.natsServers, name: 'edge-coordinator' });
@@ -224,6 +231,7 @@ export class Coordinator {
         workloads: workloads.values(),
         instances,
         replicas: this.config.kvReplicas,
+        queueLength: () => controller.queue.length,
         log,
       })
     ).stop;
@@ -236,7 +244,7 @@ export class Coordinator {
     log.info({ nats: this.config.natsServers, groups: WORKLOAD_GROUPS }, 'coordinator started');
   }
 
-  async stop(): Promise<void> {
+  private async stopTerm(): Promise<void> {
     this.controller?.queue.stop();
     // The Lease is released once our writes have stopped, before the slower teardown, so a standby starts at once.
     await this.controller?.queue.idle();
@@ -246,5 +254,7 @@ export class Coordinator {
     await this.feedStop?.();
     await Promise.all(this.caches.map((c) => c.stop().catch(() => undefined)));
     if (this.nc && !this.nc.isClosed()) await this.nc.drain().catch(() => undefined);
+    this.nc = this.registry = this.controller = this.hostSync = this.feedStop = this.elector = undefined;
+    this.caches = [];
   }
 }

@@ -1,9 +1,9 @@
 /**
  * Leader election on a coordination.k8s.io Lease, after client-go's leaderelection: a candidate takes the
  * Lease when it is free or its holder has not renewed it within leaseDuration, the leader renews it every
- * retryPeriod, and a leader that cannot renew within renewDeadline stops leading (the process then exits, so
- * that two coordinators never act at once). Writes use the Lease's resourceVersion, so two candidates
- * cannot both win.
+ * retryPeriod, and a leader that cannot renew within renewDeadline stops leading and calls `onLost` (the
+ * Coordinator then stops acting at once and stands for election again, so that two never act at once).
+ * Writes use the Lease's resourceVersion, so two candidates cannot both win.
  */
 import crypto from 'node:crypto';
 import os from 'node:os';

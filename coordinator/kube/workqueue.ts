@@ -76,6 +76,11 @@ export class WorkQueue {
     );
   }
 
+  /** Keys waiting for a worker (client-go's `Len()`): neither those running nor those waiting out a delay. */
+  get length(): number {
+    return this.queue.length;
+  }
+
   /** Queues keys without processing them until {@link release}. */
   hold(): void {
     this.held = true;

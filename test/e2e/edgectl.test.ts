@@ -175,6 +175,7 @@ describe('edgectl reads the monitoring feed', () => {
     const status = JSON.parse((await edgectl(['status'])).stdout);
     expect(status.hosts).toMatchObject({ Ready: 3 });
     expect(status.counters.intentWrites).toBeGreaterThan(0);
+    expect(status.queue).toBeTypeOf('number');
 
     // The real coordinator and agents answer the services API and their status endpoints.
     const nc = await connectNats({ servers: [s.nats.url], name: 'test', reconnectForever: false });

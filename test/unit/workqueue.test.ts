@@ -96,3 +96,17 @@ describe('WorkQueue', () => {
     q.stop();
   });
 });
+
+describe('WorkQueue.length', () => {
+  it('counts the keys waiting for a worker, once each', async () => {
+    const q = new WorkQueue(async () => undefined, { log, name: 't', workers: 1 });
+    q.hold();
+    q.add('a');
+    q.add('b');
+    q.add('a');
+    expect(q.length).toBe(2);
+    q.release();
+    await q.idle();
+    expect(q.length).toBe(0);
+  });
+});

@@ -1,0 +1,94 @@
+/**
+ * The coordinator's configuration from its command-line flags: every flag is checked here, and a bad one is
+ * a ConfigError naming the flag, before anything starts. `main.ts` only parses the flags (with their
+ * environment-variable defaults) and hands them over.
+ */
+import type { LeaderElectionOptions } from './kube/leader.js';
+
+/** Coordinator configuration. */
+export interface CoordinatorConfig {
+  /** Path of the kubeconfig; the default loading rules apply when absent. */
+  kubeconfig?: string;
+  /** NATS server URLs. */
+  natsServers: string[];
+  /** Subject prefix. */
+  subjectPrefix: string;
+  /** Replicas of the intents bucket (3 on a NATS cluster). */
+  kvReplicas: number;
+  /** Milliseconds without a report before a host is lost and its instances replaced. */
+  lostAfterMs: number;
+  /**
+   * Leader election on a Lease; when absent this coordinator acts alone (only ever run one then). A leader
+   * that loses the Lease stops everything it built and stands for election again (see Coordinator).
+   */
+  leaderElection?: LeaderElectionOptions;
+}
+
+/** The flags as the command line gives them: strings, before any check. */
+export interface CoordinatorFlags {
+  /** `--kubeconfig`. */
+  kubeconfig?: string | undefined;
+  /** `--nats`: comma-separated server URLs. */
+  nats: string;
+  /** `--subject-prefix`. */
+  subjectPrefix: string;
+  /** `--kv-replicas`: a positive integer. */
+  kvReplicas: string;
+  /** `--lost-after`: seconds, a positive number. */
+  lostAfter: string;
+  /** `--[no-]leader-elect`. */
+  leaderElect: boolean;
+  /** `--lease-namespace`. */
+  leaseNamespace: string;
+  /** `--lease-name`. */
+  leaseName: string;
+  /** `--lease-duration`: seconds, at least 2. */
+  leaseDuration: string;
+}
+
+/** A flag with a value the coordinator cannot run with; the message names the flag. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Checks the flags and turns them into a CoordinatorConfig; throws ConfigError naming the first bad flag. */
+export function loadCoordinatorConfig(
+  flags: CoordinatorFlags,
+  env: Record<string, string | undefined> = process.env,
+): CoordinatorConfig {
+  const kvReplicas = Number(flags.kvReplicas);
+  if (!Number.isInteger(kvReplicas) || kvReplicas < 1)
+    throw new ConfigError(`--kv-replicas: expected a positive integer, got ${flags.kvReplicas}`);
+  const lostAfter = Number(flags.lostAfter);
+  if (!Number.isFinite(lostAfter) || lostAfter <= 0)
+    throw new ConfigError(`--lost-after: expected a positive number of seconds, got ${flags.lostAfter}`);
+  const leaseDuration = Number(flags.leaseDuration);
+  if (!Number.isFinite(leaseDuration) || leaseDuration < 2)
+    throw new ConfigError(`--lease-duration: expected at least 2 seconds, got ${flags.leaseDuration}`);
+  const natsServers = flags.nats
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (!natsServers.length) throw new ConfigError(`--nats: expected server URLs, got "${flags.nats}"`);
+  const kubeconfig = flags.kubeconfig ?? env.KUBECONFIG;
+  // client-go's proportions: renew deadline 2/3 of the lease, retry period 2/15 of it.
+  const leaseMs = leaseDuration * 1000;
+  return {
+    ...(kubeconfig ? { kubeconfig } : {}),
+    natsServers,
+    subjectPrefix: flags.subjectPrefix,
+    kvReplicas,
+    lostAfterMs: lostAfter * 1000,
+    ...(flags.leaderElect
+      ? {
+          leaderElection: {
+            namespace: flags.leaseNamespace,
+            name: flags.leaseName,
+            leaseDurationMs: leaseMs,
+            renewDeadlineMs: Math.round((leaseMs * 2) / 3),
+            retryPeriodMs: Math.max(500, Math.round((leaseMs * 2) / 15)),
+          },
+        }
+      : {}),
+  };
+}

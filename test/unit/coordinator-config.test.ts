@@ -1,0 +1,63 @@
+/** The coordinator's flags: each bad value is an error naming the flag; good ones become the config. */
+import { describe, expect, it } from 'vitest';
+import { ConfigError, type CoordinatorFlags, loadCoordinatorConfig } from '../../coordinator/config.js';
+
+const flags: CoordinatorFlags = {
+  nats: 'nats://127.0.0.1:4222, nats://127.0.0.1:4223',
+  subjectPrefix: 'edge',
+  kvReplicas: '1',
+  lostAfter: '30',
+  leaderElect: true,
+  leaseNamespace: 'kube-system',
+  leaseName: 'edge-coordinator',
+  leaseDuration: '15',
+};
+
+describe('loadCoordinatorConfig', () => {
+  it('turns the flags into the config, with client-go proportions for the lease', () => {
+    expect(loadCoordinatorConfig(flags, {})).toEqual({
+      natsServers: ['nats://127.0.0.1:4222', 'nats://127.0.0.1:4223'],
+      subjectPrefix: 'edge',
+      kvReplicas: 1,
+      lostAfterMs: 30_000,
+      leaderElection: {
+        namespace: 'kube-system',
+        name: 'edge-coordinator',
+        leaseDurationMs: 15_000,
+        renewDeadlineMs: 10_000,
+        retryPeriodMs: 2_000,
+      },
+    });
+  });
+
+  it('takes the kubeconfig from the flag, else from KUBECONFIG', () => {
+    expect(loadCoordinatorConfig(flags, { KUBECONFIG: '/env' }).kubeconfig).toBe('/env');
+    expect(loadCoordinatorConfig({ ...flags, kubeconfig: '/flag' }, { KUBECONFIG: '/env' }).kubeconfig).toBe(
+      '/flag',
+    );
+  });
+
+  it('has no leader election with --no-leader-elect', () => {
+    expect(loadCoordinatorConfig({ ...flags, leaderElect: false }, {}).leaderElection).toBeUndefined();
+  });
+
+  it('retries at least every 500 ms on a short lease', () => {
+    expect(loadCoordinatorConfig({ ...flags, leaseDuration: '2' }, {}).leaderElection?.retryPeriodMs).toBe(
+      500,
+    );
+  });
+
+  it.each([
+    ['kvReplicas', '0', /^--kv-replicas: expected a positive integer, got 0$/],
+    ['kvReplicas', '1.5', /^--kv-replicas: /],
+    ['kvReplicas', 'three', /^--kv-replicas: /],
+    ['lostAfter', '0', /^--lost-after: expected a positive number of seconds, got 0$/],
+    ['lostAfter', 'soon', /^--lost-after: /],
+    ['leaseDuration', '1', /^--lease-duration: expected at least 2 seconds, got 1$/],
+    ['nats', ' , ', /^--nats: /],
+  ] as const)('rejects --%s %s naming the flag', (flag, value, message) => {
+    const bad = () => loadCoordinatorConfig({ ...flags, [flag]: value }, {});
+    expect(bad).toThrow(ConfigError);
+    expect(bad).toThrow(message);
+  });
+});
