@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { EXAMPLE_IMAGES } from '../examples/images.js';
+import { pidAlive } from '../shared/os.js';
 import { DEV_LOCATIONS, startAgent, startCoordinator } from './stack/edgeplane.js';
 import {
   ensureDocker,
@@ -16,7 +17,7 @@ import {
   startNatsServer,
   stopPidFilesIn,
 } from './stack/index.js';
-import { pidAlive, REPO_DIR, sleep } from './stack/proc.js';
+import { REPO_DIR, sleep } from './stack/proc.js';
 
 const DIR = path.join(REPO_DIR, '.edge/dev');
 const KUBECONFIG = path.join(DIR, 'kubeconfig');

@@ -11,6 +11,7 @@ import { dirname, join, normalize, resolve } from 'node:path';
 import type Docker from 'dockerode';
 import type { InstanceTemplateSpec, Volume, VolumeMount } from '../../shared/api/template.js';
 import type { ResolvedValues } from '../../shared/nats/messages.js';
+import { safeName } from '../../shared/os.js';
 import { parseMemoryBytes } from '../../shared/resources.js';
 import { TemplateError, volumeFor } from './template.js';
 
@@ -46,11 +47,9 @@ export interface VolumeOwner {
   name: string;
 }
 
-const safe = (s: string) => s.replace(/[^a-zA-Z0-9_.-]/g, '-');
-
 /** Name of the Docker volume of a claim on this host. */
 export function claimVolumeName(namespace: string, claim: string): string {
-  return safe(`edge-pvc_${namespace}_${claim}`);
+  return safeName(`edge-pvc_${namespace}_${claim}`);
 }
 
 /** A relative path that stays inside its directory, or an error naming `field`. */
@@ -80,7 +79,7 @@ function onTmpfs(path: string): boolean {
  * never reach a disk. `/run` on systemd hosts, `/dev/shm` otherwise; undefined when neither is a tmpfs.
  */
 export function defaultSecretRoot(host: string): string | undefined {
-  return ['/run/edgeplane', '/dev/shm/edgeplane'].map((d) => join(d, safe(host))).find((d) => onTmpfs(d));
+  return ['/run/edgeplane', '/dev/shm/edgeplane'].map((d) => join(d, safeName(host))).find((d) => onTmpfs(d));
 }
 
 /**
@@ -96,16 +95,16 @@ export class InstanceVolumes {
 
   /** The instance's directory of secret files (on a tmpfs). */
   secretDirOf(namespace: string, name: string): string | undefined {
-    return this.secretRoot ? join(this.secretRoot, safe(`${namespace}_${name}`)) : undefined;
+    return this.secretRoot ? join(this.secretRoot, safeName(`${namespace}_${name}`)) : undefined;
   }
 
   /** The instance's own directory (emptyDirs, configMap/secret files). */
   dirOf(namespace: string, name: string): string {
-    return join(this.root, safe(`${namespace}_${name}`));
+    return join(this.root, safeName(`${namespace}_${name}`));
   }
 
   private memoryVolumeName(owner: VolumeOwner, volume: string): string {
-    return safe(`edge_${owner.host}_${owner.namespace}_${owner.name}_${volume}`);
+    return safeName(`edge_${owner.host}_${owner.namespace}_${owner.name}_${volume}`);
   }
 
   /**

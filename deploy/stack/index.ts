@@ -3,15 +3,15 @@
  * kube-apiserver, Docker with gVisor, busybox-based test images and the QEMU test guest. Everything listens on
  * 127.0.0.1 on random free ports; every handle has an idempotent `stop()`.
  */
+
+export { freePort, pidAlive } from '../../shared/os.js';
 export * from './docker.js';
 export * from './kube.js';
 export * from './nats.js';
 export {
   type DaemonOptions,
   EDGE_CACHE,
-  freePort,
   freePorts,
-  pidAlive,
   REPO_DIR,
   stopPidFile,
   stopPidFilesIn,

@@ -6,9 +6,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
+import { freePort } from '../../shared/os.js';
 import {
   EDGE_CACHE,
-  freePort,
   freePorts,
   installSh,
   isAddrInUse,

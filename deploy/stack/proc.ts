@@ -1,12 +1,14 @@
 /**
- * Child-process plumbing shared by the stack modules: free loopback ports, starting a daemon with its output
- * in a log file (optionally detached, with a pid file), graceful stop (SIGTERM, then SIGKILL), readiness polling.
+ * Child-process plumbing shared by the stack modules: free loopback ports, starting a daemon with its output in a
+ * log file (optionally detached, with a pid file), graceful stop (SIGTERM, then SIGKILL), readiness polling.
+ * `pidAlive` and `freePort` live in shared/os.ts, which the agent uses too.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, pidAlive } from '../../shared/os.js';
 
 /** Repository root (deploy/stack/ is two levels below it). */
 export const REPO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -27,41 +29,11 @@ export interface DaemonOptions {
   logFile?: string;
 }
 
-/** A free TCP port on 127.0.0.1 (bound to port 0, read, closed). Another process may still take it first. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => (port ? resolve(port) : reject(new Error('no port assigned'))));
-    });
-  });
-}
-
 /** `n` distinct free ports on 127.0.0.1. */
 export async function freePorts(n: number): Promise<number[]> {
   const ports = new Set<number>();
   while (ports.size < n) ports.add(await freePort());
   return [...ports];
-}
-
-/** True when a process with this pid exists (and is not a zombie). */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
 }
 
 /** The command line of a running process, or undefined. */

@@ -11,7 +11,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { qmp } from '../../agent/drivers/qmp.js';
-import { installSh, pidAlive, sleep, waitFor } from './proc.js';
+import { pidAlive } from '../../shared/os.js';
+import { installSh, sleep, waitFor } from './proc.js';
 
 /** Marker the guest prints on its serial console when it is up. */
 export const GUEST_READY_MARKER = 'EDGEPLANE-GUEST-READY';
