@@ -14,7 +14,7 @@ import type { Subjects } from '../shared/nats/subjects.js';
 import { type RejectedIntent, salvageIntent } from './malformed.js';
 
 /** An intent as the agent hands it out: with this host's secret values opened (in memory only). */
-export type OpenedIntent = DeploymentIntent & { values?: ResolvedValues };
+export type HostIntent = DeploymentIntent & { values?: ResolvedValues };
 
 /** Options of {@link IntentWatcher}. */
 export interface IntentWatcherOptions {
@@ -71,11 +71,11 @@ export class IntentWatcher extends EventEmitter {
   }
 
   /** Every intent of the location, with this host's sealed values opened into `values`. */
-  all(): OpenedIntent[] {
+  all(): HostIntent[] {
     return [...this.intents].map(([key, intent]) => this.withValues(key, intent));
   }
 
-  private withValues(key: string, intent: DeploymentIntent): OpenedIntent {
+  private withValues(key: string, intent: DeploymentIntent): HostIntent {
     const host = this.opts.host;
     const sealed = host ? intent.sealed?.[host] : undefined;
     if (!sealed || !intent.sealer) return intent;

@@ -5,17 +5,12 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Runtime } from '../shared/api/index.js';
-import { isVmImage } from '../shared/api/template.js';
+import { runtimeOf } from '../shared/api/template.js';
 import type { Logger } from '../shared/log.js';
-import type { DeploymentIntent, ResolvedValues } from '../shared/nats/messages.js';
 import type { Driver, InstanceRequest, InstanceState } from './drivers/driver.js';
-import { CREATED_NOT_STARTED } from './drivers/gvisor.js';
-import { containersOf, TemplateError } from './drivers/template.js';
+import type { HostIntent } from './intents.js';
 import type { RejectedIntent } from './malformed.js';
 import { ProbeManager } from './probes.js';
-
-/** An intent with the values the intent watcher unsealed for this host. */
-export type HostIntent = DeploymentIntent & { values?: ResolvedValues };
 
 /** Options of {@link Reconciler}. */
 export interface ReconcilerOptions {
@@ -63,21 +58,6 @@ export class Reconciler extends EventEmitter {
     super();
     this.probes = new ProbeManager(opts.log.child({ part: 'probes' }));
     this.probes.on('change', () => this.publishIfChanged());
-  }
-
-  private drivers(): Partial<Record<Runtime, Driver>> {
-    return this.opts.drivers;
-  }
-
-  /** The runtime an instance runs on, or an error naming the image when its kind is unknown. */
-  private runtimeOf(req: InstanceRequest): Runtime {
-    const image = req.template.image;
-    if (image?.startsWith('projects/') && !isVmImage(image)) {
-      throw new TemplateError(
-        `template.spec.image: unknown image kind "${image}"; a VM image is projects/<project>/global/images/<name>`,
-      );
-    }
-    return image && isVmImage(image) ? 'vm' : 'gvisor';
   }
 
   /** Instances this host must run, from the intents. */
@@ -157,9 +137,9 @@ export class Reconciler extends EventEmitter {
   }
 
   private driverFor(req: InstanceRequest): Driver {
-    const runtime = this.runtimeOf(req);
-    const driver = this.drivers()[runtime];
-    const usable = this.opts.usable?.() ?? (Object.keys(this.drivers()) as Runtime[]);
+    const runtime = runtimeOf(req.template);
+    const driver = this.opts.drivers[runtime];
+    const usable = this.opts.usable?.() ?? (Object.keys(this.opts.drivers) as Runtime[]);
     if (!driver || !usable.includes(runtime))
       throw new Error(`this host does not offer the ${runtime} runtime now`);
     return driver;
@@ -171,9 +151,9 @@ export class Reconciler extends EventEmitter {
     // A runtime that cannot be observed (dockerd down) is left alone: nothing of it is started, removed or
     // reported changed until it answers again.
     const unobserved = new Map<Runtime, string>();
-    for (const [runtime, driver] of Object.entries(this.drivers()) as Array<[Runtime, Driver]>) {
+    for (const [runtime, driver] of Object.entries(this.opts.drivers) as Array<[Runtime, Driver]>) {
       try {
-        for (const state of await driver.recover())
+        for (const state of await driver.list())
           actual.set(key(state.namespace, state.name), { state, driver });
       } catch (err) {
         unobserved.set(runtime, (err as Error).message);
@@ -202,7 +182,7 @@ export class Reconciler extends EventEmitter {
         have &&
         have.state.templateHash === req.templateHash &&
         have.state.phase !== 'Stopped' &&
-        complete(have.state, req)
+        have.driver.isComplete(have.state, req)
       ) {
         next.set(k, have.state);
         this.failures.delete(k);
@@ -295,7 +275,7 @@ export class Reconciler extends EventEmitter {
 
   private tryRuntimeOf(req: InstanceRequest): Runtime | undefined {
     try {
-      return this.runtimeOf(req);
+      return runtimeOf(req.template);
     } catch {
       return undefined;
     }
@@ -346,12 +326,20 @@ export class Reconciler extends EventEmitter {
     }
   }
 
+  /**
+   * Removes an instance no longer intended for this host: stop (SIGTERM, then SIGKILL after the grace period),
+   * then destroy. Throws what the driver threw.
+   */
+  private async remove(state: InstanceState, driver: Driver): Promise<void> {
+    await driver.stop(state.namespace, state.name, this.opts.graceSeconds ?? 10);
+    await driver.destroy(state.namespace, state.name);
+  }
+
   private async removeOne(state: InstanceState, driver: Driver): Promise<void> {
     const k = key(state.namespace, state.name);
     try {
       this.opts.log.info({ instance: k }, 'removing instance no longer intended for this host');
-      await driver.stop(state.namespace, state.name, this.opts.graceSeconds ?? 10);
-      await driver.destroy(state.namespace, state.name);
+      await this.remove(state, driver);
       if (!this.desiredByKey.has(k)) this.states.delete(k);
       this.publishIfChanged();
     } catch (err) {
@@ -359,6 +347,21 @@ export class Reconciler extends EventEmitter {
         { instance: k, err: (err as Error).message },
         'failed to remove instance; will retry',
       );
+    }
+  }
+
+  /**
+   * Stops and destroys every instance the drivers list, whatever the intents say, one after the other, the way a
+   * pass removes an unwanted one: the agent's drain. Call it after {@link stop}, or a pass may start them again.
+   * Throws when a runtime cannot be listed or an instance not removed, so a drain never reports a host empty
+   * that is not.
+   */
+  async removeAll(): Promise<void> {
+    for (const driver of Object.values(this.opts.drivers)) {
+      for (const state of await driver.list()) {
+        this.opts.log.info({ instance: key(state.namespace, state.name) }, 'draining instance');
+        await this.remove(state, driver);
+      }
     }
   }
 
@@ -399,17 +402,5 @@ export class Reconciler extends EventEmitter {
       this.lastDigest = digest;
       this.emit('change');
     }
-  }
-}
-
-/** Whether the runtime has every container the template asks for (an agent killed mid-start may leave fewer). */
-function complete(state: InstanceState, req: InstanceRequest): boolean {
-  try {
-    return (
-      state.containers.length === containersOf(req.template).length &&
-      state.containers.every((c) => c.reason !== CREATED_NOT_STARTED)
-    );
-  } catch {
-    return true;
   }
 }

@@ -64,12 +64,29 @@ export interface InstanceState {
   startedAt?: string;
 }
 
-/** A runtime that runs instances. Every method is idempotent. */
+/** Whether a runtime works on this host, and what it found out (versions, the VM accelerator, why not). */
+export interface RuntimeCheck {
+  /** Whether the runtime can start instances now. */
+  ok: boolean;
+  /** What was checked and found, for the agent's status endpoint and logs. */
+  detail: string;
+}
+
+/**
+ * A runtime that runs instances. Every method is idempotent.
+ *
+ * The reconciler calls {@link list} on every pass and {@link isComplete} on what it lists; it never looks at a
+ * runtime's own details (container reasons, VM records), so a new driver needs nothing outside its own file.
+ */
 export interface Driver {
   /** Which kind of template this driver runs. */
   readonly runtime: Runtime;
-  /** Whether the runtime works on this host (probed, not assumed). */
-  probe(): Promise<{ ok: boolean; detail: string }>;
+  /**
+   * Whether the runtime works on this host, found out by using it (a sandbox that runs a program, qemu that
+   * answers), not assumed from what is installed. The host monitor calls it every minute; only runtimes whose
+   * check passes start instances.
+   */
+  checkRuntime(): Promise<RuntimeCheck>;
   /** Creates and starts the instance; a no-op when it already runs. Throws with a clear message on bad input. */
   start(request: InstanceRequest): Promise<InstanceState>;
   /** The instance's state, or undefined when the runtime has no such instance. */
@@ -78,8 +95,20 @@ export interface Driver {
   stop(namespace: string, name: string, graceSeconds: number): Promise<void>;
   /** Removes every trace of the instance (containers, scratch volumes; not persistent volumes). */
   destroy(namespace: string, name: string): Promise<void>;
-  /** Every instance this host's agent started before, found by labels, so a restarted agent adopts them. */
-  recover(): Promise<InstanceState[]>;
+  /**
+   * Every instance of this host the runtime has now, found by what the driver marks them with (container labels,
+   * VM state directories), never by what this process remembers. The reconciler calls it at the start of every
+   * pass, so it is the one source of "what runs here": adoption rides on it — a restarted agent lists what the
+   * previous one started and keeps what the intents still want — and so does the removal of what they do not.
+   * Throws when the runtime cannot be observed (dockerd down); its instances are then left alone.
+   */
+  list(): Promise<InstanceState[]>;
+  /**
+   * Whether `state` (of the request's template hash) has everything `request` asks for. An agent killed half-way
+   * through a start may leave an instance incomplete (fewer containers, one created but never started); the
+   * reconciler replaces such an instance instead of keeping it.
+   */
+  isComplete(state: InstanceState, request: InstanceRequest): boolean;
   /** Runs a command in one container of the instance (exec probes); absent when the runtime cannot. */
   exec?(
     namespace: string,

@@ -1,7 +1,7 @@
 /**
  * gVisor containers through Docker: every container of an instance runs under runtime `runsc`.
  * Containers carry labels naming host, namespace, instance and template hash; those labels are how
- * `recover` finds what this agent started before a restart.
+ * `list` finds what runs on this host, including what an agent started before a restart.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -12,9 +12,10 @@ import type { ContainerState } from '../../shared/api/index.js';
 import { isVmImage } from '../../shared/api/template.js';
 import type { Logger } from '../../shared/log.js';
 import type { ResolvedValues } from '../../shared/nats/messages.js';
+import { safeName } from '../../shared/os.js';
 import { Docker as DockerClient } from './docker.js';
-import type { Driver, ExecResult, InstanceRequest, InstanceState } from './driver.js';
-import { launchSandbox } from './sandbox-probe.js';
+import type { Driver, ExecResult, InstanceRequest, InstanceState, RuntimeCheck } from './driver.js';
+import { launchSandbox } from './sandbox-launch.js';
 import {
   containerLimits,
   containerPath,
@@ -26,7 +27,7 @@ import {
 import { defaultSecretRoot, InstanceVolumes } from './volumes.js';
 
 /** Reason of a container that was created but never started (its agent died in between): it is replaced. */
-export const CREATED_NOT_STARTED = 'ContainerCreated';
+const CREATED_NOT_STARTED = 'ContainerCreated';
 
 /** Container labels the driver sets and reads. */
 export const LABELS = {
@@ -66,10 +67,6 @@ function parsePortNames(label: string | undefined): Record<string, string> {
   }
 }
 
-function sanitize(s: string): string {
-  return s.replace(/[^a-zA-Z0-9_.-]/g, '-');
-}
-
 export class GvisorDriver implements Driver {
   readonly runtime = 'gvisor' as const;
   private readonly docker: Docker;
@@ -91,7 +88,7 @@ export class GvisorDriver implements Driver {
   }
 
   /** dockerd answers, has the runtime registered, and a sandbox of it actually runs a program (x86-64 hosts). */
-  async probe(): Promise<{ ok: boolean; detail: string }> {
+  async checkRuntime(): Promise<RuntimeCheck> {
     let version: string | undefined;
     let runtimeInfo: unknown;
     try {
@@ -133,7 +130,7 @@ export class GvisorDriver implements Driver {
   }
 
   private containerName(namespace: string, name: string, container: string): string {
-    return sanitize(`edge_${this.opts.host}_${namespace}_${name}_${container}`);
+    return safeName(`edge_${this.opts.host}_${namespace}_${name}_${container}`);
   }
 
   private async listInstanceContainers(namespace?: string, name?: string): Promise<Docker.ContainerInfo[]> {
@@ -199,8 +196,7 @@ export class GvisorDriver implements Driver {
       existing &&
       existing.templateHash === req.templateHash &&
       existing.phase !== 'Stopped' &&
-      existing.containers.length === specs.length &&
-      existing.containers.every((c) => c.reason !== CREATED_NOT_STARTED)
+      this.isComplete(existing, req)
     ) {
       return existing;
     }
@@ -274,6 +270,22 @@ export class GvisorDriver implements Driver {
     const state = await this.inspect(req.namespace, req.name);
     if (!state) throw new Error(`instance ${req.namespace}/${req.name} vanished right after start`);
     return state;
+  }
+
+  /**
+   * Every container of the template exists and has been started at least once. A template the driver cannot read
+   * counts as complete: starting it again would fail the same way.
+   */
+  isComplete(state: InstanceState, req: InstanceRequest): boolean {
+    let wanted: number;
+    try {
+      wanted = containersOf(req.template).length;
+    } catch {
+      return true;
+    }
+    return (
+      state.containers.length === wanted && state.containers.every((c) => c.reason !== CREATED_NOT_STARTED)
+    );
   }
 
   async inspect(namespace: string, name: string): Promise<InstanceState | undefined> {
@@ -458,7 +470,8 @@ export class GvisorDriver implements Driver {
     }
   }
 
-  async recover(): Promise<InstanceState[]> {
+  /** Every instance of this host, from its containers' labels (see {@link Driver.list}). */
+  async list(): Promise<InstanceState[]> {
     const groups = new Map<string, Docker.ContainerInfo[]>();
     for (const info of await this.listInstanceContainers()) {
       const key = `${info.Labels[LABELS.namespace]}/${info.Labels[LABELS.instance]}`;

@@ -4,41 +4,32 @@
  * daemonized qemu process with its own directory holding `vm.json` (identity, like the container labels), its
  * pid file, QMP socket and serial console log; that directory is how a restarted agent adopts it.
  *
- * KVM is used when a Linux kernel boots on it here (probed with a timeout, once per host boot); TCG otherwise.
- * The instance's runtime says which (`qemu-kvm`, `qemu-tcg`), and so does the runtime probe's detail.
+ * KVM is used when a Linux kernel boots on it here (the KVM boot test, kvm-boot-test.ts, with a timeout, once per
+ * host boot); TCG otherwise. The instance's runtime says which (`qemu-kvm`, `qemu-tcg`), and so does the runtime
+ * check's detail.
  */
-import { execFile, spawn } from 'node:child_process';
-import {
-  accessSync,
-  constants,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
-import net from 'node:net';
-import { availableParallelism, release } from 'node:os';
+import { execFile } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { Logger } from '../../shared/log.js';
+import { freePort, pidAlive, safeName } from '../../shared/os.js';
 import type { ArtifactCache, Catalog, CatalogImage } from '../images/catalog.js';
-import type { Driver, InstanceRequest, InstanceState } from './driver.js';
+import type { Driver, InstanceRequest, InstanceState, RuntimeCheck } from './driver.js';
+import { type Accel, type AccelChoice, kvmBootTest, kvmTestKernel } from './kvm-boot-test.js';
 import { qmp } from './qmp.js';
 import { TemplateError } from './template.js';
+
+export type { Accel } from './kvm-boot-test.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
 /** Smallest VM memory the driver starts. */
 export const MIN_VM_MEMORY_BYTES = 64 * MiB;
-/** How long {@link QemuDriver.probe} waits for the KVM probe before answering without it. */
-const PROBE_WAIT_MS = 2000;
-
-/** Accelerator of a VM. */
-export type Accel = 'kvm' | 'tcg';
+/** How long {@link QemuDriver.checkRuntime} waits for the KVM boot test before answering without it. */
+const KVM_TEST_WAIT_MS = 2000;
 
 /** Options of {@link QemuDriver}. */
 export interface QemuDriverOptions {
@@ -52,12 +43,12 @@ export interface QemuDriverOptions {
   cache: ArtifactCache;
   /** Host address forwarded ports listen on. */
   publishAddress?: string;
-  /** Force an accelerator instead of probing. */
+  /** Force an accelerator instead of running the KVM boot test. */
   accel?: Accel;
-  /** How long the KVM probe may take before TCG is used (default 8 s). */
-  kvmProbeTimeoutMs?: number;
-  /** Kernel (bzImage) the KVM probe boots (default: a cached catalog kernel, else the host's). */
-  probeKernel?: string;
+  /** How long the KVM boot test may take before TCG is used (default 8 s). */
+  kvmTestTimeoutMs?: number;
+  /** Kernel (bzImage) the KVM boot test boots (default: a cached catalog kernel, else the host's). */
+  kvmTestKernel?: string;
   /** qemu binary (default qemu-system-x86_64). */
   qemuBinary?: string;
   /** Logger. */
@@ -77,17 +68,6 @@ interface VmRecord {
   restartCount: number;
 }
 
-const safe = (s: string) => s.replace(/[^a-zA-Z0-9_.-]/g, '-');
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Whether `pid` is a live (not zombie) qemu of the VM directory `dir`; a zombie's cmdline is empty. */
 function runsIn(pid: number, dir: string): boolean {
   try {
@@ -97,20 +77,9 @@ function runsIn(pid: number, dir: string): boolean {
   }
 }
 
-async function freePort(address: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, address, () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 export class QemuDriver implements Driver {
   readonly runtime = 'vm' as const;
-  private accel: { kernel: string; result: Promise<{ accel: Accel; detail: string }> } | undefined;
+  private accel: { kernel: string; result: Promise<AccelChoice> } | undefined;
   private readonly qemu: string;
   private readonly publishAddress: string;
 
@@ -119,13 +88,17 @@ export class QemuDriver implements Driver {
     this.publishAddress = opts.publishAddress ?? '0.0.0.0';
   }
 
-  async probe(): Promise<{ ok: boolean; detail: string }> {
+  /** qemu runs (its version), and which accelerator VMs get, when the KVM boot test has answered. */
+  async checkRuntime(): Promise<RuntimeCheck> {
     try {
       const { stdout } = await run(this.qemu, ['--version'], { timeout: 5000 });
       const version = stdout.split('\n')[0]?.trim() ?? '';
-      // The KVM probe may take its whole timeout (a hanging nested KVM): the runtime works either way, so the
-      // host does not wait for it; the next probe reports the outcome.
-      const accel = await Promise.race([this.accelerator(), sleep(PROBE_WAIT_MS, undefined, { ref: false })]);
+      // The KVM boot test may take its whole timeout (a hanging nested KVM): the runtime works either way, so the
+      // host does not wait for it; the next check reports the outcome.
+      const accel = await Promise.race([
+        this.accelerator(),
+        sleep(KVM_TEST_WAIT_MS, undefined, { ref: false }),
+      ]);
       return {
         ok: true,
         detail: `${version}; ${accel?.detail ?? 'accelerator: probing KVM (TCG until known)'}`,
@@ -136,93 +109,28 @@ export class QemuDriver implements Driver {
   }
 
   /**
-   * The kernel the KVM probe boots: the configured one, else a kernel of the catalog already in the artifact
-   * cache, else the host's own (/boot/vmlinuz-<release>) when readable.
+   * The accelerator VMs get: the configured one, else the KVM boot test's outcome (kvm-boot-test.ts), run once
+   * per kernel to boot; a kernel that turns up later (a catalog kernel cached by a VM start) is tested then.
    */
-  private probeKernel(): string | undefined {
-    if (this.opts.probeKernel) return this.opts.probeKernel;
-    for (const image of Object.values(this.opts.catalog().images)) {
-      const cached = image.kernel && this.opts.cache.cached(image.kernel);
-      if (cached) return cached;
-    }
-    for (const k of [`/boot/vmlinuz-${release()}`, '/boot/vmlinuz', '/vmlinuz']) {
-      try {
-        accessSync(k, constants.R_OK);
-        return k;
-      } catch {}
-    }
-    return undefined;
-  }
-
-  /**
-   * KVM when /dev/kvm exists and a Linux kernel actually boots on it: the probe boots a kernel (see
-   * {@link probeKernel}) without initrd and root file system under KVM and waits, within the timeout, for the
-   * kernel to get to the end of its boot (running /init, or the panic for the missing root file system). Firmware
-   * alone is no evidence: under nested KVM SeaBIOS runs while a kernel hangs before its first console line.
-   * Without a kernel to probe with, TCG. The outcome is kept for this host boot in `<vmDir>/accel.json`, so a
-   * restarted agent does not probe again; a kernel that turns up later (a catalog kernel cached by a VM start)
-   * is probed then.
-   */
-  accelerator(): Promise<{ accel: Accel; detail: string }> {
+  accelerator(): Promise<AccelChoice> {
     if (this.opts.accel)
       return Promise.resolve({ accel: this.opts.accel, detail: `${this.opts.accel} (configured)` });
-    const kernel = this.probeKernel() ?? '';
-    if (this.accel?.kernel !== kernel) this.accel = { kernel, result: this.probeKvm(kernel) };
+    const kernel = kvmTestKernel(this.opts.kvmTestKernel, this.opts.catalog(), this.opts.cache) ?? '';
+    if (this.accel?.kernel !== kernel) {
+      const result = kvmBootTest({
+        qemu: this.qemu,
+        kernel,
+        vmDir: this.opts.vmDir,
+        timeoutMs: this.opts.kvmTestTimeoutMs ?? 8000,
+        log: this.opts.log,
+      });
+      this.accel = { kernel, result };
+    }
     return this.accel.result;
   }
 
-  private async probeKvm(kernel: string): Promise<{ accel: Accel; detail: string }> {
-    if (!existsSync('/dev/kvm')) return { accel: 'tcg', detail: 'TCG (no /dev/kvm)' };
-    if (!kernel) return { accel: 'tcg', detail: 'TCG (KVM not verified: no kernel to probe it with)' };
-    const bootId = (() => {
-      try {
-        return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-      } catch {
-        return '';
-      }
-    })();
-    const st = statSync(kernel);
-    const key = `${bootId} ${this.qemu} ${kernel} ${st.size} ${st.mtimeMs}`;
-    const file = join(this.opts.vmDir, 'accel.json');
-    try {
-      const saved = JSON.parse(readFileSync(file, 'utf8')) as { key: string; accel: Accel; detail: string };
-      if (bootId && saved.key === key) return { accel: saved.accel, detail: `${saved.detail}, this boot` };
-    } catch {}
-    const timeoutMs = this.opts.kvmProbeTimeoutMs ?? 8000;
-    const t0 = Date.now();
-    const args = ['-accel', 'kvm', '-m', '128', '-nodefaults', '-display', 'none', '-no-reboot'];
-    args.push('-serial', 'stdio', '-kernel', kernel);
-    args.push('-append', 'console=ttyS0 panic=-1 root=/dev/edgeplane-kvm-probe edgeplane.probe');
-    const booted = /Run \/init|VFS: Unable to mount root|Kernel panic|EDGEPLANE-GUEST-READY/;
-    const ok = await new Promise<boolean>((resolve) => {
-      const child = spawn(this.qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      const done = (v: boolean) => {
-        clearTimeout(timer);
-        child.kill('SIGKILL');
-        resolve(v);
-      };
-      const timer = setTimeout(() => done(false), timeoutMs);
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (booted.test(out)) done(true);
-      });
-      child.on('exit', () => done(booted.test(out)));
-      child.on('error', () => done(false));
-    });
-    const result: { accel: Accel; detail: string } = ok
-      ? { accel: 'kvm', detail: `KVM (booted ${kernel} in ${Date.now() - t0} ms)` }
-      : { accel: 'tcg', detail: `TCG (KVM did not boot ${kernel} within ${timeoutMs} ms)` };
-    this.opts.log.info({ kernel, ...result }, 'KVM probe');
-    try {
-      mkdirSync(this.opts.vmDir, { recursive: true });
-      writeFileSync(file, JSON.stringify({ key, ...result }));
-    } catch {}
-    return result;
-  }
-
   private dirOf(namespace: string, name: string): string {
-    return join(this.opts.vmDir, safe(`${namespace}_${name}`));
+    return join(this.opts.vmDir, safeName(`${namespace}_${name}`));
   }
 
   private readRecord(dir: string): VmRecord | undefined {
@@ -334,7 +242,7 @@ export class QemuDriver implements Driver {
       const hostfwd = ports.map((p) => `,hostfwd=tcp:${p.hostIP}:${p.hostPort}-:${p.containerPort}`).join('');
       const args = [
         '-name',
-        safe(`${req.namespace}_${req.name}`),
+        safeName(`${req.namespace}_${req.name}`),
         '-accel',
         accel,
         '-smp',
@@ -390,6 +298,11 @@ export class QemuDriver implements Driver {
     return state;
   }
 
+  /** A VM is one process: what is listed is complete. */
+  isComplete(): boolean {
+    return true;
+  }
+
   async inspect(namespace: string, name: string): Promise<InstanceState | undefined> {
     return this.stateOf(this.dirOf(namespace, name));
   }
@@ -414,7 +327,7 @@ export class QemuDriver implements Driver {
       phase,
       ready: running,
       runtime: `qemu-${r.accel}`,
-      providerID: `qemu://${this.opts.host}/${safe(`${r.namespace}_${r.name}`)}`,
+      providerID: `qemu://${this.opts.host}/${safeName(`${r.namespace}_${r.name}`)}`,
       ports: r.ports,
       ips: [],
       containers: [
@@ -467,7 +380,8 @@ export class QemuDriver implements Driver {
     rmSync(dir, { recursive: true, force: true });
   }
 
-  async recover(): Promise<InstanceState[]> {
+  /** Every VM directory of this host with its state (see {@link Driver.list}). */
+  async list(): Promise<InstanceState[]> {
     let entries: string[] = [];
     try {
       entries = readdirSync(this.opts.vmDir);

@@ -1,12 +1,12 @@
 /**
  * Keeps what the host advertises current: capacity (node:os, statfs) and which runtimes work (each driver's
- * probe), read at start and again every `intervalMs`. Emits `change` when either changed, so the agent reports
+ * runtime check), read at start and again every `intervalMs`. Emits `change` when either changed, so the agent reports
  * at once — e.g. dockerd came back, or the operator resized the VM.
  */
 import { EventEmitter } from 'node:events';
 import type { ResourceAmounts, Runtime } from '../../shared/api/index.js';
 import type { Logger } from '../../shared/log.js';
-import type { Driver } from '../drivers/driver.js';
+import type { Driver, RuntimeCheck } from '../drivers/driver.js';
 import { type HostCapacity, readCapacity } from './capacity.js';
 
 /** Options of {@link HostMonitor}. */
@@ -43,10 +43,10 @@ export function kubeArch(arch: string): string {
 export class HostMonitor extends EventEmitter {
   /** Latest capacity. */
   capacity: HostCapacity | undefined;
-  /** Runtimes whose probe passed, in driver order. */
+  /** Runtimes whose check passed, in driver order. */
   runtimes: Runtime[] = [];
-  /** Latest probe of each runtime (e.g. the VM runtime's accelerator: KVM or TCG, and why). */
-  probes: Partial<Record<Runtime, { ok: boolean; detail: string }>> = {};
+  /** Latest check of each runtime (e.g. the VM runtime's accelerator: KVM or TCG, and why). */
+  runtimeChecks: Partial<Record<Runtime, RuntimeCheck>> = {};
   private timer: NodeJS.Timeout | undefined;
   private details = new Map<Runtime, string>();
 
@@ -70,7 +70,7 @@ export class HostMonitor extends EventEmitter {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /** Re-reads capacity and re-probes runtimes; emits `change` when anything differs. */
+  /** Re-reads capacity and re-checks runtimes; emits `change` when anything differs. */
   async refresh(): Promise<void> {
     const capacity = await readCapacity({ override: this.opts.override, stateDir: this.opts.stateDir }).catch(
       (err) => {
@@ -80,13 +80,17 @@ export class HostMonitor extends EventEmitter {
     );
     const runtimes: Runtime[] = [];
     for (const [runtime, driver] of Object.entries(this.opts.drivers) as Array<[Runtime, Driver]>) {
-      const probe = await driver.probe().catch((err) => ({ ok: false, detail: (err as Error).message }));
-      if (this.details.get(runtime) !== `${probe.ok} ${probe.detail.replace(/\d+ ms/, '')}`) {
-        this.opts.log.info({ runtime, ...probe }, 'runtime probe');
-        this.details.set(runtime, `${probe.ok} ${probe.detail.replace(/\d+ ms/, '')}`);
+      const check = await driver
+        .checkRuntime()
+        .catch((err): RuntimeCheck => ({ ok: false, detail: (err as Error).message }));
+      // Logged when the outcome changes, not when only a duration in it does.
+      const outcome = `${check.ok} ${check.detail.replace(/\d+ ms/, '')}`;
+      if (this.details.get(runtime) !== outcome) {
+        this.opts.log.info({ runtime, ...check }, 'runtime check');
+        this.details.set(runtime, outcome);
       }
-      this.probes[runtime] = probe;
-      if (probe.ok) runtimes.push(runtime);
+      this.runtimeChecks[runtime] = check;
+      if (check.ok) runtimes.push(runtime);
     }
     const changed =
       JSON.stringify([capacity?.capacity, capacity?.allocatable, runtimes]) !==

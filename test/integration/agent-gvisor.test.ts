@@ -72,16 +72,16 @@ async function inspect(id: string, format: string): Promise<string> {
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 describe('gVisor driver', () => {
-  it('probes the runtime by running a program in a real sandbox', async () => {
+  it('checks the runtime by running a program in a real sandbox', async () => {
     const d = driver();
-    const ok = await d.probe();
+    const ok = await d.checkRuntime();
     expect(ok).toMatchObject({ ok: true });
     expect(ok.detail).toMatch(/a runsc sandbox ran in \d+ ms/);
-    // Only this host's probe: other agents on the machine may be probing right now.
+    // Only this host's sandbox: other agents on the machine may be checking right now.
     const r = await docker(['ps', '-aq', '--filter', `label=edgeplane.dev/probe-host=${host}`]);
     expect(r.stdout.trim()).toBe('');
     const missing = new GvisorDriver({ host, stateDir: tempDir(), runtimeName: 'no-such-runtime', log });
-    expect(await missing.probe()).toMatchObject({
+    expect(await missing.checkRuntime()).toMatchObject({
       ok: false,
       detail: expect.stringMatching(/has no runtime no-such-runtime/),
     });

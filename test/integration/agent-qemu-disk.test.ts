@@ -59,13 +59,13 @@ async function setup(opts: { badSha?: boolean } = {}) {
     catalog: () => catalog,
     cache: new ArtifactCache(join(dir, 'images')),
     publishAddress: '127.0.0.1',
-    // A disk image has no kernel of its own to probe KVM with: the test guest's.
-    probeKernel: guest.kernelPath,
-    kvmProbeTimeoutMs: 8000,
+    // A disk image has no kernel of its own to test KVM with: the test guest's.
+    kvmTestKernel: guest.kernelPath,
+    kvmTestTimeoutMs: 8000,
     log,
   });
   cleanup(async () => {
-    for (const s of await driver.recover()) await driver.destroy(s.namespace, s.name);
+    for (const s of await driver.list()) await driver.destroy(s.namespace, s.name);
   });
   return { guest, disk, requests, driver, dir, catalog };
 }
@@ -178,7 +178,7 @@ describe('QEMU driver, disk image', () => {
     );
     expect(s.requests[0]).toBe('/disk.qcow2');
     expect(readdirSync(join(s.dir, 'images'))).toEqual([]);
-    expect(await s.driver.recover()).toEqual([]);
+    expect(await s.driver.list()).toEqual([]);
     expect(qemuProcessesUnder(s.dir)).toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * The QEMU driver on real qemu: the image catalog's artifacts downloaded from a 127.0.0.1 HTTP server, verified and
  * cached; the test guest (Debian's cloud kernel + busybox initramfs) booted with the machine type's vCPUs and
- * memory, on the accelerator the probe picks; QMP state; adoption by a new driver; clean ACPI stop; the KVM probe.
+ * memory, on the accelerator the KVM boot test picks; QMP state; adoption by a new driver; clean ACPI stop; the KVM boot test.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -68,12 +68,12 @@ async function setup(opts: { badSha?: boolean } = {}) {
       catalog: () => catalog,
       cache: new ArtifactCache(join(dir, 'images')),
       publishAddress: '127.0.0.1',
-      kvmProbeTimeoutMs: 8000,
+      kvmTestTimeoutMs: 8000,
       log,
     });
   const driver = make();
   cleanup(async () => {
-    for (const s of await driver.recover()) await driver.destroy(s.namespace, s.name);
+    for (const s of await driver.list()) await driver.destroy(s.namespace, s.name);
   });
   return { guest, srv, driver, make, dir };
 }
@@ -120,7 +120,7 @@ describe('QEMU driver', () => {
 
     // A restarted agent (a new driver on the same directory) adopts the VM rather than starting another.
     const again = s.make();
-    expect((await again.recover()).map((v) => [v.name, v.phase])).toEqual([['vm-0', 'Running']]);
+    expect((await again.list()).map((v) => [v.name, v.phase])).toEqual([['vm-0', 'Running']]);
     expect((await again.start(request())).startedAt).toBe(running?.startedAt);
 
     // ACPI power button: the guest powers itself off well within the grace period.
@@ -145,7 +145,7 @@ describe('QEMU driver', () => {
       /template\.spec\.image: .*vmlinuz: sha256 is [0-9a-f]{64}, the catalog says/,
     );
     expect(readdirSync(join(s.dir, 'images')).filter((f) => f.includes('.part'))).toEqual([]);
-    expect(await s.driver.recover()).toEqual([]);
+    expect(await s.driver.list()).toEqual([]);
     await expect(s.driver.start(request({ env: [{ name: 'A', value: 'b' }] }))).rejects.toThrow(
       'template.spec.env: not supported for VM images',
     );
@@ -157,30 +157,30 @@ describe('QEMU driver', () => {
     ).rejects.toThrow(/limits\.cpu: the VM needs 64 vCPUs; this host has \d+/);
   });
 
-  it('probes KVM by booting a kernel (not just the firmware), once per host boot, without holding up the runtime probe', async () => {
+  it('tests KVM by booting a kernel (not just the firmware), once per host boot, without holding up the runtime check', async () => {
     const guest = await testGuest();
-    const dir = tempDir('edgeplane-agent-vm-probe-');
-    const make = (probeKernel?: string) =>
+    const dir = tempDir('edgeplane-agent-vm-kvm-test-');
+    const make = (kvmTestKernel?: string) =>
       new QemuDriver({
         host: 'vm-host',
         vmDir: join(dir, 'vms'),
         catalog: () => ({ images: {} }),
         cache: new ArtifactCache(join(dir, 'images')),
-        kvmProbeTimeoutMs: 8000,
-        ...(probeKernel ? { probeKernel } : {}),
+        kvmTestTimeoutMs: 8000,
+        ...(kvmTestKernel ? { kvmTestKernel } : {}),
         log,
       });
     const d = make(guest.kernelPath);
-    // The runtime probe answers within its 2 s wait even while a KVM probe could take its 8 s.
+    // The runtime check answers within its 2 s wait even while a KVM boot test could take its 8 s.
     let t0 = Date.now();
-    const first = await d.probe();
+    const first = await d.checkRuntime();
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(first.ok).toBe(true);
     expect(first.detail).toMatch(/^QEMU emulator version .*; (KVM|TCG|accelerator: probing KVM)/);
-    // Same verdict as install.sh's probe, which boots this kernel + the guest's initramfs to its ready marker.
+    // Same verdict as install.sh's guest_probe, which boots this kernel + the guest's initramfs to its ready marker.
     t0 = Date.now();
     const accel = await d.accelerator();
-    console.log(`KVM probe: ${accel.detail} (${Date.now() - t0} ms)`);
+    console.log(`KVM boot test: ${accel.detail} (${Date.now() - t0} ms)`);
     expect(accel.accel).toBe(guest.accel);
     expect(accel.detail).toMatch(
       existsSync('/dev/kvm')
@@ -189,12 +189,12 @@ describe('QEMU driver', () => {
           : /^TCG \(KVM did not boot /
         : /no \/dev\/kvm/,
     );
-    expect((await d.probe()).detail).toContain(accel.detail);
-    // The host says which accelerator its VMs get (the agent's status endpoint carries the runtime probes).
+    expect((await d.checkRuntime()).detail).toContain(accel.detail);
+    // The host says which accelerator its VMs get (the agent's status endpoint carries the runtime checks).
     const monitor = new HostMonitor({ drivers: { vm: d }, log });
     await monitor.refresh();
     expect(monitor.runtimes).toEqual(['vm']);
-    expect(monitor.probes.vm?.detail).toContain(accel.detail);
+    expect(monitor.runtimeChecks.vm?.detail).toContain(accel.detail);
     // A restarted agent on this host boot takes the recorded outcome instead of probing again.
     t0 = Date.now();
     expect(await make(guest.kernelPath).accelerator()).toEqual({
@@ -202,7 +202,7 @@ describe('QEMU driver', () => {
       detail: `${accel.detail}, this boot`,
     });
     expect(Date.now() - t0).toBeLessThan(1000);
-    // Configured: no probe.
+    // Configured: no boot test.
     expect(
       await new QemuDriver({
         host: 'vm-host',

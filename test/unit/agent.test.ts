@@ -5,7 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/agent.js';
 import { loadAgentConfig } from '../../agent/config.js';
-import { exitZeroElf, singleFileTar } from '../../agent/drivers/sandbox-probe.js';
+import { exitZeroElf, singleFileTar } from '../../agent/drivers/sandbox-launch.js';
 import { containerLimits, registryOf, resolveEnv } from '../../agent/drivers/template.js';
 import { readCapacity } from '../../agent/host/capacity.js';
 import { HostMonitor, kubeArch } from '../../agent/host/monitor.js';
@@ -126,7 +126,7 @@ describe('the VM image catalog schema', () => {
   });
 });
 
-describe('the sandbox probe image', () => {
+describe('the sandbox launch image', () => {
   it('is a 129-byte ELF64 x86-64 executable in a valid one-file tar', () => {
     const elf = exitZeroElf();
     expect(elf.length).toBe(129);

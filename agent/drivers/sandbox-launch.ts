@@ -1,13 +1,14 @@
 /**
- * The gVisor probe launches a real sandbox rather than trusting dockerd's runtime list: it runs a 129-byte static
- * x86-64 program (`exit(0)`) as a container under runsc, from a one-file image the agent imports itself, so the
- * probe needs no registry and no pre-loaded image.
+ * The sandbox launch, by which the gVisor driver's runtime check knows that runsc works rather than trusting
+ * dockerd's runtime list: it runs a 129-byte static x86-64 program (`exit(0)`) as a container under runsc, from a
+ * one-file image the agent imports itself, so it needs no registry and no pre-loaded image. (The image tag and the
+ * container labels still say "probe", the name this had before; they stay, as hosts already have them.)
  */
 import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 
-/** Tag of the probe image. */
-export const PROBE_IMAGE = 'edgeplane/sandbox-probe:v1';
+/** Tag of the one-file image the sandbox runs. */
+export const SANDBOX_IMAGE = 'edgeplane/sandbox-probe:v1';
 
 /** A minimal static ELF64 x86-64 executable: `mov eax, 60; xor edi, edi; syscall` (exit 0). */
 export function exitZeroElf(): Buffer {
@@ -60,14 +61,14 @@ export function singleFileTar(name: string, content: Buffer): Buffer {
   return Buffer.concat([header, content, pad, Buffer.alloc(1024)]);
 }
 
-async function ensureProbeImage(docker: Docker): Promise<void> {
+async function ensureSandboxImage(docker: Docker): Promise<void> {
   try {
-    await docker.getImage(PROBE_IMAGE).inspect();
+    await docker.getImage(SANDBOX_IMAGE).inspect();
     return;
   } catch (err) {
     if ((err as { statusCode?: number }).statusCode !== 404) throw err;
   }
-  const [repo, tag] = PROBE_IMAGE.split(':');
+  const [repo, tag] = SANDBOX_IMAGE.split(':');
   const stream = await docker.importImage(
     Readable.from([singleFileTar('probe', exitZeroElf())]) as unknown as string,
     {
@@ -82,8 +83,8 @@ async function ensureProbeImage(docker: Docker): Promise<void> {
 }
 
 /**
- * Runs the probe program in a sandbox of `runtime`; resolves with how long it took, or throws why it failed.
- * The container is labelled with the probing host (not with `edgeplane.dev/host`, which marks instances).
+ * Runs the `exit(0)` program in a sandbox of `runtime`; resolves with how long it took, or throws why it failed.
+ * The container is labelled with the launching host (not with `edgeplane.dev/host`, which marks instances).
  */
 export async function launchSandbox(
   docker: Docker,
@@ -92,9 +93,9 @@ export async function launchSandbox(
   timeoutMs = 30_000,
 ): Promise<number> {
   const t0 = Date.now();
-  await ensureProbeImage(docker);
+  await ensureSandboxImage(docker);
   const c = await docker.createContainer({
-    Image: PROBE_IMAGE,
+    Image: SANDBOX_IMAGE,
     Cmd: ['/probe'],
     Labels: { 'edgeplane.dev/probe': 'sandbox', 'edgeplane.dev/probe-host': host },
     HostConfig: { Runtime: runtime, NetworkMode: 'none', AutoRemove: false },
@@ -111,7 +112,7 @@ export async function launchSandbox(
         );
       }),
     ]).finally(() => clearTimeout(timer))) as { StatusCode: number };
-    if (result.StatusCode !== 0) throw new Error(`the probe program exited ${result.StatusCode}`);
+    if (result.StatusCode !== 0) throw new Error(`the exit(0) program exited ${result.StatusCode}`);
     return Date.now() - t0;
   } finally {
     await c.remove({ force: true }).catch(() => undefined);
