@@ -1,6 +1,7 @@
 /**
  * An agent: connects to NATS, follows its location's intents, runs them through its drivers, and reports
- * the host and its instances. `main.ts` only parses configuration and calls {@link Agent.start}.
+ * the host and its instances. `main.ts` only parses configuration and calls {@link Agent.start} (or
+ * {@link Agent.drain}).
  */
 import { join } from 'node:path';
 import type { Service } from '@nats-io/services';
@@ -58,14 +59,14 @@ export interface AgentConfig {
   imageCacheDir?: string;
   /** Accelerator for VMs instead of probing KVM. */
   vmAccel?: 'kvm' | 'tcg';
-  /** Kernel (bzImage) the KVM probe boots (default: a cached catalog kernel, else the host's). */
+  /** Kernel (bzImage) the KVM boot test boots (default: a cached catalog kernel, else the host's). */
   vmProbeKernel?: string;
 }
 
 export class Agent {
   private nc: NatsConnection | undefined;
   private intents: IntentWatcher | undefined;
-  private reconciler: Reconciler | undefined;
+  private readonly reconciler: Reconciler;
   private heartbeat: NodeJS.Timeout | undefined;
   private reportPending: NodeJS.Timeout | undefined;
   private seq = 0;
@@ -102,10 +103,20 @@ export class Agent {
         cache: new ArtifactCache(config.imageCacheDir ?? join(config.stateDir, 'images')),
         publishAddress: config.publishAddress,
         ...(config.vmAccel ? { accel: config.vmAccel } : {}),
-        ...(config.vmProbeKernel ? { probeKernel: config.vmProbeKernel } : {}),
+        ...(config.vmProbeKernel ? { kvmTestKernel: config.vmProbeKernel } : {}),
         log: log.child({ driver: 'vm' }),
       }),
     };
+    this.reconciler = new Reconciler({
+      host: config.host,
+      drivers: this.drivers,
+      usable: () => this.host?.runtimes ?? [],
+      intents: () => this.intents?.all() ?? [],
+      synced: () => this.intents?.synced ?? false,
+      malformed: () => this.intents?.malformedIntents() ?? [],
+      log: log.child({ part: 'reconciler' }),
+    });
+    this.reconciler.on('change', () => this.scheduleReport());
   }
 
   private get capacity(): HostCapacity | undefined {
@@ -156,17 +167,7 @@ export class Agent {
       host: this.config.host,
       sealKey: this.sealKey,
     });
-    this.reconciler = new Reconciler({
-      host: this.config.host,
-      drivers: this.drivers,
-      usable: () => this.host?.runtimes ?? [],
-      intents: () => this.intents?.all() ?? [],
-      synced: () => this.intents?.synced ?? false,
-      malformed: () => this.intents?.malformedIntents() ?? [],
-      log: this.log.child({ part: 'reconciler' }),
-    });
-    this.intents.on('change', () => this.reconciler?.trigger());
-    this.reconciler.on('change', () => this.scheduleReport());
+    this.intents.on('change', () => this.reconciler.trigger());
     // Run from the copy on disk first: instances keep being supervised while NATS is unreachable.
     await this.intents.start();
     this.reconciler.start();
@@ -228,14 +229,14 @@ export class Agent {
       agentVersion: AGENT_VERSION,
       startedAt: this.startedAt,
       runtimes: this.runtimes,
-      runtimeProbes: this.host?.probes ?? {},
+      runtimeChecks: this.host?.runtimeChecks ?? {},
       sealKey: this.sealPublicKey,
       intents: {
         synced: this.intents?.synced ?? false,
         revision: this.intents?.lastRevision ?? 0,
         count: this.intents?.all().length ?? 0,
       },
-      instances: (this.reconciler?.observed() ?? []).map((s) => ({
+      instances: this.reconciler.observed().map((s) => ({
         namespace: s.namespace,
         name: s.name,
         phase: s.phase,
@@ -298,7 +299,7 @@ export class Agent {
         ? { ephemeralStorageFreeBytes: cap.diskFreeBytes }
         : {}),
       ...(this.sealPublicKey ? { sealKey: this.sealPublicKey } : {}),
-      instances: (this.reconciler?.observed() ?? []).map((s) => ({
+      instances: this.reconciler.observed().map((s) => ({
         namespace: s.namespace,
         name: s.name,
         workload: s.workload,
@@ -334,7 +335,18 @@ export class Agent {
     if (this.reportPending) clearTimeout(this.reportPending);
     this.intents?.stop();
     await this.service?.stop().catch(() => undefined);
-    await this.reconciler?.stop();
+    await this.reconciler.stop();
     if (this.nc && !this.nc.isClosed()) await this.nc.drain().catch(() => undefined);
+  }
+
+  /**
+   * Stops the agent if it runs, then stops and removes every instance this host's drivers list, with the
+   * reconciler's own stop-then-destroy (SIGTERM, grace period, SIGKILL; then containers, VMs and scratch
+   * volumes; persistent volumes stay). Needs no NATS. Throws when a runtime cannot be listed or an instance not
+   * removed.
+   */
+  async drain(): Promise<void> {
+    await this.stop();
+    await this.reconciler.removeAll();
   }
 }

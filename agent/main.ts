@@ -87,15 +87,7 @@ withAgentOptions(
   program.command('drain').description('stop and remove every instance this agent started, then exit'),
 ).action(async (flags: Record<string, unknown>) => {
   const log = createLogger({ name: 'edge-agent' });
-  const config = loadAgentConfig({ location: 'drain', ...flags });
-  const agent = new Agent(config, log);
-  for (const driver of Object.values(agent.drivers)) {
-    for (const s of await driver.recover()) {
-      log.info({ instance: `${s.namespace}/${s.name}` }, 'draining instance');
-      await driver.stop(s.namespace, s.name, 10);
-      await driver.destroy(s.namespace, s.name);
-    }
-  }
+  await new Agent(loadAgentConfig({ location: 'drain', ...flags }), log).drain();
 });
 
 await program.parseAsync(process.argv);
