@@ -60,16 +60,26 @@ export function isConflict(err: unknown): boolean {
   return err instanceof ApiException && err.code === 409;
 }
 
-/** A short text for an API error, with the server's message rather than the whole response. */
+/**
+ * A short text for an API error, with the server's message rather than the whole response. A 403 says so first:
+ * the server's message then names the identity, verb, resource, API group and namespace that RBAC refused, e.g.
+ * `403 Forbidden: … User "system:serviceaccount:edgeplane-system:edge-coordinator" cannot patch resource
+ * "workloads/status" in API group "compute.datumapis.com" in the namespace "shop"`.
+ */
 export function apiErrorMessage(err: unknown): string {
   if (err instanceof ApiException) {
+    let text: string;
     try {
       const body = typeof err.body === 'string' ? JSON.parse(err.body) : err.body;
-      return `${err.code}: ${body?.message ?? err.message}`;
+      text = body?.message ?? err.message;
     } catch {
-      return `${err.code}: ${String(err.body).slice(0, 300)}`;
+      text = String(err.body).slice(0, 300);
     }
+    return `${err.code}${err.code === 403 ? ' Forbidden' : ''}: ${text}`;
   }
+  // A failed watch carries only the HTTP status (client-node's Watch), e.g. Error('Forbidden') with statusCode.
+  const status = (err as { statusCode?: number })?.statusCode;
+  if (status) return `${status}: ${(err as Error).message}`;
   return (err as Error)?.message ?? String(err);
 }
 

@@ -4,7 +4,13 @@
  */
 import { makeInformer } from '@kubernetes/client-node';
 import type { Logger } from '../../shared/log.js';
-import { KubeClient as Client, type KubeClient, type KubeObject, type ResourceRef } from './client.js';
+import {
+  apiErrorMessage,
+  KubeClient as Client,
+  type KubeClient,
+  type KubeObject,
+  type ResourceRef,
+} from './client.js';
 
 /** A resource outside Edgeplane's kinds (Secrets, ConfigMaps): its watch path and list call. */
 export interface ListSource {
@@ -42,7 +48,15 @@ export class ResourceCache<T extends { metadata: { name?: string; namespace?: st
     }
     this.informer.on('error', (err) => {
       if (this.stopped) return;
-      this.log.warn({ resource: this.path, err: err?.message ?? String(err) }, 'watch failed; restarting');
+      // A list failure carries the server's message; a watch failure only its status, so name the request here.
+      const watchForbidden = (err as { statusCode?: number })?.statusCode === 403;
+      this.log.warn(
+        {
+          resource: this.path,
+          err: watchForbidden ? `403 Forbidden: cannot watch ${this.path}` : apiErrorMessage(err),
+        },
+        'list or watch failed; restarting',
+      );
       setTimeout(() => {
         if (!this.stopped) this.informer.start().catch(() => undefined);
       }, 2000);
@@ -62,7 +76,7 @@ export class ResourceCache<T extends { metadata: { name?: string; namespace?: st
         this.started = true;
         return;
       } catch (err) {
-        this.log.warn({ resource: this.path, err: (err as Error).message }, 'list failed; retrying');
+        this.log.warn({ resource: this.path, err: apiErrorMessage(err) }, 'list failed; retrying');
         await new Promise((r) => setTimeout(r, delay));
       }
     }

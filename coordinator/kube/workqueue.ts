@@ -6,6 +6,7 @@
  * pass makes (status) are not one per event.
  */
 import type { Logger } from '../../shared/log.js';
+import { apiErrorMessage } from './client.js';
 
 /** What a handler may ask for after a successful pass. */
 export interface ReconcileResult {
@@ -114,7 +115,7 @@ export class WorkQueue {
       this.failures.set(key, n);
       const delay = Math.min(this.opts.maxBackoffMs ?? 60_000, 200 * 2 ** (n - 1));
       this.opts.log.warn(
-        { queue: this.opts.name, key, err: (err as Error).message, retryInMs: delay },
+        { queue: this.opts.name, key, err: apiErrorMessage(err), retryInMs: delay },
         'reconcile failed',
       );
       this.addAfter(key, delay);
