@@ -263,7 +263,8 @@ function httpsGetInsecure(url: string, token: string): Promise<{ status: number;
   });
 }
 
-function kubeconfigYaml(server: string, token: string, caPem: string): string {
+/** A kubeconfig for `server` (trusting `caPem`) that authenticates with a bearer token as `user` (a label only). */
+export function kubeconfigYaml(server: string, token: string, caPem: string, user = 'admin'): string {
   const ca = Buffer.from(caPem).toString('base64');
   return [
     'apiVersion: v1',
@@ -274,14 +275,14 @@ function kubeconfigYaml(server: string, token: string, caPem: string): string {
     `    server: ${server}`,
     `    certificate-authority-data: ${ca}`,
     'users:',
-    '- name: admin',
+    `- name: ${user}`,
     '  user:',
     `    token: ${token}`,
     'contexts:',
     '- name: edgeplane-test',
     '  context:',
     '    cluster: edgeplane-test',
-    '    user: admin',
+    `    user: ${user}`,
     '    namespace: default',
     'current-context: edgeplane-test',
     '',

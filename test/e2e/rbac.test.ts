@@ -1,0 +1,265 @@
+/**
+ * The coordinator with exactly the rights deploy/kubernetes grants: the manifests are applied to a real
+ * kube-apiserver (RBAC authorization, OwnerReferencesPermissionEnforcement on) the way the README says, and the
+ * coordinator runs with a token of its ServiceAccount, never an admin identity, beside a real nats-server and an
+ * agent with dockerd + runsc. It drives Workloads to READY and deletes them through its finalizer; with one
+ * permission taken away it names the forbidden request, keeps running, and recovers once the permission is back.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DEV_LOCATIONS, startAgent, startCoordinator } from '../../deploy/stack/edgeplane.js';
+import {
+  ensureDocker,
+  ensureImage,
+  HTTPD_CMD,
+  type KubeApiHandle,
+  kubeconfigYaml,
+  kubectl,
+  REPO_DIR,
+  removeContainersByLabel,
+  startKubeApi,
+  startNatsServer,
+  waitFor,
+} from '../../deploy/stack/index.js';
+import type { Proc } from '../../deploy/stack/proc.js';
+import { cleanup, tempDir } from '../harness/index.js';
+
+const NS = 'edgeplane-system';
+const SA = `system:serviceaccount:${NS}:edge-coordinator`;
+const KUSTOMIZATION = path.join(REPO_DIR, 'deploy/kubernetes');
+const CREDS = 'SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY\n';
+
+let kube: KubeApiHandle;
+let coordinator: Proc;
+let dir: string;
+
+/** kubectl as the cluster's admin; throws with stderr on failure. */
+async function admin(args: string[], input?: string): Promise<string> {
+  const r = await kubectl(kube.kubeconfigPath, args, { input });
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
+  return r.stdout;
+}
+
+async function jsonpath(resource: string, jp: string): Promise<string> {
+  const r = await kubectl(kube.kubeconfigPath, ['get', ...resource.split(' '), '-o', `jsonpath=${jp}`]);
+  return r.code === 0 ? r.stdout : '';
+}
+
+/** The coordinator's JSON log lines so far. */
+function coordinatorLog(): Array<Record<string, unknown>> {
+  return fs
+    .readFileSync(coordinator.logFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+function workload(name: string): string {
+  return [
+    'apiVersion: compute.datumapis.com/v1alpha1',
+    'kind: Workload',
+    'metadata:',
+    `  name: ${name}`,
+    'spec:',
+    '  replicas: 1',
+    '  template:',
+    '    spec:',
+    '      image: nginx:latest',
+    '      env:',
+    '        - name: GREETING',
+    '          valueFrom: { configMapKeyRef: { name: settings, key: greeting } }',
+    '      networkInterfaces:',
+    '        - networkRef: { name: default }',
+    '',
+  ].join('\n');
+}
+
+beforeAll(async () => {
+  await ensureDocker();
+  await ensureImage('nginx:latest', { cmd: HTTPD_CMD, exposedPorts: [80] });
+  dir = tempDir('edgeplane-rbac-');
+  const [nats, k] = await Promise.all([
+    startNatsServer({ dir: path.join(dir, 'nats') }),
+    startKubeApi({
+      dir: path.join(dir, 'kube'),
+      extraArgs: ['--enable-admission-plugins=OwnerReferencesPermissionEnforcement'],
+    }),
+  ]);
+  kube = k;
+  cleanup(() => nats.stop());
+  cleanup(() => kube.stop());
+
+  // README, "Install the coordinator on a cluster": the namespace and the NATS Secret, then the kustomization.
+  const creds = path.join(dir, 'coordinator.creds');
+  fs.writeFileSync(creds, CREDS, { mode: 0o600 });
+  await admin(['create', 'namespace', NS]);
+  await admin([
+    '-n',
+    NS,
+    'create',
+    'secret',
+    'generic',
+    'edge-coordinator-nats',
+    `--from-file=nats.creds=${creds}`,
+  ]);
+  await admin(['apply', '-k', KUSTOMIZATION]);
+  await admin(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
+
+  // Its ServiceAccount's token, in a kubeconfig of its own: no admin identity from here on.
+  const token = (await admin(['-n', NS, 'create', 'token', 'edge-coordinator', '--duration=2h'])).trim();
+  const saKubeconfig = path.join(dir, 'coordinator.kubeconfig');
+  fs.writeFileSync(saKubeconfig, kubeconfigYaml(kube.server, token, kube.caPem, 'edge-coordinator'), {
+    mode: 0o600,
+  });
+  const whoami = await kubectl(saKubeconfig, [
+    'auth',
+    'whoami',
+    '-o',
+    'jsonpath={.status.userInfo.username}',
+  ]);
+  expect(whoami.stdout).toBe(SA);
+
+  coordinator = startCoordinator({
+    dir: path.join(dir, 'coordinator'),
+    kubeconfig: saKubeconfig,
+    nats: [nats.url],
+    args: ['--lease-namespace', NS],
+  });
+  cleanup(() => coordinator.stop());
+  const location = DEV_LOCATIONS[0];
+  const host = `rbac-${path.basename(dir).slice(-6).toLowerCase()}`;
+  const agent = startAgent({ dir: path.join(dir, 'agent'), host, ...location, nats: [nats.url], cpu: '8' });
+  cleanup(async () => {
+    await agent.stop();
+    await removeContainersByLabel(`edgeplane.dev/host=${host}`);
+  });
+  // The coordinator creates the Host and writes its status with the ServiceAccount's rights.
+  await waitFor(
+    'the host Ready',
+    async () => (await jsonpath(`host ${host}`, '{.status.state}')) === 'Ready',
+    {
+      timeoutMs: 120_000,
+      abort: () => (coordinator.exit ? `coordinator exited: ${JSON.stringify(coordinator.exit)}` : undefined),
+    },
+  );
+  await admin(['create', 'namespace', 'shop']);
+  await admin(['-n', 'shop', 'create', 'configmap', 'settings', '--from-literal=greeting=hello']);
+  await admin(
+    ['-n', 'shop', 'apply', '-f', '-'],
+    'apiVersion: compute.datumapis.com/v1alpha1\nkind: Network\nmetadata:\n  name: default\n',
+  );
+}, 600_000);
+
+describe('deploy/kubernetes applied as the README says', () => {
+  it('installs the Deployment, and a second apply keeps the NATS credentials the operator put in', async () => {
+    expect(await jsonpath(`deployment edge-coordinator -n ${NS}`, '{.spec.replicas}')).toBe('2');
+    await admin(['apply', '-k', KUSTOMIZATION]);
+    const data = await jsonpath(`secret edge-coordinator-nats -n ${NS}`, '{.data.nats\\.creds}');
+    expect(Buffer.from(data, 'base64').toString()).toBe(CREDS);
+  });
+
+  it('grants the ServiceAccount what the coordinator needs and no more', async () => {
+    const can = async (verb: string, resource: string, ns?: string) => {
+      const r = await kubectl(kube.kubeconfigPath, [
+        'auth',
+        'can-i',
+        verb,
+        resource,
+        `--as=${SA}`,
+        ...(ns ? ['-n', ns] : ['--all-namespaces']),
+      ]);
+      return r.stdout.trim() === 'yes';
+    };
+    expect(await can('watch', 'secrets')).toBe(true);
+    expect(await can('patch', 'workloads.compute.miloapis.com', 'shop')).toBe(true);
+    expect(await can('update', 'leases/edge-coordinator', NS)).toBe(true);
+    for (const [verb, resource, ns] of [
+      ['get', 'secrets', 'shop'],
+      ['create', 'secrets', 'shop'],
+      ['delete', 'workloads.compute.datumapis.com', 'shop'],
+      ['update', 'leases/edge-coordinator', 'kube-system'],
+      ['update', 'leases/some-other-lease', NS],
+      ['create', 'pods', 'shop'],
+    ] as const)
+      expect(await can(verb, resource, ns), `${verb} ${resource} in ${ns}`).toBe(false);
+  });
+});
+
+describe('the coordinator on its ServiceAccount token', () => {
+  it('holds the Lease in edgeplane-system and drives a Workload to READY', async () => {
+    expect(await jsonpath(`lease edge-coordinator -n ${NS}`, '{.spec.holderIdentity}')).not.toBe('');
+    await admin(['-n', 'shop', 'apply', '-f', '-'], workload('web'));
+    await waitFor(
+      'web READY',
+      async () => (await jsonpath('workload web -n shop', '{.status.readyReplicas}')) === '1',
+      {
+        timeoutMs: 120_000,
+      },
+    );
+    expect(await jsonpath('instance web-us-central1-a-0 -n shop', '{.status.phase}')).toBe('Running');
+    const events = JSON.parse(await admin(['-n', 'shop', 'get', 'events', '-o', 'json'])).items;
+    expect(
+      events.some((e: { source?: { component?: string } }) => e.source?.component === 'edge-coordinator'),
+    ).toBe(true);
+    const forbidden = coordinatorLog().filter((l) => JSON.stringify(l).includes('Forbidden'));
+    expect(forbidden).toEqual([]);
+  });
+
+  it('names a forbidden request, keeps running, and recovers when the permission is back', async () => {
+    // Take away `patch` on workloads/status (its own rule in rbac.yaml).
+    const role = JSON.parse(await admin(['get', 'clusterrole', 'edgeplane:edge-coordinator', '-o', 'json']));
+    const before = role.rules.length;
+    role.rules = role.rules.filter((r: { resources: string[] }) => !r.resources.includes('workloads/status'));
+    expect(role.rules).toHaveLength(before - 1);
+    await admin(['replace', '-f', '-'], JSON.stringify(role));
+    await waitFor('the permission gone', async () => {
+      const r = await kubectl(kube.kubeconfigPath, [
+        'auth',
+        'can-i',
+        'patch',
+        'workloads.compute.datumapis.com',
+        '--subresource=status',
+        `--as=${SA}`,
+        '-n',
+        'shop',
+      ]);
+      return r.stdout.trim() === 'no';
+    });
+
+    await admin(['-n', 'shop', 'apply', '-f', '-'], workload('api'));
+    const line = await waitFor(
+      'the coordinator to log the forbidden request',
+      async () =>
+        coordinatorLog().find(
+          (l) => l.key === 'compute.datumapis.com|shop|api' && String(l.err ?? '').includes('403 Forbidden'),
+        ),
+      { timeoutMs: 60_000 },
+    );
+    // Which request: identity, verb, resource, group and namespace, in one line.
+    expect(line.err).toContain(`User "${SA}" cannot patch resource "workloads/status"`);
+    expect(line.err).toContain('in API group "compute.datumapis.com" in the namespace "shop"');
+    expect(line.msg).toBe('reconcile failed');
+    expect(line.level).toBe(40); // warn: the coordinator goes on
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(coordinator.exit).toBeUndefined();
+    expect(await jsonpath('workload api -n shop', '{.status.readyReplicas}')).toBe('');
+
+    // Applying the kustomization again restores the rule; the retry (backoff) then writes the status.
+    await admin(['apply', '-k', KUSTOMIZATION]);
+    await waitFor(
+      'api READY',
+      async () => (await jsonpath('workload api -n shop', '{.status.readyReplicas}')) === '1',
+      {
+        timeoutMs: 120_000,
+      },
+    );
+    expect(coordinator.exit).toBeUndefined();
+  });
+
+  it('deletes the Workloads through its finalizer: Instances and WorkloadDeployments go too', async () => {
+    await admin(['-n', 'shop', 'delete', 'workload', 'web', 'api', '--timeout=120s']);
+    expect(await admin(['-n', 'shop', 'get', 'instances,workloaddeployments', '-o', 'name'])).toBe('');
+    expect(coordinator.exit).toBeUndefined();
+  });
+});
