@@ -13,6 +13,7 @@ import {
   monitorPermissions,
   type NatsPermissions,
   nkeyUserConfig,
+  operatorPermissions,
 } from '../shared/nats/permissions.js';
 import type { Subjects } from '../shared/nats/subjects.js';
 
@@ -34,7 +35,9 @@ export interface GeneratedIdentity {
 export type IdentityRole =
   | { role: 'host'; host: string; location: string }
   | { role: 'coordinator' }
-  | { role: 'monitor' };
+  | { role: 'monitor' }
+  /** A person or tool that may read logs and exec into instances, known by `name` in audit Events. */
+  | { role: 'operator'; name: string };
 
 /** Generates an nkey user with the permissions of `who`. */
 export function generateIdentity(subjects: Subjects, who: IdentityRole): GeneratedIdentity {
@@ -44,10 +47,16 @@ export function generateIdentity(subjects: Subjects, who: IdentityRole): Generat
       ? agentPermissions(subjects, who.host, who.location)
       : who.role === 'coordinator'
         ? coordinatorPermissions(subjects)
-        : monitorPermissions(subjects);
-  const name = who.role === 'host' ? who.host : who.role;
+        : who.role === 'operator'
+          ? operatorPermissions(subjects, who.name)
+          : monitorPermissions(subjects);
+  const name = who.role === 'host' ? who.host : who.role === 'operator' ? who.name : who.role;
   const comment =
-    who.role === 'host' ? `edge-agent of host ${who.host} in ${who.location}` : `edge ${who.role}`;
+    who.role === 'host'
+      ? `edge-agent of host ${who.host} in ${who.location}`
+      : who.role === 'operator'
+        ? `edge operator ${who.name} (logs and exec; named in exec Events)`
+        : `edge ${who.role}`;
   const publicKey = kp.getPublicKey();
   return {
     name,

@@ -4,7 +4,7 @@
  * publish only as its own host; `edgectl` (monitoring) may only read the feed; the coordinator may do
  * everything under its prefix and the JetStream API.
  */
-import type { Subjects } from './subjects.js';
+import { OPS_ACTIONS, type Subjects } from './subjects.js';
 
 /** Publish/subscribe allow lists, as nats-server's `permissions` block takes them. */
 export interface NatsPermissions {
@@ -46,6 +46,8 @@ export function agentPermissions(subjects: Subjects, host: string, location: str
         '$SRV.STATS',
         '$SRV.STATS.>',
         subjects.agentStatus(host),
+        // Operator actions (logs, exec) on this host; the caller's name is the last token.
+        ...OPS_ACTIONS.map((op) => subjects.opsEndpoint(host, op)),
       ],
     },
     allow_responses: true,
@@ -75,6 +77,31 @@ export function monitorPermissions(subjects: Subjects): NatsPermissions {
     },
     subscribe: { allow: [INBOX, subjects.allFeed, subjects.allEvents] },
   };
+}
+
+/**
+ * An operator named `name` (a person or tool that may read logs and exec into instances): everything the monitor
+ * may, plus logs/exec/next requests on any host, but only on subjects ending in its own name. The agent takes the
+ * caller's name from that token, so the server's permission check is what binds the name to these credentials.
+ */
+export function operatorPermissions(subjects: Subjects, name: string): NatsPermissions {
+  checkOperatorName(name);
+  const monitor = monitorPermissions(subjects);
+  return {
+    publish: { allow: [...monitor.publish.allow, ...OPS_ACTIONS.map((op) => subjects.opsOf(name, op))] },
+    subscribe: monitor.subscribe,
+  };
+}
+
+/**
+ * An operator name is one subject token the agents' endpoints (`….<op>.*`) match: lower-case letters, digits,
+ * `-` and `_`, as a user name. Throws naming the problem.
+ */
+export function checkOperatorName(name: string): void {
+  if (!/^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$/.test(name))
+    throw new Error(
+      `operator name ${JSON.stringify(name)}: expected lower-case letters, digits, - and _ (at most 64), e.g. alice`,
+    );
 }
 
 /** The coordinator: everything under its prefix, the JetStream API, and the services API. */

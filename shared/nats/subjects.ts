@@ -112,4 +112,37 @@ export class Subjects {
   agentStatus(host: string): string {
     return `${this.prefix}.svc.agent.${token(host)}.status`;
   }
+
+  /**
+   * An operator action on one host's agent (`logs`, `exec`, or `next` to pull a session's output), requested by
+   * operator `caller`. The caller's name is the subject's last token: operator credentials may publish only on
+   * subjects ending in their own name, so the server vouches for it (see docs/nats.md, "Logs and exec").
+   */
+  opsRequest(host: string, op: OpsAction, caller: string): string {
+    return `${this.prefix}.ops.${token(host)}.${op}.${token(caller)}`;
+  }
+
+  /** What an agent's `op` endpoint listens on: any caller. */
+  opsEndpoint(host: string, op: OpsAction): string {
+    return `${this.prefix}.ops.${token(host)}.${op}.*`;
+  }
+
+  /** Every action an operator named `caller` may request, on any host (a permission, not a subscription). */
+  opsOf(caller: string, op: OpsAction): string {
+    return `${this.prefix}.ops.*.${op}.${token(caller)}`;
+  }
+
+  /** Where an agent asks the coordinator to record an operator action (an exec) as a Kubernetes Event. */
+  hostAudit(host: string): string {
+    return `${this.prefix}.hosts.${token(host)}.audit`;
+  }
+
+  /** Wildcard the coordinator subscribes to for every host's audit records. */
+  get allHostAudits(): string {
+    return `${this.prefix}.hosts.*.audit`;
+  }
 }
+
+/** Operator actions an agent serves: start a logs or exec session, and pull its next output. */
+export const OPS_ACTIONS = ['logs', 'exec', 'next'] as const;
+export type OpsAction = (typeof OPS_ACTIONS)[number];
