@@ -13,17 +13,20 @@ import { encode, type HostReport, MESSAGE_VERSION } from '../shared/nats/message
 import { type KeyPair, loadOrCreateSealKey } from '../shared/nats/seal.js';
 import { AGENT_SERVICE, registerService } from '../shared/nats/service.js';
 import { Subjects } from '../shared/nats/subjects.js';
+import { VERSION } from '../shared/version.js';
 import type { Driver } from './drivers/driver.js';
 import { GvisorDriver } from './drivers/gvisor.js';
+import type { OutputCapable } from './drivers/output.js';
 import { QemuDriver } from './drivers/qemu.js';
 import type { HostCapacity } from './host/capacity.js';
 import { HostMonitor } from './host/monitor.js';
 import { ArtifactCache, catalogFile } from './images/catalog.js';
 import { IntentWatcher } from './intents.js';
+import { addOpsEndpoints } from './ops/service.js';
 import { Reconciler } from './reconciler.js';
 
-/** Agent version, reported in every host report. */
-export const AGENT_VERSION = '0.1.0';
+/** Agent version (package.json's), reported in every host report and in `$SRV.INFO`. */
+export const AGENT_VERSION = VERSION;
 
 /** Everything an agent is configured with. */
 export interface AgentConfig {
@@ -73,6 +76,7 @@ export class Agent {
   private readonly startedAt = new Date().toISOString();
   private host: HostMonitor | undefined;
   private service: Service | undefined;
+  private ops: { stop(): void } | undefined;
   private sealKey: KeyPair | undefined;
   /**
    * The seal key's public half, computed once: nkeys derives it from the seed on every `getPublicKey()` (an
@@ -189,6 +193,16 @@ export class Agent {
       this.log.warn({ err: (err as Error).message }, 'not registered with the NATS services API');
       return undefined;
     });
+    // Operator endpoints (edgectl logs / exec) on the same registration.
+    if (this.service)
+      this.ops = addOpsEndpoints({
+        nc: this.nc,
+        subjects: this.subjects,
+        host: this.config.host,
+        service: this.service,
+        drivers: this.drivers as Partial<Record<Runtime, Driver & OutputCapable>>,
+        log: this.log.child({ part: 'ops' }),
+      });
     this.log.info(
       {
         host: this.config.host,
@@ -334,6 +348,7 @@ export class Agent {
     this.host?.stop();
     if (this.reportPending) clearTimeout(this.reportPending);
     this.intents?.stop();
+    this.ops?.stop();
     await this.service?.stop().catch(() => undefined);
     await this.reconciler.stop();
     if (this.nc && !this.nc.isClosed()) await this.nc.drain().catch(() => undefined);

@@ -14,7 +14,9 @@ import type { Logger } from '../../shared/log.js';
 import type { ResolvedValues } from '../../shared/nats/messages.js';
 import { safeName } from '../../shared/os.js';
 import { Docker as DockerClient } from './docker.js';
+import { dockerExec, dockerLogs } from './docker-output.js';
 import type { Driver, ExecResult, InstanceRequest, InstanceState, RuntimeCheck } from './driver.js';
+import type { LogOptions, OutputCallback, OutputSource } from './output.js';
 import { launchSandbox } from './sandbox-launch.js';
 import {
   containerLimits,
@@ -437,6 +439,29 @@ export class GvisorDriver implements Driver {
     }
     const info = await exec.inspect();
     return { exitCode: info.ExitCode ?? -1, output: output.slice(-1024) };
+  }
+
+  /** `docker logs` of one container (`edgectl logs`). */
+  async logs(
+    namespace: string,
+    name: string,
+    options: LogOptions,
+    onData: OutputCallback,
+  ): Promise<OutputSource> {
+    const c = await this.containerOf(namespace, name, options.container ?? '');
+    return dockerLogs(this.docker, c.id, options, onData);
+  }
+
+  /** `docker exec` in one container, streamed (`edgectl exec`). */
+  async execStream(
+    namespace: string,
+    name: string,
+    container: string,
+    command: string[],
+    onData: OutputCallback,
+  ): Promise<OutputSource> {
+    const c = await this.containerOf(namespace, name, container);
+    return dockerExec(this.docker, c.id, command, onData);
   }
 
   /**

@@ -17,8 +17,10 @@ import { promisify } from 'node:util';
 import type { Logger } from '../../shared/log.js';
 import { freePort, pidAlive, safeName } from '../../shared/os.js';
 import type { ArtifactCache, Catalog, CatalogImage } from '../images/catalog.js';
+import { consoleLogs } from './console-output.js';
 import type { Driver, InstanceRequest, InstanceState, RuntimeCheck } from './driver.js';
 import { type Accel, type AccelChoice, kvmBootTest, kvmTestKernel } from './kvm-boot-test.js';
+import type { LogOptions, OutputCallback, OutputSource } from './output.js';
 import { qmp } from './qmp.js';
 import { TemplateError } from './template.js';
 
@@ -301,6 +303,11 @@ export class QemuDriver implements Driver {
   /** A VM is one process: what is listed is complete. */
   isComplete(): boolean {
     return true;
+  }
+
+  /** The VM's serial console (`edgectl logs`); a VM has no exec (`execStream` is absent). */
+  logs(namespace: string, name: string, options: LogOptions, onData: OutputCallback): Promise<OutputSource> {
+    return consoleLogs(join(this.dirOf(namespace, name), 'console.log'), options, onData);
   }
 
   async inspect(namespace: string, name: string): Promise<InstanceState | undefined> {
