@@ -28,6 +28,7 @@ import { KubeClient } from './kube/client.js';
 import { EventRecorder } from './kube/events.js';
 import { ResourceCache } from './kube/informer.js';
 import { LeaderElector } from './kube/leader.js';
+import { AuditRecorder } from './ops/audit.js';
 import {
   type CoreDataObject,
   type DeploymentObject,
@@ -48,6 +49,7 @@ export class Coordinator {
   private elector: LeaderElector | undefined;
   /** Set by stop(): a lost leadership then ends the process's part instead of starting a new term. */
   private stopping = false;
+  private audit: AuditRecorder | undefined;
   readonly subjects: Subjects;
 
   constructor(
@@ -235,6 +237,15 @@ export class Coordinator {
         log,
       })
     ).stop;
+    // Every exec an agent runs becomes an Event on its Instance, naming the operator.
+    this.audit = new AuditRecorder({
+      nc: this.nc,
+      subjects: this.subjects,
+      events,
+      instance: (namespace, name) => instances.get(namespace, name),
+      log: log.child({ part: 'audit' }),
+    });
+    this.audit.start();
     registry.start();
     const caches = [...workloads.values(), instances, deployments, secrets, configMaps, networks];
     this.caches = caches;
@@ -251,10 +262,12 @@ export class Coordinator {
     await this.elector?.stop();
     this.hostSync?.stop();
     this.registry?.stop();
+    this.audit?.stop();
     await this.feedStop?.();
     await Promise.all(this.caches.map((c) => c.stop().catch(() => undefined)));
     if (this.nc && !this.nc.isClosed()) await this.nc.drain().catch(() => undefined);
     this.nc = this.registry = this.controller = this.hostSync = this.feedStop = this.elector = undefined;
+    this.audit = undefined;
     this.caches = [];
   }
 }
