@@ -7,12 +7,13 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../../shared/log.js';
 import { COORDINATOR_SERVICE, registerService } from '../../shared/nats/service.js';
 import type { Subjects } from '../../shared/nats/subjects.js';
+import { VERSION } from '../../shared/version.js';
 import type { FeedPublisher } from '../feed/publisher.js';
 import type { HostRegistry } from '../hosts/registry.js';
 import type { IntentStore } from '../intents/store.js';
 
-/** Version the coordinator reports. */
-export const COORDINATOR_VERSION = '0.1.0';
+/** Version the coordinator reports (package.json's). */
+export const COORDINATOR_VERSION = VERSION;
 
 /** What the status endpoint reads. */
 export interface CoordinatorStatusSources {
