@@ -1,19 +1,24 @@
 #!/usr/bin/env node
-import type { NatsConnection } from '@nats-io/transport-node';
 /** edgectl: the operator's view of an Edgeplane installation over NATS. This file only wires commands. */
+import { basename } from 'node:path';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Command } from 'commander';
 import { connectNats } from '../shared/nats/connect.js';
 import type { FeedMessage, HostFeed, InstanceFeed, WorkloadFeed } from '../shared/nats/messages.js';
 import { Subjects } from '../shared/nats/subjects.js';
+import { VERSION } from '../shared/version.js';
 import { generateIdentity, type IdentityRole, writeIdentity } from './credentials.js';
 import { feedSnapshot, followFeed } from './feed.js';
 import { feedLine, gib, table } from './format.js';
+import { addOpsCommands } from './ops-commands.js';
 
-const program = new Command('edgectl')
+// Installed as kubectl-edge too (kubectl's plugin convention): then it is `kubectl edge …`.
+const asPlugin = /^kubectl-edge(\.js)?$/.test(basename(process.argv[1] ?? ''));
+const program = new Command(asPlugin ? 'kubectl edge' : 'edgectl')
   .description(
     'Edgeplane operator CLI: hosts, instances and Workloads as the coordinator publishes them over NATS.',
   )
-  .version('0.1.0')
+  .version(VERSION)
   .option(
     '--nats <urls>',
     'NATS server URLs [EDGE_NATS_URL]',
@@ -34,8 +39,9 @@ interface Global {
   ca?: string;
 }
 
-async function connectGlobal(): Promise<{ nc: NatsConnection; subjects: Subjects }> {
+async function connectGlobal(): Promise<{ nc: NatsConnection; subjects: Subjects; creds?: string }> {
   const g = program.opts<Global>();
+  const creds = g.creds ?? process.env.EDGE_NATS_CREDS;
   const nc = await connectNats({
     servers: g.nats.split(',').map((s) => s.trim()),
     name: 'edgectl',
@@ -43,7 +49,7 @@ async function connectGlobal(): Promise<{ nc: NatsConnection; subjects: Subjects
     ...(g.creds ? { creds: g.creds } : {}),
     ...(g.ca ? { ca: g.ca } : {}),
   });
-  return { nc, subjects: new Subjects(g.subjectPrefix) };
+  return { nc, subjects: new Subjects(g.subjectPrefix), ...(creds ? { creds } : {}) };
 }
 
 function outputOption(cmd: Command): Command {
@@ -166,6 +172,8 @@ program
     }
   });
 
+addOpsCommands(program, connectGlobal);
+
 const credentials = program
   .command('credentials')
   .description(
@@ -193,6 +201,14 @@ credentials
   .option('--out <dir>', 'directory for monitor.nk and monitor.conf', '.')
   .action((opts: { out: string }) => emit({ role: 'monitor' }, opts.out));
 
+credentials
+  .command('operator <name>')
+  .description(
+    'credentials for a person or tool that may read logs and exec into instances (named in the exec Events)',
+  )
+  .option('--out <dir>', 'directory for <name>.nk and <name>.conf', '.')
+  .action((name: string, opts: { out: string }) => emit({ role: 'operator', name }, opts.out));
+
 function emit(who: IdentityRole, out: string): void {
   const g = program.opts<Global>();
   const subjects = new Subjects(g.subjectPrefix);
@@ -205,6 +221,11 @@ function emit(who: IdentityRole, out: string): void {
     `wrote ${files.configFile}: add this entry to authorization.users of nats-server and reload it:\n`,
   );
   console.log(id.userConfig);
+  if (who.role === 'operator') {
+    console.log(
+      `\nthen: edgectl --creds ${files.seedFile} logs <instance>   (or kubectl edge …; EDGE_NATS_CREDS=${files.seedFile})`,
+    );
+  }
   if (who.role === 'host') {
     console.log(
       `\nthen start the agent with: edge-agent --host ${who.host} --location ${who.location} --nats-creds ${files.seedFile}`,
@@ -215,6 +236,6 @@ function emit(who: IdentityRole, out: string): void {
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  console.error(`edgectl: ${(err as Error).message}`);
+  console.error(`${program.name()}: ${(err as Error).message}`);
   process.exit(1);
 }

@@ -16,6 +16,8 @@ export interface CoordinatorProcOptions extends DaemonOptions {
   lostAfterSeconds?: number;
   /** Extra flags. */
   args?: string[];
+  /** Extra environment, e.g. EDGE_NATS_CREDS. */
+  env?: Record<string, string>;
 }
 
 /** Starts `edge-coordinator`. */
@@ -34,7 +36,7 @@ export function startCoordinator(opts: CoordinatorProcOptions): Proc {
       String(opts.lostAfterSeconds ?? 30),
       ...(opts.args ?? []),
     ],
-    env: { LOG_FORMAT: 'json', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+    env: { LOG_FORMAT: 'json', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', ...opts.env },
   });
 }
 
