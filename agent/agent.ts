@@ -16,7 +16,6 @@ import { Subjects } from '../shared/nats/subjects.js';
 import { VERSION } from '../shared/version.js';
 import type { Driver } from './drivers/driver.js';
 import { GvisorDriver } from './drivers/gvisor.js';
-import type { OutputCapable } from './drivers/output.js';
 import { QemuDriver } from './drivers/qemu.js';
 import type { HostCapacity } from './host/capacity.js';
 import { HostMonitor } from './host/monitor.js';
@@ -200,7 +199,7 @@ export class Agent {
         subjects: this.subjects,
         host: this.config.host,
         service: this.service,
-        drivers: this.drivers as Partial<Record<Runtime, Driver & OutputCapable>>,
+        drivers: this.drivers,
         log: this.log.child({ part: 'ops' }),
       });
     this.log.info(

@@ -5,6 +5,7 @@
 import type { ContainerState, InstancePhase, ResourceAmounts, Runtime } from '../../shared/api/index.js';
 import type { InstanceTemplateSpec } from '../../shared/api/template.js';
 import type { ResolvedValues } from '../../shared/nats/messages.js';
+import type { LogOptions, OutputCallback, OutputSource } from './output.js';
 
 /** Everything a driver needs to start one instance. */
 export interface InstanceRequest {
@@ -119,4 +120,20 @@ export interface Driver {
   ): Promise<ExecResult>;
   /** Restarts one container of the instance (failed liveness probe); absent when the runtime cannot. */
   restartContainer?(namespace: string, name: string, container: string, graceSeconds: number): Promise<void>;
+  /**
+   * The output of one container, or a VM's serial console, for `edgectl logs` (last N lines, since, follow), as a
+   * pausable source; absent when the runtime keeps none.
+   */
+  logs?(namespace: string, name: string, options: LogOptions, onData: OutputCallback): Promise<OutputSource>;
+  /**
+   * Runs a command in one container for `edgectl exec`, streaming stdout and stderr; the source ends with the exit
+   * code. Absent when the runtime cannot (VMs: no agent inside the guest).
+   */
+  execStream?(
+    namespace: string,
+    name: string,
+    container: string,
+    command: string[],
+    onData: OutputCallback,
+  ): Promise<OutputSource>;
 }

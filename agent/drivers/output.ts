@@ -93,17 +93,3 @@ export function lastLinesOffset(bytes: Buffer, n: number): number {
   }
   return 0;
 }
-
-/** What a driver implements so that operators can read an instance's output and run commands in it. */
-export interface OutputCapable {
-  /** The output of one container (containers) or the serial console (VMs); absent when the runtime has none. */
-  logs?(namespace: string, name: string, options: LogOptions, onData: OutputCallback): Promise<OutputSource>;
-  /** Runs a command in one container, streaming its output; absent when the runtime cannot (VMs). */
-  execStream?(
-    namespace: string,
-    name: string,
-    container: string,
-    command: string[],
-    onData: OutputCallback,
-  ): Promise<OutputSource>;
-}

@@ -21,7 +21,7 @@ import {
 } from '../../shared/nats/ops.js';
 import type { Subjects } from '../../shared/nats/subjects.js';
 import type { Driver, InstanceState } from '../drivers/driver.js';
-import { type OutputCapable, OutputError } from '../drivers/output.js';
+import { OutputError } from '../drivers/output.js';
 import { OpsError, type SessionLimits, SessionStore } from './sessions.js';
 
 /** Options of {@link addOpsEndpoints}. */
@@ -33,7 +33,7 @@ export interface OpsEndpointsOptions {
   /** The agent's services API registration the endpoints are added to. */
   service: Service;
   /** The agent's drivers. */
-  drivers: Partial<Record<Runtime, Driver & OutputCapable>>;
+  drivers: Partial<Record<Runtime, Driver>>;
   /** How long the coordinator has to acknowledge an exec's audit record, per attempt (3 attempts). */
   auditTimeoutMs?: number;
   /** Session bounds (tests make them small). */
@@ -43,7 +43,7 @@ export interface OpsEndpointsOptions {
 
 /** An instance found on this host, and the driver that runs it. */
 interface Found {
-  driver: Driver & OutputCapable;
+  driver: Driver;
   state: InstanceState;
 }
 

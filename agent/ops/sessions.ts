@@ -27,10 +27,7 @@ export class OpsError extends Error {
 }
 
 /** Bounds, overridable in tests. */
-export type SessionLimits = Pick<
-  typeof OPS_LIMITS,
-  'chunkBytes' | 'bufferBytes' | 'pollWaitMs' | 'idleMs' | 'sessions'
->;
+export type SessionLimits = { [K in keyof typeof OPS_LIMITS]: number };
 
 /** One session. */
 export class OutputSession {
