@@ -1,0 +1,129 @@
+/**
+ * `edgectl logs` of a VM: the QEMU driver's serial console (the file real qemu writes) as an output source —
+ * everything, the last N lines, and following what the guest prints while it powers off. VMs have no exec.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import type { Driver } from '../../agent/drivers/driver.js';
+import type { OutputSource } from '../../agent/drivers/output.js';
+import { QemuDriver } from '../../agent/drivers/qemu.js';
+import { ArtifactCache, type Catalog } from '../../agent/images/catalog.js';
+import { GUEST_READY_MARKER, testGuest, waitFor } from '../../deploy/stack/index.js';
+import { createLogger } from '../../shared/log.js';
+import { machineTypeResources } from '../../shared/resources.js';
+import { cleanup, tempDir } from '../harness/index.js';
+
+const log = createLogger({ name: 'test', level: 'warn' });
+const IMAGE = 'projects/edgeplane-test/global/images/busybox-guest';
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** Reads a source to its end (or until `until` holds), returning the text. */
+async function collect(
+  start: (onData: (s: string, d: Buffer) => void) => Promise<OutputSource>,
+  until?: (text: string) => boolean,
+): Promise<{ text: string; source: OutputSource; reason: string }> {
+  let text = '';
+  let resolveUntil: () => void = () => {};
+  const reached = new Promise<void>((r) => {
+    resolveUntil = r;
+  });
+  const source = await start((_s, d) => {
+    text += d.toString();
+    if (until?.(text)) resolveUntil();
+  });
+  if (until) {
+    await reached;
+    return { text, source, reason: 'reached' };
+  }
+  return { text, source, reason: (await source.ended).reason };
+}
+
+it('reads a VM serial console: all of it, --tail, and -f while the guest powers off', async () => {
+  const guest = await testGuest();
+  const kernel = readFileSync(guest.kernelPath);
+  const initrd = readFileSync(guest.initrdPath);
+  const files: Record<string, Buffer> = { '/vmlinuz': kernel, '/initrd.gz': initrd };
+  const server = http.createServer((req, res) => {
+    const body = files[req.url ?? ''];
+    if (!body) return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-length': body.length }).end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanup(() => new Promise<void>((r) => server.close(() => r())));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const catalog: Catalog = {
+    images: {
+      [IMAGE]: {
+        kernel: { url: `${base}/vmlinuz`, sha256: sha256(kernel) },
+        initrd: { url: `${base}/initrd.gz`, sha256: sha256(initrd) },
+        append: 'console=ttyS0 quiet panic=-1',
+      },
+    },
+  };
+  const dir = tempDir('edgeplane-console-');
+  const driver = new QemuDriver({
+    host: 'console-host',
+    vmDir: join(dir, 'vms'),
+    catalog: () => catalog,
+    cache: new ArtifactCache(join(dir, 'images')),
+    publishAddress: '127.0.0.1',
+    kvmTestTimeoutMs: 8000,
+    log,
+  });
+  cleanup(async () => {
+    for (const s of await driver.list()) await driver.destroy(s.namespace, s.name);
+  });
+  await driver.start({
+    namespace: 'ns',
+    name: 'vm-0',
+    workload: 'vm',
+    templateHash: 'h1',
+    template: { image: IMAGE, machineType: 'e2-micro' },
+    limits: machineTypeResources('e2-micro'),
+    labels: {},
+  });
+  const file = join(dir, 'vms', 'ns_vm-0', 'console.log');
+  await waitFor(
+    'the guest ready marker',
+    () => existsSync(file) && readFileSync(file, 'utf8').includes(GUEST_READY_MARKER),
+    {
+      timeoutMs: 90_000,
+    },
+  );
+
+  // Everything, as qemu wrote it, then the end.
+  const all = await collect((d) => driver.logs('ns', 'vm-0', { follow: false }, d));
+  expect(all.reason).toBe('end of log');
+  expect(all.text).toContain(GUEST_READY_MARKER);
+  expect(readFileSync(file, 'utf8').startsWith(all.text)).toBe(true);
+
+  // The last 3 lines.
+  const tail = await collect((d) => driver.logs('ns', 'vm-0', { follow: false, tail: 3 }, d));
+  const lines = all.text.replace(/\n$/, '').split('\n');
+  expect(tail.text.replace(/\n$/, '').split('\n')).toEqual(lines.slice(-3));
+
+  // Follow from now: the guest's power-off messages arrive as it prints them.
+  const follow = collect(
+    (d) => driver.logs('ns', 'vm-0', { follow: true, tail: 0 }, d),
+    (t) => /power|halt|reboot/i.test(t),
+  );
+  await new Promise((r) => setTimeout(r, 500));
+  await driver.stop('ns', 'vm-0', 30);
+  const followed = await follow;
+  expect(followed.text).not.toContain(GUEST_READY_MARKER);
+  followed.source.close();
+  expect((await followed.source.ended).reason).toBe('closed');
+
+  // What a console cannot do: --since, -c; and no exec.
+  await expect(driver.logs('ns', 'vm-0', { follow: false, sinceSeconds: 60 }, () => {})).rejects.toThrow(
+    'since: a VM console has no timestamps',
+  );
+  await expect(driver.logs('ns', 'vm-0', { follow: false, container: 'x' }, () => {})).rejects.toThrow(
+    'container: a VM has no containers',
+  );
+  expect((driver as Driver).execStream).toBeUndefined();
+});
