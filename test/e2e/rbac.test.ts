@@ -93,7 +93,7 @@ beforeAll(async () => {
   // README, "Install the coordinator on a cluster": the namespace and the NATS Secret, then the kustomization.
   const creds = path.join(dir, 'coordinator.creds');
   fs.writeFileSync(creds, CREDS, { mode: 0o600 });
-  await admin(['create', 'namespace', NS]);
+  await admin(['apply', '-f', path.join(KUSTOMIZATION, 'namespace.yaml')]);
   await admin([
     '-n',
     NS,
@@ -103,7 +103,14 @@ beforeAll(async () => {
     'edge-coordinator-nats',
     `--from-file=nats.creds=${creds}`,
   ]);
-  await admin(['apply', '-k', KUSTOMIZATION]);
+  const applied = await kubectl(kube.kubeconfigPath, ['apply', '-k', KUSTOMIZATION]);
+  expect(applied.code, applied.stderr).toBe(0);
+  // The one warning the README announces: apply takes over the Secret made by `kubectl create`.
+  expect(applied.stderr.trim().split('\n')).toEqual([
+    expect.stringMatching(
+      /^Warning: resource secrets\/edge-coordinator-nats is missing the kubectl.kubernetes.io\/last-applied-configuration annotation/,
+    ),
+  ]);
   await admin(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
 
   // Its ServiceAccount's token, in a kubeconfig of its own: no admin identity from here on.
