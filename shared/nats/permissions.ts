@@ -113,6 +113,26 @@ export function coordinatorPermissions(subjects: Subjects): NatsPermissions {
   };
 }
 
+/**
+ * What a join token's bearer may do: ask the enrollment service once for credentials under that token and read
+ * the answer in its own inbox. Nothing else: no intents, no reports, no other token's replies.
+ */
+export function joinPermissions(subjects: Subjects, tokenId: string): NatsPermissions {
+  return {
+    publish: { allow: [subjects.join(tokenId)] },
+    subscribe: { allow: [`${subjects.joinInbox(tokenId)}.>`] },
+  };
+}
+
+/** An operator's edgectl: what the monitor may do, plus the enrollment service's administrative requests. */
+export function adminPermissions(subjects: Subjects): NatsPermissions {
+  const monitor = monitorPermissions(subjects);
+  return {
+    publish: { allow: [...monitor.publish.allow, subjects.allAdmin] },
+    subscribe: monitor.subscribe,
+  };
+}
+
 /** One `authorization.users` entry of nats-server's configuration for an nkey user. */
 export function nkeyUserConfig(publicKey: string, permissions: NatsPermissions, comment?: string): string {
   const list = (xs: string[]) => `[${xs.map((x) => JSON.stringify(x)).join(', ')}]`;

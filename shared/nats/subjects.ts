@@ -141,6 +141,36 @@ export class Subjects {
   get allHostAudits(): string {
     return `${this.prefix}.hosts.*.audit`;
   }
+
+  /** KV bucket of the enrollment service: join tokens (`tokens.<id>`) and enrolled hosts (`hosts.<host>`). */
+  get enrollBucket(): string {
+    return `${this.prefix.replace(/\./g, '_')}-enroll`;
+  }
+
+  /** Where a host joining with token `id` asks for its credentials (only that token's bearer may publish). */
+  join(tokenId: string): string {
+    return `${this.prefix}.enroll.join.${token(tokenId)}`;
+  }
+
+  /** Wildcard the enrollment service answers on. */
+  get allJoins(): string {
+    return `${this.prefix}.enroll.join.*`;
+  }
+
+  /** Inbox prefix of a joining host, so its token may subscribe to its own replies only. */
+  joinInbox(tokenId: string): string {
+    return `_INBOX.join.${token(tokenId)}`;
+  }
+
+  /** Administrative requests to the enrollment service (`tokens.create`, `hosts.revoke`, …): admin identity only. */
+  admin(operation: string): string {
+    return `${this.prefix}.admin.${token(operation)}`;
+  }
+
+  /** Wildcard of every administrative request. */
+  get allAdmin(): string {
+    return `${this.prefix}.admin.>`;
+  }
 }
 
 /** Operator actions an agent serves: start a logs or exec session, and pull its next output. */
