@@ -5,10 +5,17 @@
  * report it is Lost and its instances are replaced elsewhere. When it reports again it is Ready at once.
  */
 import { EventEmitter } from 'node:events';
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../../shared/log.js';
 import { decode, HostReport, type ReportedInstance } from '../../shared/nats/messages.js';
 import type { Subjects } from '../../shared/nats/subjects.js';
+import {
+  type AdmissionRules,
+  admitReport,
+  DEFAULT_ADMISSION,
+  REFUSAL_REASONS,
+  type RefusalReason,
+} from './admission.js';
 
 /** Ready, Disconnected (missed its TTL) or Lost (gone longer than lostAfter). */
 export type HostState = 'Ready' | 'Disconnected' | 'Lost';
@@ -38,6 +45,8 @@ export interface HostRegistryOptions {
   lostAfterMs?: number;
   /** How often states are re-evaluated (default 1000 ms). */
   checkMs?: number;
+  /** Which reports are accepted (heartbeat bounds, bound identities); see admission.ts. */
+  admission?: Partial<AdmissionRules>;
 }
 
 /**
@@ -52,34 +61,55 @@ export class HostRegistry extends EventEmitter {
   malformed = 0;
   /** Reports accepted. */
   accepted = 0;
+  /** Reports refused, by reason (exported as a metric; `malformed` above counts the first two reasons). */
+  readonly refused: Record<RefusalReason, number> = Object.fromEntries(
+    REFUSAL_REASONS.map((r) => [r, 0]),
+  ) as Record<RefusalReason, number>;
+  private readonly rules: AdmissionRules;
 
   constructor(private readonly opts: HostRegistryOptions) {
     super();
+    this.rules = { ...DEFAULT_ADMISSION, ...opts.admission };
   }
 
   start(): void {
     this.sub = this.opts.nc.subscribe(this.opts.subjects.allHostReports, {
       callback: (err, msg) => {
         if (err) return;
+        let report: HostReport;
         try {
-          const report = decode(HostReport, msg.data);
-          // The subject is what NATS permissions guard: a report must be about the host it is published as.
-          if (msg.subject !== this.opts.subjects.hostReport(report.host)) {
-            throw new Error(
-              `report of host ${JSON.stringify(report.host)} published on another host's subject`,
-            );
-          }
-          this.accept(report);
-          // Reports sent as requests (after a change of instances) are acknowledged with an empty reply.
-          if (msg.reply) msg.respond();
+          report = decode(HostReport, msg.data);
         } catch (e) {
-          this.malformed++;
-          this.opts.log.warn({ subject: msg.subject, err: (e as Error).message }, 'rejected host report');
-          if (msg.reply) msg.respond((e as Error).message);
+          return this.refuse(msg, 'malformed', (e as Error).message);
         }
+        const admission = admitReport(
+          report,
+          msg.subject,
+          this.opts.subjects.hostReport(report.host),
+          this.rules,
+        );
+        if (!admission.ok) return this.refuse(msg, admission.reason, admission.message);
+        try {
+          this.accept(report);
+        } catch (e) {
+          this.opts.log.error(
+            { host: report.host, err: (e as Error).message },
+            'handling a host report failed',
+          );
+        }
+        // Reports sent as requests (after a change of instances) are acknowledged with an empty reply.
+        if (msg.reply) msg.respond();
       },
     });
     this.timer = setInterval(() => this.check(), this.opts.checkMs ?? 1000);
+  }
+
+  /** Counts, logs and answers a refused report. */
+  private refuse(msg: Msg, reason: RefusalReason, message: string): void {
+    this.refused[reason]++;
+    if (reason === 'malformed' || reason === 'subject-mismatch') this.malformed++;
+    this.opts.log.warn({ subject: msg.subject, reason, err: message }, 'rejected host report');
+    if (msg.reply) msg.respond(message);
   }
 
   stop(): void {

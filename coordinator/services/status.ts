@@ -48,6 +48,7 @@ export function coordinatorStatus(s: CoordinatorStatusSources): Record<string, u
     sealer: s.intents.sealerKey,
     ...(s.queueLength ? { queue: s.queueLength() } : {}),
     counters: coordinatorCounters(s),
+    hostReportsRefused: { ...s.registry.refused },
   };
 }
 
