@@ -3,6 +3,7 @@
  * a ConfigError naming the flag, before anything starts. `main.ts` only parses the flags (with their
  * environment-variable defaults) and hands them over.
  */
+import type { EnrollmentSettings } from './enroll/wire.js';
 import type { LeaderElectionOptions } from './kube/leader.js';
 
 /** Coordinator configuration. */
@@ -22,6 +23,10 @@ export interface CoordinatorConfig {
    * that loses the Lease stops everything it built and stands for election again (see Coordinator).
    */
   leaderElection?: LeaderElectionOptions;
+  /** Host enrollment (operator mode): hosts join with tokens and their reports are bound to their credentials. */
+  enrollment?: EnrollmentSettings;
+  /** Largest heartbeat interval a host may claim (ms); reports claiming more are refused. */
+  maxHeartbeatMs: number;
 }
 
 /** The flags as the command line gives them: strings, before any check. */
@@ -44,6 +49,12 @@ export interface CoordinatorFlags {
   leaseName: string;
   /** `--lease-duration`: seconds, at least 2. */
   leaseDuration: string;
+  /** `--enroll-keys`: operator mode, the account and operator signing keys (with `--nats-sys-creds`). */
+  enrollKeys?: string | undefined;
+  /** `--nats-sys-creds`: operator mode, system account credentials. */
+  natsSysCreds?: string | undefined;
+  /** `--max-heartbeat`: seconds, a positive number (default 30). */
+  maxHeartbeat?: string | undefined;
 }
 
 /** A flag with a value the coordinator cannot run with; the message names the flag. */
@@ -70,6 +81,13 @@ export function loadCoordinatorConfig(
     .map((s) => s.trim())
     .filter((s) => s !== '');
   if (!natsServers.length) throw new ConfigError(`--nats: expected server URLs, got "${flags.nats}"`);
+  const maxHeartbeat = Number(flags.maxHeartbeat ?? '30');
+  if (!Number.isFinite(maxHeartbeat) || maxHeartbeat <= 0)
+    throw new ConfigError(
+      `--max-heartbeat: expected a positive number of seconds, got ${flags.maxHeartbeat}`,
+    );
+  if (Boolean(flags.enrollKeys) !== Boolean(flags.natsSysCreds))
+    throw new ConfigError('--enroll-keys and --nats-sys-creds go together (operator mode)');
   const kubeconfig = flags.kubeconfig ?? env.KUBECONFIG;
   // client-go's proportions: renew deadline 2/3 of the lease, retry period 2/15 of it.
   const leaseMs = leaseDuration * 1000;
@@ -79,6 +97,10 @@ export function loadCoordinatorConfig(
     subjectPrefix: flags.subjectPrefix,
     kvReplicas,
     lostAfterMs: lostAfter * 1000,
+    maxHeartbeatMs: maxHeartbeat * 1000,
+    ...(flags.enrollKeys && flags.natsSysCreds
+      ? { enrollment: { keysFile: flags.enrollKeys, sysCreds: flags.natsSysCreds } }
+      : {}),
     ...(flags.leaderElect
       ? {
           leaderElection: {

@@ -20,6 +20,7 @@ import type { Logger } from '../shared/log.js';
 import { connectNats } from '../shared/nats/connect.js';
 import { Subjects } from '../shared/nats/subjects.js';
 import type { CoordinatorConfig } from './config.js';
+import { type Enrollment, startEnrollment } from './enroll/wire.js';
 import { wireFeedAndServices } from './feed/wire.js';
 import { type HostEntry, HostRegistry } from './hosts/registry.js';
 import { HostSync } from './hosts/sync.js';
@@ -47,6 +48,7 @@ export class Coordinator {
   private hostSync: HostSync | undefined;
   private feedStop: (() => Promise<void>) | undefined;
   private elector: LeaderElector | undefined;
+  private enrollment: Enrollment | undefined;
   /** Set by stop(): a lost leadership then ends the process's part instead of starting a new term. */
   private stopping = false;
   private audit: AuditRecorder | undefined;
@@ -95,11 +97,20 @@ export class Coordinator {
       hostKey: (host) => this.registry?.get(host)?.report.sealKey,
     });
     await intents.start();
+    const { enrollment: settings, natsServers, kvReplicas: replicas } = this.config;
+    const enroll = settings
+      ? await startEnrollment({ nc: this.nc, natsServers, subjects: this.subjects, replicas, settings, log })
+      : undefined;
+    this.enrollment = enroll;
     const registry = new HostRegistry({
       nc: this.nc,
       subjects: this.subjects,
       log: log.child({ part: 'hosts' }),
       lostAfterMs: this.config.lostAfterMs,
+      admission: {
+        ...(enroll ? { identityOf: enroll.identityOf } : {}),
+        ...(this.config.maxHeartbeatMs ? { maxHeartbeatMs: this.config.maxHeartbeatMs } : {}),
+      },
     });
     this.registry = registry;
     const workloads = new Map<string, ResourceCache<WorkloadObject>>();
@@ -263,11 +274,13 @@ export class Coordinator {
     this.hostSync?.stop();
     this.registry?.stop();
     this.audit?.stop();
+    await this.enrollment?.stop();
     await this.feedStop?.();
     await Promise.all(this.caches.map((c) => c.stop().catch(() => undefined)));
     if (this.nc && !this.nc.isClosed()) await this.nc.drain().catch(() => undefined);
     this.nc = this.registry = this.controller = this.hostSync = this.feedStop = this.elector = undefined;
     this.audit = undefined;
+    this.enrollment = undefined;
     this.caches = [];
   }
 }

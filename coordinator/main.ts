@@ -37,6 +37,21 @@ const program = new Command('edge-coordinator')
     'seconds without a heartbeat before a host is lost and its instances replaced',
     process.env.EDGE_LOST_AFTER ?? '30',
   )
+  .option(
+    '--enroll-keys <file>',
+    'operator mode: account and operator signing keys (edgectl nats init); turns host enrollment on [EDGE_ENROLL_KEYS]',
+    process.env.EDGE_ENROLL_KEYS,
+  )
+  .option(
+    '--nats-sys-creds <file>',
+    'operator mode: system account credentials, to push revocations to the resolver [EDGE_NATS_SYS_CREDS]',
+    process.env.EDGE_NATS_SYS_CREDS,
+  )
+  .option(
+    '--max-heartbeat <seconds>',
+    'largest heartbeat interval a host may claim; reports claiming more are refused',
+    process.env.EDGE_MAX_HEARTBEAT ?? '30',
+  )
   .option('--no-leader-elect', 'act without a Lease (only when a single coordinator runs)')
   .option(
     '--lease-namespace <ns>',
