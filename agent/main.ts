@@ -2,10 +2,14 @@
 /** edge-agent: runs the instances the coordinator places on this host. This file only wires parts together. */
 // First: memory settings must apply before the rest loads.
 import './lean.js';
+import { hostname } from 'node:os';
 import { Command } from 'commander';
 import { createLogger } from '../shared/log.js';
 import { AGENT_VERSION, Agent } from './agent.js';
 import { loadAgentConfig } from './config.js';
+import { AGENT_PATHS, type JoinOptions, join } from './enroll.js';
+
+type JoinFlags = Omit<JoinOptions, 'nats' | 'host' | 'log'> & { nats: string; host?: string };
 
 const program = new Command('edge-agent')
   .description(
@@ -89,5 +93,31 @@ withAgentOptions(
   const log = createLogger({ name: 'edge-agent' });
   await new Agent(loadAgentConfig({ location: 'drain', ...flags }), log).drain();
 });
+
+program
+  .command('join')
+  .description('enroll this host with a join token (edgectl hosts token create), then start the service')
+  .requiredOption('--nats <urls>', 'NATS server URLs, comma-separated')
+  .requiredOption('--token <token>', 'join token')
+  .option('--host <name>', 'host name (default: the system host name)')
+  .option('--location <name>', 'location this host expects (the token decides; a mismatch is refused)')
+  .option('--config-dir <dir>', 'where agent.yaml and nats.creds go', AGENT_PATHS.configDir)
+  .option('--state-dir <dir>', 'state directory written into agent.yaml')
+  .option('--ca <file>', 'CA of the NATS server certificate [EDGE_NATS_CA]')
+  .option('--no-start', 'do not enable and start the edge-agent service')
+  .action(async (flags: JoinFlags) => {
+    const log = createLogger({ name: 'edge-agent' });
+    try {
+      await join({
+        ...flags,
+        nats: flags.nats.split(','),
+        host: flags.host ?? hostname().toLowerCase(),
+        log,
+      });
+    } catch (err) {
+      log.fatal((err as Error).message);
+      process.exit(1);
+    }
+  });
 
 await program.parseAsync(process.argv);

@@ -12,3 +12,9 @@ export function parseYaml(text: string): unknown {
   yaml ??= createRequire(import.meta.url)('yaml') as typeof Yaml;
   return yaml.parse(text);
 }
+
+/** `yaml`'s `stringify`. */
+export function stringifyYaml(value: unknown): string {
+  yaml ??= createRequire(import.meta.url)('yaml') as typeof Yaml;
+  return yaml.stringify(value);
+}

@@ -8,6 +8,7 @@ import type { FeedMessage, HostFeed, InstanceFeed, WorkloadFeed } from '../share
 import { Subjects } from '../shared/nats/subjects.js';
 import { VERSION } from '../shared/version.js';
 import { generateIdentity, type IdentityRole, writeIdentity } from './credentials.js';
+import { addEnrollmentCommands } from './enroll-commands.js';
 import { feedSnapshot, followFeed } from './feed.js';
 import { feedLine, gib, table } from './format.js';
 import { addOpsCommands } from './ops-commands.js';
@@ -72,9 +73,10 @@ async function snapshot<T extends FeedMessage>(filter: (s: Subjects) => string):
 
 const ago = (time: string) => `${Math.max(0, Math.round((Date.now() - Date.parse(time)) / 1000))}s`;
 
-outputOption(
+const hostsCommand = outputOption(
   program.command('hosts').description('list hosts: state, capacity, instances (from the feed)'),
-).action(async (opts: { output: string }) => {
+);
+hostsCommand.action(async (opts: { output: string }) => {
   checkOutput(opts.output);
   const hosts = (await snapshot<HostFeed>((s) => s.allFeedHosts)).sort((a, b) =>
     a.host.localeCompare(b.host),
@@ -232,6 +234,15 @@ function emit(who: IdentityRole, out: string): void {
     );
   }
 }
+
+addEnrollmentCommands(program, hostsCommand, async (f) => {
+  const { nc, subjects } = await connectGlobal();
+  try {
+    return await f(nc, subjects);
+  } finally {
+    await nc.close();
+  }
+});
 
 try {
   await program.parseAsync(process.argv);
