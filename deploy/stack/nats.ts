@@ -1,9 +1,11 @@
 /**
  * Real nats-server processes (Debian's nats-server 2.9 from PATH) on 127.0.0.1: a single server, optionally with
- * JetStream, and a three-node JetStream cluster.
+ * JetStream, and a three-node JetStream cluster. Authentication is whatever `configExtra` says (static nkey
+ * users), or operator mode (JWTs, full resolver in `<dir>/jwt`) with `operator`.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { type OperatorSetup, operatorModeConfig } from '../../shared/nats/accounts.js';
 import {
   type DaemonOptions,
   freePorts,
@@ -23,6 +25,8 @@ export interface NatsServerOptions extends DaemonOptions {
   jetstream?: boolean;
   /** Raw nats-server configuration text appended to the generated config (accounts, authorization, tls...). */
   configExtra?: string;
+  /** Operator mode: trust this operator, preload its accounts, keep account JWTs in `<dir>/jwt`. */
+  operator?: Pick<OperatorSetup, 'operator' | 'systemAccount' | 'account'>;
   /** Client port; a random free one by default. */
   port?: number;
   /** Monitoring (HTTP) port; a random free one by default. */
@@ -141,7 +145,10 @@ async function startOnce(opts: NatsServerOptions, port: number, httpPort: number
       serverName,
       storeDir: jetstream ? storeDir : undefined,
       cluster: opts.cluster,
-      extra: opts.configExtra,
+      extra: [
+        ...(opts.operator ? [operatorModeConfig(opts.operator, path.join(dir, 'jwt'))] : []),
+        ...(opts.configExtra ? [opts.configExtra] : []),
+      ].join('\n'),
     }),
   );
   const url = `nats://127.0.0.1:${port}`;
@@ -230,6 +237,8 @@ export interface NatsClusterOptions extends Omit<DaemonOptions, 'logFile'> {
   jetstream?: boolean;
   /** Raw configuration text appended to every server's config. */
   configExtra?: string;
+  /** Operator mode on every server (see {@link NatsServerOptions.operator}). */
+  operator?: NatsServerOptions['operator'];
   /** Cluster name (default `edgeplane-test`). */
   name?: string;
   /** How long to wait for the cluster (default 60 s). */
@@ -263,6 +272,7 @@ export async function startNatsCluster(opts: NatsClusterOptions): Promise<NatsCl
           detached: opts.detached,
           jetstream,
           configExtra: opts.configExtra,
+          operator: opts.operator,
           port: ports[i]!,
           httpPort: ports[2 * size + i]!,
           serverName: `n${i + 1}`,
