@@ -6,7 +6,8 @@
  *    token and read the answer in its own inbox) and send the host name and the public key.
  * 3. Receive the host's user JWT (signed by the coordinator with the host's permissions), write the credentials
  *    (mode 0600) and the agent configuration — only then, so a refused join leaves nothing behind.
- * 4. `systemctl enable --now edge-agent` (skipped with `--no-start`).
+ * 4. `systemctl enable edge-agent` and `systemctl restart edge-agent` (enable --now, and a re-join on a host
+ *    whose agent runs takes effect; the agent adopts its running instances). Skipped with `--no-start`.
  */
 import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -143,8 +144,10 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
   );
   o.log.info({ host: answer.host, location: answer.location, configFile, credsFile: creds }, 'host enrolled');
   if (o.start ?? true) {
-    await promisify(execFile)('systemctl', ['enable', '--now', 'edge-agent'], { timeout: 60_000 });
-    o.log.info('edge-agent enabled and started');
+    const systemctl = (...args: string[]) => promisify(execFile)('systemctl', args, { timeout: 60_000 });
+    await systemctl('enable', 'edge-agent');
+    await systemctl('restart', 'edge-agent');
+    o.log.info('edge-agent enabled and (re)started');
   }
   return { host: answer.host, location: answer.location, configFile, credsFile: creds };
 }
