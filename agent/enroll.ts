@@ -11,11 +11,18 @@
  */
 import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join as joinPath } from 'node:path';
+import { basename, dirname, join as joinPath } from 'node:path';
 import { promisify } from 'node:util';
 import { decode as decodeJwt } from '@nats-io/jwt';
 import { createUser } from '@nats-io/nkeys';
 import { connect, jwtAuthenticator } from '@nats-io/transport-node';
+import {
+  AGENT_CONFIG_DIR,
+  AGENT_CONFIG_FILE,
+  AGENT_CREDS_FILE,
+  AGENT_UNIT,
+  agentStateDir,
+} from '../shared/host-paths.js';
 import type { Logger } from '../shared/log.js';
 import { credsFile } from '../shared/nats/accounts.js';
 import { connectionOptions, withEnvDefaults } from '../shared/nats/connect.js';
@@ -24,11 +31,8 @@ import { decode, encode, MESSAGE_VERSION } from '../shared/nats/messages.js';
 import { Subjects } from '../shared/nats/subjects.js';
 import { parseYaml, stringifyYaml } from './yaml.js';
 
-/** Where an installed agent keeps its configuration and state (the package's layout). */
-export const AGENT_PATHS = {
-  configDir: '/etc/edgeplane',
-  stateDir: '/var/lib/edgeplane',
-} as const;
+/** Where an installed agent keeps its configuration (the package's layout, shared/host-paths.ts). */
+export const AGENT_PATHS = { configDir: AGENT_CONFIG_DIR } as const;
 
 export interface JoinOptions {
   /** NATS server URLs. */
@@ -39,11 +43,11 @@ export interface JoinOptions {
   host: string;
   /** Location the host expects; the token decides, a different one is refused. */
   location?: string;
-  /** Where agent.yaml and nats.creds go (default /etc/edgeplane). */
+  /** Where agent.yaml and nats.creds go (default /etc/edgeplane; tests pass their own). */
   configDir?: string;
   /** State directory written into agent.yaml (default /var/lib/edgeplane/agent/<host>). */
   stateDir?: string;
-  /** CA of the NATS server certificate (default EDGE_NATS_CA); the agent itself reads EDGE_NATS_CA. */
+  /** CA of the NATS server certificate (default EDGE_NATS_CA); written into agent.yaml as natsCa. */
   ca?: string;
   /** Enable and start the edge-agent service (default true). */
   start?: boolean;
@@ -121,8 +125,8 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
   }
   if ('error' in answer) throw new Error(`join refused: ${answer.error}`);
   const configDir = o.configDir ?? AGENT_PATHS.configDir;
-  const configFile = joinPath(configDir, 'agent.yaml');
-  const creds = joinPath(configDir, 'nats.creds');
+  const configFile = joinPath(configDir, basename(AGENT_CONFIG_FILE));
+  const creds = joinPath(configDir, basename(AGENT_CREDS_FILE));
   writeAtomic(creds, credsFile(answer.jwt, new TextDecoder().decode(user.getSeed())), 0o600);
   // Keep what an operator (or the package) already put in agent.yaml; set what enrollment decides.
   const previous = existsSync(configFile)
@@ -135,7 +139,8 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
     nats: o.nats.join(','),
     natsCreds: creds,
     subjectPrefix: answer.subjectPrefix,
-    stateDir: o.stateDir ?? `${AGENT_PATHS.stateDir}/agent/${answer.host}`,
+    stateDir: o.stateDir ?? agentStateDir(answer.host),
+    ...(o.ca ? { natsCa: o.ca } : {}),
   };
   writeAtomic(
     configFile,
@@ -145,8 +150,8 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
   o.log.info({ host: answer.host, location: answer.location, configFile, credsFile: creds }, 'host enrolled');
   if (o.start ?? true) {
     const systemctl = (...args: string[]) => promisify(execFile)('systemctl', args, { timeout: 60_000 });
-    await systemctl('enable', 'edge-agent');
-    await systemctl('restart', 'edge-agent');
+    await systemctl('enable', AGENT_UNIT);
+    await systemctl('restart', AGENT_UNIT);
     o.log.info('edge-agent enabled and (re)started');
   }
   return { host: answer.host, location: answer.location, configFile, credsFile: creds };

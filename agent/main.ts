@@ -9,7 +9,11 @@ import { AGENT_VERSION, Agent } from './agent.js';
 import { loadAgentConfig } from './config.js';
 import { AGENT_PATHS, type JoinOptions, join } from './enroll.js';
 
-type JoinFlags = Omit<JoinOptions, 'nats' | 'host' | 'log'> & { nats: string; host?: string };
+type JoinFlags = Omit<JoinOptions, 'nats' | 'host' | 'log' | 'ca'> & {
+  nats: string;
+  host?: string;
+  natsCa?: string;
+};
 
 const program = new Command('edge-agent')
   .description(
@@ -103,13 +107,18 @@ program
   .option('--location <name>', 'location this host expects (the token decides; a mismatch is refused)')
   .option('--config-dir <dir>', 'where agent.yaml and nats.creds go', AGENT_PATHS.configDir)
   .option('--state-dir <dir>', 'state directory written into agent.yaml')
-  .option('--ca <file>', 'CA of the NATS server certificate [EDGE_NATS_CA]')
+  .option(
+    '--nats-ca <file>',
+    'CA (PEM) of the NATS server certificate; written into agent.yaml [EDGE_NATS_CA]',
+  )
   .option('--no-start', 'do not enable and start the edge-agent service')
   .action(async (flags: JoinFlags) => {
     const log = createLogger({ name: 'edge-agent' });
     try {
+      const { natsCa, ...rest } = flags;
       await join({
-        ...flags,
+        ...rest,
+        ...(natsCa ? { ca: natsCa } : {}),
         nats: flags.nats.split(','),
         host: flags.host ?? hostname().toLowerCase(),
         log,

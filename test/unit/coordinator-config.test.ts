@@ -20,6 +20,7 @@ describe('loadCoordinatorConfig', () => {
       subjectPrefix: 'edge',
       kvReplicas: 1,
       lostAfterMs: 30_000,
+      maxHeartbeatMs: 30_000,
       leaderElection: {
         namespace: 'kube-system',
         name: 'edge-coordinator',
@@ -35,6 +36,15 @@ describe('loadCoordinatorConfig', () => {
     expect(loadCoordinatorConfig({ ...flags, kubeconfig: '/flag' }, { KUBECONFIG: '/env' }).kubeconfig).toBe(
       '/flag',
     );
+  });
+
+  it('turns enrollment on with both operator-mode files', () => {
+    expect(
+      loadCoordinatorConfig(
+        { ...flags, enrollKeys: '/k.json', natsSysCreds: '/sys.creds', maxHeartbeat: '10' },
+        {},
+      ),
+    ).toMatchObject({ enrollment: { keysFile: '/k.json', sysCreds: '/sys.creds' }, maxHeartbeatMs: 10_000 });
   });
 
   it('has no leader election with --no-leader-elect', () => {
@@ -55,6 +65,8 @@ describe('loadCoordinatorConfig', () => {
     ['lostAfter', 'soon', /^--lost-after: /],
     ['leaseDuration', '1', /^--lease-duration: expected at least 2 seconds, got 1$/],
     ['nats', ' , ', /^--nats: /],
+    ['maxHeartbeat', '0', /^--max-heartbeat: expected a positive number of seconds, got 0$/],
+    ['enrollKeys', '/keys.json', /^--enroll-keys and --nats-sys-creds go together/],
   ] as const)('rejects --%s %s naming the flag', (flag, value, message) => {
     const bad = () => loadCoordinatorConfig({ ...flags, [flag]: value }, {});
     expect(bad).toThrow(ConfigError);
