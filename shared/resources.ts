@@ -109,6 +109,23 @@ export function formatCpuMillis(cpuMillis: number): string {
   return cpuMillis % 1000 === 0 ? String(cpuMillis / 1000) : `${cpuMillis}m`;
 }
 
+/**
+ * Amounts with their Kubernetes quantities beside them, under a Node's keys: `{cpuMillis: 64000, memoryBytes:
+ * 2^38}` → also `cpu: '64'`, `memory: '256Gi'` (and `ephemeral-storage` when there is disk).
+ */
+export function withQuantities<
+  T extends { cpuMillis: number; memoryBytes: number; ephemeralStorageBytes?: number },
+>(a: T): T & { cpu: string; memory: string; 'ephemeral-storage'?: string } {
+  return {
+    ...a,
+    cpu: formatCpuMillis(a.cpuMillis),
+    memory: formatMemoryBytes(a.memoryBytes),
+    ...(a.ephemeralStorageBytes !== undefined
+      ? { 'ephemeral-storage': formatMemoryBytes(a.ephemeralStorageBytes) }
+      : {}),
+  };
+}
+
 /** Formats bytes as a quantity with the largest exact binary suffix: 134217728 → `'128Mi'`. */
 export function formatMemoryBytes(bytes: number): string {
   for (const [suffix, pow] of [

@@ -11,6 +11,7 @@ import {
   VERSION,
 } from '../../shared/api/index.js';
 import type { Logger } from '../../shared/log.js';
+import { withQuantities } from '../../shared/resources.js';
 import { apiErrorMessage, isConflict, isNotFound, type KubeClient } from '../kube/client.js';
 import type { HostEntry, HostRegistry } from './registry.js';
 
@@ -75,9 +76,10 @@ export class HostSync {
       ready: entry.state === 'Ready',
       state: entry.state,
       labels: r.labels,
-      capacity: r.capacity,
-      allocatable: r.allocatable,
-      allocated,
+      // Numbers for code, quantities (64, 256Gi) for people, as a Node's status has them.
+      capacity: withQuantities(r.capacity),
+      allocatable: withQuantities(r.allocatable),
+      allocated: withQuantities(allocated),
       runtimes: r.runtimes,
       instances,
       agentVersion: r.agentVersion,

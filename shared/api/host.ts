@@ -12,15 +12,32 @@ export const HostSpec = z
   .describe('The desired state of the Host.');
 export type HostSpec = z.infer<typeof HostSpec>;
 
+/**
+ * The same amounts as Kubernetes quantities, under a Node's keys (`cpu: "64"`, `memory: "256Gi"`,
+ * `ephemeral-storage: "100Gi"`), for people and `kubectl get hosts`; code reads the numbers beside them.
+ */
+const Quantities = {
+  cpu: z.string().optional().describe("CPU as a Kubernetes quantity, e.g. 64 or 7500m (like a Node's)."),
+  memory: z.string().optional().describe('Memory as a Kubernetes quantity, e.g. 256Gi.'),
+  'ephemeral-storage': z.string().optional().describe('Disk as a Kubernetes quantity, e.g. 100Gi.'),
+};
+const HostStatusAmounts = HostResourceAmounts.extend(Quantities).describe(
+  'CPU, memory and disk, as numbers and as Kubernetes quantities.',
+);
+const HostStatusAllocated = ResourceAmounts.extend({
+  cpu: Quantities.cpu,
+  memory: Quantities.memory,
+}).describe('CPU and memory, as numbers and as Kubernetes quantities.');
+
 /** The observed state of a Host, from its agent's reports. */
 export const HostStatus = z
   .object({
     ready: z.boolean().optional().describe('Whether the agent is connected and heartbeating.'),
     state: z.enum(['Ready', 'Disconnected', 'Lost']).optional().describe('Ready, Disconnected or Lost.'),
     labels: z.record(z.string(), z.string()).optional().describe('Labels placement matches against.'),
-    capacity: HostResourceAmounts.optional().describe('What the host has.'),
-    allocatable: HostResourceAmounts.optional().describe('What may be placed on it.'),
-    allocated: ResourceAmounts.optional().describe('What instances placed on it request.'),
+    capacity: HostStatusAmounts.optional().describe('What the host has.'),
+    allocatable: HostStatusAmounts.optional().describe('What may be placed on it.'),
+    allocated: HostStatusAllocated.optional().describe('What instances placed on it request.'),
     runtimes: z.array(Runtime).optional().describe('Runtimes that work on this host.'),
     instances: z.number().int().optional().describe('Instances placed on it.'),
     agentVersion: z.string().optional().describe('Version of edge-agent.'),

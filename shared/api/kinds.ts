@@ -142,14 +142,10 @@ export const HostKind: KindDefinition = {
     { name: 'Location', type: 'string', jsonPath: '.spec.location' },
     { name: 'State', type: 'string', jsonPath: '.status.state' },
     { name: 'Instances', type: 'integer', jsonPath: '.status.instances' },
-    {
-      name: 'CPU',
-      type: 'integer',
-      jsonPath: '.status.allocatable.cpuMillis',
-      description: 'Allocatable millicores.',
-    },
-    { name: 'Memory', type: 'integer', jsonPath: '.status.allocatable.memoryBytes', priority: 1 },
-    { name: 'Disk', type: 'integer', jsonPath: '.status.allocatable.ephemeralStorageBytes', priority: 1 },
+    // Quantities as `kubectl get nodes` shows them (64, 256Gi), not millicores and bytes.
+    { name: 'CPU', type: 'string', jsonPath: '.status.allocatable.cpu', description: 'Allocatable CPU.' },
+    { name: 'Memory', type: 'string', jsonPath: '.status.allocatable.memory', priority: 1 },
+    { name: 'Disk', type: 'string', jsonPath: '.status.allocatable.ephemeral-storage', priority: 1 },
     { name: 'Heartbeat', type: 'date', jsonPath: '.status.lastHeartbeatTime', priority: 1 },
     age,
   ],

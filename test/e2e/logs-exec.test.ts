@@ -370,6 +370,23 @@ describe('services API', () => {
   });
 });
 
+describe('kubectl get hosts', () => {
+  it('prints capacity as Kubernetes quantities, like kubectl get nodes; the numbers stay beside them', async () => {
+    const wide = await kubectl(kube.kubeconfigPath, ['get', 'hosts', host, '-o', 'wide']);
+    expect(wide.code, wide.stderr).toBe(0);
+    const [header, row] = lines(wide.stdout).map((l) => l.trim().split(/\s{2,}/));
+    const col = (name: string) => row![header!.indexOf(name)];
+    expect(col('CPU')).toBe('8');
+    expect(col('MEMORY')).toBe('16Gi');
+    expect(col('DISK')).toMatch(/^\d+(Ki|Mi|Gi|Ti)?$/);
+    const json = JSON.parse(
+      (await kubectl(kube.kubeconfigPath, ['get', 'host', host, '-o', 'jsonpath={.status.allocatable}']))
+        .stdout,
+    );
+    expect(json).toMatchObject({ cpuMillis: 8000, memoryBytes: 16 * 2 ** 30, cpu: '8', memory: '16Gi' });
+  });
+});
+
 describe('a host whose agent is gone', () => {
   it('is a clear error within the timeout', async () => {
     await agent.kill();

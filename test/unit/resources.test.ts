@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_REQUESTS,
@@ -10,6 +11,7 @@ import {
   machineTypeResources,
   parseCpuMillis,
   parseMemoryBytes,
+  withQuantities,
 } from '../../shared/resources.js';
 
 const GiB = 1024 ** 3;
@@ -196,5 +198,33 @@ describe('instanceRequests', () => {
       /CPU quantity "lots"/,
     );
     expect(() => instanceRequests({ machineType: 'm5.large' })).toThrow(/Unknown machine type "m5\.large"/);
+  });
+});
+
+describe('withQuantities', () => {
+  it('puts Node-style quantities beside the numbers, and they parse back to the same numbers', () => {
+    expect(
+      withQuantities({ cpuMillis: 64_000, memoryBytes: 256 * 2 ** 30, ephemeralStorageBytes: 100 * 2 ** 30 }),
+    ).toEqual({
+      cpuMillis: 64_000,
+      memoryBytes: 256 * 2 ** 30,
+      ephemeralStorageBytes: 100 * 2 ** 30,
+      cpu: '64',
+      memory: '256Gi',
+      'ephemeral-storage': '100Gi',
+    });
+    expect(withQuantities({ cpuMillis: 7500, memoryBytes: 1000 })).toEqual({
+      cpuMillis: 7500,
+      memoryBytes: 1000,
+      cpu: '7500m',
+      memory: '1000',
+    });
+    fc.assert(
+      fc.property(fc.nat(10_000_000), fc.nat(2 ** 45), (cpuMillis, memoryBytes) => {
+        const q = withQuantities({ cpuMillis, memoryBytes });
+        expect(parseCpuMillis(q.cpu)).toBe(cpuMillis);
+        expect(parseMemoryBytes(q.memory)).toBe(memoryBytes);
+      }),
+    );
   });
 });
