@@ -11,7 +11,8 @@ import { REPO_DIR } from '../../deploy/stack/index.js';
 import { connectNats } from '../../shared/nats/connect.js';
 import { Subjects } from '../../shared/nats/subjects.js';
 import { useEdgeStack } from '../harness/edge.js';
-import { cleanup } from '../harness/index.js';
+import { cleanup, waitFor } from '../harness/index.js';
+import { nginxWorkload } from '../harness/objects.js';
 
 const stack = useEdgeStack();
 const EDGECTL = path.join(REPO_DIR, 'dist/edgectl/main.js');
@@ -49,30 +50,10 @@ async function watch(args: string[] = []): Promise<{ lines: string[]; proc: Chil
   return { lines, proc };
 }
 
-async function until(what: string, f: () => boolean, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!f()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** How long the waits of this file wait: the feed follows placements and starts. */
+const WAIT = { timeoutMs: 120_000, intervalMs: 200 };
 
-const workload = (replicas: number) => `apiVersion: compute.miloapis.com/v1alpha1
-kind: Workload
-metadata:
-  name: feed-web
-spec:
-  replicas: ${replicas}
-  template:
-    spec:
-      containers:
-      - name: nginx
-        image: nginx:latest
-        resources:
-          requests:
-            cpu: 100m
-            memory: 64Mi
-`;
+const workload = (replicas: number) => nginxWorkload({ name: 'feed-web', replicas });
 
 describe('edgectl reads the monitoring feed', () => {
   it('edgectl watch shows a Workload being scaled, live, human-readable and as JSON', async () => {
@@ -81,8 +62,10 @@ describe('edgectl reads the monitoring feed', () => {
     const json = await watch(['-o', 'json']);
     await s.kubectl(['create', 'namespace', 'feed']);
     await s.kubectl(['apply', '-n', 'feed', '-f', '-'], { input: workload(1) });
-    await until('one ready replica in the human output', () =>
-      human.lines.some((l) => /workload\s+feed\/feed-web\s+replicas 1\/1\s+ready 1/.test(l)),
+    await waitFor(
+      'one ready replica in the human output',
+      () => human.lines.some((l) => /workload\s+feed\/feed-web\s+replicas 1\/1\s+ready 1/.test(l)),
+      WAIT,
     );
     await s.kubectl([
       'patch',
@@ -95,8 +78,10 @@ describe('edgectl reads the monitoring feed', () => {
       '-p',
       '{"spec":{"replicas":3}}',
     ]);
-    await until('three ready replicas in the human output', () =>
-      human.lines.some((l) => /workload\s+feed\/feed-web\s+replicas 3\/3\s+ready 3/.test(l)),
+    await waitFor(
+      'three ready replicas in the human output',
+      () => human.lines.some((l) => /workload\s+feed\/feed-web\s+replicas 3\/3\s+ready 3/.test(l)),
+      WAIT,
     );
     // The scale-up as it happened: desired 3 seen before all three were ready, Placed event, instances Running.
     const firstDesired3 = human.lines.findIndex((l) => /feed\/feed-web\s+replicas \d\/3/.test(l));
@@ -110,11 +95,14 @@ describe('edgectl reads the monitoring feed', () => {
       human.lines.filter((l) => /instance\s+feed\/feed-web-\S+\s+Running ready/.test(l)).length,
     ).toBeGreaterThanOrEqual(3);
 
-    await until('three ready replicas in the JSON output', () =>
-      json.lines.some((l) => {
-        const m = JSON.parse(l);
-        return m.kind === 'workload' && m.name === 'feed-web' && m.desired === 3 && m.readyReplicas === 3;
-      }),
+    await waitFor(
+      'three ready replicas in the JSON output',
+      () =>
+        json.lines.some((l) => {
+          const m = JSON.parse(l);
+          return m.kind === 'workload' && m.name === 'feed-web' && m.desired === 3 && m.readyReplicas === 3;
+        }),
+      WAIT,
     );
     for (const l of json.lines)
       expect(JSON.parse(l)).toMatchObject({
@@ -134,13 +122,18 @@ describe('edgectl reads the monitoring feed', () => {
       '-p',
       '{"spec":{"replicas":1}}',
     ]);
-    await until('scaled down to one', () =>
-      human.lines.some(
-        (l) => /feed\/feed-web\s+replicas 1\/1\s+ready 1/.test(l) && human.lines.indexOf(l) > allReady,
-      ),
+    await waitFor(
+      'scaled down to one',
+      () =>
+        human.lines.some(
+          (l) => /feed\/feed-web\s+replicas 1\/1\s+ready 1/.test(l) && human.lines.indexOf(l) > allReady,
+        ),
+      WAIT,
     );
-    await until('a removed instance', () =>
-      human.lines.some((l) => /instance\s+feed\/feed-web-\S+\s+Deleted/.test(l)),
+    await waitFor(
+      'a removed instance',
+      () => human.lines.some((l) => /instance\s+feed\/feed-web-\S+\s+Deleted/.test(l)),
+      WAIT,
     );
   });
 

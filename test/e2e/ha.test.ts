@@ -22,7 +22,8 @@ import {
   startNatsServer,
 } from '../../deploy/stack/index.js';
 import type { Proc } from '../../deploy/stack/proc.js';
-import { cleanup, tempDir } from '../harness/index.js';
+import { cleanup, tempDir, waitFor } from '../harness/index.js';
+import { nginxWorkload } from '../harness/objects.js';
 
 const LEASE_SECONDS = 4;
 let kube: KubeApiHandle;
@@ -42,19 +43,8 @@ async function k(args: string[], input?: string): Promise<string> {
   return r.stdout;
 }
 
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 120_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+/** How long the waits of this file wait: a Lease expiry and a coordinator start. */
+const WAIT = { timeoutMs: 120_000, intervalMs: 250 };
 
 const holder = async () => {
   const r = await kubectl(kube.kubeconfigPath, [
@@ -109,27 +99,15 @@ beforeAll(async () => {
 
 describe('two coordinators', () => {
   it('one holds the Lease and acts; the other only waits', async () => {
-    const first = await waitFor('a Lease holder', holder);
+    const first = await waitFor('a Lease holder', holder, WAIT);
     const leader = coordinators.find((c) => first.startsWith(identityOf(c)));
     expect(leader).toBeDefined();
     const standby = coordinators.find((c) => c !== leader)!;
-    await k(
-      ['apply', '-f', '-'],
-      `apiVersion: compute.datumapis.com/v1alpha1
-kind: Workload
-metadata:
-  name: ha
-spec:
-  replicas: 1
-  template:
-    spec:
-      image: nginx:latest
-`,
-    );
-    await waitFor('ha ready', async () =>
-      (await k(['get', 'workload', 'ha', '-o', 'jsonpath={.status.readyReplicas}'])) === '1'
-        ? true
-        : undefined,
+    await k(['apply', '-f', '-'], nginxWorkload({ name: 'ha', replicas: 1, group: 'compute.datumapis.com' }));
+    await waitFor(
+      'ha ready',
+      async () => (await k(['get', 'workload', 'ha', '-o', 'jsonpath={.status.readyReplicas}'])) === '1',
+      WAIT,
     );
     const standbyLog = readFileSync(standby.logFile, 'utf8');
     expect(standbyLog).toContain('waiting to become leader');
@@ -144,15 +122,21 @@ spec:
     expect(running).toHaveLength(1);
     await leader.kill(); // no release: the standby must wait for the Lease to expire
     const killedAt = Date.now();
-    const next = await waitFor('a new Lease holder', async () => {
-      const h = await holder();
-      return h?.startsWith(identityOf(standby)) ? h : undefined;
-    });
+    const next = await waitFor(
+      'a new Lease holder',
+      async () => {
+        const h = await holder();
+        return h?.startsWith(identityOf(standby)) ? h : undefined;
+      },
+      WAIT,
+    );
     expect(next).toContain(identityOf(standby));
     // Not before the Lease ran out (with a little slack for clocks and polling).
     expect(Date.now() - killedAt).toBeGreaterThanOrEqual((LEASE_SECONDS - 1) * 1000);
-    await waitFor('standby started', async () =>
-      readFileSync(standby.logFile, 'utf8').includes('coordinator started') ? true : undefined,
+    await waitFor(
+      'standby started',
+      () => readFileSync(standby.logFile, 'utf8').includes('coordinator started'),
+      WAIT,
     );
     // The new leader acts: a scale converges, and nothing that was right changed.
     const before = await k([
@@ -166,10 +150,10 @@ spec:
     // Taking over changed nothing that was right: the same container still runs.
     expect(await containers()).toEqual(running);
     await k(['scale', 'workload', 'ha', '--replicas=2']);
-    await waitFor('ha scaled', async () =>
-      (await k(['get', 'workload', 'ha', '-o', 'jsonpath={.status.readyReplicas}'])) === '2'
-        ? true
-        : undefined,
+    await waitFor(
+      'ha scaled',
+      async () => (await k(['get', 'workload', 'ha', '-o', 'jsonpath={.status.readyReplicas}'])) === '2',
+      WAIT,
     );
     const after = (
       await k(['get', 'instances', '-l', 'workload=ha', '-o', 'jsonpath={.items[*].metadata.uid}'])

@@ -9,6 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { DEV_LOCATIONS, startAgent } from '../../deploy/stack/edgeplane.js';
 import { docker } from '../../deploy/stack/index.js';
 import { useEdgeStack } from '../harness/edge.js';
+import { waitFor } from '../harness/index.js';
+import { nginxWorkload } from '../harness/objects.js';
 
 const LOST_AFTER_SECONDS = 15;
 const stack = useEdgeStack({ lostAfterSeconds: LOST_AFTER_SECONDS });
@@ -29,41 +31,15 @@ async function runningContainers(host: string): Promise<string[]> {
   return r.stdout.split('\n').filter(Boolean);
 }
 
-async function until<T>(
-  what: string,
-  f: () => Promise<T | undefined | false>,
-  timeoutMs = 120_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+/** How long the waits of this file wait (unless they say): a replacement is placed and started. */
+const WAIT = { timeoutMs: 120_000, intervalMs: 250 };
 
 describe('host loss and return', () => {
   it('marks a silent host Disconnected then Lost, replaces its instance elsewhere, and keeps the replacement when it returns', async () => {
     const s = stack();
     await s.kubectl(['create', 'namespace', 'loss']);
     await s.kubectl(['apply', '-n', 'loss', '-f', '-'], {
-      input: `apiVersion: compute.miloapis.com/v1alpha1
-kind: Workload
-metadata:
-  name: lossy
-spec:
-  replicas: 3
-  template:
-    spec:
-      containers:
-      - name: nginx
-        image: nginx:latest
-        resources:
-          requests:
-            cpu: 100m
-            memory: 64Mi
-`,
+      input: nginxWorkload({ name: 'lossy', replicas: 3 }),
     });
     await s.waitForJsonPath(
       'workload.compute.miloapis.com lossy -n loss',
@@ -97,14 +73,18 @@ spec:
     // After lostAfter: Lost, and the instance is replaced on another host (placement: spread over locations).
     await s.waitForJsonPath(`host ${victim}`, '{.status.state}', (v) => v === 'Lost', 60_000);
     const lostAfter = (Date.now() - killedAt) / 1000;
-    const replaced = await until('a ready replacement on another host', async () => {
-      const now = await instances();
-      const ok =
-        now.length === 3 &&
-        now.every((i) => i.spec.host !== victim && i.status?.ready === true) &&
-        !now.some((i) => i.metadata.name === victimInstance!.metadata.name);
-      return ok ? now : undefined;
-    });
+    const replaced = await waitFor(
+      'a ready replacement on another host',
+      async () => {
+        const now = await instances();
+        const ok =
+          now.length === 3 &&
+          now.every((i) => i.spec.host !== victim && i.status?.ready === true) &&
+          !now.some((i) => i.metadata.name === victimInstance!.metadata.name);
+        return ok ? now : undefined;
+      },
+      WAIT,
+    );
     const replacedAfter = (Date.now() - killedAt) / 1000;
     await s.waitForJsonPath(
       'workload.compute.miloapis.com lossy -n loss',
@@ -141,10 +121,10 @@ spec:
     );
     const backAt = Date.now();
     await s.waitForJsonPath(`host ${victim}`, '{.status.state}', (v) => v === 'Ready', 60_000);
-    await until(
+    await waitFor(
       'the stale container stopped on the returning host',
       async () => (await runningContainers(victim)).length === 0,
-      30_000,
+      { ...WAIT, timeoutMs: 30_000 },
     );
     const duplicateSeconds = (Date.now() - backAt) / 1000;
     console.log(

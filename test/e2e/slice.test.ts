@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { docker, REPO_DIR } from '../../deploy/stack/index.js';
 import { useEdgeStack } from '../harness/edge.js';
+import { nginxWorkload } from '../harness/objects.js';
 
 const stack = useEdgeStack();
 
@@ -78,28 +79,13 @@ describe('the first slice', () => {
   it('publishes container ports on 127.0.0.1 and the instance answers there', async () => {
     const s = stack();
     await s.kubectl(['apply', '-n', 'slice', '-f', '-'], {
-      input: `apiVersion: compute.miloapis.com/v1alpha1
-kind: Workload
-metadata:
-  name: web-ports
-spec:
-  replicas: 1
-  template:
-    metadata:
-      labels:
-        app: web-ports
-    spec:
-      containers:
-      - name: nginx
-        image: nginx:latest
-        ports:
-        - containerPort: 80
-          name: http
-        resources:
-          requests:
-            cpu: 100m
-            memory: 128Mi
-`,
+      input: nginxWorkload({
+        name: 'web-ports',
+        replicas: 1,
+        labels: { app: 'web-ports' },
+        ports: [{ containerPort: 80, name: 'http' }],
+        memory: '128Mi',
+      }),
     });
     const port = await s.waitForJsonPath(
       'instances -n slice -l workload=web-ports',

@@ -4,6 +4,7 @@ import { Reconciler } from '../../agent/reconciler.js';
 import type { Runtime } from '../../shared/api/index.js';
 import type { Logger } from '../../shared/log.js';
 import { cleanup } from './index.js';
+import { testIntent } from './objects.js';
 
 /**
  * A started {@link Reconciler} on host `host` whose only intent runs `req` as instance `<workload>-0` with
@@ -17,17 +18,15 @@ export function reconcilerFor(opts: {
   log: Logger;
 }): Reconciler {
   const { req } = opts;
-  const intent = {
-    v: 1,
-    location: 'loc',
+  const intent = testIntent({
     namespace: req.namespace,
     workload: req.workload,
+    hosts: [opts.host],
     templateHash: req.templateHash,
     template: req.template,
     limits: req.limits,
     instances: [{ name: req.name, host: opts.host, ordinal: 0, labels: {} }],
-    updatedAt: new Date().toISOString(),
-  };
+  });
   const r = new Reconciler({
     host: opts.host,
     drivers: { [opts.runtime]: opts.driver },

@@ -21,7 +21,7 @@ import {
   startNatsServer,
 } from '../../deploy/stack/index.js';
 import type { Proc } from '../../deploy/stack/proc.js';
-import { cleanup, type Lazy, tempDir } from './index.js';
+import { cleanup, type Lazy, tempDir, waitFor } from './index.js';
 
 /** A running stack. */
 export interface EdgeStack {
@@ -100,21 +100,25 @@ export function useEdgeStack(opts: { lostAfterSeconds?: number } = {}): Lazy<Edg
       accept: (v: string) => boolean,
       timeoutMs = 120_000,
     ) => {
-      const deadline = Date.now() + timeoutMs;
       let last = '';
-      for (;;) {
-        const r = await kubectl(kube.kubeconfigPath, [
-          'get',
-          ...resource.split(' '),
-          '-o',
-          `jsonpath=${jsonpath}`,
-        ]);
-        last = r.code === 0 ? r.stdout : `(error) ${r.stderr}`;
-        if (r.code === 0 && accept(r.stdout)) return r.stdout;
-        if (Date.now() > deadline)
-          throw new Error(`timed out waiting on ${resource} ${jsonpath}; last: ${last}`);
-        await new Promise((res) => setTimeout(res, 500));
-      }
+      const found = await waitFor(
+        `${resource} ${jsonpath}`,
+        async () => {
+          const r = await kubectl(kube.kubeconfigPath, [
+            'get',
+            ...resource.split(' '),
+            '-o',
+            `jsonpath=${jsonpath}`,
+          ]);
+          last = r.code === 0 ? r.stdout : `(error) ${r.stderr}`;
+          // Wrapped: an accepted value may be empty.
+          return r.code === 0 && accept(r.stdout) ? { value: r.stdout } : undefined;
+        },
+        { timeoutMs, intervalMs: 500 },
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; last: ${last}`);
+      });
+      return found.value;
     };
     stack = { nats, kube, coordinator, agents, hosts, kubectl: k, waitForJsonPath };
     // Every host registered before any test places anything.

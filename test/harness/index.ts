@@ -28,6 +28,12 @@ import {
   type TestGuestOptions,
 } from '../../deploy/stack/index.js';
 
+/**
+ * The one polling helper of the tests (and the stack): calls `check` until it returns a truthy value and returns
+ * that; errors count as "not yet"; throws naming `what` (and the last error) after `timeoutMs` (default 30 s).
+ */
+export { waitFor } from '../../deploy/stack/index.js';
+
 /** Cleanups registered outside a running test; run (last first) after the test file. */
 const fileCleanups: (() => unknown)[] = [];
 afterAll(async () => {

@@ -10,18 +10,18 @@ import { type KV, Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { startAgent } from '../../deploy/stack/edgeplane.js';
-import { BUSYBOX_IMAGE, docker, REPO_DIR, waitFor } from '../../deploy/stack/index.js';
+import { BUSYBOX_IMAGE, docker, REPO_DIR } from '../../deploy/stack/index.js';
 import { run } from '../../deploy/stack/proc.js';
 import type { InstanceTemplateSpec } from '../../shared/api/template.js';
 import { type DeploymentIntent, decode, encode, HostReport } from '../../shared/nats/messages.js';
 import { Subjects } from '../../shared/nats/subjects.js';
-import { cleanup, tempDir, useDocker, useNats } from '../harness/index.js';
+import { cleanup, tempDir, useDocker, useNats, waitFor } from '../harness/index.js';
+import { testIntent } from '../harness/objects.js';
 
 const nats = useNats();
 const dockerFixture = useDocker();
 const subjects = new Subjects('edge');
 const LOCATION = 'test-loc';
-const MiB = 1024 * 1024;
 
 interface Running {
   id: string;
@@ -54,24 +54,9 @@ async function containers(host: string): Promise<Running[]> {
     }));
 }
 
-function intent(host: string, workload: string, template: InstanceTemplateSpec): DeploymentIntent {
-  const limits = { cpuMillis: 200, memoryBytes: 64 * MiB };
-  return {
-    v: 1,
-    location: LOCATION,
-    namespace: 'ns',
-    workload,
-    templateHash: crypto
-      .createHash('sha256')
-      .update(JSON.stringify({ template, limits }))
-      .digest('hex')
-      .slice(0, 10),
-    template,
-    limits,
-    instances: [{ name: `${workload}-${LOCATION}-0`, host, ordinal: 0, labels: {} }],
-    updatedAt: new Date().toISOString(),
-  };
-}
+/** The intent of `workload` in this file's location: one instance, on `host`. */
+const intent = (host: string, workload: string, template: InstanceTemplateSpec) =>
+  testIntent({ location: LOCATION, workload, template, hosts: [host] });
 
 const SLEEPER: InstanceTemplateSpec = { image: BUSYBOX_IMAGE, command: ['sleep', '3600'] };
 const PAIR: InstanceTemplateSpec = {

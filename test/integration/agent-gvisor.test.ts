@@ -11,11 +11,11 @@ import { describe, expect, it } from 'vitest';
 import type { InstanceRequest } from '../../agent/drivers/driver.js';
 import { GvisorDriver } from '../../agent/drivers/gvisor.js';
 import { claimVolumeName, defaultSecretRoot } from '../../agent/drivers/volumes.js';
-import { BUSYBOX_IMAGE, docker, ensureImage, HTTPD_CMD, waitFor } from '../../deploy/stack/index.js';
+import { BUSYBOX_IMAGE, docker, ensureImage, HTTPD_CMD } from '../../deploy/stack/index.js';
 import { httpGet, sleep } from '../../deploy/stack/proc.js';
 import type { InstanceTemplateSpec } from '../../shared/api/template.js';
 import { createLogger } from '../../shared/log.js';
-import { cleanup, tempDir, useDocker } from '../harness/index.js';
+import { cleanup, tempDir, useDocker, waitFor } from '../harness/index.js';
 
 const dockerFixture = useDocker();
 const host = `agent-gv-${crypto.randomBytes(4).toString('hex')}`;

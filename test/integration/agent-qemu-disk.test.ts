@@ -15,11 +15,11 @@ import type { InstanceRequest } from '../../agent/drivers/driver.js';
 import { QemuDriver } from '../../agent/drivers/qemu.js';
 import { qmp } from '../../agent/drivers/qmp.js';
 import { ArtifactCache, type Catalog } from '../../agent/images/catalog.js';
-import { GUEST_READY_MARKER, testGuest, waitFor } from '../../deploy/stack/index.js';
+import { GUEST_READY_MARKER, testGuest } from '../../deploy/stack/index.js';
 import { createLogger } from '../../shared/log.js';
 import { machineTypeResources } from '../../shared/resources.js';
 import { reconcilerFor } from '../harness/agent.js';
-import { cleanup, tempDir } from '../harness/index.js';
+import { cleanup, tempDir, waitFor } from '../harness/index.js';
 
 const run = promisify(execFile);
 const log = createLogger({ name: 'test', level: 'warn' });

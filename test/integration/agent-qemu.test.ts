@@ -14,11 +14,11 @@ import { QemuDriver } from '../../agent/drivers/qemu.js';
 import { qmp } from '../../agent/drivers/qmp.js';
 import { HostMonitor } from '../../agent/host/monitor.js';
 import { ArtifactCache, type Catalog } from '../../agent/images/catalog.js';
-import { GUEST_READY_MARKER, testGuest, waitFor } from '../../deploy/stack/index.js';
+import { GUEST_READY_MARKER, testGuest } from '../../deploy/stack/index.js';
 import { createLogger } from '../../shared/log.js';
 import { machineTypeResources } from '../../shared/resources.js';
 import { reconcilerFor } from '../harness/agent.js';
-import { cleanup, tempDir } from '../harness/index.js';
+import { cleanup, tempDir, waitFor } from '../harness/index.js';
 
 const log = createLogger({ name: 'test', level: 'warn' });
 const IMAGE = 'projects/edgeplane-test/global/images/busybox-guest';

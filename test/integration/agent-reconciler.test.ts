@@ -9,15 +9,16 @@ import type { Driver } from '../../agent/drivers/driver.js';
 import { GvisorDriver } from '../../agent/drivers/gvisor.js';
 import type { HostIntent } from '../../agent/intents.js';
 import { Reconciler } from '../../agent/reconciler.js';
-import { BUSYBOX_IMAGE, docker, ensureImage, HTTPD_CMD, waitFor } from '../../deploy/stack/index.js';
+import { BUSYBOX_IMAGE, docker, ensureImage, HTTPD_CMD } from '../../deploy/stack/index.js';
+import type { ResourceAmounts } from '../../shared/api/index.js';
 import type { InstanceTemplateSpec } from '../../shared/api/template.js';
 import { createLogger } from '../../shared/log.js';
-import { cleanup, tempDir, useDocker } from '../harness/index.js';
+import { cleanup, tempDir, useDocker, waitFor } from '../harness/index.js';
+import { testIntent } from '../harness/objects.js';
 
 const dockerFixture = useDocker();
 const host = `agent-rc-${crypto.randomBytes(4).toString('hex')}`;
 const log = createLogger({ name: 'test', level: 'warn' });
-const MiB = 1024 * 1024;
 const HTTPD_IMAGE = 'edgeplane-test/agent-httpd:latest';
 
 cleanup(async () => {
@@ -26,27 +27,9 @@ cleanup(async () => {
   if (ids.length) await docker(['rm', '-f', '-v', ...ids]);
 });
 
-function intent(
-  workload: string,
-  template: InstanceTemplateSpec,
-  limits = { cpuMillis: 200, memoryBytes: 64 * MiB },
-): HostIntent {
-  return {
-    v: 1,
-    location: 'loc',
-    namespace: 'ns',
-    workload,
-    templateHash: crypto
-      .createHash('sha256')
-      .update(JSON.stringify({ template, limits }))
-      .digest('hex')
-      .slice(0, 10),
-    template,
-    limits,
-    instances: [{ name: `${workload}-loc-0`, host, ordinal: 0, labels: {} }],
-    updatedAt: new Date().toISOString(),
-  };
-}
+/** The intent of `workload`: one instance, on this file's host. */
+const intent = (workload: string, template: InstanceTemplateSpec, limits?: ResourceAmounts): HostIntent =>
+  testIntent({ workload, template, hosts: [host], ...(limits ? { limits } : {}) });
 
 function reconciler(intents: HostIntent[]): { r: Reconciler; driver: Driver } {
   dockerFixture();

@@ -12,10 +12,11 @@ import { HostRegistry } from '../../coordinator/hosts/registry.js';
 import { IntentStore } from '../../coordinator/intents/store.js';
 import { createLogger } from '../../shared/log.js';
 import { connectNats } from '../../shared/nats/connect.js';
-import { type DeploymentIntent, type HostReport, MESSAGE_VERSION } from '../../shared/nats/messages.js';
+import { type HostReport, MESSAGE_VERSION } from '../../shared/nats/messages.js';
 import { newSealKey } from '../../shared/nats/seal.js';
 import { Subjects } from '../../shared/nats/subjects.js';
-import { cleanup, startNatsClusterForTest, tempDir, useNats } from '../harness/index.js';
+import { cleanup, startNatsClusterForTest, tempDir, useNats, waitFor } from '../harness/index.js';
+import { testIntent } from '../harness/objects.js';
 
 const log = createLogger({ name: 'test', level: process.env.LOG_LEVEL ?? 'silent' });
 const subjects = new Subjects('edge');
@@ -26,53 +27,23 @@ async function client(servers: string[]): Promise<NatsConnection> {
   return nc;
 }
 
-function intent(
-  location: string,
-  workload: string,
-  hosts: string[],
-  extra: Partial<DeploymentIntent> = {},
-): DeploymentIntent {
-  return {
-    v: MESSAGE_VERSION,
-    location,
-    namespace: 'default',
-    workload,
-    templateHash: 'h1',
-    template: { image: 'nginx:latest' } as DeploymentIntent['template'],
-    limits: { cpuMillis: 100, memoryBytes: 2 ** 27 },
-    instances: hosts.map((host, i) => ({
-      name: `${workload}-${location}-${i}`,
-      host,
-      ordinal: i,
-      labels: {},
-    })),
-    updatedAt: new Date().toISOString(),
-    ...extra,
-  };
-}
+/** The intent of `workload` in `location`: one instance on each of `hosts`. */
+const intent = (location: string, workload: string, hosts: string[]) =>
+  testIntent({ location, namespace: 'default', workload, hosts, templateHash: 'h1' });
 
-/** Retries `f` until it succeeds (what the level-triggered coordinator does after a server restart). */
-async function retry<T>(what: string, f: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await f();
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`${what}: ${(err as Error).message}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-}
+/** How long the waits of this file wait: a message, on local servers. */
+const WAIT = { timeoutMs: 15_000, intervalMs: 50 };
 
-async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Retries `f` until it does not throw (what the level-triggered coordinator does after a server restart). */
+const retry = (what: string, f: () => Promise<unknown>, timeoutMs = 30_000) =>
+  waitFor(
+    what,
+    async () => {
+      await f();
+      return true;
+    },
+    { timeoutMs, intervalMs: 250 },
+  );
 
 function watcher(
   nc: NatsConnection,
@@ -160,7 +131,7 @@ describe('intents on one nats-server', () => {
     const nc = await client([nats().url]);
     const w1 = watcher(nc, 'loc-r', stateDir);
     await w1.start();
-    await until('both intents', () => w1.all().length === 2);
+    await waitFor('both intents', () => w1.all().length === 2, WAIT);
     expect(w1.all().every((i) => i.location === 'loc-r')).toBe(true);
     expect(w1.fullReads).toBe(1);
     const revision = w1.lastRevision;
@@ -175,14 +146,18 @@ describe('intents on one nats-server', () => {
     // From disk at once (no NATS round trip needed), then the changes after its revision.
     expect(w2.synced).toBe(true);
     expect(w2.lastRevision).toBe(revision);
-    await until('changes made while away', () => {
-      const names = w2
-        .all()
-        .map((i) => i.workload)
-        .sort()
-        .join(',');
-      return names === 'one,three' && w2.all().find((i) => i.workload === 'one')!.instances.length === 2;
-    });
+    await waitFor(
+      'changes made while away',
+      () => {
+        const names = w2
+          .all()
+          .map((i) => i.workload)
+          .sort()
+          .join(',');
+        return names === 'one,three' && w2.all().find((i) => i.workload === 'one')!.instances.length === 2;
+      },
+      WAIT,
+    );
     expect(w2.resumes).toBe(1);
     expect(w2.fullReads).toBe(0);
     expect(w2.lastRevision).toBeGreaterThan(revision);
@@ -195,10 +170,13 @@ describe('intents on one nats-server', () => {
     const w = watcher(nc, 'loc-restart', tempDir());
     await w.start();
     await store.put(intent('loc-restart', 'web', ['h1']));
-    await until('first intent', () => w.all().length === 1);
+    await waitFor('first intent', () => w.all().length === 1, WAIT);
     await nats().restart();
     await retry('write after the restart', () => store.put(intent('loc-restart', 'web', ['h1', 'h2'])));
-    await until('intent written after the restart', () => w.all()[0]?.instances.length === 2, 30_000);
+    await waitFor('intent written after the restart', () => w.all()[0]?.instances.length === 2, {
+      ...WAIT,
+      timeoutMs: 30_000,
+    });
   });
 
   it('malformed messages are rejected and counted; newer fields are tolerated; nobody crashes', async () => {
@@ -209,7 +187,7 @@ describe('intents on one nats-server', () => {
     await new IntentStore({ nc, subjects, log }).start(); // the bucket exists (this test may run alone)
     const w = watcher(await client([nats().url]), 'loc-bad', tempDir());
     await w.start();
-    await until('watcher synced', () => w.synced);
+    await waitFor('watcher synced', () => w.synced, WAIT);
 
     nc.publish(subjects.hostReport('h-bad'), 'not json');
     nc.publish(subjects.hostReport('h-bad'), JSON.stringify({ v: 1, host: 'h-bad' }));
@@ -219,7 +197,7 @@ describe('intents on one nats-server', () => {
       JSON.stringify(report('h-new', { v: 7, futureField: { x: 1 } })),
     );
     await nc.flush();
-    await until('newer report accepted', () => registry.get('h-new'));
+    await waitFor('newer report accepted', () => registry.get('h-new'), WAIT);
     expect(registry.malformed).toBe(3);
     // Reports sent as requests are acknowledged: empty when accepted, the reason when rejected.
     const ack = await nc.request(subjects.hostReport('h-ack'), JSON.stringify(report('h-ack')), {
@@ -241,7 +219,7 @@ describe('intents on one nats-server', () => {
       subjects.intentKey('loc-bad', 'default', 'newer'),
       JSON.stringify({ ...intent('loc-bad', 'newer', ['h1']), v: 9, extra: [1] }),
     );
-    await until('newer intent', () => w.all().find((i) => i.workload === 'newer'));
+    await waitFor('newer intent', () => w.all().find((i) => i.workload === 'newer'), WAIT);
     expect(w.malformed).toBe(2);
     expect(w.all().map((i) => i.workload)).toEqual(['newer']);
   });
@@ -270,7 +248,7 @@ describe('intents on one nats-server', () => {
     const wrong = watcher(nc, 'loc-seal', tempDir(), 'h-b', keyA); // h-b's entry with another host's key
     const c = watcher(nc, 'loc-seal', tempDir(), 'h-c');
     for (const w of [a, wrong, c]) await w.start();
-    await until('intents', () => a.all().length && wrong.all().length && c.all().length);
+    await waitFor('intents', () => a.all().length && wrong.all().length && c.all().length, WAIT);
     expect(a.all()[0]!.values?.env.main?.PASSWORD).toBe('s3cr3t-value');
     expect(wrong.all()[0]!.values).toBeUndefined();
     expect(wrong.unopened).toBeGreaterThan(0);
@@ -284,7 +262,7 @@ describe('intents on one nats-server', () => {
       ...values,
       env: { main: { PASSWORD: 'rotated' } },
     });
-    await until('rotated value', () => a.all()[0]!.values?.env.main?.PASSWORD === 'rotated');
+    await waitFor('rotated value', () => a.all()[0]!.values?.env.main?.PASSWORD === 'rotated', WAIT);
   });
 });
 
@@ -296,13 +274,19 @@ describe('intents on a cluster of three nats-servers', () => {
     const w = watcher(await client([cluster.urls[1]!, cluster.urls[2]!]), 'loc-c', tempDir());
     await w.start();
     await store.put(intent('loc-c', 'web', ['h1']));
-    await until('intent before the kill', () => w.all().length === 1, 30_000);
+    await waitFor('intent before the kill', () => w.all().length === 1, { ...WAIT, timeoutMs: 30_000 });
 
     await cluster.servers[0]!.kill();
     // Writes may fail while the stream elects a new leader; the coordinator retries (level-triggered).
     await retry('write after the kill', () => store.put(intent('loc-c', 'web', ['h1', 'h2'])), 60_000);
-    await until('the write delivered to the agent', () => w.all()[0]?.instances.length === 2, 60_000);
+    await waitFor('the write delivered to the agent', () => w.all()[0]?.instances.length === 2, {
+      ...WAIT,
+      timeoutMs: 60_000,
+    });
     await retry('second write', () => store.put(intent('loc-c', 'api', ['h3'])));
-    await until('a second intent after the kill', () => w.all().length === 2, 30_000);
+    await waitFor('a second intent after the kill', () => w.all().length === 2, {
+      ...WAIT,
+      timeoutMs: 30_000,
+    });
   });
 });

@@ -12,6 +12,7 @@ import { connectNats } from '../../shared/nats/connect.js';
 import { Subjects } from '../../shared/nats/subjects.js';
 import { useEdgeStack } from '../harness/edge.js';
 import { cleanup } from '../harness/index.js';
+import { nginxWorkload } from '../harness/objects.js';
 
 const stack = useEdgeStack();
 const SECRET = 'sealed-e2e-value-7f3a';
@@ -40,28 +41,11 @@ describe('sealed secret values', () => {
       `--from-literal=password=${SECRET}`,
     ]);
     await s.kubectl(['apply', '-n', 'sealed', '-f', '-'], {
-      input: `apiVersion: compute.miloapis.com/v1alpha1
-kind: Workload
-metadata:
-  name: sealed-web
-spec:
-  replicas: 1
-  template:
-    spec:
-      containers:
-      - name: nginx
-        image: nginx:latest
-        env:
-        - name: DB_PASSWORD
-          valueFrom:
-            secretKeyRef:
-              name: db
-              key: password
-        resources:
-          requests:
-            cpu: 100m
-            memory: 64Mi
-`,
+      input: nginxWorkload({
+        name: 'sealed-web',
+        replicas: 1,
+        env: [{ name: 'DB_PASSWORD', valueFrom: { secretKeyRef: { name: 'db', key: 'password' } } }],
+      }),
     });
     await s.waitForJsonPath(
       'workload.compute.miloapis.com sealed-web -n sealed',

@@ -20,7 +20,8 @@ import { connectNats } from '../../shared/nats/connect.js';
 import { encode, type HostReport, MESSAGE_VERSION } from '../../shared/nats/messages.js';
 import { authorizationBlock } from '../../shared/nats/permissions.js';
 import { Subjects } from '../../shared/nats/subjects.js';
-import { cleanup, startNatsForTest, tempDir } from '../harness/index.js';
+import { cleanup, startNatsForTest, tempDir, waitFor } from '../harness/index.js';
+import { testIntent } from '../harness/objects.js';
 
 const log = createLogger({ name: 'test', level: process.env.LOG_LEVEL ?? 'silent' });
 const subjects = new Subjects('edge');
@@ -34,15 +35,8 @@ async function client(
   return nc;
 }
 
-async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** How long the waits of this file wait: a message or a permissions violation, on one local server. */
+const WAIT = { timeoutMs: 15_000, intervalMs: 50 };
 
 /** Errors the server sent this connection (permission violations arrive asynchronously). */
 function serverErrors(nc: NatsConnection): string[] {
@@ -53,19 +47,9 @@ function serverErrors(nc: NatsConnection): string[] {
   return errors;
 }
 
-function intentFor(location: string, host: string) {
-  return {
-    v: MESSAGE_VERSION,
-    location,
-    namespace: 'default',
-    workload: 'web',
-    templateHash: 'h',
-    template: { image: 'nginx:latest' } as never,
-    limits: { cpuMillis: 100, memoryBytes: 2 ** 27 },
-    instances: [{ name: `web-${location}-0`, host, ordinal: 0, labels: {} }],
-    updatedAt: new Date().toISOString(),
-  };
-}
+/** The intent of Workload `web` in `location`: one instance, on `host`. */
+const intentFor = (location: string, host: string) =>
+  testIntent({ location, namespace: 'default', workload: 'web', hosts: [host], templateHash: 'h' });
 
 function reportOf(host: string, location: string): HostReport {
   const now = new Date().toISOString();
@@ -121,9 +105,9 @@ describe('per-host NATS credentials', () => {
     const own = new IntentWatcher({ nc: ncA, subjects, location: 'loc-a', stateDir: tempDir(), log });
     cleanup(() => own.stop());
     await own.start();
-    await until('own location intents', () => own.all().length === 1);
+    await waitFor('own location intents', () => own.all().length === 1, WAIT);
     await store.put({ ...intentFor('loc-a', 'host-a'), templateHash: 'h2' });
-    await until('own location update', () => own.all()[0]?.templateHash === 'h2');
+    await waitFor('own location update', () => own.all()[0]?.templateHash === 'h2', WAIT);
 
     // Another location: the server refuses the consumer and the direct get.
     const other = new IntentWatcher({ nc: ncA, subjects, location: 'loc-b', stateDir: tempDir(), log });
@@ -132,8 +116,10 @@ describe('per-host NATS credentials', () => {
     const kv = await new Kvm(ncA).open(subjects.intentsBucket, { allow_direct: true });
     expect((await kv.get(subjects.intentKey('loc-a', 'default', 'web')))?.string()).toContain('host-a');
     await expect(kv.get(subjects.intentKey('loc-b', 'default', 'web'))).rejects.toThrow();
-    await until('a permissions violation for the other location', () =>
-      errorsA.some((e) => /permissions violation/i.test(e) && e.includes('loc-b')),
+    await waitFor(
+      'a permissions violation for the other location',
+      () => errorsA.some((e) => /permissions violation/i.test(e) && e.includes('loc-b')),
+      WAIT,
     );
     expect(other.synced).toBe(false);
     expect(other.all()).toEqual([]);
@@ -143,16 +129,21 @@ describe('per-host NATS credentials', () => {
     // Its own report arrives; a report as another host is refused by the server and never reaches the coordinator.
     ncA.publish(subjects.hostReport('host-a'), encode(reportOf('host-a', 'loc-a')));
     ncA.publish(subjects.hostReport('host-b'), encode(reportOf('host-b', 'loc-b')));
-    await until('own report', () => registry.get('host-a'));
-    await until('a permissions violation for publishing as host-b', () =>
-      errorsA.some((e) => /permissions violation/i.test(e) && e.includes(subjects.hostReport('host-b'))),
+    await waitFor('own report', () => registry.get('host-a'), WAIT);
+    await waitFor(
+      'a permissions violation for publishing as host-b',
+      () =>
+        errorsA.some((e) => /permissions violation/i.test(e) && e.includes(subjects.hostReport('host-b'))),
+      WAIT,
     );
     expect(registry.get('host-b')).toBeUndefined();
 
     // Nor may it listen to other hosts' reports.
     ncA.subscribe(subjects.allHostReports);
-    await until('a permissions violation for subscribing to every report', () =>
-      errorsA.some((e) => /permissions violation/i.test(e) && e.includes(subjects.allHostReports)),
+    await waitFor(
+      'a permissions violation for subscribing to every report',
+      () => errorsA.some((e) => /permissions violation/i.test(e) && e.includes(subjects.allHostReports)),
+      WAIT,
     );
   });
 
@@ -182,15 +173,17 @@ describe('per-host NATS credentials', () => {
       state: 'Ready',
       instances: new Map(),
     });
-    await until('live feed message', () => live.length === 1);
+    await waitFor('live feed message', () => live.length === 1, WAIT);
     const snapshot = await feedSnapshot(ncMon, subjects, subjects.allFeedHosts);
     expect(snapshot.map((m) => (m.kind === 'host' ? m.host : ''))).toEqual(['host-a']);
 
     const kv = await new Kvm(ncMon).open(subjects.intentsBucket, { allow_direct: true });
     await expect(kv.get(subjects.intentKey('loc-a', 'default', 'web'))).rejects.toThrow();
     ncMon.publish(subjects.hostReport('host-a'), encode(reportOf('host-a', 'loc-a')));
-    await until('a permissions violation for publishing a report', () =>
-      errors.some((e) => /permissions violation/i.test(e) && e.includes(subjects.hostReport('host-a'))),
+    await waitFor(
+      'a permissions violation for publishing a report',
+      () => errors.some((e) => /permissions violation/i.test(e) && e.includes(subjects.hostReport('host-a'))),
+      WAIT,
     );
   });
 });
@@ -271,6 +264,6 @@ describe('TLS between clients and nats-server', () => {
     });
     cleanup(() => w.stop());
     await w.start();
-    await until('intent over TLS', () => w.all().length === 1);
+    await waitFor('intent over TLS', () => w.all().length === 1, WAIT);
   });
 });
