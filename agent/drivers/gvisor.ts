@@ -8,7 +8,6 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
-import type { ContainerState } from '../../shared/api/index.js';
 import { isVmImage } from '../../shared/api/template.js';
 import type { Logger } from '../../shared/log.js';
 import type { ResolvedValues } from '../../shared/nats/messages.js';
@@ -16,6 +15,7 @@ import { safeName } from '../../shared/os.js';
 import { Docker as DockerClient } from './docker.js';
 import { dockerExec, dockerLogs } from './docker-output.js';
 import type { Driver, ExecResult, InstanceRequest, InstanceState, RuntimeCheck } from './driver.js';
+import { CREATED_NOT_STARTED, instanceStateOf, LABELS, type ObservedContainer } from './gvisor-state.js';
 import type { LogOptions, OutputCallback, OutputSource } from './output.js';
 import { launchSandbox } from './sandbox-launch.js';
 import {
@@ -27,21 +27,6 @@ import {
   TemplateError,
 } from './template.js';
 import { defaultSecretRoot, InstanceVolumes } from './volumes.js';
-
-/** Reason of a container that was created but never started (its agent died in between): it is replaced. */
-const CREATED_NOT_STARTED = 'ContainerCreated';
-
-/** Container labels the driver sets and reads. */
-export const LABELS = {
-  host: 'edgeplane.dev/host',
-  namespace: 'edgeplane.dev/namespace',
-  instance: 'edgeplane.dev/instance',
-  workload: 'edgeplane.dev/workload',
-  container: 'edgeplane.dev/container',
-  index: 'edgeplane.dev/container-index',
-  templateHash: 'edgeplane.dev/template-hash',
-  portNames: 'edgeplane.dev/port-names',
-} as const;
 
 /** Options of {@link GvisorDriver}. */
 export interface GvisorDriverOptions {
@@ -59,14 +44,6 @@ export interface GvisorDriverOptions {
   secretDir?: string;
   /** Logger. */
   log: Logger;
-}
-
-function parsePortNames(label: string | undefined): Record<string, string> {
-  try {
-    return label ? (JSON.parse(label) as Record<string, string>) : {};
-  } catch {
-    return {};
-  }
 }
 
 export class GvisorDriver implements Driver {
@@ -296,77 +273,13 @@ export class GvisorDriver implements Driver {
     return this.stateOf(list);
   }
 
+  /** The instance of these containers (one instance's), from their labels and docker inspect. */
   private async stateOf(list: Docker.ContainerInfo[]): Promise<InstanceState> {
-    const sorted = [...list].sort((a, b) => Number(a.Labels[LABELS.index]) - Number(b.Labels[LABELS.index]));
-    const first = sorted[0]!;
-    const containers: ContainerState[] = [];
-    const ports: InstanceState['ports'] = [];
-    const ips: string[] = [];
-    let startedAt: string | undefined;
-    let message: string | undefined;
-    const probeRestarts = this.probeRestarts(
-      first.Labels[LABELS.namespace] ?? '',
-      first.Labels[LABELS.instance] ?? '',
-    );
-    for (const info of sorted) {
-      const d = await this.docker.getContainer(info.Id).inspect();
-      const s = d.State;
-      const running = s.Running && !s.Restarting;
-      containers.push({
-        name: info.Labels[LABELS.container] ?? d.Name,
-        state: running ? 'running' : s.Restarting || s.Status === 'created' ? 'waiting' : 'exited',
-        ready: running,
-        restartCount: (d.RestartCount ?? 0) + (probeRestarts[info.Labels[LABELS.container] ?? ''] ?? 0),
-        ...(running ? {} : { exitCode: s.ExitCode }),
-        ...(s.Restarting
-          ? { reason: 'CrashLoopBackOff' }
-          : s.Status === 'created'
-            ? { reason: CREATED_NOT_STARTED }
-            : s.Error
-              ? { reason: 'Error', message: s.Error }
-              : {}),
-      });
-      if (!running && !message) {
-        message = `container ${info.Labels[LABELS.container]} ${s.Restarting ? 'is restarting after exit' : s.Status} (exit code ${s.ExitCode})${s.Error ? `: ${s.Error}` : ''}`;
-      }
-      if (info === first) {
-        startedAt = s.StartedAt;
-        const names = parsePortNames(info.Labels[LABELS.portNames]);
-        for (const [key, binds] of Object.entries(d.NetworkSettings.Ports ?? {})) {
-          const containerPort = Number(key.split('/')[0]);
-          const name = names[key];
-          for (const b of binds ?? []) {
-            ports.push({
-              ...(name ? { name } : {}),
-              containerPort,
-              hostIP: b.HostIp,
-              hostPort: Number(b.HostPort),
-            });
-          }
-        }
-        for (const net of Object.values(d.NetworkSettings.Networks ?? {}))
-          if (net.IPAddress) ips.push(net.IPAddress);
-      }
-    }
-    const allRunning = containers.every((c) => c.state === 'running');
-    const anyExited = containers.some((c) => c.state === 'exited');
-    const anyWaiting = containers.some((c) => c.state === 'waiting');
-    const phase = allRunning ? 'Running' : anyWaiting ? 'Starting' : anyExited ? 'Failed' : 'Starting';
-    return {
-      namespace: first.Labels[LABELS.namespace]!,
-      name: first.Labels[LABELS.instance]!,
-      workload: first.Labels[LABELS.workload] ?? '',
-      templateHash: first.Labels[LABELS.templateHash] ?? '',
-      phase,
-      ready: allRunning && containers.every((c) => c.ready),
-      runtime: this.runtimeName,
-      providerID: `docker://${first.Id}`,
-      ports,
-      ips,
-      containers,
-      ...(message && !allRunning ? { message } : {}),
-      ...(startedAt ? { startedAt } : {}),
-    };
+    const observed: ObservedContainer[] = [];
+    for (const info of list)
+      observed.push({ info, inspect: await this.docker.getContainer(info.Id).inspect() });
+    const { [LABELS.namespace]: namespace = '', [LABELS.instance]: name = '' } = list[0]!.Labels;
+    return instanceStateOf(observed, this.probeRestarts(namespace, name), this.runtimeName);
   }
 
   async stop(namespace: string, name: string, graceSeconds: number): Promise<void> {
