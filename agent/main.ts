@@ -4,6 +4,7 @@
 import './lean.js';
 import { hostname } from 'node:os';
 import { Command } from 'commander';
+import { runDaemon } from '../shared/daemon.js';
 import { createLogger } from '../shared/log.js';
 import { AGENT_VERSION, Agent } from './agent.js';
 import { loadAgentConfig } from './config.js';
@@ -70,25 +71,13 @@ function withAgentOptions(cmd: Command): Command {
 }
 
 withAgentOptions(program.command('run', { isDefault: true }).description('run the agent (default)')).action(
-  async (flags: Record<string, unknown>) => {
-    const log = createLogger({ name: 'edge-agent' });
-    let config: ReturnType<typeof loadAgentConfig>;
-    try {
-      config = loadAgentConfig(flags);
-    } catch (err) {
-      log.fatal((err as Error).message);
-      process.exit(2);
-    }
-    const agent = new Agent(config, log);
-    const shutdown = async (signal: string) => {
-      log.info({ signal }, 'stopping agent; instances keep running');
-      await agent.stop();
-      process.exit(0);
-    };
-    process.once('SIGTERM', () => void shutdown('SIGTERM'));
-    process.once('SIGINT', () => void shutdown('SIGINT'));
-    await agent.start();
-  },
+  (flags: Record<string, unknown>) =>
+    runDaemon({
+      log: createLogger({ name: 'edge-agent' }),
+      load: () => loadAgentConfig(flags),
+      build: (config, log) => new Agent(config, log),
+      stopping: 'stopping agent; instances keep running',
+    }),
 );
 
 withAgentOptions(

@@ -1,13 +1,9 @@
 #!/usr/bin/env node
 /** edge-coordinator: places Workloads and publishes intents. This file only parses flags, builds and handles signals. */
 import { Command } from 'commander';
+import { runDaemon } from '../shared/daemon.js';
 import { createLogger } from '../shared/log.js';
-import {
-  ConfigError,
-  type CoordinatorConfig,
-  type CoordinatorFlags,
-  loadCoordinatorConfig,
-} from './config.js';
+import { ConfigError, type CoordinatorFlags, loadCoordinatorConfig } from './config.js';
 import { Coordinator } from './coordinator.js';
 import { DEFAULT_LEADER_ELECTION } from './kube/leader.js';
 
@@ -64,25 +60,14 @@ const program = new Command('edge-coordinator')
     'seconds a standby waits for an unrenewed Lease before taking over',
     '15',
   )
-  .action(async (flags: CoordinatorFlags) => {
-    const log = createLogger({ name: 'edge-coordinator' });
-    let config: CoordinatorConfig;
-    try {
-      config = loadCoordinatorConfig(flags);
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      log.fatal(err.message);
-      process.exit(2);
-    }
-    const coordinator = new Coordinator(config, log);
-    const shutdown = async (signal: string) => {
-      log.info({ signal }, 'stopping coordinator');
-      await coordinator.stop();
-      process.exit(0);
-    };
-    process.once('SIGTERM', () => void shutdown('SIGTERM'));
-    process.once('SIGINT', () => void shutdown('SIGINT'));
-    await coordinator.start();
-  });
+  .action((flags: CoordinatorFlags) =>
+    runDaemon({
+      log: createLogger({ name: 'edge-coordinator' }),
+      load: () => loadCoordinatorConfig(flags),
+      isConfigError: (err) => err instanceof ConfigError,
+      build: (config, log) => new Coordinator(config, log),
+      stopping: 'stopping coordinator',
+    }),
+  );
 
 await program.parseAsync(process.argv);
