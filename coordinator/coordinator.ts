@@ -11,7 +11,6 @@ import {
   GROUP,
   InstanceKind,
   NetworkKind,
-  type ResourceAmounts,
   WORKLOAD_GROUPS,
   WorkloadDeploymentKind,
   WorkloadKind,
@@ -22,6 +21,7 @@ import { Subjects } from '../shared/nats/subjects.js';
 import type { CoordinatorConfig } from './config.js';
 import { type Enrollment, startEnrollment } from './enroll/wire.js';
 import { wireFeedAndServices } from './feed/wire.js';
+import { AllocationIndex } from './hosts/allocation.js';
 import { type HostEntry, HostRegistry } from './hosts/registry.js';
 import { HostSync } from './hosts/sync.js';
 import { IntentStore } from './intents/store.js';
@@ -30,15 +30,15 @@ import { EventRecorder } from './kube/events.js';
 import { ResourceCache } from './kube/informer.js';
 import { LeaderElector } from './kube/leader.js';
 import { AuditRecorder } from './ops/audit.js';
-import {
-  type CoreDataObject,
-  type DeploymentObject,
-  type InstanceObject,
-  type NetworkObject,
-  WorkloadController,
-  type WorkloadObject,
-} from './workloads/controller.js';
+import { WorkloadController } from './workloads/controller.js';
 import { NetworkStatusWriter } from './workloads/networks.js';
+import type {
+  CoreDataObject,
+  DeploymentObject,
+  InstanceObject,
+  NetworkObject,
+  WorkloadObject,
+} from './workloads/types.js';
 
 export class Coordinator {
   private nc: NatsConnection | undefined;
@@ -149,6 +149,8 @@ export class Coordinator {
       { kind: NetworkKind, group: GROUP },
       log.child({ cache: 'networks' }),
     );
+    // What the Instances hold per host, indexed once for the host sync and placement alike.
+    const allocation = new AllocationIndex(instances);
     const events = new EventRecorder(client, 'edge-coordinator', log.child({ part: 'events' }));
     const controller = new WorkloadController({
       client,
@@ -159,6 +161,7 @@ export class Coordinator {
       instances,
       deployments,
       registry,
+      allocation,
       intents,
       secrets,
       configMaps,
@@ -178,7 +181,7 @@ export class Coordinator {
 
     for (const [group, cache] of workloads) {
       cache.onChange((w) => {
-        controller.queue.add(WorkloadController.key(group, w.metadata.namespace!, w.metadata.name));
+        controller.enqueue(group, w.metadata.namespace!, w.metadata.name);
         // Network status counts the Workloads attached (it is written only when the count changes).
         void networkStatus.sync(w.metadata.namespace!);
       });
@@ -194,45 +197,16 @@ export class Coordinator {
       void networkStatus.sync(o.metadata.namespace!);
     });
     registry.on('report', (entry: HostEntry, changed: boolean) => {
-      if (!changed) return;
-      const names = new Set<string>();
-      for (const r of entry.report.instances) names.add(`${r.namespace}|${r.workload}`);
-      for (const i of instances.list())
-        if (i.spec.host === entry.report.host)
-          names.add(`${i.metadata.namespace}|${i.spec.workloadRef.name}`);
-      for (const n of names) {
-        const [ns, name] = n.split('|') as [string, string];
-        controller.enqueueByName(ns, name);
-      }
+      if (changed) controller.enqueueForHostReport(entry);
     });
     registry.on('state', () => controller.enqueueAll());
 
-    // Allocation per host, indexed once and rebuilt only after an Instance changed (HostSync asks for every
-    // host on each flush; a scan of every Instance per host would be hosts × instances).
-    let allocation: Map<string, { allocated: ResourceAmounts; instances: number }> | undefined;
-    instances.onChange(() => {
-      allocation = undefined;
-    });
-    const allocatedOf = (host: string) => {
-      if (!allocation) {
-        allocation = new Map();
-        for (const i of instances.list()) {
-          const a = allocation.get(i.spec.host) ?? {
-            allocated: { cpuMillis: 0, memoryBytes: 0 },
-            instances: 0,
-          };
-          a.instances++;
-          a.allocated.cpuMillis += i.spec.resources?.cpuMillis ?? 0;
-          a.allocated.memoryBytes += i.spec.resources?.memoryBytes ?? 0;
-          allocation.set(i.spec.host, a);
-        }
-      }
-      const a = allocation.get(host);
-      return a
-        ? { allocated: { ...a.allocated }, instances: a.instances }
-        : { allocated: { cpuMillis: 0, memoryBytes: 0 }, instances: 0 };
-    };
-    this.hostSync = new HostSync(client, registry, allocatedOf, log.child({ part: 'hostsync' }));
+    this.hostSync = new HostSync(
+      client,
+      registry,
+      (host) => allocation.of(host),
+      log.child({ part: 'hostsync' }),
+    );
 
     this.feedStop = (
       await wireFeedAndServices({

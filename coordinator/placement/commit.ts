@@ -3,6 +3,8 @@
  * what the plan removes leaves (and frees its host), what it places arrives (and is charged to its host).
  * For simulations: tests that re-schedule after a plan, and benchmarks that place many Workloads in a row.
  */
+import { workloadKey } from '../workloads/naming.js';
+import { isOwnReplica } from './topology.js';
 import type { HostInfo, InstanceInfo, SchedulePlan, WorkloadInfo } from './types.js';
 
 export function commitPlan(
@@ -15,14 +17,14 @@ export function commitPlan(
   workload: WorkloadInfo,
   plan: SchedulePlan,
 ): void {
-  const key = `${workload.namespace}/${workload.name}`;
+  const key = workloadKey(workload);
   if (plan.remove.length === 0 && plan.place.length === 0) return;
   const byName = world.hostsByName ?? new Map(world.hosts.map((h) => [h.name, h]));
   if (plan.remove.length > 0) {
     const removed = new Set(plan.remove.map((r) => r.name));
     const kept: InstanceInfo[] = [];
     for (const i of world.instances) {
-      if (i.workload !== key || !removed.has(i.name)) {
+      if (!isOwnReplica(i, key) || !removed.has(i.name)) {
         kept.push(i);
         continue;
       }

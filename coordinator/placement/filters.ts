@@ -5,6 +5,8 @@
  *
  * Each filter is a predicate with the phrase used when it rejects a host: "5 didn't match node selector".
  */
+
+import type { ResourceAmounts } from '../../shared/api/meta.js';
 import { PROVIDER_LABEL, REGION_LABEL } from '../../shared/api/placement.js';
 import {
   compileLabelSelector,
@@ -13,7 +15,7 @@ import {
   type HostPredicate,
   hostLabel,
 } from './labels.js';
-import type { HostInfo, InstanceInfo, Resources, ScheduleInput, WorkloadInfo } from './types.js';
+import type { HostInfo, InstanceInfo, ScheduleInput, WorkloadInfo } from './types.js';
 
 /** Why a host was rejected, as printed in the reason: `${count} ${phrase}`. */
 export const Reasons = {
@@ -135,7 +137,11 @@ export function firstFailing(filters: readonly HostFilter[], host: HostInfo): Ho
  * Resource fit: the phrases for what does not fit one more instance of `request` on a host with `capacity` of
  * which `used` is taken (both CPU and memory may be short). Empty when it fits.
  */
-export function insufficient(capacity: Resources, used: Resources, request: Resources): string[] {
+export function insufficient(
+  capacity: ResourceAmounts,
+  used: ResourceAmounts,
+  request: ResourceAmounts,
+): string[] {
   const out: string[] = [];
   if (used.cpuMillis + request.cpuMillis > capacity.cpuMillis) out.push(Reasons.insufficientCpu);
   if (used.memoryBytes + request.memoryBytes > capacity.memoryBytes) out.push(Reasons.insufficientMemory);

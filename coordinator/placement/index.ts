@@ -12,8 +12,6 @@ export type {
   HostInfo,
   InstanceInfo,
   Placed,
-  Resources,
-  Runtime,
   ScheduleInput,
   SchedulePlan,
   WorkloadInfo,

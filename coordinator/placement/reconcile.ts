@@ -4,7 +4,7 @@
  * (IgnoredDuringExecution). When there are more instances than replicas, the surplus is removed where the spread
  * is most skewed.
  */
-import { ordinalOf } from './naming.js';
+import { ordinalOf } from '../workloads/naming.js';
 import type { PlacementState } from './state.js';
 import { excessAfterRemoval, removeFromSpread, spreadExtremes } from './topology.js';
 import type { InstanceInfo } from './types.js';

@@ -2,7 +2,7 @@
  * The placement pipeline for one Workload: reconcile (what must change) → feasibility filters → scoring → plan.
  * Pure: the same input always gives the same plan.
  */
-import { InstanceNamer, sortByLocationThenOrdinal } from './naming.js';
+import { InstanceNamer, sortByLocationThenOrdinal } from '../workloads/naming.js';
 import { chooseScaleDown, partitionByHost } from './reconcile.js';
 import { PlacementState } from './state.js';
 import type { Placed, ScheduleInput, SchedulePlan } from './types.js';

@@ -14,6 +14,7 @@
  * heap ordered by what differs per host. Choosing a host costs O(cells + log hosts), not O(hosts).
  */
 import type { PlacementScoring } from '../../shared/api/placement.js';
+import { workloadKey } from '../workloads/naming.js';
 import {
   existingAntiAffinityFilter,
   type HostFilter,
@@ -32,6 +33,7 @@ import {
   compileSpreadRule,
   type Dim,
   firstOfGroup,
+  isOwnReplica,
   type PodRule,
   podPreference,
   type Rule,
@@ -39,7 +41,6 @@ import {
   type SpreadRule,
   spreadAllows,
   spreadPenalty,
-  workloadKey,
 } from './topology.js';
 import type { HostInfo, InstanceInfo, ScheduleInput, WorkloadInfo } from './types.js';
 
@@ -229,13 +230,13 @@ export class PlacementState {
     if (nr === 0) {
       for (let k = 0; k < instances.length; k++) {
         const inst = instances[k]!;
-        if (inst.workload === key) own.push(inst);
+        if (isOwnReplica(inst, key)) own.push(inst);
         if (inst.antiAffinity !== undefined) guarded.push(inst);
       }
     } else {
       for (let k = 0; k < instances.length; k++) {
         const inst = instances[k]!;
-        if (inst.workload === key) own.push(inst);
+        if (isOwnReplica(inst, key)) own.push(inst);
         if (inst.antiAffinity !== undefined) guarded.push(inst);
         let h = -2;
         for (let j = 0; j < nr; j++) {

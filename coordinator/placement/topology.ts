@@ -7,6 +7,7 @@
  * check below is a small pure function of those counts.
  */
 import type { PodAffinityTerm, TopologySpreadConstraint } from '../../shared/api/placement.js';
+import { workloadKey } from '../workloads/naming.js';
 import {
   compileLabelSelector,
   type ExtraRequirement,
@@ -113,9 +114,9 @@ export function labelKeyRequirements(
   return out;
 }
 
-/** `${namespace}/${name}`: the owner key of a Workload's instances. */
-export function workloadKey(w: Pick<WorkloadInfo, 'namespace' | 'name'>): string {
-  return `${w.namespace}/${w.name}`;
+/** Whether an instance is one of the replicas of the Workload with that owner key (surge instances are not). */
+export function isOwnReplica(inst: InstanceInfo, key: string): boolean {
+  return inst.workload === key && inst.surge !== true;
 }
 
 /**
@@ -137,7 +138,7 @@ export function compileSpreadRule(
   let self: 0 | 1;
   if (c.labelSelector === undefined) {
     const extraMatch = extra.length > 0 ? compileLabelSelector({}, extra) : undefined;
-    matches = extraMatch ? (i) => i.workload === key && extraMatch(i.labels) : (i) => i.workload === key;
+    matches = extraMatch ? (i) => isOwnReplica(i, key) && extraMatch(i.labels) : (i) => isOwnReplica(i, key);
     self = 1;
   } else {
     const sel = compileLabelSelector(c.labelSelector, extra);

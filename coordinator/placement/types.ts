@@ -2,16 +2,9 @@
  * The data the placement engine takes and returns. Plain data, no I/O: the coordinator builds a
  * {@link ScheduleInput} from its caches and applies the {@link SchedulePlan}.
  */
+import type { Runtime } from '../../shared/api/instance.js';
+import type { ResourceAmounts } from '../../shared/api/meta.js';
 import type { Placement, PodAffinityTerm } from '../../shared/api/placement.js';
-
-/** A runtime a host offers: gVisor-sandboxed containers or full virtual machines. */
-export type Runtime = 'gvisor' | 'vm';
-
-/** CPU and memory: what an instance requests, or what a host has. */
-export interface Resources {
-  cpuMillis: number;
-  memoryBytes: number;
-}
 
 /** An edge host as placement sees it. */
 export interface HostInfo {
@@ -22,9 +15,9 @@ export interface HostInfo {
   /** `topology.kubernetes.io/region`, `topology.kubernetes.io/zone`, `provider`, `kubernetes.io/hostname`, ... */
   labels: Record<string, string>;
   /** Allocatable resources. */
-  capacity: Resources;
+  capacity: ResourceAmounts;
   /** Already allocated; includes every instance in {@link ScheduleInput.instances} that runs on this host. */
-  allocated: Resources;
+  allocated: ResourceAmounts;
   runtimes: Runtime[];
   /** false: disconnected. What runs there is kept; nothing new is placed there. */
   ready: boolean;
@@ -41,7 +34,13 @@ export interface InstanceInfo {
   host: string;
   location: string;
   labels: Record<string, string>;
-  resources: Resources;
+  resources: ResourceAmounts;
+  /**
+   * A surge instance of a rolling update: an extra instance the controller runs beside its Workload's replicas
+   * while they switch templates. It takes capacity and label selectors see it, but it is no replica: placement
+   * never counts it as its Workload's own, keeps it or removes it.
+   */
+  surge?: boolean;
   /**
    * The required anti-affinity terms of its Workload (`podAntiAffinity.requiredDuringScheduling…`). New instances
    * that a term selects are kept out of its topology domain, as kube-scheduler honours existing pods' rules.
@@ -58,7 +57,7 @@ export interface WorkloadInfo {
   /** Labels every instance of it carries (template labels + `workload=<name>`). */
   instanceLabels: Record<string, string>;
   /** Per-instance request. */
-  resources: Resources;
+  resources: ResourceAmounts;
   runtime: Runtime;
 }
 

@@ -6,9 +6,9 @@ import { type Condition, GROUP, NetworkKind, WorkloadSpec } from '../../shared/a
 import type { Logger } from '../../shared/log.js';
 import { apiErrorMessage, type KubeClient } from '../kube/client.js';
 import type { ResourceCache } from '../kube/informer.js';
-import type { NetworkObject, WorkloadObject } from './controller.js';
 import { NO_LOOKUP, resolveReferences } from './references.js';
 import { setCondition } from './status.js';
+import type { NetworkObject, WorkloadObject } from './types.js';
 
 export class NetworkStatusWriter {
   /** Last count written per `<namespace>/<network>`. */

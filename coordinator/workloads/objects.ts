@@ -1,9 +1,11 @@
 /**
- * The objects the Workload controller writes, built in one place: Instances (placed replicas and surge
- * instances) with their labels and owner reference to the location's WorkloadDeployment.
+ * The objects the Workload controller writes, built in one place: WorkloadDeployments (owned by their
+ * Workload) and Instances (placed replicas and surge instances) with their labels and owner reference to the
+ * location's WorkloadDeployment.
  */
-import { GROUP, VERSION } from '../../shared/api/index.js';
-import type { DeploymentObject, InstanceObject } from './controller.js';
+import { GROUP, VERSION, type WorkloadDeploymentSpec } from '../../shared/api/index.js';
+import { deploymentName } from './naming.js';
+import type { DeploymentObject, InstanceObject, WorkloadObject } from './types.js';
 
 /** Label every Instance carries with its Workload's name (the docs filter on it). */
 export const WORKLOAD_LABEL = 'workload';
@@ -65,5 +67,38 @@ export function instanceObject(i: InstanceObjectInput): InstanceObject {
         : {}),
     },
     spec: i.spec,
+  };
+}
+
+/** A new WorkloadDeployment of a Workload in one location, owned by the Workload (of API group `group`). */
+export function deploymentObject(
+  wl: WorkloadObject,
+  group: string,
+  spec: WorkloadDeploymentSpec,
+): DeploymentObject {
+  const name = wl.metadata.name;
+  return {
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: 'WorkloadDeployment',
+    metadata: {
+      name: deploymentName(name, spec.location),
+      namespace: wl.metadata.namespace!,
+      labels: {
+        [WORKLOAD_LABEL]: name,
+        [WORKLOAD_UID_LABEL]: wl.metadata.uid!,
+        [LOCATION_LABEL]: spec.location,
+      },
+      ownerReferences: [
+        {
+          apiVersion: `${group}/${VERSION}`,
+          kind: 'Workload',
+          name,
+          uid: wl.metadata.uid!,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
+    },
+    spec,
   };
 }

@@ -1,0 +1,205 @@
+/**
+ * The API writes of a pass: applies a {@link WorkloadPlan} in its order (WorkloadDeployments, which own the
+ * Instances; Instances; intents; surge instances that left; events; status). Every write is idempotent: an
+ * object created already (a conflict) is taken as sent, a status equal to the current one is not written.
+ */
+import {
+  GROUP,
+  InstanceKind,
+  WORKLOAD_FINALIZER,
+  WorkloadDeploymentKind,
+  type WorkloadDeploymentSpec,
+  WorkloadKind,
+} from '../../shared/api/index.js';
+import type { Logger } from '../../shared/log.js';
+import type { Subjects } from '../../shared/nats/subjects.js';
+import type { IntentStore } from '../intents/store.js';
+import { apiErrorMessage, isConflict, type KubeClient } from '../kube/client.js';
+import type { EventRecorder } from '../kube/events.js';
+import type { ResourceCache } from '../kube/informer.js';
+import { deploymentName } from './naming.js';
+import { deploymentObject, instanceObject } from './objects.js';
+import { instanceStatus, type ObservedInstance, workloadStatus } from './status.js';
+import type {
+  DeploymentObject,
+  InstanceObject,
+  WorkloadObject,
+  WorkloadPlan,
+  WorkloadSnapshot,
+} from './types.js';
+
+const INSTANCES = { kind: InstanceKind, group: GROUP } as const;
+const DEPLOYMENTS = { kind: WorkloadDeploymentKind, group: GROUP } as const;
+
+/** What the writes need. */
+export interface WorkloadWriterDeps {
+  /** The API server. */
+  client: KubeClient;
+  /** Events on Workloads and Instances. */
+  events: EventRecorder;
+  /** The intents bucket. */
+  intents: IntentStore;
+  /** Intent keys. */
+  subjects: Subjects;
+  /** WorkloadDeployments, to take one created concurrently. */
+  deployments: ResourceCache<DeploymentObject>;
+  /** Logger. */
+  log: Logger;
+}
+
+export class WorkloadWriter {
+  constructor(private readonly d: WorkloadWriterDeps) {}
+
+  /** Adds the finalizer that lets the controller stop the instances before the Workload goes. */
+  async ensureFinalizer(group: string, wl: WorkloadObject): Promise<void> {
+    if (wl.metadata.finalizers?.includes(WORKLOAD_FINALIZER)) return;
+    await this.d.client.patch({ kind: WorkloadKind, group }, wl.metadata.namespace, wl.metadata.name, {
+      metadata: { finalizers: [...(wl.metadata.finalizers ?? []), WORKLOAD_FINALIZER] },
+    });
+  }
+
+  /** Applies a plan to the Workload of the snapshot it was made from. */
+  async apply(s: WorkloadSnapshot, plan: WorkloadPlan): Promise<void> {
+    const { group, workload: wl } = s;
+    const namespace = wl.metadata.namespace!;
+    const name = wl.metadata.name;
+    const objects = new Map(s.instances.map((i) => [i.metadata.name, i]));
+    const deployments = plan.deployments
+      ? await this.syncDeployments(s, plan.deployments)
+      : new Map<string, DeploymentObject>();
+
+    for (const i of plan.create) {
+      const body = instanceObject({
+        name: i.name,
+        namespace,
+        workloadUid: wl.metadata.uid!,
+        labels: plan.instanceMetadata.labels,
+        annotations: plan.instanceMetadata.annotations,
+        ...(i.surge ? { surge: true } : {}),
+        owner: deployments.get(i.location),
+        spec: {
+          workloadRef: { name },
+          location: i.location,
+          host: i.host,
+          ordinal: i.ordinal,
+          runtime: plan.template.runtime,
+          templateHash: plan.template.hash,
+          resources: plan.template.requests,
+        },
+      });
+      try {
+        objects.set(i.name, await this.d.client.create(INSTANCES, body));
+      } catch (err) {
+        if (!isConflict(err)) throw err;
+        objects.set(i.name, body);
+      }
+    }
+    for (const n of plan.remove) {
+      await this.d.client.delete(INSTANCES, namespace, n);
+      objects.delete(n);
+    }
+    for (const { name: n, templateHash } of plan.switchTemplate) {
+      const obj = objects.get(n)!;
+      await this.d.client.patch(INSTANCES, namespace, n, {
+        spec: { templateHash, resources: plan.template.requests },
+      });
+      obj.spec.templateHash = templateHash;
+    }
+    if (plan.intents) {
+      const wanted = new Set<string>();
+      for (const { intent, values } of plan.intents) {
+        wanted.add(this.d.subjects.intentKey(intent.location, namespace, name));
+        await this.d.intents.put(intent, values);
+      }
+      for (const key of this.d.intents.keysOf(namespace, name))
+        if (!wanted.has(key)) await this.d.intents.delete(key);
+    }
+    for (const n of plan.removeAfterIntents) await this.d.client.delete(INSTANCES, namespace, n);
+
+    for (const e of plan.events) {
+      const subject = e.instance ? objects.get(e.instance) : wl;
+      if (subject) this.d.events.record(subject, e.type, e.reason, e.message);
+    }
+
+    for (const o of plan.instanceStatus) {
+      const obj = objects.get(o.name);
+      if (obj) await this.writeInstanceStatus(obj, o, plan.status.now);
+    }
+    for (const [location, dep] of deployments) {
+      const status = plan.deploymentStatus.get(location);
+      const cur = dep.status as { replicas?: number; readyReplicas?: number } | undefined;
+      if (!status || (cur?.replicas === status.replicas && cur?.readyReplicas === status.readyReplicas))
+        continue;
+      await this.d.client
+        .patchStatus(DEPLOYMENTS, namespace, dep.metadata.name, status)
+        .catch((err) =>
+          this.d.log.warn({ deployment: dep.metadata.name, err: apiErrorMessage(err) }, 'status not written'),
+        );
+    }
+    const next = workloadStatus(plan.status);
+    if (JSON.stringify(next) !== JSON.stringify(wl.status ?? {}))
+      await this.d.client.patchStatus({ kind: WorkloadKind, group }, namespace, name, next);
+  }
+
+  /** Makes the Workload's WorkloadDeployments match `want` (by location); deletes those of other locations. */
+  private async syncDeployments(
+    { group, workload: wl, deployments: existing }: WorkloadSnapshot,
+    want: Map<string, WorkloadDeploymentSpec>,
+  ): Promise<Map<string, DeploymentObject>> {
+    const namespace = wl.metadata.namespace!;
+    const out = new Map<string, DeploymentObject>();
+    for (const [location, spec] of want) {
+      const have = existing.find((d) => d.spec.location === location);
+      if (!have) {
+        try {
+          out.set(location, await this.d.client.create(DEPLOYMENTS, deploymentObject(wl, group, spec)));
+        } catch (err) {
+          if (!isConflict(err)) throw err;
+          const again = this.d.deployments.get(namespace, deploymentName(wl.metadata.name, location));
+          if (again) out.set(location, again);
+        }
+        continue;
+      }
+      const same =
+        have.spec.replicas === spec.replicas &&
+        have.spec.templateHash === spec.templateHash &&
+        JSON.stringify((have.spec.revisions ?? []).map((r) => r.templateHash)) ===
+          JSON.stringify((spec.revisions ?? []).map((r) => r.templateHash));
+      out.set(
+        location,
+        same ? have : await this.d.client.patch(DEPLOYMENTS, namespace, have.metadata.name, { spec }),
+      );
+    }
+    for (const d of existing) {
+      if (!want.has(d.spec.location)) await this.d.client.delete(DEPLOYMENTS, namespace, d.metadata.name);
+    }
+    return out;
+  }
+
+  private async writeInstanceStatus(obj: InstanceObject, o: ObservedInstance, now: string): Promise<void> {
+    const next = instanceStatus(o, obj.status, now);
+    if (JSON.stringify(next) === JSON.stringify(obj.status ?? {})) return;
+    const prevPhase = obj.status?.phase;
+    try {
+      await this.d.client.patchStatus(INSTANCES, obj.metadata.namespace, obj.metadata.name, next);
+    } catch (err) {
+      this.d.log.warn(
+        { instance: obj.metadata.name, err: apiErrorMessage(err) },
+        'instance status not written',
+      );
+      return;
+    }
+    if (next.phase !== prevPhase) {
+      if (next.phase === 'Running')
+        this.d.events.record(
+          obj,
+          'Normal',
+          'Started',
+          `running on host ${o.host} (${next.runtime ?? 'runtime'})`,
+        );
+      if (next.phase === 'Failed')
+        this.d.events.record(obj, 'Warning', 'Failed', next.message ?? 'instance failed');
+    }
+    obj.status = next;
+  }
+}
