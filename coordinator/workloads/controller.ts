@@ -1,7 +1,7 @@
 /**
  * The Workload controller: a level-triggered reconcile per Workload, after the Kubernetes deployment
  * controller. This file holds the work queue, the event handlers that decide which Workloads to queue, and a
- * pass that reads: validate → plan → apply (which ends with status). The steps live in their own modules (see
+ * pass that reads: validate → plan → apply → status. The steps live in their own modules (see
  * README.md). Passes are idempotent: a coordinator restart changes nothing that is right.
  */
 import { WorkloadSpec } from '../../shared/api/index.js';
@@ -128,7 +128,7 @@ export class WorkloadController {
     }
   }
 
-  /** One pass over one Workload: validate → plan → apply. */
+  /** One pass over one Workload: validate → plan → apply → status. */
   async reconcile(key: string): Promise<ReconcileResult | undefined> {
     const { group, namespace, name } = parseQueueKey(key);
     const wl = this.d.workloads.get(group)?.get(namespace, name);
@@ -148,7 +148,8 @@ export class WorkloadController {
     const snapshot = this.snapshot(group, wl, mine, lookup, 'valid' in checked);
     const plan =
       'valid' in checked ? planWorkload(snapshot, checked.valid) : planBlocked(snapshot, checked.blocked);
-    await this.writer.apply(snapshot, plan);
+    const written = await this.writer.apply(snapshot, plan);
+    await this.writer.writeStatus(snapshot, plan, written);
     return plan.requeueAfterMs ? { requeueAfterMs: plan.requeueAfterMs } : undefined;
   }
 

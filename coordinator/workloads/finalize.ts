@@ -17,11 +17,8 @@ import type { EventRecorder } from '../kube/events.js';
 import type { ResourceCache } from '../kube/informer.js';
 import type { ReconcileResult } from '../kube/workqueue.js';
 import { instanceKey } from './naming.js';
-import { WORKLOAD_UID_LABEL } from './objects.js';
+import { DEPLOYMENTS, INSTANCES, WORKLOAD_UID_LABEL } from './objects.js';
 import type { DeploymentObject, HostView, InstanceObject, WorkloadObject } from './types.js';
-
-const INSTANCES = { kind: InstanceKind, group: GROUP } as const;
-const DEPLOYMENTS = { kind: WorkloadDeploymentKind, group: GROUP } as const;
 
 /** What finalization needs. */
 export interface FinalizerDeps {

@@ -3,9 +3,20 @@
  * Workload) and Instances (placed replicas and surge instances) with their labels and owner reference to the
  * location's WorkloadDeployment.
  */
-import { GROUP, VERSION, type WorkloadDeploymentSpec } from '../../shared/api/index.js';
+import {
+  GROUP,
+  InstanceKind,
+  VERSION,
+  WorkloadDeploymentKind,
+  type WorkloadDeploymentSpec,
+} from '../../shared/api/index.js';
 import { deploymentName } from './naming.js';
 import type { DeploymentObject, InstanceObject, WorkloadObject } from './types.js';
+
+/** The Instance resource, for API calls. */
+export const INSTANCES = { kind: InstanceKind, group: GROUP } as const;
+/** The WorkloadDeployment resource, for API calls. */
+export const DEPLOYMENTS = { kind: WorkloadDeploymentKind, group: GROUP } as const;
 
 /** Label every Instance carries with its Workload's name (the docs filter on it). */
 export const WORKLOAD_LABEL = 'workload';

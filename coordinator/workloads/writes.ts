@@ -18,7 +18,7 @@ import { apiErrorMessage, isConflict, type KubeClient } from '../kube/client.js'
 import type { EventRecorder } from '../kube/events.js';
 import type { ResourceCache } from '../kube/informer.js';
 import { deploymentName } from './naming.js';
-import { deploymentObject, instanceObject } from './objects.js';
+import { DEPLOYMENTS, deploymentObject, INSTANCES, instanceObject } from './objects.js';
 import { instanceStatus, type ObservedInstance, workloadStatus } from './status.js';
 import type {
   DeploymentObject,
@@ -27,9 +27,6 @@ import type {
   WorkloadPlan,
   WorkloadSnapshot,
 } from './types.js';
-
-const INSTANCES = { kind: InstanceKind, group: GROUP } as const;
-const DEPLOYMENTS = { kind: WorkloadDeploymentKind, group: GROUP } as const;
 
 /** What the writes need. */
 export interface WorkloadWriterDeps {
@@ -47,6 +44,14 @@ export interface WorkloadWriterDeps {
   log: Logger;
 }
 
+/** A Workload's objects after {@link WorkloadWriter.apply}. */
+export interface Written {
+  /** Its Instances by name (created ones as the API server returned them). */
+  instances: Map<string, InstanceObject>;
+  /** Its WorkloadDeployments by location. */
+  deployments: Map<string, DeploymentObject>;
+}
+
 export class WorkloadWriter {
   constructor(private readonly d: WorkloadWriterDeps) {}
 
@@ -58,8 +63,11 @@ export class WorkloadWriter {
     });
   }
 
-  /** Applies a plan to the Workload of the snapshot it was made from. */
-  async apply(s: WorkloadSnapshot, plan: WorkloadPlan): Promise<void> {
+  /**
+   * Applies a plan (all but status) to the Workload of the snapshot it was made from; returns its Instances
+   * and WorkloadDeployments as they are now.
+   */
+  async apply(s: WorkloadSnapshot, plan: WorkloadPlan): Promise<Written> {
     const { group, workload: wl } = s;
     const namespace = wl.metadata.namespace!;
     const name = wl.metadata.name;
@@ -121,11 +129,18 @@ export class WorkloadWriter {
       if (subject) this.d.events.record(subject, e.type, e.reason, e.message);
     }
 
+    return { instances: objects, deployments };
+  }
+
+  /** Writes the status the plan computed: Instances, WorkloadDeployments, then the Workload. */
+  async writeStatus(s: WorkloadSnapshot, plan: WorkloadPlan, written: Written): Promise<void> {
+    const { group, workload: wl } = s;
+    const namespace = wl.metadata.namespace!;
     for (const o of plan.instanceStatus) {
-      const obj = objects.get(o.name);
+      const obj = written.instances.get(o.name);
       if (obj) await this.writeInstanceStatus(obj, o, plan.status.now);
     }
-    for (const [location, dep] of deployments) {
+    for (const [location, dep] of written.deployments) {
       const status = plan.deploymentStatus.get(location);
       const cur = dep.status as { replicas?: number; readyReplicas?: number } | undefined;
       if (!status || (cur?.replicas === status.replicas && cur?.readyReplicas === status.readyReplicas))
@@ -138,7 +153,7 @@ export class WorkloadWriter {
     }
     const next = workloadStatus(plan.status);
     if (JSON.stringify(next) !== JSON.stringify(wl.status ?? {}))
-      await this.d.client.patchStatus({ kind: WorkloadKind, group }, namespace, name, next);
+      await this.d.client.patchStatus({ kind: WorkloadKind, group }, namespace, wl.metadata.name, next);
   }
 
   /** Makes the Workload's WorkloadDeployments match `want` (by location); deletes those of other locations. */
