@@ -3,13 +3,7 @@
  * the instances, delete the Instances and WorkloadDeployments, then let the Workload go. Orphans (a Workload
  * that vanished without our finalizer running): remove whatever it left.
  */
-import {
-  GROUP,
-  InstanceKind,
-  WORKLOAD_FINALIZER,
-  WorkloadDeploymentKind,
-  WorkloadKind,
-} from '../../shared/api/index.js';
+import { WORKLOAD_FINALIZER, WorkloadKind } from '../../shared/api/index.js';
 import type { Logger } from '../../shared/log.js';
 import type { IntentStore } from '../intents/store.js';
 import { apiErrorMessage, type KubeClient } from '../kube/client.js';

@@ -3,14 +3,7 @@
  * Instances; Instances; intents; surge instances that left; events; status). Every write is idempotent: an
  * object created already (a conflict) is taken as sent, a status equal to the current one is not written.
  */
-import {
-  GROUP,
-  InstanceKind,
-  WORKLOAD_FINALIZER,
-  WorkloadDeploymentKind,
-  type WorkloadDeploymentSpec,
-  WorkloadKind,
-} from '../../shared/api/index.js';
+import { WORKLOAD_FINALIZER, type WorkloadDeploymentSpec, WorkloadKind } from '../../shared/api/index.js';
 import type { Logger } from '../../shared/log.js';
 import type { Subjects } from '../../shared/nats/subjects.js';
 import type { IntentStore } from '../intents/store.js';
@@ -68,7 +61,7 @@ export class WorkloadWriter {
    * and WorkloadDeployments as they are now.
    */
   async apply(s: WorkloadSnapshot, plan: WorkloadPlan): Promise<Written> {
-    const { group, workload: wl } = s;
+    const wl = s.workload;
     const namespace = wl.metadata.namespace!;
     const name = wl.metadata.name;
     const objects = new Map(s.instances.map((i) => [i.metadata.name, i]));
