@@ -5,17 +5,23 @@
  * agent with dockerd + runsc. It drives Workloads to READY and deletes them through its finalizer; with one
  * permission taken away it names the forbidden request, keeps running, and recovers once the permission is back.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { createUser } from '@nats-io/nkeys';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { buildCoordinatorImage } from '../../deploy/image/coordinator.js';
 import { DEV_LOCATIONS, startAgent, startCoordinator } from '../../deploy/stack/edgeplane.js';
 import {
+  docker,
   ensureDocker,
   ensureImage,
+  freePort,
   HTTPD_CMD,
   type KubeApiHandle,
   kubeconfigYaml,
   kubectl,
+  type NatsServerHandle,
   REPO_DIR,
   removeContainersByLabel,
   startKubeApi,
@@ -24,13 +30,16 @@ import {
 } from '../../deploy/stack/index.js';
 import type { Proc } from '../../deploy/stack/proc.js';
 import { cleanup, tempDir } from '../harness/index.js';
+import { runDeploymentContainer } from '../harness/pod.js';
 
 const NS = 'edgeplane-system';
 const SA = `system:serviceaccount:${NS}:edge-coordinator`;
 const KUSTOMIZATION = path.join(REPO_DIR, 'deploy/kubernetes');
-const CREDS = 'SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY\n';
+/** The coordinator's NATS credentials (an nkey seed; the test's nats-server does not ask for them). */
+const CREDS = `${new TextDecoder().decode(createUser().getSeed())}\n`;
 
 let kube: KubeApiHandle;
+let nats: NatsServerHandle;
 let coordinator: Proc;
 let dir: string;
 
@@ -79,7 +88,7 @@ beforeAll(async () => {
   await ensureDocker();
   await ensureImage('nginx:latest', { cmd: HTTPD_CMD, exposedPorts: [80] });
   dir = tempDir('edgeplane-rbac-');
-  const [nats, k] = await Promise.all([
+  const [n, k] = await Promise.all([
     startNatsServer({ dir: path.join(dir, 'nats') }),
     startKubeApi({
       dir: path.join(dir, 'kube'),
@@ -87,6 +96,7 @@ beforeAll(async () => {
     }),
   ]);
   kube = k;
+  nats = n;
   cleanup(() => nats.stop());
   cleanup(() => kube.stop());
 
@@ -268,5 +278,59 @@ describe('the coordinator on its ServiceAccount token', () => {
     await admin(['-n', 'shop', 'delete', 'workload', 'web', 'api', '--timeout=120s']);
     expect(await admin(['-n', 'shop', 'get', 'instances,workloaddeployments', '-o', 'name'])).toBe('');
     expect(coordinator.exit).toBeUndefined();
+  });
+});
+
+describe('the image of `npm run image`, run as the installed Deployment says', () => {
+  it('stands by beside the leader, takes over when it stops, and drives a Workload to READY', async () => {
+    const run = crypto.randomBytes(3).toString('hex');
+    const tag = `edgeplane/coordinator:e2e-${run}`;
+    await buildCoordinatorImage({ tag });
+    cleanup(() => docker(['rmi', '-f', tag]));
+    const help = await docker(['run', '--rm', tag, '--help']);
+    expect(help.stdout).toContain('--lease-namespace');
+    // On the host's network the HTTP server must not take 0.0.0.0:9464: a free loopback port instead.
+    const metrics = help.stdout.includes('--metrics-address') ? `127.0.0.1:${await freePort()}` : undefined;
+    const id = await runDeploymentContainer({
+      kube,
+      namespace: NS,
+      deployment: 'edge-coordinator',
+      image: tag,
+      envOverrides: { EDGE_NATS_URL: nats.url, EDGE_NATS_CA: '' },
+      extraArgs: metrics ? ['--metrics-address', metrics] : [],
+      dir: path.join(dir, 'pod'),
+      label: `edgeplane.test=rbac-${run}`,
+    });
+    const logs = async () => {
+      const r = await docker(['logs', id]);
+      return r.stdout + r.stderr;
+    };
+    const running = async () =>
+      (await docker(['inspect', '-f', '{{.State.Running}}', id])).stdout.trim() === 'true';
+    const standby = await waitFor(
+      'the container to stand by',
+      async () => (await logs()).split('\n').find((l) => l.includes('waiting to become leader')),
+      { timeoutMs: 30_000 },
+    );
+    const identity = JSON.parse(standby).identity as string;
+    expect(await jsonpath(`lease edge-coordinator -n ${NS}`, '{.spec.holderIdentity}')).not.toBe(identity);
+
+    await coordinator.stop(); // releases the Lease
+    await waitFor('the container to lead', async () => (await logs()).includes('became leader'), {
+      timeoutMs: 60_000,
+    });
+    expect(await jsonpath(`lease edge-coordinator -n ${NS}`, '{.spec.holderIdentity}')).toBe(identity);
+    await admin(['-n', 'shop', 'apply', '-f', '-'], workload('img'));
+    await waitFor(
+      'img READY',
+      async () => (await jsonpath('workload img -n shop', '{.status.readyReplicas}')) === '1',
+      { timeoutMs: 120_000 },
+    );
+    if (metrics) {
+      for (const p of ['/healthz', '/readyz'])
+        expect((await fetch(`http://${metrics}${p}`)).status, p).toBe(200);
+    }
+    expect(await running()).toBe(true);
+    expect(await logs()).not.toMatch(/Forbidden|"level":50|"level":60/);
   });
 });
