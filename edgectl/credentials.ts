@@ -4,9 +4,10 @@
  * nats-server's configuration. For JWT accounts (operator mode) the same permissions go into `nsc`; see
  * docs/nats.md.
  */
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createUser } from '@nats-io/nkeys';
+import { type EnrollmentKeys, newUserCreds } from '../shared/nats/accounts.js';
 import {
   agentPermissions,
   coordinatorPermissions,
@@ -76,4 +77,23 @@ export function writeIdentity(dir: string, id: GeneratedIdentity): { seedFile: s
   chmodSync(seedFile, 0o600);
   writeFileSync(configFile, `${id.userConfig}\n`);
   return { seedFile, configFile };
+}
+
+/**
+ * Operator mode: `<dir>/<name>.creds`, a user JWT of the EDGE account with {@link operatorPermissions}, signed with
+ * the account signing key in `enroll-keys.json` (what `edgectl nats init` wrote). Returns its path.
+ */
+export async function writeOperatorCreds(
+  dir: string,
+  enrollKeysFile: string,
+  subjects: Subjects,
+  name: string,
+): Promise<string> {
+  const keys = JSON.parse(readFileSync(enrollKeysFile, 'utf8')) as EnrollmentKeys;
+  const creds = await newUserCreds(keys, name, operatorPermissions(subjects, name));
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}.creds`);
+  writeFileSync(file, creds, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return file;
 }

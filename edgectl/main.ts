@@ -7,7 +7,7 @@ import { connectNats } from '../shared/nats/connect.js';
 import type { FeedMessage, HostFeed, InstanceFeed, WorkloadFeed } from '../shared/nats/messages.js';
 import { Subjects } from '../shared/nats/subjects.js';
 import { VERSION } from '../shared/version.js';
-import { generateIdentity, type IdentityRole, writeIdentity } from './credentials.js';
+import { generateIdentity, type IdentityRole, writeIdentity, writeOperatorCreds } from './credentials.js';
 import { addEnrollmentCommands } from './enroll-commands.js';
 import { feedSnapshot, followFeed } from './feed.js';
 import { feedLine, gib, table } from './format.js';
@@ -208,8 +208,20 @@ credentials
   .description(
     'credentials for a person or tool that may read logs and exec into instances (named in the exec Events)',
   )
-  .option('--out <dir>', 'directory for <name>.nk and <name>.conf', '.')
-  .action((name: string, opts: { out: string }) => emit({ role: 'operator', name }, opts.out));
+  .option('--out <dir>', 'directory for <name>.nk and <name>.conf (or <name>.creds)', '.')
+  .option(
+    '--enroll-keys <file>',
+    'operator mode: sign a user JWT (<name>.creds) with these keys (edgectl nats init)',
+  )
+  .action(async (name: string, opts: { out: string; enrollKeys?: string }) => {
+    if (!opts.enrollKeys) return emit({ role: 'operator', name }, opts.out);
+    const subjects = new Subjects(program.opts<Global>().subjectPrefix);
+    const file = await writeOperatorCreds(opts.out, opts.enrollKeys, subjects, name);
+    console.log(`wrote ${file} (secret: give it to ${name} only, mode 0600)`);
+    console.log(
+      `then: edgectl --creds ${file} logs <instance>   (or kubectl edge …; EDGE_NATS_CREDS=${file})`,
+    );
+  });
 
 function emit(who: IdentityRole, out: string): void {
   const g = program.opts<Global>();
