@@ -47,12 +47,15 @@ export async function startEnrollment(o: {
   replicas: number;
   settings: EnrollmentSettings;
   log: Logger;
+  /** CA of the server certificate when not from EDGE_NATS_CA (as for the coordinator's own connection). */
+  ca?: string;
 }): Promise<Enrollment> {
   const keys = loadEnrollmentKeys(o.settings.keysFile);
   const sys = await connectNats({
     servers: o.natsServers,
     name: 'edge-coordinator-sys',
     creds: o.settings.sysCreds,
+    ...(o.ca ? { ca: o.ca } : {}),
   });
   const store = new EnrollmentStore({ nc: o.nc, subjects: o.subjects, log: o.log, replicas: o.replicas });
   await store.start();

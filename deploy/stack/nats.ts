@@ -25,6 +25,11 @@ export interface NatsServerOptions extends DaemonOptions {
   jetstream?: boolean;
   /** Raw nats-server configuration text appended to the generated config (accounts, authorization, tls...). */
   configExtra?: string;
+  /**
+   * A complete configuration to run instead of the generated one (e.g. a rendering of deploy/nats/); it must
+   * listen on `port` and serve monitoring on `httpPort`. `configExtra`, `operator` and `cluster` are then unused.
+   */
+  configText?: string;
   /** Operator mode: trust this operator, preload its accounts, keep account JWTs in `<dir>/jwt`. */
   operator?: Pick<OperatorSetup, 'operator' | 'systemAccount' | 'account'>;
   /** Client port; a random free one by default. */
@@ -139,17 +144,18 @@ async function startOnce(opts: NatsServerOptions, port: number, httpPort: number
   const configFile = path.join(dir, 'nats-server.conf');
   fs.writeFileSync(
     configFile,
-    natsConfig({
-      port,
-      httpPort,
-      serverName,
-      storeDir: jetstream ? storeDir : undefined,
-      cluster: opts.cluster,
-      extra: [
-        ...(opts.operator ? [operatorModeConfig(opts.operator, path.join(dir, 'jwt'))] : []),
-        ...(opts.configExtra ? [opts.configExtra] : []),
-      ].join('\n'),
-    }),
+    opts.configText ??
+      natsConfig({
+        port,
+        httpPort,
+        serverName,
+        storeDir: jetstream ? storeDir : undefined,
+        cluster: opts.cluster,
+        extra: [
+          ...(opts.operator ? [operatorModeConfig(opts.operator, path.join(dir, 'jwt'))] : []),
+          ...(opts.configExtra ? [opts.configExtra] : []),
+        ].join('\n'),
+      }),
   );
   const url = `nats://127.0.0.1:${port}`;
   const monitorUrl = `http://127.0.0.1:${httpPort}`;
@@ -239,10 +245,26 @@ export interface NatsClusterOptions extends Omit<DaemonOptions, 'logFile'> {
   configExtra?: string;
   /** Operator mode on every server (see {@link NatsServerOptions.operator}). */
   operator?: NatsServerOptions['operator'];
+  /** Each server's complete configuration instead of the generated one (see {@link NatsServerOptions.configText}). */
+  renderConfig?: (server: RenderedServer) => string;
   /** Cluster name (default `edgeplane-test`). */
   name?: string;
   /** How long to wait for the cluster (default 60 s). */
   readyTimeoutMs?: number;
+}
+
+/** What {@link NatsClusterOptions.renderConfig} gets for each server. */
+export interface RenderedServer {
+  /** 1-based index and server_name (`n<index>`). */
+  index: number;
+  serverName: string;
+  /** The server's own directory (put its store, resolver dir and files under it). */
+  dir: string;
+  port: number;
+  httpPort: number;
+  routePort: number;
+  /** Route ports of the other servers. */
+  otherRoutePorts: number[];
 }
 
 /** A running nats-server cluster. */
@@ -273,6 +295,19 @@ export async function startNatsCluster(opts: NatsClusterOptions): Promise<NatsCl
           jetstream,
           configExtra: opts.configExtra,
           operator: opts.operator,
+          ...(opts.renderConfig
+            ? {
+                configText: opts.renderConfig({
+                  index: i + 1,
+                  serverName: `n${i + 1}`,
+                  dir: path.resolve(opts.dir, `n${i + 1}`),
+                  port: ports[i]!,
+                  httpPort: ports[2 * size + i]!,
+                  routePort: routePorts[i]!,
+                  otherRoutePorts: routePorts.filter((_, j) => j !== i),
+                }),
+              }
+            : {}),
           port: ports[i]!,
           httpPort: ports[2 * size + i]!,
           serverName: `n${i + 1}`,

@@ -62,6 +62,7 @@ export async function startCoordinatorSide(
     replicas: o.replicas ?? 1,
     settings: { keysFile: files.enrollKeys, sysCreds: files.coordinatorSysCreds },
     log,
+    ...tls,
   });
   cleanup(() => enrollment.stop());
   const registry = new HostRegistry({

@@ -3,9 +3,7 @@
  * read only its own location's intents and publish only as its own host (the server refuses the rest), and TLS
  * between clients and the server with certificates made here by openssl.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
@@ -20,6 +18,7 @@ import { connectNats } from '../../shared/nats/connect.js';
 import { encode, type HostReport, MESSAGE_VERSION } from '../../shared/nats/messages.js';
 import { authorizationBlock } from '../../shared/nats/permissions.js';
 import { Subjects } from '../../shared/nats/subjects.js';
+import { makeCerts } from '../harness/certs.js';
 import { cleanup, startNatsForTest, tempDir, waitFor } from '../harness/index.js';
 import { testIntent } from '../harness/objects.js';
 
@@ -187,60 +186,6 @@ describe('per-host NATS credentials', () => {
     );
   });
 });
-
-/** A CA and a server certificate for 127.0.0.1, made with openssl. */
-function makeCerts(dir: string): { ca: string; cert: string; key: string; otherCa: string } {
-  const f = (n: string) => path.join(dir, n);
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-  for (const ca of ['ca', 'other-ca']) {
-    ssl(
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      `/CN=edgeplane test ${ca}`,
-      '-keyout',
-      f(`${ca}.key`),
-      '-out',
-      f(`${ca}.pem`),
-    );
-  }
-  ssl(
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-subj',
-    '/CN=127.0.0.1',
-    '-keyout',
-    f('server.key'),
-    '-out',
-    f('server.csr'),
-  );
-  fs.writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  ssl(
-    'x509',
-    '-req',
-    '-in',
-    f('server.csr'),
-    '-CA',
-    f('ca.pem'),
-    '-CAkey',
-    f('ca.key'),
-    '-CAcreateserial',
-    '-days',
-    '1',
-    '-extfile',
-    f('ext.cnf'),
-    '-out',
-    f('server.pem'),
-  );
-  return { ca: f('ca.pem'), cert: f('server.pem'), key: f('server.key'), otherCa: f('other-ca.pem') };
-}
 
 describe('TLS between clients and nats-server', () => {
   it('connects with the CA that signed the server certificate, refuses others, and carries the protocol', async () => {
