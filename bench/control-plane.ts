@@ -121,6 +121,8 @@ async function main(): Promise<void> {
             nats.url,
             '--lost-after',
             String(o.lostAfter),
+            '--metrics-address',
+            '127.0.0.1:0',
           ],
           env: { LOG_FORMAT: 'json', LOG_LEVEL: 'info' },
         })

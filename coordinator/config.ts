@@ -3,6 +3,8 @@
  * a ConfigError naming the flag, before anything starts. `main.ts` only parses the flags (with their
  * environment-variable defaults) and hands them over.
  */
+
+import { parseListenAddress } from '../shared/listen.js';
 import type { EnrollmentSettings } from './enroll/wire.js';
 import type { LeaderElectionOptions } from './kube/leader.js';
 
@@ -27,6 +29,8 @@ export interface CoordinatorConfig {
   enrollment?: EnrollmentSettings;
   /** Largest heartbeat interval a host may claim (ms); reports claiming more are refused. */
   maxHeartbeatMs: number;
+  /** Where /metrics, /healthz, /readyz and the dashboard are served (`host:port`); absent: nowhere. */
+  metricsAddress?: string;
 }
 
 /** The flags as the command line gives them: strings, before any check. */
@@ -55,6 +59,8 @@ export interface CoordinatorFlags {
   natsSysCreds?: string | undefined;
   /** `--max-heartbeat`: seconds, a positive number (default 30). */
   maxHeartbeat?: string | undefined;
+  /** `--metrics-address`: host:port, or empty for none. */
+  metricsAddress?: string | undefined;
 }
 
 /** A flag with a value the coordinator cannot run with; the message names the flag. */
@@ -89,6 +95,14 @@ export function loadCoordinatorConfig(
   if (Boolean(flags.enrollKeys) !== Boolean(flags.natsSysCreds))
     throw new ConfigError('--enroll-keys and --nats-sys-creds go together (operator mode)');
   const kubeconfig = flags.kubeconfig ?? env.KUBECONFIG;
+  const metricsAddress = flags.metricsAddress?.trim();
+  if (metricsAddress) {
+    try {
+      parseListenAddress(metricsAddress, '--metrics-address');
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+  }
   // client-go's proportions: renew deadline 2/3 of the lease, retry period 2/15 of it.
   const leaseMs = leaseDuration * 1000;
   return {
@@ -101,6 +115,7 @@ export function loadCoordinatorConfig(
     ...(flags.enrollKeys && flags.natsSysCreds
       ? { enrollment: { keysFile: flags.enrollKeys, sysCreds: flags.natsSysCreds } }
       : {}),
+    ...(metricsAddress ? { metricsAddress } : {}),
     ...(flags.leaderElect
       ? {
           leaderElection: {

@@ -29,7 +29,9 @@ import { KubeClient } from './kube/client.js';
 import { EventRecorder } from './kube/events.js';
 import { ResourceCache } from './kube/informer.js';
 import { LeaderElector } from './kube/leader.js';
+import { CoordinatorHttp } from './observability/server.js';
 import { AuditRecorder } from './ops/audit.js';
+import { COORDINATOR_VERSION } from './services/status.js';
 import { WorkloadController } from './workloads/controller.js';
 import { NetworkStatusWriter } from './workloads/networks.js';
 import type {
@@ -52,6 +54,8 @@ export class Coordinator {
   /** Set by stop(): a lost leadership then ends the process's part instead of starting a new term. */
   private stopping = false;
   private audit: AuditRecorder | undefined;
+  /** The HTTP side (metrics, health, dashboard): told of each term's role and handed its parts. */
+  private observer: CoordinatorHttp | undefined;
   readonly subjects: Subjects;
 
   constructor(
@@ -63,6 +67,13 @@ export class Coordinator {
 
   /** Stands for election (when configured) and, once leading, starts every part. */
   async start(): Promise<void> {
+    // Metrics, health and the dashboard: up before the election, so a standby answers its probes too.
+    if (this.config.metricsAddress)
+      this.observer = await CoordinatorHttp.start({
+        address: this.config.metricsAddress,
+        log: this.log,
+        version: COORDINATOR_VERSION,
+      });
     await this.startTerm();
   }
 
@@ -70,6 +81,7 @@ export class Coordinator {
   async stop(): Promise<void> {
     this.stopping = true;
     await this.stopTerm();
+    await this.observer?.close();
   }
 
   /** Leadership lost: stop acting at once, then stand for election again with nothing kept. */
@@ -85,8 +97,10 @@ export class Coordinator {
     if (this.config.leaderElection) {
       // A standby does nothing but wait for the Lease: no caches, no NATS, no writes.
       this.elector = new LeaderElector(client, this.config.leaderElection, log.child({ part: 'leader' }));
+      this.observer?.standby();
       await this.elector.acquire(() => void this.rejoin());
     }
+    this.observer?.leading();
     // Credentials and TLS come from EDGE_NATS_CREDS / EDGE_NATS_CA / EDGE_NATS_CERT / EDGE_NATS_KEY.
     this.nc = await connectNats({ servers: this.config.natsServers, name: 'edge-coordinator' });
     const intents = new IntentStore({
@@ -208,20 +222,19 @@ export class Coordinator {
       log.child({ part: 'hostsync' }),
     );
 
-    this.feedStop = (
-      await wireFeedAndServices({
-        nc: this.nc,
-        subjects: this.subjects,
-        registry,
-        intents,
-        events,
-        workloads: workloads.values(),
-        instances,
-        replicas: this.config.kvReplicas,
-        queueLength: () => controller.queue.length,
-        log,
-      })
-    ).stop;
+    const feed = await wireFeedAndServices({
+      nc: this.nc,
+      subjects: this.subjects,
+      registry,
+      intents,
+      events,
+      workloads: workloads.values(),
+      instances,
+      replicas: this.config.kvReplicas,
+      queueLength: () => controller.queue.length,
+      log,
+    });
+    this.feedStop = feed.stop;
     // Every exec an agent runs becomes an Event on its Instance, naming the operator.
     this.audit = new AuditRecorder({
       nc: this.nc,
@@ -237,10 +250,23 @@ export class Coordinator {
     await Promise.all(caches.map((c) => c.start()));
     controller.queue.release();
     controller.enqueueAll();
+    this.observer?.attach({
+      hosts: registry,
+      allocatedOf: (host) => allocation.of(host),
+      instances: () => instances.list(),
+      workloads: () => [...workloads].flatMap(([group, c]) => c.list().map((object) => ({ group, object }))),
+      queue: controller.queue,
+      intents,
+      feedPublished: () => feed.feed.published,
+      nc: this.nc,
+      subjects: this.subjects,
+      cachesSynced: () => caches.every((c) => c.isStarted),
+    });
     log.info({ nats: this.config.natsServers, groups: WORKLOAD_GROUPS }, 'coordinator started');
   }
 
   private async stopTerm(): Promise<void> {
+    this.observer?.detach();
     this.controller?.queue.stop();
     // The Lease is released once our writes have stopped, before the slower teardown, so a standby starts at once.
     await this.controller?.queue.idle();

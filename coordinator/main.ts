@@ -60,6 +60,11 @@ const program = new Command('edge-coordinator')
     'seconds a standby waits for an unrenewed Lease before taking over',
     '15',
   )
+  .option(
+    '--metrics-address <host:port>',
+    'serve /metrics, /healthz, /readyz and the dashboard here; "" turns it off [EDGE_METRICS_ADDRESS]',
+    process.env.EDGE_METRICS_ADDRESS ?? '0.0.0.0:9464',
+  )
   .action((flags: CoordinatorFlags) =>
     runDaemon({
       log: createLogger({ name: 'edge-coordinator' }),

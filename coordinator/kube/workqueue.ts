@@ -30,6 +30,8 @@ export class WorkQueue {
   /** While held, keys queue up but no pass runs (until the caches a handler reads have synced). */
   private held = false;
   private idleWaiters: Array<() => void> = [];
+  /** Told of every finished pass (its duration in seconds, and whether it succeeded), e.g. for a histogram. */
+  onPass: ((seconds: number, ok: boolean) => void) | undefined;
 
   constructor(
     private readonly handler: (key: string) => Promise<ReconcileResult | undefined>,
@@ -106,8 +108,11 @@ export class WorkQueue {
   }
 
   private async run(key: string): Promise<void> {
+    const started = performance.now();
+    let ok = false;
     try {
       const result = await this.handler(key);
+      ok = true;
       this.failures.delete(key);
       if (result?.requeueAfterMs) this.addAfter(key, result.requeueAfterMs);
     } catch (err) {
@@ -120,6 +125,7 @@ export class WorkQueue {
       );
       this.addAfter(key, delay);
     } finally {
+      this.onPass?.((performance.now() - started) / 1000, ok);
       this.lastRun.set(key, Date.now());
       this.processing.delete(key);
       this.active--;

@@ -2,9 +2,10 @@
  * Edgeplane's own daemons as child processes, built from dist/ (run `npm run build` first): the coordinator
  * and agents. Used by the dev script and the end-to-end tests, so both start them the same way.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { AGENT_NODE_ENV, AGENT_NODE_FLAGS } from '../../agent/runtime-flags.js';
-import { type DaemonOptions, type Proc, REPO_DIR, startProc } from './proc.js';
+import { type DaemonOptions, type Proc, REPO_DIR, startProc, waitFor } from './proc.js';
 
 /** Options of {@link startCoordinator}. */
 export interface CoordinatorProcOptions extends DaemonOptions {
@@ -14,6 +15,8 @@ export interface CoordinatorProcOptions extends DaemonOptions {
   nats: string[];
   /** Seconds before a silent host is lost (default 30). */
   lostAfterSeconds?: number;
+  /** Where it serves metrics, health and the dashboard (default 127.0.0.1:0: a free loopback port). */
+  metricsAddress?: string;
   /** Extra flags. */
   args?: string[];
   /** Extra environment, e.g. EDGE_NATS_CREDS. */
@@ -34,6 +37,8 @@ export function startCoordinator(opts: CoordinatorProcOptions): Proc {
       opts.nats.join(','),
       '--lost-after',
       String(opts.lostAfterSeconds ?? 30),
+      '--metrics-address',
+      opts.metricsAddress ?? '127.0.0.1:0',
       ...(opts.args ?? []),
     ],
     env: { LOG_FORMAT: 'json', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', ...opts.env },
@@ -101,3 +106,28 @@ export const DEV_LOCATIONS = [
   { location: 'us-central1-b', provider: 'gcp', region: 'us-central1', zone: 'us-central1-b' },
   { location: 'eu-west-1a', provider: 'aws', region: 'eu-west-1', zone: 'eu-west-1a' },
 ] as const;
+
+/**
+ * The base URL a daemon serves metrics (and, for the coordinator, the dashboard) on, read from the line it logs
+ * when it listens (`metricsUrl`), so daemons started on port 0 can be found. Reads from `proc`'s log file,
+ * newest line first (a restarted daemon appends).
+ */
+export function httpUrlOf(proc: Pick<Proc, 'logFile' | 'name'>, timeoutMs = 30_000): Promise<string> {
+  return waitFor(
+    `${proc.name} to log its metrics URL`,
+    () => {
+      const lines = fs.existsSync(proc.logFile) ? fs.readFileSync(proc.logFile, 'utf8').split('\n') : [];
+      for (const line of lines.reverse()) {
+        if (!line.includes('"metricsUrl"')) continue;
+        try {
+          const url = (JSON.parse(line) as { metricsUrl?: string }).metricsUrl;
+          if (url) return url.replace(/\/metrics$/, '');
+        } catch {
+          // not a JSON line
+        }
+      }
+      return undefined;
+    },
+    { timeoutMs },
+  );
+}
