@@ -17,4 +17,5 @@ export {
   stopPidFilesIn,
   waitFor,
 } from './proc.js';
+export * from './prometheus.js';
 export * from './qemu.js';
