@@ -63,6 +63,8 @@ export interface AgentConfig {
   vmAccel?: 'kvm' | 'tcg';
   /** Kernel (bzImage) the KVM boot test boots (default: a cached catalog kernel, else the host's). */
   vmProbeKernel?: string;
+  /** Serve /metrics, /healthz and /readyz here (`host:port`, loopback advised); absent: not at all. */
+  metricsAddress?: string;
 }
 
 export class Agent {
@@ -84,6 +86,7 @@ export class Agent {
    */
   private sealPublicKey: string | undefined;
   private published = 0;
+  private http: { close(): Promise<void> } | undefined;
   readonly subjects: Subjects;
   readonly drivers: Partial<Record<Runtime, Driver>>;
 
@@ -161,6 +164,23 @@ export class Agent {
       ...(this.config.natsCert ? { cert: this.config.natsCert } : {}),
       ...(this.config.natsKey ? { key: this.config.natsKey } : {}),
     });
+    if (this.config.metricsAddress) {
+      // Loaded only when asked: an agent without the flag never loads prom-client (idle memory goal).
+      const { startAgentHttp } = await import('./metrics.js');
+      this.http = await startAgentHttp({
+        address: this.config.metricsAddress,
+        version: AGENT_VERSION,
+        log: this.log,
+        source: {
+          nc: connecting,
+          synced: () => this.intents?.synced ?? false,
+          runtimes: Object.keys(this.drivers),
+          usable: () => this.runtimes,
+          instances: () => this.reconciler.observed(),
+          reconciler: this.reconciler,
+        },
+      });
+    }
     this.intents = new IntentWatcher({
       nc: connecting,
       subjects: this.subjects,
@@ -350,6 +370,7 @@ export class Agent {
     this.ops?.stop();
     await this.service?.stop().catch(() => undefined);
     await this.reconciler.stop();
+    await this.http?.close();
     if (this.nc && !this.nc.isClosed()) await this.nc.drain().catch(() => undefined);
   }
 

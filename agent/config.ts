@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { agentStateDir } from '../shared/host-paths.js';
+import { parseListenAddress } from '../shared/listen.js';
 import { formatIssues } from '../shared/nats/messages.js';
 import { parseCpuMillis, parseMemoryBytes } from '../shared/resources.js';
 import type { AgentConfig } from './agent.js';
@@ -42,6 +43,17 @@ export const AgentSettings = z
     imageCacheDir: z.string().optional(),
     vmAccel: z.enum(['kvm', 'tcg']).optional(),
     vmProbeKernel: z.string().optional(),
+    metricsAddress: z
+      .string()
+      .refine((a) => {
+        try {
+          parseListenAddress(a);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'host:port, e.g. 127.0.0.1:9465')
+      .optional(),
   })
   .strict();
 export type AgentSettings = z.infer<typeof AgentSettings>;
@@ -68,6 +80,7 @@ const ENV: Record<string, keyof AgentSettings> = {
   EDGE_IMAGE_CACHE_DIR: 'imageCacheDir',
   EDGE_VM_ACCEL: 'vmAccel',
   EDGE_VM_PROBE_KERNEL: 'vmProbeKernel',
+  EDGE_METRICS_ADDRESS: 'metricsAddress',
 };
 
 /** `a=b,c=d` → record. */
@@ -125,6 +138,7 @@ export function loadAgentConfig(
     ...(s.imageCacheDir ? { imageCacheDir: s.imageCacheDir } : {}),
     ...(s.vmAccel ? { vmAccel: s.vmAccel } : {}),
     ...(s.vmProbeKernel ? { vmProbeKernel: s.vmProbeKernel } : {}),
+    ...(s.metricsAddress ? { metricsAddress: s.metricsAddress } : {}),
     allocatableOverride: {
       ...(s.cpu !== undefined ? { cpuMillis: parseCpuMillis(s.cpu) } : {}),
       ...(s.memory !== undefined ? { memoryBytes: parseMemoryBytes(s.memory) } : {}),

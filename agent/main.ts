@@ -67,6 +67,10 @@ function withAgentOptions(cmd: Command): Command {
     .option(
       '--memory <quantity>',
       'advertise this much allocatable memory instead of the measured amount [EDGE_MEMORY]',
+    )
+    .option(
+      '--metrics-address <host:port>',
+      'serve /metrics, /healthz, /readyz here, e.g. 127.0.0.1:9465 (default: off) [EDGE_METRICS_ADDRESS]',
     );
 }
 

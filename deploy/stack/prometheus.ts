@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
-import { type DaemonOptions, freePort, httpGet, type Proc, startProc, tail, waitFor } from './proc.js';
+import { freePort } from '../../shared/os.js';
+import { type DaemonOptions, httpGet, type Proc, startProc, tail, waitFor } from './proc.js';
 
 /** Options of {@link startPrometheus}. */
 export interface PrometheusOptions extends DaemonOptions {

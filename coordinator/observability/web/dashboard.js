@@ -73,11 +73,12 @@ function renderHosts() {
         el(
           'span',
           { class: 'meta' },
-          `${h.instances ?? 0} instances · agent ${h.agentVersion || '?'}` +
+          `${h.instances ?? 0} instance${h.instances === 1 ? '' : 's'} · agent ${h.agentVersion || '?'}` +
             (h.capacity
               ? ` · capacity ${cores(h.capacity.cpuMillis)} cores, ${bytes(h.capacity.memoryBytes)}`
               : '') +
-            (h.lastHeartbeat ? ` · heard ${ago(h.lastHeartbeat)}` : ''),
+            // Heartbeats alone send nothing, so the time is only shown once the host has fallen silent.
+            (h.state !== 'Ready' && h.lastHeartbeat ? ` · last heard ${ago(h.lastHeartbeat)}` : ''),
         ),
       );
       card.append(row);
