@@ -6,6 +6,8 @@
  *   agent's host report showing that gVisor instance (machineType e2-micro) Ready, its image present;
  * plus `startToReadyRunsMs` (every run) and `runs`.
  * Goals: idleRssBytes ≤ 60 MB, startToReadyMs < 1 s.
+ * `--metrics` starts the agent with `--metrics-address 127.0.0.1:0` (prom-client loaded, /metrics scraped once
+ * before the idle sample), to compare idle RSS with metrics on and off.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -13,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
-import { startAgent } from '../deploy/stack/edgeplane.js';
+import { httpUrlOf, startAgent } from '../deploy/stack/edgeplane.js';
 import {
   BUSYBOX_IMAGE,
   ensureDocker,
@@ -29,6 +31,7 @@ const args = process.argv.slice(2);
 const json = args.includes('--json');
 const runsArg = args.indexOf('--runs');
 const runs = runsArg >= 0 ? Number(args[runsArg + 1]) : 5;
+const metrics = args.includes('--metrics');
 const say = (s: string) => {
   if (!json) process.stderr.write(`${s}\n`);
 };
@@ -58,6 +61,7 @@ async function main(): Promise<void> {
     nats: [nats.url],
     dir: path.join(dir, 'agent'),
     heartbeatMs: 5000,
+    ...(metrics ? { args: ['--metrics-address', '127.0.0.1:0'] } : {}),
   });
   const nc = await connect({ servers: nats.url });
   try {
@@ -68,6 +72,11 @@ async function main(): Promise<void> {
       for await (const m of sub) last = decode(HostReport, m.data);
     })();
     await waitFor('the first host report', () => last, { timeoutMs: 60_000 });
+    if (metrics) {
+      const url = await httpUrlOf(agent);
+      const body = await (await fetch(`${url}/metrics`)).text();
+      say(`metrics on: ${url}/metrics answered ${body.length} bytes`);
+    }
     say('agent up; letting it settle for 10 s');
     await new Promise((r) => setTimeout(r, 10_000));
     const idleRssBytes = rssBytes(agent.pid);
@@ -107,7 +116,7 @@ async function main(): Promise<void> {
         intervalMs: 20,
       });
     }
-    const result = { idleRssBytes, startToReadyMs: median(times), startToReadyRunsMs: times, runs };
+    const result = { metrics, idleRssBytes, startToReadyMs: median(times), startToReadyRunsMs: times, runs };
     if (json) process.stdout.write(`${JSON.stringify(result)}\n`);
     else {
       process.stdout.write(
