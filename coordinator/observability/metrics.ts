@@ -298,8 +298,11 @@ export function createCoordinatorMetrics(opts: {
     (c) => {
       c.inc({ reason: 'malformed' }, 0); // present from the start, so rate() over it is never empty
       if (!source) return;
-      mirror.sync(c, source.hosts, { reason: 'malformed' }, source.hosts.malformed);
-      for (const [reason, n] of refusedByReason(source.hosts)) mirror.sync(c, source.hosts, { reason }, n);
+      // The registry's count by reason when it keeps one (malformed, subject-mismatch, not-enrolled, …);
+      // else its malformed count alone.
+      const byReason = refusedByReason(source.hosts);
+      if (!byReason.length) byReason.push(['malformed', source.hosts.malformed]);
+      for (const [reason, n] of byReason) mirror.sync(c, source.hosts, { reason }, n);
     },
   );
   counter('edgeplane_feed_messages_total', 'Messages published on the monitoring feed.', [], (c) => {

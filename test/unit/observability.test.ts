@@ -165,11 +165,12 @@ describe('coordinator metrics', () => {
     // A new coordinator object starts its counts at 0: they add, the exported counter never goes down.
     const b = source(Date.now());
     (b.intents as { writes: number }).writes = 2;
-    (b.registry as { refused?: Record<string, number> }).refused = { unenrolled: 3 };
+    Object.assign(b.registry.refused, { 'not-enrolled': 3 });
     m.setSource(b);
     const after = samples(await m.registry.metrics());
     expect(after.get('edgeplane_intent_writes_total')).toBe(9);
-    expect(after.get('edgeplane_host_reports_rejected_total{reason="unenrolled"}')).toBe(3);
+    expect(after.get('edgeplane_host_reports_rejected_total{reason="not-enrolled"}')).toBe(3);
+    expect(after.get('edgeplane_host_reports_rejected_total{reason="malformed"}')).toBe(0);
     expect(a.queue.onPass).toBeUndefined();
   });
 });
