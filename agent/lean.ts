@@ -15,9 +15,13 @@ if (!process.env.EDGE_AGENT_FULL_JIT) v8.setFlagsFromString('--lite-mode');
  * `parseSemVer`, `QueuedIteratorImpl`), which 3.4.0 has with the same behaviour. The services code gets the
  * connection's copy instead, as a deduplicating install would give it.
  */
+// The packaged bundle (deploy/package/build.ts) resolves the services code to that copy at build time.
+const bundled = process.env.EDGEPLANE_BUNDLED === '1';
 const require = createRequire(import.meta.url);
-const core = require.resolve('@nats-io/nats-core/internal');
-const nested = createRequire(require.resolve('@nats-io/services')).resolve('@nats-io/nats-core/internal');
+const core = bundled ? '' : require.resolve('@nats-io/nats-core/internal');
+const nested = bundled
+  ? core
+  : createRequire(require.resolve('@nats-io/services')).resolve('@nats-io/nats-core/internal');
 if (nested !== core && !require.cache[nested]) {
   require.cache[nested] = {
     id: nested,

@@ -17,6 +17,12 @@ export interface LoggerOptions {
 export function createLogger(opts: LoggerOptions): Logger {
   const level = opts.level ?? process.env.LOG_LEVEL ?? 'info';
   const pretty = opts.pretty ?? (process.stdout.isTTY === true && process.env.LOG_FORMAT !== 'json');
+  if (pretty && process.env.EDGEPLANE_BUNDLED === '1') {
+    // The packaged bundle (deploy/package/build.ts) has no node_modules for a transport's worker to load from:
+    // pretty-print in-process instead (a terminal only, never under systemd). Its `require` is bundled.
+    const pretty = require('pino-pretty') as typeof import('pino-pretty');
+    return pino({ name: opts.name, level }, pretty({ colorize: true, translateTime: 'HH:MM:ss.l' }));
+  }
   if (pretty) {
     return pino({
       name: opts.name,

@@ -1,11 +1,11 @@
 /**
- * dockerode, loaded lean. dockerode eagerly loads an SSH client (for `ssh://` daemons) and gRPC with protobuf
- * (for BuildKit sessions); the agent only talks to the local socket and never builds, and those two cost ~17 MB
- * of resident memory on every edge host. They are replaced by empty modules before dockerode loads; anything that
- * would use them fails loudly rather than silently.
+ * dockerode, loaded lean: the modules it would load that the agent never uses (docker-stubs.ts) are replaced by
+ * empty ones before it loads. The packaged bundle replaces this module by a plain `require('dockerode')` and gives
+ * dockerode the same stand-ins at build time (deploy/package/build.ts).
  */
 import { createRequire } from 'node:module';
 import type DockerType from 'dockerode';
+import { DOCKER_STUBS } from './docker-stubs.js';
 
 const require = createRequire(import.meta.url);
 
@@ -22,31 +22,7 @@ function stub(from: string, name: string, exports: unknown): void {
   } as unknown as NodeJS.Module;
 }
 
-const unavailable = (what: string) =>
-  new Proxy(
-    {},
-    {
-      get: () => {
-        throw new Error(
-          `${what} is not available in edge-agent (the agent talks to the local Docker socket only)`,
-        );
-      },
-    },
-  );
-
-stub('docker-modem', 'ssh2', {
-  Client: class {
-    constructor() {
-      throw new Error('ssh:// Docker hosts are not supported by edge-agent');
-    }
-  },
-});
-stub('dockerode', '@grpc/grpc-js', unavailable('gRPC (BuildKit sessions)'));
-stub('dockerode', '@grpc/proto-loader', unavailable('gRPC (BuildKit sessions)'));
-stub('dockerode', 'uuid', { v4: unavailable('BuildKit sessions') });
-// Build contexts (`docker.buildImage` of a directory): tarred with tar-fs, filtered by .dockerignore.
-stub('dockerode', 'tar-fs', unavailable('tar-fs (image builds)'));
-stub('dockerode', '@balena/dockerignore', unavailable('.dockerignore (image builds)'));
+for (const s of DOCKER_STUBS) stub(s.from, s.name, s.exports);
 
 /** The dockerode class. */
 export const Docker = require('dockerode') as typeof DockerType;
