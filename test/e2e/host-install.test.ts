@@ -1,7 +1,8 @@
 /**
  * Proof on a real host: a fresh Debian 12 (debootstrap, systemd as PID 1; test/harness/debian-host.ts) installs
- * the agent from the package `npm run package` builds, enrolls against a nats-server on loopback that knows it
- * only by its credentials, and runs a gVisor instance a real coordinator places. Restarting the agent and
+ * the agent from the package `npm run package` builds, enrolls with one `edge-agent join` (a token from
+ * `edgectl hosts token create`) against a nats-server on loopback in operator mode, and runs a gVisor instance a
+ * real coordinator places. Restarting the agent and
  * upgrading the package restart no instance; `apt-get remove` leaves it running; `apt-get purge` leaves nothing.
  *
  * Slow (~4-6 min on 2 busy cores: two package builds, the first debootstrap ~2.5 min and cached after).
@@ -22,10 +23,9 @@ import {
   startKubeApi,
   startNatsServer,
 } from '../../deploy/stack/index.js';
-import { generateIdentity, writeIdentity } from '../../edgectl/credentials.js';
+import { initOperator } from '../../edgectl/enroll.js';
 import { connectNats } from '../../shared/nats/connect.js';
 import { decode, HostReport } from '../../shared/nats/messages.js';
-import { authorizationBlock } from '../../shared/nats/permissions.js';
 import { Subjects } from '../../shared/nats/subjects.js';
 import { type DebianHost, startDebianHost } from '../harness/debian-host.js';
 import { cleanup, tempDir } from '../harness/index.js';
@@ -43,7 +43,7 @@ let host: DebianHost;
 let nc: NatsConnection;
 let kubeconfig: string;
 let natsUrl: string;
-let hostCreds: string;
+let adminCreds: string;
 
 const k = async (args: string[], input?: string) => {
   const r = await kubectl(kubeconfig, args, input === undefined ? {} : { input });
@@ -113,16 +113,11 @@ describe('the agent installed from its Debian package on a fresh Debian 12 host'
         stdio: ['ignore', 'ignore', 'inherit'],
       });
     }
-    const coordinator = generateIdentity(subjects, { role: 'coordinator' });
-    const agent = generateIdentity(subjects, { role: 'host', host: HOST, location: LOCATION });
-    const ids = path.join(dir, 'ids');
-    const files = [coordinator, agent].map((id) => writeIdentity(ids, id));
-    hostCreds = fs.readFileSync(files[1]!.seedFile, 'utf8');
+    // NATS in operator mode (`edgectl nats init`): the host gets its identity by enrolling with a join token.
+    const { files, setup } = await initOperator(path.join(dir, 'operator'), '/unused', subjects);
+    adminCreds = files.adminCreds;
     const [nats, kube] = await Promise.all([
-      startNatsServer({
-        dir: path.join(dir, 'nats'),
-        configExtra: authorizationBlock([coordinator.userConfig, agent.userConfig]),
-      }),
+      startNatsServer({ dir: path.join(dir, 'nats'), operator: setup }),
       startKubeApi({ dir: path.join(dir, 'kube'), crdDir: path.join(REPO_DIR, 'deploy/crds') }),
     ]);
     cleanup(() => nats.stop());
@@ -133,10 +128,11 @@ describe('the agent installed from its Debian package on a fresh Debian 12 host'
       dir: path.join(dir, 'coordinator'),
       kubeconfig,
       nats: [nats.url],
-      env: { EDGE_NATS_CREDS: files[0]!.seedFile },
+      args: ['--enroll-keys', files.enrollKeys, '--nats-sys-creds', files.coordinatorSysCreds],
+      env: { EDGE_NATS_CREDS: files.coordinatorCreds },
     });
     cleanup(() => coord.stop());
-    nc = await connectNats({ servers: [nats.url], name: 'host-install test', creds: files[0]!.seedFile });
+    nc = await connectNats({ servers: [nats.url], name: 'host-install test', creds: files.coordinatorCreds });
     cleanup(() => nc.close());
     host = await startDebianHost({
       label: `edgeplane.test=host-install-${run}`,
@@ -161,16 +157,28 @@ describe('the agent installed from its Debian package on a fresh Debian 12 host'
     );
   }, 300_000);
 
-  it('enrolls with its credentials, becomes Ready and runs a gVisor instance the coordinator places', async () => {
+  it('enrolls with a join token in one command, becomes Ready and runs a gVisor instance the coordinator places', async () => {
+    const token = execFileSync(
+      process.execPath,
+      [path.join(REPO_DIR, 'dist/edgectl/main.js'), '--nats', natsUrl, '--creds', adminCreds].concat([
+        'hosts',
+        'token',
+        'create',
+        '--location',
+        LOCATION,
+        '--ttl',
+        '10m',
+      ]),
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+    ).trim();
+    // What the operator set in the conffile (instance ports on loopback, a 2 s heartbeat) survives the join.
     await host.ok(
-      [
-        'umask 077',
-        `printf '%s' '${hostCreds.trim()}' > /etc/edgeplane/nats.creds`,
-        `cat > /etc/edgeplane/agent.yaml <<'EOF'\nhost: ${HOST}\nlocation: ${LOCATION}\nnats: ${natsUrl}\nnatsCreds: /etc/edgeplane/nats.creds\npublishAddress: 127.0.0.1\nheartbeatMs: 2000\ncpu: "2"\nmemory: 2Gi\nEOF`,
-      ].join('\n'),
+      `cat > /etc/edgeplane/agent.yaml <<'EOF'\npublishAddress: 127.0.0.1\nheartbeatMs: 2000\ncpu: "2"\nmemory: 2Gi\nEOF`,
     );
     const t0 = Date.now();
-    await host.ok('systemctl enable --now edge-agent');
+    await host.ok(`edge-agent join --nats ${natsUrl} --token ${token} --host ${HOST}`);
+    expect(await host.ok('stat -c %a /etc/edgeplane/nats.creds')).toBe('600\n');
+    expect(await host.ok('cat /etc/edgeplane/agent.yaml')).toContain('publishAddress: 127.0.0.1');
     await until('host Ready', async () =>
       (await k(['get', 'host', HOST, '-o', 'jsonpath={.status.state}'])) === 'Ready' ? true : undefined,
     ).catch(async (err: Error) => {
@@ -179,7 +187,7 @@ describe('the agent installed from its Debian package on a fresh Debian 12 host'
       );
       throw new Error(`${err.message}\n${journal.stdout}`);
     });
-    console.log(`enable --now → host Ready: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(`edge-agent join → host Ready: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
     await k(['create', 'namespace', 'pkg']);
     await k(

@@ -10,10 +10,10 @@ import { AgentSettings, loadAgentConfig } from '../../agent/config.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-/** The long flags of the agent's run command, as written in agent/main.ts. */
-const flags = [
-  ...fs.readFileSync(path.join(root, 'agent/main.ts'), 'utf8').matchAll(/\.option\(\s*'--([a-z-]+)/g),
-]
+/** The long flags of the agent's run command (withAgentOptions in agent/main.ts). */
+const mainSource = fs.readFileSync(path.join(root, 'agent/main.ts'), 'utf8');
+const runOptions = mainSource.slice(mainSource.indexOf('function withAgentOptions'));
+const flags = [...runOptions.slice(0, runOptions.indexOf('\n}\n')).matchAll(/\.option\(\s*'--([a-z-]+)/g)]
   .map((m) => camel(m[1] as string))
   .filter((f) => f !== 'config');
 
