@@ -3,7 +3,7 @@
  * accounts, the coordinator's keys, creds for the coordinator, edgectl admin and monitoring); the `hosts token`
  * and `hosts revoke` commands are requests to the coordinator's enrollment service, which holds the keys.
  */
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
@@ -47,6 +47,11 @@ export async function initOperator(
   resolverDir: string,
   subjects: Subjects,
 ): Promise<{ files: OperatorFiles; setup: OperatorSetup }> {
+  // A second init must never overwrite the keys of a running installation (its hosts would all be cut off).
+  if (existsSync(join(out, 'operator-setup.json')))
+    throw new Error(
+      `--out ${out}: already holds an operator setup (operator-setup.json); use another directory`,
+    );
   mkdirSync(out, { recursive: true });
   const setup = await createOperatorSetup();
   const keys = enrollmentKeys(setup);

@@ -6,8 +6,10 @@ import { decode as decodeJwt } from '@nats-io/jwt';
 import { createUser } from '@nats-io/nkeys';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { readToken } from '../../agent/enroll.js';
 import { decideJoin, tokenState } from '../../coordinator/enroll/decisions.js';
 import { type AdmissionRules, admitReport, DEFAULT_ADMISSION } from '../../coordinator/hosts/admission.js';
+import { parseTtl } from '../../edgectl/enroll.js';
 import {
   createOperatorSetup,
   enrollmentKeys,
@@ -195,5 +197,33 @@ describe('user JWTs', () => {
     expect(twice.nats.signing_keys).toEqual([setup.account.signingKey.publicKey]);
     expect(twice.iss).toBe(setup.operator.signingKey.publicKey);
     expect(twice.sub).toBe(setup.account.publicKey);
+  });
+});
+
+describe('tokens on the command line', () => {
+  it('parses --ttl', () => {
+    expect([parseTtl('90s'), parseTtl('30m'), parseTtl('1h'), parseTtl('2d'), parseTtl('45')]).toEqual([
+      90, 1800, 3600, 172_800, 45,
+    ]);
+    expect(() => parseTtl('1 hour')).toThrow(/--ttl: expected/);
+  });
+  it('reads a join token: its id and subject prefix from its one permission; refuses anything else', async () => {
+    const setup = await createOperatorSetup();
+    const keys = enrollmentKeys(setup);
+    const jwt = await issueUserJwt(keys, {
+      name: 'join-0a1b2c',
+      publicKey: createUser().getPublicKey(),
+      permissions: joinPermissions(new Subjects('acme.edge'), '0a1b2c'),
+      expiresAt: NOW + 60_000,
+      bearer: true,
+    });
+    expect(readToken(`  ${jwt}\n`)).toEqual({ id: '0a1b2c', prefix: 'acme.edge', expiresAt: NOW + 60_000 });
+    const host = await issueUserJwt(keys, {
+      name: 'h1',
+      publicKey: createUser().getPublicKey(),
+      permissions: agentPermissions(subjects, 'h1', 'loc-a'),
+    });
+    expect(() => readToken(host)).toThrow(/not a join token/);
+    expect(() => readToken('hello')).toThrow(/not a join token/);
   });
 });
