@@ -3,7 +3,7 @@
  *
  * Pipeline, after Nomad's scheduler and kube-scheduler's framework:
  *   reconcile (reconcile.ts) → feasibility filters (filters.ts, topology.ts) → scoring (scoring.ts, topology.ts)
- *   → plan (schedule.ts), with the incremental index in state.ts.
+ *   → plan (schedule.ts), with the incremental index in state.ts (and its from-scratch reference in exhaustive.ts).
  */
 
 export { commitPlan } from './commit.js';

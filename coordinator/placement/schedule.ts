@@ -3,6 +3,7 @@
  * Pure: the same input always gives the same plan.
  */
 import { InstanceNamer, sortByLocationThenOrdinal } from '../workloads/naming.js';
+import { explain, selectExhaustive } from './exhaustive.js';
 import { chooseScaleDown, partitionByHost } from './reconcile.js';
 import { PlacementState } from './state.js';
 import type { Placed, ScheduleInput, SchedulePlan } from './types.js';
@@ -41,9 +42,9 @@ export function schedule(input: ScheduleInput, options: ScheduleOptions = {}): S
   let chosen: number[] = [];
   let reason: string | undefined;
   for (let k = 0; k < need; k++) {
-    const h = options.exhaustive ? state.selectExhaustive() : state.select();
+    const h = options.exhaustive ? selectExhaustive(state) : state.select();
     if (h < 0) {
-      reason = state.explain();
+      reason = explain(state);
       break;
     }
     state.commit(h);
@@ -85,6 +86,6 @@ export function schedule(input: ScheduleInput, options: ScheduleOptions = {}): S
 
   const unplaced = need - place.length;
   const plan: SchedulePlan = { keep, place, remove, unplaced: Math.max(0, unplaced), byLocation };
-  if (plan.unplaced > 0) plan.reason = reason ?? state.explain();
+  if (plan.unplaced > 0) plan.reason = reason ?? explain(state);
   return plan;
 }

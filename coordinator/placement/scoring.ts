@@ -40,3 +40,24 @@ export function compileNodePreferences(
     return sum;
   };
 }
+
+/**
+ * The ranking of two feasible hosts, in order: fewer soft-rule violations (penalty), then more affinity
+ * preference, then the better resource score, then the smaller name (determinism). The indexed and the
+ * exhaustive search both use it, so they cannot drift apart.
+ */
+export function ranksAbove(
+  penalty: number,
+  preference: number,
+  resource: number,
+  name: string,
+  bPenalty: number,
+  bPreference: number,
+  bResource: number,
+  bName: string,
+): boolean {
+  if (penalty !== bPenalty) return penalty < bPenalty;
+  if (preference !== bPreference) return preference > bPreference;
+  if (resource !== bResource) return resource > bResource;
+  return name < bName;
+}

@@ -15,15 +15,9 @@
  */
 import type { PlacementScoring } from '../../shared/api/placement.js';
 import { workloadKey } from '../workloads/naming.js';
-import {
-  existingAntiAffinityFilter,
-  type HostFilter,
-  insufficient,
-  Reasons,
-  staticFilters,
-} from './filters.js';
+import { existingAntiAffinityFilter, type HostFilter, Reasons, staticFilters } from './filters.js';
 import { IndexHeap } from './heap.js';
-import { compileNodePreferences, resourceScore } from './scoring.js';
+import { compileNodePreferences, ranksAbove, resourceScore } from './scoring.js';
 import {
   addToSpread,
   affinitySatisfied,
@@ -51,7 +45,7 @@ interface Cell {
 }
 
 /** Result of evaluating rules on a host: a rejection phrase, or the penalty and preference it scores. */
-interface Verdict {
+export interface Verdict {
   fail: string | undefined;
   penalty: number;
   preference: number;
@@ -309,6 +303,14 @@ export class PlacementState {
     return true;
   }
 
+  /**
+   * Every rule on host i, from scratch: whether they admit it, with the verdict (penalty and preference, or why
+   * not). The verdict is valid until the next evaluation. For the exhaustive search and explanations.
+   */
+  checkAll(i: number): { ok: boolean; verdict: Readonly<Verdict> } {
+    return { ok: this.evaluate(this.rules, i), verdict: this.verdict };
+  }
+
   /** Recomputes what orders host i inside its cell. */
   private rekey(i: number): void {
     const ok = this.evaluate(this.hostRules, i);
@@ -456,49 +458,6 @@ export class PlacementState {
     return best;
   }
 
-  /**
-   * The same choice as {@link select}, by evaluating every host from scratch: O(hosts × rules). The reference
-   * the indexed search is tested against.
-   */
-  selectExhaustive(): number {
-    let best = -1;
-    let bPenalty = 0;
-    let bPreference = 0;
-    let bResource = 0;
-    const v = this.verdict;
-    for (let i = 0; i < this.hosts.length; i++) {
-      if (this.staticFail[i] !== 0 || !this.fits(i) || !this.evaluate(this.rules, i)) continue;
-      const penalty = v.penalty;
-      const preference = v.preference + this.nodePreference[i]!;
-      const resource = resourceScore(
-        this.scoring,
-        this.capCpu[i]!,
-        this.capMem[i]!,
-        this.usedCpu[i]! + this.reqCpu,
-        this.usedMem[i]! + this.reqMem,
-      );
-      if (
-        best < 0 ||
-        ranksAbove(
-          penalty,
-          preference,
-          resource,
-          this.hosts[i]!.name,
-          bPenalty,
-          bPreference,
-          bResource,
-          this.hosts[best]!.name,
-        )
-      ) {
-        best = i;
-        bPenalty = penalty;
-        bPreference = preference;
-        bResource = resource;
-      }
-    }
-    return best;
-  }
-
   /** Records one new instance on host i. */
   commit(i: number): void {
     this.usedCpu[i] = this.usedCpu[i]! + this.reqCpu;
@@ -534,62 +493,4 @@ export class PlacementState {
       heap.update(i);
     }
   }
-
-  /**
-   * Why no host can take one more instance, kube-scheduler style:
-   * "0/12 hosts are available: 7 Insufficient memory, 5 didn't match node selector."
-   */
-  explain(): string {
-    const counts = new Map<string, number>();
-    const add = (phrase: string) => counts.set(phrase, (counts.get(phrase) ?? 0) + 1);
-    let available = 0;
-    const n = this.hosts.length;
-    for (let i = 0; i < n; i++) {
-      const h = this.hosts[i]!;
-      const f = this.staticFail[i]!;
-      if (f > 0) {
-        add(this.filters[f - 1]!.reason);
-        continue;
-      }
-      const short = insufficient(
-        h.capacity,
-        { cpuMillis: this.usedCpu[i]!, memoryBytes: this.usedMem[i]! },
-        this.workload.resources,
-      );
-      if (short.length > 0) {
-        for (const s of short) add(s);
-        continue;
-      }
-      if (!this.evaluate(this.rules, i)) {
-        add(this.verdict.fail ?? Reasons.topologySpread);
-        continue;
-      }
-      available++;
-    }
-    const parts = [...counts.entries()]
-      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
-      .map(([phrase, count]) => `${count} ${phrase}`);
-    return `${available}/${n} hosts are available${parts.length > 0 ? `: ${parts.join(', ')}` : ''}.`;
-  }
-}
-
-/**
- * The ranking of two feasible hosts, in order: fewer soft-rule violations (penalty), then more affinity
- * preference, then the better resource score, then the smaller name (determinism). The indexed and the
- * exhaustive search both use it, so they cannot drift apart.
- */
-function ranksAbove(
-  penalty: number,
-  preference: number,
-  resource: number,
-  name: string,
-  bPenalty: number,
-  bPreference: number,
-  bResource: number,
-  bName: string,
-): boolean {
-  if (penalty !== bPenalty) return penalty < bPenalty;
-  if (preference !== bPreference) return preference > bPreference;
-  if (resource !== bResource) return resource > bResource;
-  return name < bName;
 }
