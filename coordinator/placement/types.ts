@@ -18,6 +18,7 @@ export interface HostInfo {
   capacity: ResourceAmounts;
   /** Already allocated; includes every instance in {@link ScheduleInput.instances} that runs on this host. */
   allocated: ResourceAmounts;
+  /** Runtimes that work on the host now; an instance goes only where its runtime is. */
   runtimes: Runtime[];
   /** false: disconnected. What runs there is kept; nothing new is placed there. */
   ready: boolean;
@@ -27,13 +28,19 @@ export interface HostInfo {
 
 /** An instance that exists now (of any Workload). */
 export interface InstanceInfo {
+  /** Instance name. */
   name: string;
+  /** Namespace of its Workload. */
   namespace: string;
   /** Owner key `${namespace}/${name}` of its Workload. */
   workload: string;
+  /** Host it runs on. */
   host: string;
+  /** Location of that host. */
   location: string;
+  /** Its labels (template labels + `workload=<name>`), for label selectors. */
   labels: Record<string, string>;
+  /** What it requests on its host. */
   resources: ResourceAmounts;
   /**
    * A surge instance of a rolling update: an extra instance the controller runs beside its Workload's replicas
@@ -50,19 +57,27 @@ export interface InstanceInfo {
 
 /** The Workload being placed. */
 export interface WorkloadInfo {
+  /** Namespace. */
   namespace: string;
+  /** Name; instance names start with it. */
   name: string;
+  /** Desired replicas. */
   replicas: number;
+  /** `spec.placement`: where instances may and should go. */
   placement?: Placement;
   /** Labels every instance of it carries (template labels + `workload=<name>`). */
   instanceLabels: Record<string, string>;
   /** Per-instance request. */
   resources: ResourceAmounts;
+  /** The runtime its instances need. */
   runtime: Runtime;
 }
 
+/** What {@link schedule} takes. */
 export interface ScheduleInput {
+  /** The Workload to place. */
   workload: WorkloadInfo;
+  /** Every host that is not lost. */
   hosts: HostInfo[];
   /** Instances of ALL Workloads. */
   instances: InstanceInfo[];
@@ -75,16 +90,21 @@ export interface ScheduleInput {
 
 /** An instance and where it runs. */
 export interface Placed {
+  /** Instance name. */
   name: string;
+  /** Host. */
   host: string;
+  /** Location of the host. */
   location: string;
 }
 
+/** What {@link schedule} decides for one Workload. */
 export interface SchedulePlan {
   /** Existing instances of this Workload that stay. */
   keep: Placed[];
   /** New instances; named `<workload>-<location>-<ordinal>`, the lowest free ordinal in that location. */
   place: Placed[];
+  /** Existing instances of this Workload to remove: surplus (`ScaleDown`) or on a host gone (`HostGone`). */
   remove: Array<{ name: string; reason: 'ScaleDown' | 'HostGone' }>;
   /** Replicas that could not be placed (0 when all fit). */
   unplaced: number;
