@@ -4,21 +4,16 @@
  * one more instance. Both read the state without changing it.
  */
 import { insufficient, Reasons } from './filters.js';
-import { ranksAbove, resourceScore } from './scoring.js';
+import { noHost, offerHost, resourceScore } from './scoring.js';
 import type { PlacementState } from './state.js';
 
 /** The same choice as `PlacementState.select()`, by evaluating every host from scratch; -1 when none fits. */
 export function selectExhaustive(s: PlacementState): number {
-  let best = -1;
-  let bPenalty = 0;
-  let bPreference = 0;
-  let bResource = 0;
+  const best = noHost();
   for (let i = 0; i < s.hosts.length; i++) {
     if (s.staticFail[i] !== 0 || !s.fits(i)) continue;
     const { ok, verdict: v } = s.checkAll(i);
     if (!ok) continue;
-    const penalty = v.penalty;
-    const preference = v.preference + s.nodePreference[i]!;
     const resource = resourceScore(
       s.scoring,
       s.capCpu[i]!,
@@ -26,26 +21,9 @@ export function selectExhaustive(s: PlacementState): number {
       s.usedCpu[i]! + s.reqCpu,
       s.usedMem[i]! + s.reqMem,
     );
-    if (
-      best < 0 ||
-      ranksAbove(
-        penalty,
-        preference,
-        resource,
-        s.hosts[i]!.name,
-        bPenalty,
-        bPreference,
-        bResource,
-        s.hosts[best]!.name,
-      )
-    ) {
-      best = i;
-      bPenalty = penalty;
-      bPreference = preference;
-      bResource = resource;
-    }
+    offerHost(best, s.hosts, i, v.penalty, v.preference + s.nodePreference[i]!, resource);
   }
-  return best;
+  return best.host;
 }
 
 /**

@@ -46,7 +46,7 @@ export function compileNodePreferences(
  * preference, then the better resource score, then the smaller name (determinism). The indexed and the
  * exhaustive search both use it, so they cannot drift apart.
  */
-export function ranksAbove(
+function ranksAbove(
   penalty: number,
   preference: number,
   resource: number,
@@ -60,4 +60,50 @@ export function ranksAbove(
   if (preference !== bPreference) return preference > bPreference;
   if (resource !== bResource) return resource > bResource;
   return name < bName;
+}
+
+/** The best feasible host found so far, as {@link offerHost} keeps it. */
+export interface BestHost {
+  /** Index of the host; -1 while none. */
+  host: number;
+  /** Its soft-rule penalty. */
+  penalty: number;
+  /** Its preference score. */
+  preference: number;
+  /** Its resource score. */
+  resource: number;
+}
+
+/** An empty {@link BestHost}. */
+export function noHost(): BestHost {
+  return { host: -1, penalty: 0, preference: 0, resource: 0 };
+}
+
+/** Offers host i with its scores: `best` takes it when empty or when i ranks above it ({@link ranksAbove}). */
+export function offerHost(
+  best: BestHost,
+  hosts: readonly { name: string }[],
+  i: number,
+  penalty: number,
+  preference: number,
+  resource: number,
+): void {
+  if (
+    best.host < 0 ||
+    ranksAbove(
+      penalty,
+      preference,
+      resource,
+      hosts[i]!.name,
+      best.penalty,
+      best.preference,
+      best.resource,
+      hosts[best.host]!.name,
+    )
+  ) {
+    best.host = i;
+    best.penalty = penalty;
+    best.preference = preference;
+    best.resource = resource;
+  }
 }

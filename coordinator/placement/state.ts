@@ -17,7 +17,7 @@ import type { PlacementScoring } from '../../shared/api/placement.js';
 import { workloadKey } from '../workloads/naming.js';
 import { existingAntiAffinityFilter, type HostFilter, Reasons, staticFilters } from './filters.js';
 import { IndexHeap } from './heap.js';
-import { compileNodePreferences, ranksAbove, resourceScore } from './scoring.js';
+import { compileNodePreferences, noHost, offerHost, resourceScore } from './scoring.js';
 import {
   addToSpread,
   affinitySatisfied,
@@ -417,10 +417,7 @@ export class PlacementState {
 
   /** The best host for the next instance, or -1 when none is feasible. */
   select(): number {
-    let best = -1;
-    let bPenalty = 0;
-    let bPreference = 0;
-    let bResource = 0;
+    const best = noHost();
     let emptied = false;
     const v = this.verdict;
     for (const c of this.live) {
@@ -432,30 +429,17 @@ export class PlacementState {
       }
       if (this.blocked[top]) continue;
       if (this.cellRules.length > 0 && !this.evaluate(this.cellRules, cell.rep)) continue;
-      const penalty = v.penalty + this.kPenalty[top]!;
-      const preference = v.preference + this.kPreference[top]!;
-      const resource = this.kResource[top]!;
-      if (
-        best < 0 ||
-        ranksAbove(
-          penalty,
-          preference,
-          resource,
-          this.hosts[top]!.name,
-          bPenalty,
-          bPreference,
-          bResource,
-          this.hosts[best]!.name,
-        )
-      ) {
-        best = top;
-        bPenalty = penalty;
-        bPreference = preference;
-        bResource = resource;
-      }
+      offerHost(
+        best,
+        this.hosts,
+        top,
+        v.penalty + this.kPenalty[top]!,
+        v.preference + this.kPreference[top]!,
+        this.kResource[top]!,
+      );
     }
     if (emptied) this.live = this.live.filter((c) => this.cells[c]!.heap.size > 0);
-    return best;
+    return best.host;
   }
 
   /** Records one new instance on host i. */
