@@ -30,6 +30,9 @@ export class ResourceCache<T extends { metadata: { name?: string; namespace?: st
   private stopped = false;
   private started = false;
   private readonly path: string;
+  /** Resolves once a list has succeeded and its objects are in the cache (or when the cache is stopped). */
+  private readonly listed: Promise<void>;
+  private markListed: () => void = () => {};
 
   constructor(
     client: KubeClient,
@@ -37,7 +40,16 @@ export class ResourceCache<T extends { metadata: { name?: string; namespace?: st
     private readonly log: Logger,
   ) {
     this.path = 'path' in ref ? ref.path : Client.path(ref);
-    const list = 'path' in ref ? ref.list : () => client.list<KubeObject>(ref);
+    const listOnce = 'path' in ref ? ref.list : () => client.list<KubeObject>(ref);
+    this.listed = new Promise((resolve) => {
+      this.markListed = resolve;
+    });
+    // The informer adds the listed objects in the continuation of this promise; a timer runs after it.
+    const list = async () => {
+      const result = await listOnce();
+      setTimeout(() => this.markListed(), 0);
+      return result;
+    };
     // Objects arrive as plain JSON (timestamps stay strings), hence the loose type at this boundary.
     // biome-ignore lint/suspicious/noExplicitAny: custom objects are untyped JSON at this boundary
     this.informer = makeInformer<any>(client.kc, this.path, list as never);
@@ -68,18 +80,23 @@ export class ResourceCache<T extends { metadata: { name?: string; namespace?: st
     this.handlers.push(handler);
   }
 
-  /** Lists and starts watching; retries until the API server answers. */
+  /**
+   * Lists and starts watching; resolves once a list succeeded. client-node reports a failed list through
+   * 'error' (where it is logged and retried), not by rejecting, so without waiting for one a forbidden or
+   * failing list would leave the controllers acting on an empty cache.
+   */
   async start(): Promise<void> {
     for (let delay = 500; !this.stopped; delay = Math.min(delay * 2, 5000)) {
       try {
         await this.informer.start();
-        this.started = true;
-        return;
+        break;
       } catch (err) {
         this.log.warn({ resource: this.path, err: apiErrorMessage(err) }, 'list failed; retrying');
         await new Promise((r) => setTimeout(r, delay));
       }
     }
+    await this.listed;
+    if (!this.stopped) this.started = true;
   }
 
   get isStarted(): boolean {
@@ -88,6 +105,7 @@ export class ResourceCache<T extends { metadata: { name?: string; namespace?: st
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.markListed();
     await this.informer.stop();
   }
 
