@@ -42,6 +42,7 @@ let kube: KubeApiHandle;
 let nats: NatsServerHandle;
 let coordinator: Proc;
 let dir: string;
+let saKubeconfig: string;
 
 /** kubectl as the cluster's admin; throws with stderr on failure. */
 async function admin(args: string[], input?: string): Promise<string> {
@@ -55,10 +56,10 @@ async function jsonpath(resource: string, jp: string): Promise<string> {
   return r.code === 0 ? r.stdout : '';
 }
 
-/** The coordinator's JSON log lines so far. */
-function coordinatorLog(): Array<Record<string, unknown>> {
+/** A coordinator's JSON log lines so far. */
+function coordinatorLog(proc = coordinator): Array<Record<string, unknown>> {
   return fs
-    .readFileSync(coordinator.logFile, 'utf8')
+    .readFileSync(proc.logFile, 'utf8')
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -125,7 +126,7 @@ beforeAll(async () => {
 
   // Its ServiceAccount's token, in a kubeconfig of its own: no admin identity from here on.
   const token = (await admin(['-n', NS, 'create', 'token', 'edge-coordinator', '--duration=2h'])).trim();
-  const saKubeconfig = path.join(dir, 'coordinator.kubeconfig');
+  saKubeconfig = path.join(dir, 'coordinator.kubeconfig');
   fs.writeFileSync(saKubeconfig, kubeconfigYaml(kube.server, token, kube.caPem, 'edge-coordinator'), {
     mode: 0o600,
   });
@@ -332,5 +333,44 @@ describe('the image of `npm run image`, run as the installed Deployment says', (
     }
     expect(await running()).toBe(true);
     expect(await logs()).not.toMatch(/Forbidden|"level":50|"level":60/);
+  });
+});
+
+describe('a coordinator that may not list Instances', () => {
+  it('waits, naming the forbidden list, instead of acting on an empty cache; it starts once it may', async () => {
+    const role = JSON.parse(await admin(['get', 'clusterrole', 'edgeplane:edge-coordinator', '-o', 'json']));
+    const rule = role.rules.find((r: { resources: string[] }) => r.resources.includes('instances'));
+    rule.verbs = rule.verbs.filter((v: string) => v !== 'list');
+    await admin(['replace', '-f', '-'], JSON.stringify(role));
+    const instancesBefore = await admin(['get', 'instances', '-A', '-o', 'name']);
+    // Beside the image's coordinator, which leads: without a Lease, so that only its caches hold it back.
+    const second = startCoordinator({
+      dir: path.join(dir, 'second'),
+      kubeconfig: saKubeconfig,
+      nats: [nats.url],
+      args: ['--no-leader-elect'],
+    });
+    cleanup(() => second.stop());
+    const line = await waitFor(
+      'the forbidden list in the log',
+      () => coordinatorLog(second).find((l) => String(l.err ?? '').includes('403 Forbidden')),
+      { timeoutMs: 60_000 },
+    );
+    expect(line.err).toContain(`User "${SA}" cannot list resource`);
+    // The rule held Instances and WorkloadDeployments; whichever cache asked first is named.
+    expect(line.err).toMatch(
+      /"(instances|workloaddeployments)" in API group "compute.datumapis.com" at the cluster/,
+    );
+    await new Promise((r) => setTimeout(r, 5000));
+    expect(second.exit).toBeUndefined();
+    expect(coordinatorLog(second).some((l) => l.msg === 'coordinator started')).toBe(false);
+    expect(await admin(['get', 'instances', '-A', '-o', 'name'])).toBe(instancesBefore);
+
+    await admin(['apply', '-k', KUSTOMIZATION]);
+    await waitFor('it to start', () => coordinatorLog(second).some((l) => l.msg === 'coordinator started'), {
+      timeoutMs: 60_000,
+    });
+    await second.stop();
+    expect(await admin(['get', 'instances', '-A', '-o', 'name'])).toBe(instancesBefore);
   });
 });
