@@ -39,7 +39,9 @@ async function collect(
     await reached;
     return { text, source, reason: 'reached' };
   }
-  return { text, source, reason: (await source.ended).reason };
+  // The end first: `text` must be read after it, not when the object literal starts being built.
+  const { reason } = await source.ended;
+  return { text, source, reason };
 }
 
 it('reads a VM serial console: all of it, --tail, and -f while the guest powers off', async () => {
