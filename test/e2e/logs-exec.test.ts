@@ -32,7 +32,7 @@ import { connectNats } from '../../shared/nats/connect.js';
 import { authorizationBlock } from '../../shared/nats/permissions.js';
 import { Subjects } from '../../shared/nats/subjects.js';
 import { VERSION } from '../../shared/version.js';
-import { cleanup, tempDir } from '../harness/index.js';
+import { cleanup, tempDir, waitFor } from '../harness/index.js';
 
 const EDGECTL = path.join(REPO_DIR, 'dist/edgectl/main.js');
 const PLUGIN = path.join(REPO_DIR, 'dist/edgectl/kubectl-edge.js');
@@ -81,19 +81,8 @@ function edgectl(who: string, args: string[]): Promise<Run> {
   return run(process.execPath, [EDGECTL, '--nats', nats.url, '--creds', creds[who]!, ...args]);
 }
 
-async function until<T>(
-  what: string,
-  f: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 120_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+/** How long the waits of this file wait (unless they say): placement, image start, the feed. */
+const WAIT = { timeoutMs: 120_000, intervalMs: 500 };
 
 const lines = (s: string) => s.split('\n').filter(Boolean);
 
@@ -170,28 +159,38 @@ beforeAll(async () => {
     await removeContainersByLabel(`edgeplane.dev/host=${host}`);
   });
   const k = (args: string[], input?: string) => kubectl(kube.kubeconfigPath, args, input ? { input } : {});
-  await until('the host to be Ready', async () =>
-    (await k(['get', 'hosts', '-o', 'name'])).stdout.includes(host),
+  await waitFor(
+    'the host to be Ready',
+    async () => (await k(['get', 'hosts', '-o', 'name'])).stdout.includes(host),
+    WAIT,
   );
   const applied = await k(['apply', '-f', '-'], workload);
   expect(applied.code, applied.stderr).toBe(0);
-  instance = await until('the instance to run', async () => {
-    const r = await k([
-      'get',
-      'instances',
-      '-l',
-      'workload=ops-web',
-      '-o',
-      'jsonpath={.items[0].metadata.name} {.items[0].status.phase}',
-    ]);
-    const [name, phase] = r.stdout.split(' ');
-    return phase === 'Running' ? name : undefined;
-  });
+  instance = await waitFor(
+    'the instance to run',
+    async () => {
+      const r = await k([
+        'get',
+        'instances',
+        '-l',
+        'workload=ops-web',
+        '-o',
+        'jsonpath={.items[0].metadata.name} {.items[0].status.phase}',
+      ]);
+      const [name, phase] = r.stdout.split(' ');
+      return phase === 'Running' ? name : undefined;
+    },
+    WAIT,
+  );
   // The feed has it on the host, and the app has ticked a few times (for --since and --tail).
-  await until('the feed to show it Running', async () => {
-    const r = await edgectl('alice', ['instances', '-o', 'json']);
-    return r.stdout.includes(`"phase": "Running"`) ? true : undefined;
-  });
+  await waitFor(
+    'the feed to show it Running',
+    async () => {
+      const r = await edgectl('alice', ['instances', '-o', 'json']);
+      return r.stdout.includes(`"phase": "Running"`) ? true : undefined;
+    },
+    WAIT,
+  );
   await new Promise((r) => setTimeout(r, 4000));
 }, 600_000);
 
@@ -236,10 +235,10 @@ describe('edgectl logs', () => {
     let out = '';
     p.stdout!.on('data', (d) => (out += d));
     const exited = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
-    await until(
+    await waitFor(
       'three new ticks',
       () => lines(out).filter((l) => Number(l.split(' ')[2]) >= Math.floor(started)).length >= 3,
-      20_000,
+      { ...WAIT, timeoutMs: 20_000 },
     );
     p.kill('SIGINT');
     expect(await exited).toBe(0);
@@ -272,7 +271,7 @@ describe('edgectl exec', () => {
     expect(r.code).toBe(7);
     const side = await edgectl('alice', ['exec', instance, '-c', 'side', '--', 'cat', '/etc/hostname']);
     expect(side.code, side.stderr).toBe(0);
-    const events = await until(
+    const events = await waitFor(
       'the Exec events',
       async () => {
         const e = await kubectl(kube.kubeconfigPath, [
@@ -285,7 +284,7 @@ describe('edgectl exec', () => {
         ]);
         return lines(e.stdout).length >= 2 ? lines(e.stdout) : undefined;
       },
-      20_000,
+      { ...WAIT, timeoutMs: 20_000 },
     );
     expect(events).toContain(
       `operator alice ran exec in container app on host ${host}: sh -c "echo out; echo err >&2; exit 7"`,

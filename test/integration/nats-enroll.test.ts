@@ -25,17 +25,10 @@ import {
   startCoordinatorSide,
   subjects,
 } from '../harness/enrollment.js';
-import { cleanup, startNatsForTest, tempDir } from '../harness/index.js';
+import { cleanup, startNatsForTest, tempDir, waitFor } from '../harness/index.js';
 
-async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+/** How long the waits of this file wait: a message or a server verdict, on one local server. */
+const WAIT = { timeoutMs: 20_000, intervalMs: 25 };
 
 function statusLog(nc: NatsConnection): string[] {
   const out: string[] = [];
@@ -145,7 +138,10 @@ describe('edge-agent join', () => {
       env: { LOG_FORMAT: 'json', LOG_LEVEL: 'info' },
     });
     cleanup(() => agent.stop());
-    await until('host-a Ready', () => coord.registry.get('host-a')?.state === 'Ready', 60_000);
+    await waitFor('host-a Ready', () => coord.registry.get('host-a')?.state === 'Ready', {
+      ...WAIT,
+      timeoutMs: 60_000,
+    });
     const readyMs = performance.now() - t0;
     console.log(
       `edge-agent join took ${Math.round(joinMs)} ms; from join to host Ready ${Math.round(readyMs)} ms`,
@@ -157,18 +153,23 @@ describe('edge-agent join', () => {
     const events = statusLog(watcher);
     const revokedAt = performance.now();
     await coord.admin('hosts.revoke', { host: 'host-a' });
-    await until('the server revokes the connection', () => events.some((e) => /revoked/i.test(e)));
+    await waitFor('the server revokes the connection', () => events.some((e) => /revoked/i.test(e)), WAIT);
     console.log(
       `the server revoked the host's connection ${Math.round(performance.now() - revokedAt)} ms after edgectl hosts revoke`,
     );
     await watcher.closed();
     await expect(clientFor([nats.url], { creds })).rejects.toThrow(/authorization/i);
-    await until('the agent logs the refusal', () =>
-      /revoked|authorization/i.test(fs.readFileSync(agent.logFile, 'utf8')),
+    await waitFor(
+      'the agent logs the refusal',
+      () => /revoked|authorization/i.test(fs.readFileSync(agent.logFile, 'utf8')),
+      WAIT,
     );
     expect(coord.enrollment.identityOf('host-a')?.revoked).toBe(true);
     // The host goes silent, then Disconnected: nothing of it is accepted any more.
-    await until('host-a no longer Ready', () => coord.registry.get('host-a')?.state !== 'Ready', 30_000);
+    await waitFor('host-a no longer Ready', () => coord.registry.get('host-a')?.state !== 'Ready', {
+      ...WAIT,
+      timeoutMs: 30_000,
+    });
   });
 
   it('refuses used-up, mismatched, revoked and expired tokens; the server refuses revoked and expired ones', async () => {
@@ -222,9 +223,10 @@ describe('edge-agent join', () => {
     const events = statusLog(nc);
     nc.publish(subjects.hostReport('h1'), encode(report('h1', 'loc-a')));
     nc.publish(subjects.join(once.id), '{}');
-    await until(
+    await waitFor(
       'two permission violations',
       () => events.filter((e) => /permissions violation/i.test(e)).length >= 2,
+      WAIT,
     );
   });
 });
@@ -252,7 +254,11 @@ describe('identity is bound, not declared', () => {
     );
     // Another host's subject: the server refuses it before the coordinator sees it.
     nc.publish(subjects.hostReport('host-c'), encode(report('host-c', 'loc-a')));
-    await until('a permissions violation', () => events.some((e) => /permissions violation/i.test(e)));
+    await waitFor(
+      'a permissions violation',
+      () => events.some((e) => /permissions violation/i.test(e)),
+      WAIT,
+    );
 
     // A user validly signed by the account but never enrolled (e.g. a leaked signing key's user): refused.
     const ghostCreds = path.join(tempDir(), 'ghost.creds');
