@@ -1,6 +1,7 @@
 /**
  * Watches the deployment intents of this agent's location in the JetStream KV bucket, and keeps the last
- * copy on local disk so that an agent restarted while NATS is unreachable resumes from it.
+ * copy on local disk so that an agent restarted while NATS is unreachable resumes from it. {@link requestsFor}
+ * turns the intents into what this host's drivers must run.
  */
 import { EventEmitter } from 'node:events';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -11,10 +12,48 @@ import type { Logger } from '../shared/log.js';
 import { DeploymentIntent, decode, type ResolvedValues } from '../shared/nats/messages.js';
 import { type KeyPair, openValues } from '../shared/nats/seal.js';
 import type { Subjects } from '../shared/nats/subjects.js';
+import type { InstanceRequest } from './drivers/driver.js';
 import { type RejectedIntent, salvageIntent } from './malformed.js';
 
 /** An intent as the agent hands it out: with this host's secret values opened (in memory only). */
 export type HostIntent = DeploymentIntent & { values?: ResolvedValues };
+
+/**
+ * The instances `host` must run, as the drivers take them: one request per instance the intents place on the
+ * host. During a rolling update an instance may still run an older template revision of its intent
+ * (`instances[].templateHash`); it gets that revision's template, limits and values. A revision the intent does
+ * not carry is not something the coordinator writes: the instance gets the current template (where it is headed
+ * anyway), with a warning.
+ */
+export function requestsFor(host: string, intents: HostIntent[], log: Logger): InstanceRequest[] {
+  const out: InstanceRequest[] = [];
+  for (const intent of intents) {
+    for (const inst of intent.instances) {
+      if (inst.host !== host) continue;
+      const wanted = inst.templateHash ?? intent.templateHash;
+      const older =
+        wanted === intent.templateHash ? undefined : intent.revisions?.find((r) => r.templateHash === wanted);
+      if (wanted !== intent.templateHash && !older) {
+        log.warn(
+          { instance: `${intent.namespace}/${inst.name}`, templateHash: wanted },
+          'intent names a template revision it does not carry; running its current template',
+        );
+      }
+      const values = older ? intent.values?.revisions?.[wanted] : intent.values;
+      out.push({
+        namespace: intent.namespace,
+        name: inst.name,
+        workload: intent.workload,
+        templateHash: older ? wanted : intent.templateHash,
+        template: older?.template ?? intent.template,
+        limits: older?.limits ?? intent.limits,
+        labels: inst.labels,
+        ...(values ? { values } : {}),
+      });
+    }
+  }
+  return out;
+}
 
 /** Options of {@link IntentWatcher}. */
 export interface IntentWatcherOptions {

@@ -8,7 +8,7 @@ import type { Runtime } from '../shared/api/index.js';
 import { runtimeOf } from '../shared/api/template.js';
 import type { Logger } from '../shared/log.js';
 import type { Driver, InstanceRequest, InstanceState } from './drivers/driver.js';
-import type { HostIntent } from './intents.js';
+import { type HostIntent, requestsFor } from './intents.js';
 import type { RejectedIntent } from './malformed.js';
 import { ProbeManager } from './probes.js';
 
@@ -62,37 +62,7 @@ export class Reconciler extends EventEmitter {
 
   /** Instances this host must run, from the intents. */
   desired(): InstanceRequest[] {
-    const out: InstanceRequest[] = [];
-    for (const intent of this.opts.intents()) {
-      for (const inst of intent.instances) {
-        if (inst.host !== this.opts.host) continue;
-        // During a rolling update an instance may still run an older template of the intent.
-        const wanted = inst.templateHash ?? intent.templateHash;
-        const older =
-          wanted === intent.templateHash
-            ? undefined
-            : intent.revisions?.find((r) => r.templateHash === wanted);
-        if (wanted !== intent.templateHash && !older) {
-          // Not something the coordinator writes; the current template is where the instance is headed anyway.
-          this.opts.log.warn(
-            { instance: `${intent.namespace}/${inst.name}`, templateHash: wanted },
-            'intent names a template revision it does not carry; running its current template',
-          );
-        }
-        const values = older ? intent.values?.revisions?.[wanted] : intent.values;
-        out.push({
-          namespace: intent.namespace,
-          name: inst.name,
-          workload: intent.workload,
-          templateHash: older ? wanted : intent.templateHash,
-          template: older?.template ?? intent.template,
-          limits: older?.limits ?? intent.limits,
-          labels: inst.labels,
-          ...(values ? { values } : {}),
-        });
-      }
-    }
-    return out;
+    return requestsFor(this.opts.host, this.opts.intents(), this.opts.log);
   }
 
   /** What the host runs now, as last observed, with readiness gated by the readiness probes. */
