@@ -277,16 +277,18 @@ export class Reconciler extends EventEmitter {
 
   private async startOne(k: string, req: InstanceRequest): Promise<void> {
     const t0 = performance.now();
+    // For the start-duration metric; a template of no known kind fails below, naming the field.
+    const runtime = this.tryRuntimeOf(req) ?? 'unknown';
     try {
       const driver = this.driverFor(req);
       this.opts.log.info({ instance: k, templateHash: req.templateHash }, 'starting instance');
       const state = await driver.start(req);
-      this.emit('started', runtimeOf(req.template), (performance.now() - t0) / 1000, true);
+      this.emit('started', runtime, (performance.now() - t0) / 1000, true);
       this.failures.delete(k);
       if (this.desiredByKey.get(k)?.templateHash === req.templateHash) this.states.set(k, state);
       this.publishIfChanged();
     } catch (err) {
-      this.emit('started', runtimeOf(req.template), (performance.now() - t0) / 1000, false);
+      this.emit('started', runtime, (performance.now() - t0) / 1000, false);
       const prev = this.failures.get(k);
       const attempts = (prev?.attempts ?? 0) + 1;
       const backoff = Math.min(300_000, 1000 * 2 ** (attempts - 1));
