@@ -38,6 +38,7 @@ export class OutputSession {
   private last: OutputChunk;
   private end: OutputEnd | undefined;
   private wake: (() => void) | undefined;
+  private closed = false;
   private source: OutputSource | undefined;
   /** When it was last pulled (ms since epoch). */
   lastPull = Date.now();
@@ -97,9 +98,15 @@ export class OutputSession {
       throw new OpsError(OPS_ERRORS.badRequest, `after: expected ${this.last.seq}, got ${after}`);
     if (this.finished) return this.last;
     if (this.wake) throw new OpsError(OPS_ERRORS.badRequest, 'a pull of this session is already waiting');
-    if (!this.bytes && !this.end) {
+    // Wait for a full chunk, but at most lingerMs once there is some output (so bulk output crosses in few pulls
+    // and a followed log line in ~lingerMs), and at most pollWaitMs in all (then an empty chunk: a heartbeat).
+    const deadline = Date.now() + this.limits.pollWaitMs;
+    let linger = this.bytes ? Date.now() + this.limits.lingerMs : undefined;
+    while (this.bytes < this.limits.chunkBytes && !this.end && !this.closed) {
+      const wait = Math.min(deadline, linger ?? deadline) - Date.now();
+      if (wait <= 0) break;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, this.limits.pollWaitMs);
+        const timer = setTimeout(done, wait);
         function done() {
           clearTimeout(timer);
           resolve();
@@ -107,6 +114,7 @@ export class OutputSession {
         this.wake = done;
       });
       this.wake = undefined;
+      if (this.bytes && linger === undefined) linger = Date.now() + this.limits.lingerMs;
     }
     this.lastPull = Date.now();
     const data = this.take();
@@ -148,6 +156,7 @@ export class OutputSession {
 
   /** Closes the source; a waiting pull is answered. */
   close(): void {
+    this.closed = true;
     this.source?.close();
     this.wake?.();
   }

@@ -6,7 +6,8 @@
  * 1. the client asks `<prefix>.ops.<host>.logs.<caller>` ({@link LogsRequest}) or `….exec.<caller>`
  *    ({@link ExecRequest}); the agent opens a session and answers an {@link OutputChunk} with `seq` 0;
  * 2. the client pulls with `….next.<caller>` ({@link NextRequest}, `after` = the last `seq` it got); the agent
- *    answers the next chunk as soon as it has output, or an empty chunk after {@link OPS_LIMITS.pollWaitMs}
+ *    answers the next chunk once it is full or {@link OPS_LIMITS.lingerMs} after output arrived, or an empty chunk
+ *    after {@link OPS_LIMITS.pollWaitMs}
  *    (a heartbeat: the client knows the agent is alive while a followed log is quiet);
  * 3. the chunk with `end` is the last one (the logs ended, the command exited: `end.exitCode`).
  *
@@ -25,6 +26,8 @@ export const OPS_LIMITS = {
   bufferBytes: 1024 * 1024,
   /** How long a pull waits for output before it is answered with an empty chunk. */
   pollWaitMs: 2000,
+  /** How long a pull that has some output waits for more, up to a full chunk (fewer round trips for bulk output). */
+  lingerMs: 20,
   /** A session not pulled for this long is closed. */
   idleMs: 15_000,
   /** Most open sessions per agent. */

@@ -292,6 +292,24 @@ describe('edgectl exec', () => {
     expect(events).toContain(`operator alice ran exec in container side on host ${host}: cat /etc/hostname`);
   });
 
+  it('streams large output whole, in bounded chunks (8 MiB: at least 32 pulls)', async () => {
+    const size = 8 * 1024 * 1024;
+    const r = await edgectl('alice', [
+      'exec',
+      instance,
+      '--',
+      'sh',
+      '-c',
+      `head -c ${size} /dev/zero | tr '\\0' x`,
+    ]);
+    expect(r.code, r.stderr.slice(0, 500)).toBe(0);
+    expect(r.stdout.length).toBe(size);
+    expect(/^x+$/.test(r.stdout)).toBe(true);
+    console.log(
+      `exec output: ${size / 2 ** 20} MiB in ${r.ms} ms (${((size / 2 ** 20 / r.ms) * 1000).toFixed(1)} MiB/s)`,
+    );
+  });
+
   it('refuses -it clearly, and a missing container', async () => {
     const it = await edgectl('alice', ['exec', '-it', instance, '--', 'sh']);
     expect(it.code).toBe(1);

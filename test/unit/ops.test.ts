@@ -101,7 +101,7 @@ function fakeSource(): OutputSource & { paused: boolean; closed: boolean; finish
   return s;
 }
 
-const limits = { chunkBytes: 10, bufferBytes: 25, pollWaitMs: 30, idleMs: 200, sessions: 2 };
+const limits = { chunkBytes: 10, bufferBytes: 25, pollWaitMs: 30, lingerMs: 5, idleMs: 200, sessions: 2 };
 const text = (c: { data: Array<{ b64: string }> }) =>
   c.data.map((d) => Buffer.from(d.b64, 'base64').toString()).join('');
 
@@ -135,6 +135,15 @@ describe('OutputSession', () => {
     const c1 = await s.next(0);
     expect(await s.next(0)).toBe(c1);
     await expect(s.next(5)).rejects.toThrow('after: expected 1, got 5');
+  });
+
+  it('gathers output arriving within lingerMs into one chunk', async () => {
+    const s = new OutputSession('id', 'alice', { ...limits, lingerMs: 40 });
+    s.attach(fakeSource());
+    const pull = s.next(0);
+    s.onData('stdout', Buffer.from('ab'));
+    setTimeout(() => s.onData('stdout', Buffer.from('cd')), 10);
+    expect(text(await pull)).toBe('abcd');
   });
 
   it('answers an empty chunk after pollWaitMs when there is no output (a heartbeat)', async () => {
