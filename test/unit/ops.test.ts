@@ -137,12 +137,13 @@ describe('OutputSession', () => {
     await expect(s.next(5)).rejects.toThrow('after: expected 1, got 5');
   });
 
-  it('gathers output arriving within lingerMs into one chunk', async () => {
-    const s = new OutputSession('id', 'alice', { ...limits, lingerMs: 40 });
+  it('gathers output arriving while a pull lingers into one chunk, answering as soon as the chunk is full', async () => {
+    // A long linger: only a full chunk (4 bytes) can end this pull early, so no timer races the assertion.
+    const s = new OutputSession('id', 'alice', { ...limits, chunkBytes: 4, lingerMs: 60_000 });
     s.attach(fakeSource());
     const pull = s.next(0);
     s.onData('stdout', Buffer.from('ab'));
-    setTimeout(() => s.onData('stdout', Buffer.from('cd')), 10);
+    setTimeout(() => s.onData('stdout', Buffer.from('cdef')), 10);
     expect(text(await pull)).toBe('abcd');
   });
 
