@@ -11,7 +11,7 @@ import path from 'node:path';
 import { createUser } from '@nats-io/nkeys';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildCoordinatorImage } from '../../deploy/image/coordinator.js';
-import { DEV_LOCATIONS, startAgent, startCoordinator } from '../../deploy/stack/edgeplane.js';
+import { DEV_LOCATIONS, httpUrlOf, startAgent, startCoordinator } from '../../deploy/stack/edgeplane.js';
 import {
   docker,
   ensureDocker,
@@ -290,15 +290,14 @@ describe('the image of `npm run image`, run as the installed Deployment says', (
     cleanup(() => docker(['rmi', '-f', tag]));
     const help = await docker(['run', '--rm', tag, '--help']);
     expect(help.stdout).toContain('--lease-namespace');
-    // On the host's network the HTTP server must not take 0.0.0.0:9464: a free loopback port instead.
-    const metrics = help.stdout.includes('--metrics-address') ? `127.0.0.1:${await freePort()}` : undefined;
+    const metrics = `127.0.0.1:${await freePort()}`;
     const id = await runDeploymentContainer({
       kube,
       namespace: NS,
       deployment: 'edge-coordinator',
       image: tag,
       envOverrides: { EDGE_NATS_URL: nats.url, EDGE_NATS_CA: '' },
-      extraArgs: metrics ? ['--metrics-address', metrics] : [],
+      extraArgs: ['--metrics-address', metrics],
       dir: path.join(dir, 'pod'),
       label: `edgeplane.test=rbac-${run}`,
     });
@@ -314,6 +313,9 @@ describe('the image of `npm run image`, run as the installed Deployment says', (
       { timeoutMs: 30_000 },
     );
     const identity = JSON.parse(standby).identity as string;
+    // On the host's network the HTTP server must not take 0.0.0.0:9464, hence the loopback port given above.
+    await waitFor('its HTTP server', async () => (await fetch(`http://${metrics}/readyz`)).status === 200);
+    expect(await (await fetch(`http://${metrics}/readyz`)).text()).toContain('standby');
     expect(await jsonpath(`lease edge-coordinator -n ${NS}`, '{.spec.holderIdentity}')).not.toBe(identity);
 
     await coordinator.stop(); // releases the Lease
@@ -327,10 +329,13 @@ describe('the image of `npm run image`, run as the installed Deployment says', (
       async () => (await jsonpath('workload img -n shop', '{.status.readyReplicas}')) === '1',
       { timeoutMs: 120_000 },
     );
-    if (metrics) {
-      for (const p of ['/healthz', '/readyz'])
-        expect((await fetch(`http://${metrics}${p}`)).status, p).toBe(200);
-    }
+    const probe = async (p: string) => {
+      const r = await fetch(`http://${metrics}${p}`);
+      return `${r.status} ${(await r.text()).trim()}`;
+    };
+    expect(await probe('/healthz')).toBe('200 ok');
+    expect(await probe('/readyz')).toBe('200 ok');
+    expect(await probe('/metrics')).toMatch(/^edgeplane_coordinator_leader 1$/m);
     expect(await running()).toBe(true);
     expect(await logs()).not.toMatch(/Forbidden|"level":50|"level":60/);
   });
@@ -364,6 +369,8 @@ describe('a coordinator that may not list Instances', () => {
     await new Promise((r) => setTimeout(r, 5000));
     expect(second.exit).toBeUndefined();
     expect(coordinatorLog(second).some((l) => l.msg === 'coordinator started')).toBe(false);
+    const readyz = await fetch(`${await httpUrlOf(second)}/readyz`);
+    expect(`${readyz.status} ${await readyz.text()}`).toMatch(/^503 .*caches not synced/);
     expect(await admin(['get', 'instances', '-A', '-o', 'name'])).toBe(instancesBefore);
 
     await admin(['apply', '-k', KUSTOMIZATION]);

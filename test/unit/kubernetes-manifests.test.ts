@@ -134,6 +134,7 @@ describe('deploy/kubernetes', () => {
       expect(port.containerPort).toBe(COORDINATOR_HTTP_PORT);
       expect(c.livenessProbe.httpGet.path).toBe('/healthz');
       expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: c.livenessProbe.httpGet.port });
+      expect(c.args).toContain(`--metrics-address=0.0.0.0:${COORDINATOR_HTTP_PORT}`);
     });
 
     it('elects its leader on a Lease in its own namespace', () => {
