@@ -7,7 +7,8 @@
  * elsewhere is measured.
  *
  * `npm run bench:control-plane` prints a summary; `-- --json` one JSON object:
- * `{ hosts, instances, heartbeatsPerSecond, coordinatorCpuCores, coordinatorRssBytes, replacementSeconds, … }`.
+ * `{ hosts, instances, heartbeatsPerSecond, coordinatorCpuCores, coordinatorRssBytes, replacementSeconds, … }`,
+ * with `scrapeBytes`, `scrapeSeries`, `scrapeSeconds`: one GET of the coordinator's /metrics (median of 5).
  * Options: `--hosts N` (default 1000), `--instances N` (default 2000), `--workloads N` (default instances/10),
  * `--locations N` (default 10), `--heartbeat-ms N` (default 5000), `--lost-after S` (default 20),
  * `--measure-seconds S` (default 30), `--kill N` (hosts killed, default 5), `--profile DIR` (the coordinator
@@ -21,7 +22,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Kvm } from '@nats-io/kv';
-import { startCoordinator } from '../deploy/stack/edgeplane.js';
+import { httpUrlOf, startCoordinator } from '../deploy/stack/edgeplane.js';
 import { kubectl, REPO_DIR, startKubeApi, startNatsServer } from '../deploy/stack/index.js';
 import { startProc } from '../deploy/stack/proc.js';
 import { connectNats } from '../shared/nats/connect.js';
@@ -307,6 +308,20 @@ spec:
     const coordinatorCpuCores = (b.cpuSeconds - a.cpuSeconds) / window;
     const heartbeatsPerSecond = (heartbeats - hb0) / window;
 
+    // What a Prometheus scrape of the coordinator costs with every host's series in it (median of 5).
+    const metricsUrl = `${await httpUrlOf(coordinator)}/metrics`;
+    const scrapes: Array<{ ms: number; bytes: number; series: number }> = [];
+    for (let i = 0; i < 5; i++) {
+      const t = performance.now();
+      const body = await (await fetch(metricsUrl)).text();
+      const ms = performance.now() - t;
+      const series = body.split('\n').filter((l) => l && !l.startsWith('#')).length;
+      scrapes.push({ ms, bytes: Buffer.byteLength(body), series });
+      await sleep(200);
+    }
+    const scrape = scrapes.sort((x, y) => x.ms - y.ms)[2]!;
+    log(`/metrics: ${scrape.bytes} bytes, ${scrape.series} series, ${scrape.ms.toFixed(0)} ms (median of 5)`);
+
     // Kill a batch of hosts that run instances.
     const victims = hostNames.filter((h) => (placed.get(h)?.size ?? 0) > 0).slice(0, o.kill);
     const victimInstances = victims.reduce((n, h) => n + (placed.get(h)?.size ?? 0), 0);
@@ -343,6 +358,9 @@ spec:
       heartbeatMs: o.heartbeatMs,
       replacedInstances: victimInstances,
       placeSeconds: Number(placeSeconds.toFixed(1)),
+      scrapeBytes: scrape.bytes,
+      scrapeSeries: scrape.series,
+      scrapeSeconds: Number((scrape.ms / 1000).toFixed(3)),
     };
     if (o.json) console.log(JSON.stringify(result));
     else {
@@ -354,6 +372,9 @@ spec:
       );
       console.log(
         `replacement of ${victimInstances} instances: ${result.replacementSeconds} s after their hosts' loss deadline (${result.replacementSinceDeathSeconds} s after death; deadline ${result.lossDeadlineSeconds} s after the last heartbeat)`,
+      );
+      console.log(
+        `/metrics: ${result.scrapeBytes} bytes, ${result.scrapeSeries} series, ${result.scrapeSeconds} s per scrape`,
       );
     }
   } finally {

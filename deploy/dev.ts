@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { EXAMPLE_IMAGES } from '../examples/images.js';
 import { pidAlive } from '../shared/os.js';
-import { DEV_LOCATIONS, startAgent, startCoordinator } from './stack/edgeplane.js';
+import { DEV_LOCATIONS, httpUrlOf, startAgent, startCoordinator } from './stack/edgeplane.js';
 import {
   ensureDocker,
   ensureImage,
@@ -53,7 +53,7 @@ async function up(): Promise<void> {
     });
     fs.copyFileSync(kube.kubeconfigPath, KUBECONFIG);
     say('edge-coordinator');
-    startCoordinator({
+    const coordinator = startCoordinator({
       dir: path.join(DIR, 'coordinator'),
       kubeconfig: KUBECONFIG,
       nats: [nats.url],
@@ -71,7 +71,18 @@ async function up(): Promise<void> {
         detached: true,
       });
     }
-    fs.writeFileSync(ENV_FILE, `export KUBECONFIG=${KUBECONFIG}\nexport EDGE_NATS_URL=${nats.url}\n`);
+    // The coordinator serves its dashboard and /metrics on a free loopback port, which it logs.
+    const http = await httpUrlOf(coordinator);
+    fs.writeFileSync(
+      ENV_FILE,
+      [
+        `export KUBECONFIG=${KUBECONFIG}`,
+        `export EDGE_NATS_URL=${nats.url}`,
+        `export EDGE_DASHBOARD_URL=${http}/`,
+        `export EDGE_METRICS_URL=${http}/metrics`,
+        '',
+      ].join('\n'),
+    );
   }
   say('waiting for the three hosts to register');
   for (const deadline = Date.now() + 60_000; ; ) {
@@ -106,14 +117,18 @@ async function up(): Promise<void> {
   }
   const get = await kubectl(KUBECONFIG, ['get', 'workload', 'web-app']);
   console.log(`\n${get.stdout}`);
+  const env = fs.readFileSync(ENV_FILE, 'utf8');
+  const url = (name: string) => new RegExp(`^export ${name}=(.*)$`, 'm').exec(env)?.[1] ?? '(unknown)';
+  console.log(`Dashboard: ${url('EDGE_DASHBOARD_URL')}\nMetrics:   ${url('EDGE_METRICS_URL')}`);
   console.log(`The stack runs in the background (logs under .edge/dev/). Try:
 
-  source .edge/dev/env            # KUBECONFIG and EDGE_NATS_URL
+  source .edge/dev/env            # KUBECONFIG, EDGE_NATS_URL, EDGE_DASHBOARD_URL, EDGE_METRICS_URL
   kubectl get workload web-app
   kubectl get instances -l workload=web-app
   kubectl describe workload web-app
   kubectl scale workload web-app --replicas=5
   kubectl get hosts
+  curl -s $EDGE_METRICS_URL | grep ^edgeplane_hosts
   node dist/edgectl/main.js instances
   docker ps --filter label=edgeplane.dev/instance
 
