@@ -1,6 +1,7 @@
 /**
  * The coordinator's container image, built with the local Docker and nothing pulled: a rootfs of
  *   /app/edge-coordinator.mjs   an esbuild bundle of coordinator/main.ts (every npm dependency inside),
+ *   /app/web/                   the dashboard's page files (coordinator/observability/web/, served as they are),
  *   /usr/local/bin/node         this machine's Node binary (process.execPath, stripped when `strip` exists),
  *   the shared libraries `ldd` says it loads (and the dynamic loader), at the paths ldd prints,
  *   /etc/ssl/certs/ca-certificates.crt, /etc/passwd and /etc/group with a `nonroot` user (65532), /tmp,
@@ -115,6 +116,9 @@ export async function buildCoordinatorImage(opts: BuildImageOptions = {}): Promi
         js: "import { createRequire as __edgeRequire } from 'node:module'; const require = __edgeRequire(import.meta.url);",
       },
     });
+    // The dashboard's plain files, found next to the bundle (coordinator/observability/server.ts looks there).
+    const web = path.join(REPO_DIR, 'coordinator/observability/web');
+    for (const f of fs.readdirSync(web)) copyFile(path.join(web, f), path.join(root, '/app/web', f));
     const node = fs.realpathSync(process.execPath);
     log(`node ${process.version} from ${node}`);
     copyFile(node, path.join(root, NODE_PATH));

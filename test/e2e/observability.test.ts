@@ -6,7 +6,7 @@
  * READY 3/3, then, after an agent is killed with SIGKILL, its host row turns Disconnected and then Lost
  * without a reload, while Prometheus sees the host Lost within lostAfter plus one scrape interval.
  *
- * EDGE_DASHBOARD_SCREENSHOT=docs/dashboard.png writes the screenshot of the docs at the end.
+ * EDGE_DASHBOARD_SCREENSHOT=docs/dashboard.png writes the screenshots of the docs at the end (and -phone.png).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -202,6 +202,12 @@ spec:
         )
         .catch(() => undefined);
       await page.screenshot({ path: path.resolve(REPO_DIR, shot), fullPage: true });
+      // And as a phone shows it (the page's narrow layout).
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.screenshot({
+        path: path.resolve(REPO_DIR, shot.replace(/\.png$/, '-phone.png')),
+        fullPage: true,
+      });
     }
   });
 });
