@@ -15,7 +15,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { httpUrlOf } from '../../deploy/stack/edgeplane.js';
 import { type PrometheusHandle, REPO_DIR, startPrometheus } from '../../deploy/stack/index.js';
 import { useEdgeStack } from '../harness/edge.js';
-import { cleanup, tempDir } from '../harness/index.js';
+import { cleanup, tempDir, waitFor } from '../harness/index.js';
 
 const LOST_AFTER_SECONDS = 15;
 const SCRAPE_SECONDS = 1;
@@ -55,25 +55,8 @@ beforeAll(async () => {
   page = context.pages()[0] ?? (await context.newPage());
 }, 120_000);
 
-async function until<T>(
-  what: string,
-  f: () => Promise<T | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+/** How long the waits of this file wait (unless they say): a scrape, a page update. */
+const WAIT = { timeoutMs: 60_000, intervalMs: 250 };
 
 const hostState = (host: string) =>
   page.evaluate((h) => document.querySelector(`[data-host="${h}"]`)?.getAttribute('data-state') ?? '', host);
@@ -84,14 +67,22 @@ describe('observability', () => {
     expect(await (await fetch(`${base}/healthz`)).text()).toBe('ok\n');
     const ready = await fetch(`${base}/readyz`);
     expect([ready.status, await ready.text()]).toEqual([200, 'ok\n']);
-    await until('the coordinator target to be up', async () => {
-      const t = await prometheus.targets();
-      return t.length === 1 && t.every((x) => x.health === 'up');
-    });
-    const readyHosts = await until('edgeplane_hosts{state="Ready"} to be scraped', async () => {
-      const r = await prometheus.query('edgeplane_hosts{state="Ready"}');
-      return r.length === 1 && Number(r[0]!.value[1]) === s.hosts.length ? r : undefined;
-    });
+    await waitFor(
+      'the coordinator target to be up',
+      async () => {
+        const t = await prometheus.targets();
+        return t.length === 1 && t.every((x) => x.health === 'up');
+      },
+      WAIT,
+    );
+    const readyHosts = await waitFor(
+      'edgeplane_hosts{state="Ready"} to be scraped',
+      async () => {
+        const r = await prometheus.query('edgeplane_hosts{state="Ready"}');
+        return r.length === 1 && Number(r[0]!.value[1]) === s.hosts.length ? r : undefined;
+      },
+      WAIT,
+    );
     expect(Number(readyHosts[0]!.value[1])).toBe(s.hosts.length);
     const leader = await prometheus.query('edgeplane_coordinator_leader');
     expect(leader.map((r) => r.value[1])).toEqual(['1']);
@@ -142,13 +133,13 @@ spec:
     expect(queries.length).toBeGreaterThan(15);
     for (const q of queries) {
       // Rates need two scrapes of a series; everything else is there at once.
-      const result = await until(
+      const result = await waitFor(
         `${q.panel}: ${q.expr}`,
         async () => {
           const r = await prometheus.query(q.expr);
           return r.length > 0 ? r : undefined;
         },
-        30_000,
+        { ...WAIT, timeoutMs: 30_000 },
       );
       expect(result.length, q.expr).toBeGreaterThan(0);
     }
@@ -160,13 +151,13 @@ spec:
     const killedAt = Date.now();
     await s.agents.get(victim)!.kill();
 
-    const inPrometheus = until(
+    const inPrometheus = waitFor(
       `edgeplane_host_state{host="${victim}",state="Lost"} in Prometheus`,
       async () => {
         const r = await prometheus.query(`edgeplane_host_state{host="${victim}",state="Lost"} == 1`);
         return r.length === 1 ? (Date.now() - killedAt) / 1000 : undefined;
       },
-      60_000,
+      { ...WAIT, timeoutMs: 60_000 },
     );
     await page.waitForFunction(
       (h) => document.querySelector(`[data-host="${h}"]`)?.getAttribute('data-state') === 'Disconnected',

@@ -20,17 +20,10 @@ import {
   startCoordinatorSide,
   subjects,
 } from '../harness/enrollment.js';
-import { cleanup, startNatsClusterForTest, tempDir } from '../harness/index.js';
+import { cleanup, startNatsClusterForTest, tempDir, waitFor } from '../harness/index.js';
 
-async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** How long the waits of this file wait (unless they say): a message on the cluster. */
+const WAIT = { timeoutMs: 30_000, intervalMs: 50 };
 
 describe('deploy/nats: the production cluster', () => {
   it('runs three TLS servers in operator mode with R3 buckets, and an enrolled agent on them', async () => {
@@ -108,15 +101,19 @@ describe('deploy/nats: the production cluster', () => {
       env: { LOG_FORMAT: 'json', LOG_LEVEL: 'info' },
     });
     cleanup(() => agent.stop());
-    await until('fleet-1 Ready', () => coord.registry.get('fleet-1')?.state === 'Ready', 60_000);
+    await waitFor('fleet-1 Ready', () => coord.registry.get('fleet-1')?.state === 'Ready', {
+      ...WAIT,
+      timeoutMs: 60_000,
+    });
     console.log(`TLS cluster: from join to host Ready ${Math.round(performance.now() - t0)} ms`);
 
     // One server dies: the agent and the coordinator carry on through the other two.
     await cluster.servers[0]!.kill();
     const killedAt = Date.now();
-    await until(
+    await waitFor(
       'a report after the loss of a server',
       () => (coord.registry.get('fleet-1')?.lastSeen ?? 0) > killedAt + 1000,
+      WAIT,
     );
     expect(coord.registry.get('fleet-1')?.state).toBe('Ready');
 
@@ -128,7 +125,7 @@ describe('deploy/nats: the production cluster', () => {
       for await (const s of onOther.status()) events.push(`${s.type} ${'error' in s ? String(s.error) : ''}`);
     })();
     await coord.admin('hosts.revoke', { host: 'fleet-1' });
-    await until('the survivor revokes the connection', () => events.some((e) => /revoked/i.test(e)));
+    await waitFor('the survivor revokes the connection', () => events.some((e) => /revoked/i.test(e)), WAIT);
     await expect(clientFor([urls[1]!], { creds, ca: certs.ca })).rejects.toThrow(/authorization/i);
   });
 });
