@@ -153,16 +153,14 @@ function shlibDepends(binary: string, work: string): string {
   return out.replace(/^shlibs:Depends=/, '').trim();
 }
 
-async function main(): Promise<void> {
+/** Builds the package, staged in `work`. */
+async function buildPackage(work: string): Promise<void> {
   const { values } = parseArgs({
     options: { version: { type: 'string' }, out: { type: 'string' }, fast: { type: 'boolean' } },
   });
   const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string };
   const version = values.version ?? pkg.version;
   const outDir = path.resolve(values.out ?? path.join(REPO, 'dist/packages'));
-  // Staged outside the repository, so that running the bundles below (for the manual pages) proves they need no
-  // node_modules.
-  const work = mkdtempSync(path.join(tmpdir(), 'edgeplane-package-'));
   const root = path.join(work, 'root');
   const lib = path.join(root, PACKAGE_LIB_DIR);
   const doc = path.join(root, 'usr/share/doc', PACKAGE);
@@ -256,11 +254,17 @@ async function main(): Promise<void> {
   execFileSync('fakeroot', ['dpkg-deb', ...compression, '--build', root, deb], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  rmSync(work, { recursive: true, force: true });
   const mib = (statSync(deb).size / 2 ** 20).toFixed(1);
   console.log(
     `${deb}: ${mib} MiB (installed ${(installedKiB / 1024).toFixed(0)} MiB), built in ${((Date.now() - started) / 1000).toFixed(0)} s`,
   );
 }
 
-await main();
+// Staged outside the repository, so that running the bundles (for the manual pages) proves they need no
+// node_modules.
+const work = mkdtempSync(path.join(tmpdir(), 'edgeplane-package-'));
+try {
+  await buildPackage(work);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}

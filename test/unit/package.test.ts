@@ -7,6 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AgentSettings, loadAgentConfig } from '../../agent/config.js';
+import { AGENT_NODE_ENV, AGENT_NODE_FLAGS } from '../../agent/runtime-flags.js';
+import { controlFile, manPage, RECOMMENDS, wrapperScript } from '../../deploy/package/control.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -38,5 +40,43 @@ describe('agent configuration keys', () => {
       natsKey: '/run/k',
     });
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('package metadata', () => {
+  it('starts the agent with its memory settings', () => {
+    const text = wrapperScript({
+      what: 'agent',
+      node: '/usr/lib/edgeplane/node',
+      script: '/usr/lib/edgeplane/edge-agent.mjs',
+      flags: AGENT_NODE_FLAGS,
+      env: AGENT_NODE_ENV,
+    });
+    expect(text).toMatch(/^#!\/bin\/sh\n/);
+    expect(text).toContain('export MALLOC_ARENA_MAX=2\n');
+    expect(text).toContain(
+      'exec /usr/lib/edgeplane/node --max-semi-space-size=1 --v8-pool-size=0 /usr/lib/edgeplane/edge-agent.mjs "$@"',
+    );
+  });
+  it('depends on Debian packages only, the runtimes as Recommends', () => {
+    const control = controlFile({ version: '1.2.3', installedKiB: 10, depends: 'libc6 (>= 2.34)' });
+    expect(control).toMatch(/^Package: edgeplane-agent\nVersion: 1\.2\.3\n/);
+    expect(control).toContain('Depends: libc6 (>= 2.34), init-system-helpers');
+    expect(control).toContain(`Recommends: ${RECOMMENDS.join(', ')}\n`);
+    expect(control).not.toMatch(/nodejs|npm/);
+  });
+  it('escapes roff in manual pages', () => {
+    expect(manPage({ name: 'x', description: 'd', version: '1', help: '.bad\\n' })).toContain('\\&.bad\\en');
+  });
+  it('ships a unit whose restart kills the agent alone', () => {
+    const unit = fs.readFileSync(path.join(root, 'deploy/package/debian/edge-agent.service'), 'utf8');
+    for (const line of [
+      'Restart=always',
+      'KillMode=process',
+      'ExecStart=/usr/bin/edge-agent run --config /etc/edgeplane/agent.yaml',
+      'EnvironmentFile=-/etc/default/edge-agent',
+      'RuntimeDirectoryPreserve=yes',
+    ])
+      expect(unit.split('\n')).toContain(line);
   });
 });
