@@ -2,10 +2,11 @@
  * Proof on a real host: a fresh Debian 12 (debootstrap, systemd as PID 1; test/harness/debian-host.ts) installs
  * the agent from the package `npm run package` builds, enrolls with one `edge-agent join` (a token from
  * `edgectl hosts token create`) against a nats-server on loopback in operator mode, and runs a gVisor instance a
- * real coordinator places. Restarting the agent and
- * upgrading the package restart no instance; `apt-get remove` leaves it running; `apt-get purge` leaves nothing.
+ * real coordinator places. Restarting the agent and upgrading the package restart no instance; `apt-get remove`
+ * leaves it running (a reinstall adopts it again); `apt-get purge` leaves nothing.
  *
- * Slow (~4-6 min on 2 busy cores: two package builds, the first debootstrap ~2.5 min and cached after).
+ * Slow: ~3 min on the 2 busy cores of CI (two `--fast` package builds ~1.5 min, the stack, the steps ~1 min), plus
+ * ~2.5 min the first time for debootstrap (cached in /var/cache/edgeplane after).
  */
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -237,6 +238,12 @@ describe('the agent installed from its Debian package on a fresh Debian 12 host'
     expect(await host.ok('pgrep -f "[/]usr/lib/edgeplane/" || echo none')).toBe('none\n');
     expect(await containers()).toEqual(before);
   });
+
+  it('reinstalling after remove starts the enabled agent again, which adopts the instance', async () => {
+    await expectNothingRestarted(() =>
+      host.ok(`apt-get install -y --no-install-recommends /pkgs/edgeplane-agent_${NEWER}_amd64.deb`, 300_000),
+    );
+  }, 300_000);
 
   it('apt-get purge leaves no container, process, unit, state or credential', async () => {
     await host.ok('apt-get purge -y edgeplane-agent', 120_000);
