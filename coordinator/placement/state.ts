@@ -15,27 +15,11 @@
  */
 import type { PlacementScoring } from '../../shared/api/placement.js';
 import { workloadKey } from '../workloads/naming.js';
-import { existingAntiAffinityFilter, type HostFilter, Reasons, staticFilters } from './filters.js';
+import { existingAntiAffinityFilter, type HostFilter, staticFilters } from './filters.js';
 import { IndexHeap } from './heap.js';
+import { DomainRules, type Verdict } from './rules.js';
 import { compileNodePreferences, noHost, offerHost, resourceScore } from './scoring.js';
-import {
-  addToSpread,
-  affinitySatisfied,
-  antiAffinitySatisfied,
-  buildDim,
-  compilePodRule,
-  compileSpreadRule,
-  type Dim,
-  firstOfGroup,
-  isOwnReplica,
-  type PodRule,
-  podPreference,
-  type Rule,
-  recomputeMin,
-  type SpreadRule,
-  spreadAllows,
-  spreadPenalty,
-} from './topology.js';
+import type { SpreadRule } from './topology.js';
 import type { HostInfo, InstanceInfo, ScheduleInput, WorkloadInfo } from './types.js';
 
 interface Cell {
@@ -44,12 +28,7 @@ interface Cell {
   rep: number;
 }
 
-/** Result of evaluating rules on a host: a rejection phrase, or the penalty and preference it scores. */
-export interface Verdict {
-  fail: string | undefined;
-  penalty: number;
-  preference: number;
-}
+export type { Verdict } from './rules.js';
 
 export class PlacementState {
   readonly workload: WorkloadInfo;
@@ -68,15 +47,8 @@ export class PlacementState {
   readonly usedMem: Float64Array;
   /** Per host: sum of matched preferred node-affinity weights. */
   readonly nodePreference: Float64Array;
-  readonly dims = new Map<string, Dim>();
-  readonly spreads: SpreadRule[] = [];
-  readonly podRules: PodRule[] = [];
-  readonly rules: Rule[] = [];
-  /** Rules on keys shared by several hosts (evaluated once per cell) and on host-unique keys (per host). */
-  private readonly cellRules: Rule[] = [];
-  private readonly hostRules: Rule[] = [];
-  private readonly selfRules: Rule[] = [];
-  private readonly requiredAffinity: PodRule[] = [];
+  /** Topology spread and instance (anti-)affinity, with their counts. */
+  readonly rules: DomainRules;
   /** The Workload's own instances (on listed hosts or not). */
   readonly own: InstanceInfo[] = [];
 
@@ -89,8 +61,6 @@ export class PlacementState {
   private readonly kResource: Float64Array;
   private readonly pos: Int32Array;
   private readonly cellOf: Int32Array;
-  private firstOfGroup = false;
-  private readonly verdict: Verdict = { fail: undefined, penalty: 0, preference: 0 };
 
   constructor(input: ScheduleInput) {
     const { workload, hosts } = input;
@@ -145,8 +115,8 @@ export class PlacementState {
       selected[i] = sel;
       if (prefer && fail === 0) nodePreference[i] = prefer(h);
     }
-    this.compileRules(input, selected, untainted);
-    const guarded = this.countInstances(input.instances);
+    this.rules = new DomainRules(hosts, input, selected, untainted);
+    const guarded = this.rules.countInstances(input.instances, this.key, this.own, () => this.hostIndex);
     // Existing instances' anti-affinity rules out hosts without changing which hosts node affinity selects
     // (topology spread's nodeAffinityPolicy counts on that), so it is applied after the selectors; the
     // instances that carry such rules were collected by the pass above.
@@ -156,8 +126,7 @@ export class PlacementState {
       const code = this.filters.length;
       for (let i = 0; i < n; i++) if (staticFail[i] === 0 && !existing.test(hosts[i]!)) staticFail[i] = code;
     }
-    for (const r of this.spreads) recomputeMin(r);
-    this.firstOfGroup = firstOfGroup(this.requiredAffinity);
+    this.rules.seal();
     this.buildCells();
   }
 
@@ -170,99 +139,6 @@ export class PlacementState {
     return this.index;
   }
 
-  private dim(key: string): Dim {
-    let d = this.dims.get(key);
-    if (!d) {
-      d = buildDim(this.hosts, key);
-      this.dims.set(key, d);
-    }
-    return d;
-  }
-
-  private compileRules(input: ScheduleInput, selected: Uint8Array, untainted: Uint8Array): void {
-    const { workload } = input;
-    const p = workload.placement;
-    for (const c of p?.topologySpreadConstraints ?? []) {
-      this.spreads.push(compileSpreadRule(c, workload, this.dim(c.topologyKey), selected, untainted));
-    }
-    const nsLabels = input.namespaceLabels ?? {};
-    const affinity = p?.affinity;
-    for (const [kind, spec] of [
-      ['affinity', affinity?.podAffinity],
-      ['antiAffinity', affinity?.podAntiAffinity],
-    ] as const) {
-      for (const t of spec?.requiredDuringSchedulingIgnoredDuringExecution ?? []) {
-        this.podRules.push(compilePodRule(kind, t, true, 0, workload, this.dim(t.topologyKey), nsLabels));
-      }
-      for (const w of spec?.preferredDuringSchedulingIgnoredDuringExecution ?? []) {
-        const t = w.podAffinityTerm;
-        this.podRules.push(
-          compilePodRule(kind, t, false, w.weight, workload, this.dim(t.topologyKey), nsLabels),
-        );
-      }
-    }
-    this.rules.push(...this.spreads, ...this.podRules);
-    for (const r of this.rules) {
-      (r.dim.unique ? this.hostRules : this.cellRules).push(r);
-      if (r.self) this.selfRules.push(r);
-      if (r.kind === 'affinity' && r.required) this.requiredAffinity.push(r);
-    }
-  }
-
-  /**
-   * One pass over all instances: the Workload's own, and the counts of every rule. Rules that can only match
-   * the Workload's own instances are counted from those alone.
-   */
-  /** Counts instances into the rules' domains; returns the instances that carry required anti-affinity. */
-  private countInstances(instances: readonly InstanceInfo[]): InstanceInfo[] {
-    const key = this.key;
-    const own = this.own;
-    const guarded: InstanceInfo[] = [];
-    const shared = this.rules.filter((r) => r.kind !== 'spread' || !r.ownOnly);
-    const ownOnly = this.rules.filter((r) => r.kind === 'spread' && r.ownOnly);
-    const nr = shared.length;
-    if (nr === 0) {
-      for (let k = 0; k < instances.length; k++) {
-        const inst = instances[k]!;
-        if (isOwnReplica(inst, key)) own.push(inst);
-        if (inst.antiAffinity !== undefined) guarded.push(inst);
-      }
-    } else {
-      for (let k = 0; k < instances.length; k++) {
-        const inst = instances[k]!;
-        if (isOwnReplica(inst, key)) own.push(inst);
-        if (inst.antiAffinity !== undefined) guarded.push(inst);
-        let h = -2;
-        for (let j = 0; j < nr; j++) {
-          const r = shared[j]!;
-          if (!r.matches(inst)) continue;
-          if (h === -2) h = this.hostIndex.get(inst.host) ?? -1;
-          if (h < 0) break;
-          this.count(r, h);
-        }
-      }
-    }
-    if (ownOnly.length === 0 || own.length === 0) return guarded;
-    const index = this.hostIndex;
-    for (const inst of own) {
-      const h = index.get(inst.host);
-      if (h === undefined) continue;
-      for (const r of ownOnly) if (r.matches(inst)) this.count(r, h);
-    }
-    return guarded;
-  }
-
-  private count(r: Rule, h: number): void {
-    const d = r.dim.domainOf[h]!;
-    if (d < 0) return;
-    if (r.kind === 'spread') {
-      if (r.eligibleHost[h]) r.counts[d]!++;
-    } else {
-      r.counts[d]!++;
-      r.total++;
-    }
-  }
-
   /** Whether one more instance fits on host i. */
   fits(i: number): boolean {
     return (
@@ -271,52 +147,24 @@ export class PlacementState {
   }
 
   /**
-   * Evaluates `rules` for host i into `this.verdict`; returns false when one rejects the host.
-   */
-  private evaluate(rules: readonly Rule[], i: number): boolean {
-    const v = this.verdict;
-    v.fail = undefined;
-    v.penalty = 0;
-    v.preference = 0;
-    for (let j = 0; j < rules.length; j++) {
-      const r = rules[j]!;
-      const d = r.dim.domainOf[i]!;
-      if (r.kind === 'spread') {
-        if (r.hard) {
-          if (!spreadAllows(r, d)) {
-            v.fail = d < 0 ? Reasons.missingTopologyLabel(r.dim.key) : Reasons.topologySpread;
-            return false;
-          }
-        } else v.penalty += spreadPenalty(r, d);
-      } else if (r.required) {
-        if (r.kind === 'affinity') {
-          if (!affinitySatisfied(r, d) && !(this.firstOfGroup && d >= 0)) {
-            v.fail = Reasons.podAffinity;
-            return false;
-          }
-        } else if (!antiAffinitySatisfied(r, d)) {
-          v.fail = Reasons.podAntiAffinity;
-          return false;
-        }
-      } else v.preference += podPreference(r, d);
-    }
-    return true;
-  }
-
-  /**
    * Every rule on host i, from scratch: whether they admit it, with the verdict (penalty and preference, or why
    * not). The verdict is valid until the next evaluation. For the exhaustive search and explanations.
    */
   checkAll(i: number): { ok: boolean; verdict: Readonly<Verdict> } {
-    return { ok: this.evaluate(this.rules, i), verdict: this.verdict };
+    return { ok: this.rules.evaluate(this.rules.all, i), verdict: this.rules.verdict };
+  }
+
+  /** The topology spread rules (for the reconcile stage's view of the current spread). */
+  get spreads(): readonly SpreadRule[] {
+    return this.rules.spreads;
   }
 
   /** Recomputes what orders host i inside its cell. */
   private rekey(i: number): void {
-    const ok = this.evaluate(this.hostRules, i);
+    const ok = this.rules.evaluate(this.rules.hostLevel, i);
     this.blocked[i] = ok ? 0 : 1;
-    this.kPenalty[i] = this.verdict.penalty;
-    this.kPreference[i] = this.nodePreference[i]! + this.verdict.preference;
+    this.kPenalty[i] = this.rules.verdict.penalty;
+    this.kPreference[i] = this.nodePreference[i]! + this.rules.verdict.preference;
     this.kResource[i] = resourceScore(
       this.scoring,
       this.capCpu[i]!,
@@ -348,13 +196,13 @@ export class PlacementState {
   }
 
   private buildCells(): void {
-    const cellDims = [...new Set(this.cellRules.map((r) => r.dim))];
+    const cellDims = [...new Set(this.rules.cellLevel.map((r) => r.dim))];
     const members: number[][] = [];
     const n = this.hosts.length;
     const order = this.makeOrder();
     const { staticFail, capCpu, capMem, usedCpu, usedMem, kResource, cellOf, reqCpu, reqMem } = this;
     const binPack = this.scoring === 'BinPack';
-    const hostLevel = this.hostRules.length > 0;
+    const hostLevel = this.rules.hostLevel.length > 0;
     // Cell of a host: one cell without cell-level rules; by domain id for one key; by the tuple for several.
     const single = cellDims.length === 1 ? cellDims[0]! : undefined;
     const byDomain = single ? new Int32Array(single.domains.length + 1).fill(-1) : undefined;
@@ -419,7 +267,8 @@ export class PlacementState {
   select(): number {
     const best = noHost();
     let emptied = false;
-    const v = this.verdict;
+    const v = this.rules.verdict;
+    const cellLevel = this.rules.cellLevel;
     for (const c of this.live) {
       const cell = this.cells[c]!;
       const top = cell.heap.peek();
@@ -428,7 +277,7 @@ export class PlacementState {
         continue;
       }
       if (this.blocked[top]) continue;
-      if (this.cellRules.length > 0 && !this.evaluate(this.cellRules, cell.rep)) continue;
+      if (cellLevel.length > 0 && !this.rules.evaluate(cellLevel, cell.rep)) continue;
       offerHost(
         best,
         this.hosts,
@@ -446,24 +295,7 @@ export class PlacementState {
   commit(i: number): void {
     this.usedCpu[i] = this.usedCpu[i]! + this.reqCpu;
     this.usedMem[i] = this.usedMem[i]! + this.reqMem;
-    let global = false;
-    for (const r of this.selfRules) {
-      const d = r.dim.domainOf[i]!;
-      if (d < 0) continue;
-      if (r.kind === 'spread') {
-        if (r.eligibleHost[i] && addToSpread(r, d) && r.dim.unique) global = true;
-      } else {
-        r.counts[d]!++;
-        r.total++;
-      }
-    }
-    if (this.requiredAffinity.length > 0) {
-      const first = firstOfGroup(this.requiredAffinity);
-      if (first !== this.firstOfGroup) {
-        this.firstOfGroup = first;
-        if (this.hostRules.some((r) => r.kind === 'affinity' && r.required)) global = true;
-      }
-    }
+    const global = this.rules.commit(i);
     if (global) {
       this.rebuild();
       return;
