@@ -18,7 +18,7 @@ export interface ReconcilerOptions {
   host: string;
   /** Every driver of the agent, by runtime: all of them are observed, working or not. */
   drivers: Partial<Record<Runtime, Driver>>;
-  /** Runtimes whose probe passes now; only they start instances (default: every driver). */
+  /** Runtimes whose runtime check passes now; only they start instances (default: every driver). */
   usable?: () => Runtime[];
   /** Current intents of the location, with this host's unsealed values. */
   intents: () => HostIntent[];
