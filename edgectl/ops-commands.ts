@@ -2,6 +2,7 @@
  * The `logs` and `exec` commands of edgectl (and of `kubectl edge`): options, output and exit codes. The
  * protocol is in ./ops.ts.
  */
+import { userInfo } from 'node:os';
 import { basename } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Command } from 'commander';
@@ -15,15 +16,16 @@ export type Connect = () => Promise<{ nc: NatsConnection; subjects: Subjects; cr
 
 /**
  * The operator name requests are made as: `--operator`, else EDGE_OPERATOR, else the credentials file's name
- * (`edgectl credentials operator alice` writes alice.nk).
+ * (`edgectl credentials operator alice` writes alice.nk / alice.creds), else — only without credentials, i.e. on a
+ * NATS server without authorization such as the dev stack — the login name (then nothing vouches for it).
  */
 export function operatorName(given: string | undefined, creds: string | undefined): string {
+  const login = () =>
+    userInfo()
+      .username.toLowerCase()
+      .replace(/[^a-z0-9_-]/g, '-');
   const name =
-    given ?? process.env.EDGE_OPERATOR ?? (creds ? basename(creds).replace(/\.(nk|creds)$/, '') : undefined);
-  if (!name)
-    throw new OpsClientError(
-      'logs and exec need an operator identity: --operator <name> (or EDGE_OPERATOR) with its --creds',
-    );
+    given ?? process.env.EDGE_OPERATOR ?? (creds ? basename(creds).replace(/\.(nk|creds)$/, '') : login());
   try {
     checkOperatorName(name);
   } catch (e) {

@@ -2,6 +2,7 @@
  * The pure parts of `edgectl logs` / `exec`: Docker's stream framing, "last N lines", the output sessions'
  * ordering and flow bound, the client's argument parsing, and the Exec Event message.
  */
+import { userInfo } from 'node:os';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -13,6 +14,7 @@ import {
 import { OpsError, OutputSession, SessionStore } from '../../agent/ops/sessions.js';
 import { execEventMessage } from '../../coordinator/ops/audit.js';
 import { parseDuration, parseTail, splitInstance } from '../../edgectl/ops.js';
+import { operatorName } from '../../edgectl/ops-commands.js';
 import { operatorPermissions } from '../../shared/nats/permissions.js';
 import { Subjects } from '../../shared/nats/subjects.js';
 
@@ -191,6 +193,19 @@ describe('edgectl arguments', () => {
     expect(splitInstance('web-0', 'default')).toEqual({ namespace: 'default', name: 'web-0' });
     expect(splitInstance('prod/web-0', 'default')).toEqual({ namespace: 'prod', name: 'web-0' });
     expect(() => splitInstance('a/b/c', 'default')).toThrow('instance:');
+  });
+
+  it('names the operator by --operator, the credentials file, or (no credentials) the login name', () => {
+    delete process.env.EDGE_OPERATOR;
+    expect(operatorName('bob', '/x/alice.nk')).toBe('bob');
+    expect(operatorName(undefined, '/x/alice.nk')).toBe('alice');
+    expect(operatorName(undefined, '/x/alice.creds')).toBe('alice');
+    expect(operatorName(undefined, undefined)).toBe(
+      userInfo()
+        .username.toLowerCase()
+        .replace(/[^a-z0-9_-]/g, '-'),
+    );
+    expect(() => operatorName('Bad Name', undefined)).toThrow('--operator: operator name "Bad Name"');
   });
 });
 
