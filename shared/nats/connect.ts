@@ -2,6 +2,14 @@
  * How every Edgeplane process connects to NATS: servers, credentials and TLS in one place, so the coordinator,
  * agents, edgectl and the tests behave alike. Settings not given explicitly come from the environment
  * (EDGE_NATS_CREDS, EDGE_NATS_CA, EDGE_NATS_CERT, EDGE_NATS_KEY), so no daemon needs extra flags for TLS.
+ *
+ * Dead links: a half-open connection (the peer or a middlebox gone without a FIN/RST) is only noticed by the
+ * client's own pings. nats.js pings every 2 minutes and gives up after 2 unanswered ones, so it noticed a dead link
+ * after 4–6 minutes, while the coordinator declares a silent host Lost after 30 s. We ping every
+ * {@link DEFAULT_PING_INTERVAL_MS} and give up after {@link DEFAULT_MAX_PINGS_OUT} unanswered pings: a dead link is
+ * noticed (and a reconnect begun) within (maxPingsOut + 1) × pingInterval = 15 s, under a host's default
+ * Disconnected bound (3 × 5 s heartbeat + 5 s grace = 20 s) and well under `lostAfter` (30 s).
+ * EDGE_NATS_PING_MS and EDGE_NATS_MAX_PINGS_OUT override them.
  */
 import { readFileSync } from 'node:fs';
 import {
@@ -29,8 +37,27 @@ export interface NatsClientSettings {
   /** Client certificate and key (PEM) for servers that verify clients (mutual TLS). */
   cert?: string;
   key?: string;
+  /** Client ping interval in ms (default {@link DEFAULT_PING_INTERVAL_MS}; EDGE_NATS_PING_MS). */
+  pingIntervalMs?: number;
+  /** Unanswered pings after which the link is declared dead (default {@link DEFAULT_MAX_PINGS_OUT}; EDGE_NATS_MAX_PINGS_OUT). */
+  maxPingsOut?: number;
   /** Keep reconnecting forever (daemons) rather than failing (CLI). Default true. */
   reconnectForever?: boolean;
+}
+
+/** Client ping interval: a dead link is noticed within (maxPingsOut + 1) × this (see the module comment). */
+export const DEFAULT_PING_INTERVAL_MS = 5000;
+/** Unanswered pings before the link is declared dead. */
+export const DEFAULT_MAX_PINGS_OUT = 2;
+
+/** A positive integer from the environment, or a clear error naming the variable. */
+function envPositiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new Error(`${name}: expected a positive integer, got ${JSON.stringify(v)}`);
+  return n;
 }
 
 /** Settings filled in from the environment where not given. */
@@ -44,6 +71,8 @@ export function withEnvDefaults(
     ...((s.ca ?? env.EDGE_NATS_CA) ? { ca: s.ca ?? env.EDGE_NATS_CA } : {}),
     ...((s.cert ?? env.EDGE_NATS_CERT) ? { cert: s.cert ?? env.EDGE_NATS_CERT } : {}),
     ...((s.key ?? env.EDGE_NATS_KEY) ? { key: s.key ?? env.EDGE_NATS_KEY } : {}),
+    pingIntervalMs: s.pingIntervalMs ?? envPositiveInt(env, 'EDGE_NATS_PING_MS') ?? DEFAULT_PING_INTERVAL_MS,
+    maxPingsOut: s.maxPingsOut ?? envPositiveInt(env, 'EDGE_NATS_MAX_PINGS_OUT') ?? DEFAULT_MAX_PINGS_OUT,
   };
 }
 
@@ -69,6 +98,8 @@ export function connectionOptions(settings: NatsClientSettings): ConnectionOptio
   return {
     servers: s.servers.map((u) => u.replace(/^tls:\/\//, 'nats://')),
     name: s.name,
+    pingInterval: s.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
+    maxPingOut: s.maxPingsOut ?? DEFAULT_MAX_PINGS_OUT,
     ...(forever ? { waitOnFirstConnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 1000 } : {}),
     ...(s.creds ? { authenticator: authenticatorFromFile(s.creds) } : {}),
     ...(tls
