@@ -3,6 +3,7 @@
  * run, and converges — start what is missing or outdated, remove what is no longer wanted. It never depends
  * on having seen every change, and it never removes anything before the intents are known.
  */
+import { type CrashRecord, crashBackoff } from './crash-backoff.js';
 import { EventEmitter } from 'node:events';
 import type { Runtime } from '../shared/api/index.js';
 import { runtimeOf } from '../shared/api/template.js';
@@ -46,7 +47,7 @@ export class Reconciler extends EventEmitter {
    */
   private inflight = new Map<string, Promise<void>>();
   private stopped = false;
-  private crashes = new Map<string, { restarts: number; notBefore: number; startedAt: string | undefined }>();
+  private crashes = new Map<string, CrashRecord>();
   private running: Promise<void> | undefined;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
@@ -165,7 +166,7 @@ export class Reconciler extends EventEmitter {
       }
       if (have && have.state.templateHash === req.templateHash && have.state.phase === 'Stopped') {
         // A VM that powered off or crashed: started again with the kubelet's crash-loop backoff (at once, then
-        // 10 s doubling to 5 min; forgotten after 10 min of running).
+        // 10 s doubling to 5 min, counted from the stop; forgotten after 10 min of running).
         const wait = this.crashBackoff(k, have.state);
         if (wait > 0) {
           next.set(k, {
@@ -259,20 +260,11 @@ export class Reconciler extends EventEmitter {
     }
   }
 
-  /** Milliseconds until a stopped instance may start again; 0 records a restart now. */
+  /** Milliseconds until a stopped instance may start again (crash-backoff.ts); 0 records a restart now. */
   private crashBackoff(k: string, state: InstanceState): number {
-    const now = Date.now();
-    const prev = this.crashes.get(k);
-    const ranLong =
-      state.startedAt !== undefined &&
-      now - Date.parse(state.startedAt) > 10 * 60_000 &&
-      prev?.startedAt !== state.startedAt;
-    const entry = !prev || ranLong ? { restarts: 0, notBefore: 0, startedAt: state.startedAt } : prev;
-    if (now < entry.notBefore) return entry.notBefore - now;
-    // Restart now; the next restart of this crash loop waits 10 s, then 20 s, 40 s, … up to 5 min.
-    const next = Math.min(300_000, 10_000 * 2 ** entry.restarts);
-    this.crashes.set(k, { restarts: entry.restarts + 1, notBefore: now + next, startedAt: state.startedAt });
-    return 0;
+    const { wait, record } = crashBackoff(this.crashes.get(k), state.startedAt, Date.now());
+    this.crashes.set(k, record);
+    return wait;
   }
 
   private async startOne(k: string, req: InstanceRequest): Promise<void> {
