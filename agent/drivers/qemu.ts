@@ -4,18 +4,24 @@
  * daemonized qemu process with its own directory holding `vm.json` (identity, like the container labels), its
  * pid file, QMP socket and serial console log; that directory is how a restarted agent adopts it.
  *
+ * `vm.json` is written atomically (shared/atomic-file.ts). A directory whose `vm.json` exists but cannot be read
+ * is never taken for "no VM": its qemu may still run, so starting over it would orphan that qemu (or kill it and
+ * recreate its disk). `inspect`/`start` throw an error naming the file (the instance reports it, nothing is
+ * started); `list` leaves such a directory out and logs it as an error every pass.
+ *
  * KVM is used when a Linux kernel boots on it here (the KVM boot test, kvm-boot-test.ts, with a timeout, once per
  * host boot); TCG otherwise. The instance's runtime says which (`qemu-kvm`, `qemu-tcg`), and so does the runtime
  * check's detail.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { writeFileAtomic } from '../../shared/atomic-file.js';
 import type { Logger } from '../../shared/log.js';
-import { freePort, pidAlive, safeName } from '../../shared/os.js';
+import { freePort, safeName } from '../../shared/os.js';
 import type { ArtifactCache, Catalog, CatalogImage } from '../images/catalog.js';
 import { consoleLogs } from './console-output.js';
 import type { Driver, InstanceRequest, InstanceState, RuntimeCheck } from './driver.js';
@@ -23,6 +29,7 @@ import { type Accel, type AccelChoice, kvmBootTest, kvmTestKernel } from './kvm-
 import type { LogOptions, OutputCallback, OutputSource } from './output.js';
 import { qmp } from './qmp.js';
 import { TemplateError } from './template.js';
+import { qemuPidOf, readVmRecord, runsIn, type VmRecord } from './vm-dir.js';
 
 export type { Accel } from './kvm-boot-test.js';
 
@@ -55,28 +62,6 @@ export interface QemuDriverOptions {
   qemuBinary?: string;
   /** Logger. */
   log: Logger;
-}
-
-/** What `vm.json` records. */
-interface VmRecord {
-  host: string;
-  namespace: string;
-  name: string;
-  workload: string;
-  templateHash: string;
-  accel: Accel;
-  ports: Array<{ name?: string; containerPort: number; hostIP: string; hostPort: number }>;
-  startedAt: string;
-  restartCount: number;
-}
-
-/** Whether `pid` is a live (not zombie) qemu of the VM directory `dir`; a zombie's cmdline is empty. */
-function runsIn(pid: number, dir: string): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir);
-  } catch {
-    return false;
-  }
 }
 
 export class QemuDriver implements Driver {
@@ -135,27 +120,6 @@ export class QemuDriver implements Driver {
     return join(this.opts.vmDir, safeName(`${namespace}_${name}`));
   }
 
-  private readRecord(dir: string): VmRecord | undefined {
-    try {
-      const r = JSON.parse(readFileSync(join(dir, 'vm.json'), 'utf8')) as VmRecord;
-      return r.host === this.opts.host ? r : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** The qemu pid of a VM directory, when that process still runs this VM. */
-  private pidOf(dir: string): number | undefined {
-    try {
-      const pid = Number(readFileSync(join(dir, 'qemu.pid'), 'utf8').trim());
-      if (!pid || !pidAlive(pid)) return undefined;
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      return cmdline.includes(dir) ? pid : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
   /** Rejects template fields a VM cannot honour, naming them. */
   private validate(req: InstanceRequest): CatalogImage {
     const t = req.template;
@@ -209,6 +173,9 @@ export class QemuDriver implements Driver {
     if (existing) await this.destroy(req.namespace, req.name);
     const image = this.validate(req);
     const dir = this.dirOf(req.namespace, req.name);
+    const stray = existing ? undefined : qemuPidOf(dir);
+    if (stray)
+      throw new Error(`qemu pid ${stray} runs in ${dir} without a vm.json: refusing to start a second VM`);
     try {
       const [kernel, initrd, disk] = await Promise.all([
         image.kernel ? this.opts.cache.fetch(image.kernel) : undefined,
@@ -240,7 +207,7 @@ export class QemuDriver implements Driver {
         startedAt: new Date().toISOString(),
         restartCount,
       };
-      writeFileSync(join(dir, 'vm.json'), JSON.stringify(record));
+      writeFileAtomic(join(dir, 'vm.json'), JSON.stringify(record));
       const hostfwd = ports.map((p) => `,hostfwd=tcp:${p.hostIP}:${p.hostPort}-:${p.containerPort}`).join('');
       const args = [
         '-name',
@@ -315,9 +282,9 @@ export class QemuDriver implements Driver {
   }
 
   private async stateOf(dir: string): Promise<InstanceState | undefined> {
-    const r = this.readRecord(dir);
+    const r = readVmRecord(dir, this.opts.host);
     if (!r) return undefined;
-    const pid = this.pidOf(dir);
+    const pid = qemuPidOf(dir);
     let status = 'exited';
     if (pid) {
       status = await qmp(join(dir, 'qmp.sock'), 'query-status')
@@ -358,7 +325,7 @@ export class QemuDriver implements Driver {
    * which may still be flushing and closing its disk images for a moment after.
    */
   private async waitGone(dir: string, pid: number, ms: number): Promise<boolean> {
-    const gone = () => !this.pidOf(dir) && !runsIn(pid, dir);
+    const gone = () => !qemuPidOf(dir) && !runsIn(pid, dir);
     const deadline = Date.now() + ms;
     while (Date.now() < deadline) {
       if (gone()) return true;
@@ -371,7 +338,7 @@ export class QemuDriver implements Driver {
   async stop(namespace: string, name: string, graceSeconds: number): Promise<void> {
     const dir = this.dirOf(namespace, name);
     const sock = join(dir, 'qmp.sock');
-    const pid = this.pidOf(dir);
+    const pid = qemuPidOf(dir);
     if (!pid) return;
     await qmp(sock, 'system_powerdown').catch(() => undefined);
     if (await this.waitGone(dir, pid, graceSeconds * 1000)) return;
@@ -383,7 +350,7 @@ export class QemuDriver implements Driver {
 
   async destroy(namespace: string, name: string): Promise<void> {
     const dir = this.dirOf(namespace, name);
-    if (this.pidOf(dir)) await this.stop(namespace, name, 0);
+    if (qemuPidOf(dir)) await this.stop(namespace, name, 0);
     rmSync(dir, { recursive: true, force: true });
   }
 
@@ -397,8 +364,12 @@ export class QemuDriver implements Driver {
     }
     const out: InstanceState[] = [];
     for (const e of entries) {
-      const s = await this.stateOf(join(this.opts.vmDir, e));
-      if (s) out.push(s);
+      try {
+        const s = await this.stateOf(join(this.opts.vmDir, e));
+        if (s) out.push(s);
+      } catch (err) {
+        this.opts.log.error({ dir: join(this.opts.vmDir, e), err: (err as Error).message }, 'unreadable VM');
+      }
     }
     return out;
   }

@@ -3,9 +3,10 @@
  * curve key pair (X25519 + XSalsa20-Poly1305) to that host's public curve key, so only that host can open
  * them. The agent keeps its curve seed in its state directory and publishes the public key in its HostReport.
  */
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createCurve, fromCurveSeed, type KeyPair } from '@nats-io/nkeys';
+import { writeFileAtomic } from '../atomic-file.js';
 import { decode, ResolvedValues } from './messages.js';
 
 export type { KeyPair } from '@nats-io/nkeys';
@@ -17,7 +18,8 @@ export function newSealKey(): KeyPair {
 
 /**
  * Reads the curve seed at `path`, or creates one there (mode 0600) when the file does not exist yet, so a
- * host keeps its key across restarts.
+ * host keeps its key across restarts. The new file is written atomically (a crash leaves no file or a whole
+ * one); a file that exists but does not hold a seed is an error naming it, never replaced by a new key.
  */
 export function loadOrCreateSealKey(path: string): KeyPair {
   try {
@@ -28,8 +30,7 @@ export function loadOrCreateSealKey(path: string): KeyPair {
   }
   const kp = createCurve();
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, `${new TextDecoder().decode(kp.getSeed())}\n`, { mode: 0o600 });
-  chmodSync(path, 0o600);
+  writeFileAtomic(path, `${new TextDecoder().decode(kp.getSeed())}\n`, { mode: 0o600 });
   return kp;
 }
 
