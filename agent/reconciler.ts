@@ -3,11 +3,12 @@
  * run, and converges — start what is missing or outdated, remove what is no longer wanted. It never depends
  * on having seen every change, and it never removes anything before the intents are known.
  */
-import { type CrashRecord, crashBackoff } from './crash-backoff.js';
+
 import { EventEmitter } from 'node:events';
 import type { Runtime } from '../shared/api/index.js';
 import { runtimeOf } from '../shared/api/template.js';
 import type { Logger } from '../shared/log.js';
+import { type CrashRecord, crashBackoff } from './crash-backoff.js';
 import type { Driver, InstanceRequest, InstanceState } from './drivers/driver.js';
 import { type HostIntent, requestsFor } from './intents.js';
 import type { RejectedIntent } from './malformed.js';
