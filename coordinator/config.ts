@@ -29,6 +29,8 @@ export interface CoordinatorConfig {
   enrollment?: EnrollmentSettings;
   /** Largest heartbeat interval a host may claim (ms); reports claiming more are refused. */
   maxHeartbeatMs: number;
+  /** Share (0–1) of hosts silent at once above which none is declared Lost (hosts/liveness.ts). */
+  maxLostShare: number;
   /** Where /metrics, /healthz, /readyz and the dashboard are served (`host:port`); absent: nowhere. */
   metricsAddress?: string;
 }
@@ -59,6 +61,8 @@ export interface CoordinatorFlags {
   natsSysCreds?: string | undefined;
   /** `--max-heartbeat`: seconds, a positive number (default 30). */
   maxHeartbeat?: string | undefined;
+  /** `--max-lost-share`: a fraction in (0, 1] (default 0.55). */
+  maxLostShare?: string | undefined;
   /** `--metrics-address`: host:port, or empty for none. */
   metricsAddress?: string | undefined;
 }
@@ -92,6 +96,9 @@ export function loadCoordinatorConfig(
     throw new ConfigError(
       `--max-heartbeat: expected a positive number of seconds, got ${flags.maxHeartbeat}`,
     );
+  const maxLostShare = Number(flags.maxLostShare ?? '0.55');
+  if (!(maxLostShare > 0 && maxLostShare <= 1))
+    throw new ConfigError(`--max-lost-share: expected a fraction in (0, 1], got ${flags.maxLostShare}`);
   if (Boolean(flags.enrollKeys) !== Boolean(flags.natsSysCreds))
     throw new ConfigError('--enroll-keys and --nats-sys-creds go together (operator mode)');
   const kubeconfig = flags.kubeconfig ?? env.KUBECONFIG;
@@ -112,6 +119,7 @@ export function loadCoordinatorConfig(
     kvReplicas,
     lostAfterMs: lostAfter * 1000,
     maxHeartbeatMs: maxHeartbeat * 1000,
+    maxLostShare,
     ...(flags.enrollKeys && flags.natsSysCreds
       ? { enrollment: { keysFile: flags.enrollKeys, sysCreds: flags.natsSysCreds } }
       : {}),

@@ -121,6 +121,7 @@ export class Coordinator {
       subjects: this.subjects,
       log: log.child({ part: 'hosts' }),
       lostAfterMs: this.config.lostAfterMs,
+      maxLostShare: this.config.maxLostShare,
       admission: {
         ...(enroll ? { identityOf: enroll.identityOf } : {}),
         ...(this.config.maxHeartbeatMs ? { maxHeartbeatMs: this.config.maxHeartbeatMs } : {}),

@@ -48,6 +48,11 @@ const program = new Command('edge-coordinator')
     'largest heartbeat interval a host may claim; reports claiming more are refused',
     process.env.EDGE_MAX_HEARTBEAT ?? '30',
   )
+  .option(
+    '--max-lost-share <fraction>',
+    'when more than this share of the hosts is silent at once, declare none Lost (the fault is likely ours) [EDGE_MAX_LOST_SHARE]',
+    process.env.EDGE_MAX_LOST_SHARE ?? '0.55',
+  )
   .option('--no-leader-elect', 'act without a Lease (only when a single coordinator runs)')
   .option(
     '--lease-namespace <ns>',

@@ -3,6 +3,8 @@
  * heartbeat rules: a host silent for longer than its TTL (`missedHeartbeats` × its heartbeat interval) plus
  * `graceMs` is Disconnected (its instances Unknown, nothing new placed there); after `lostAfterMs` without a
  * report it is Lost and its instances are replaced elsewhere. When it reports again it is Ready at once.
+ * Silence is measured so that the coordinator's own faults (its NATS link down, a pause, a clock step, a mass of
+ * silent hosts) declare nobody Lost: see liveness.ts.
  */
 import { EventEmitter } from 'node:events';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -16,16 +18,18 @@ import {
   REFUSAL_REASONS,
   type RefusalReason,
 } from './admission.js';
+import { DEFAULT_LIVENESS, decideHostStates, type HostState, loopStalled, silenceMs } from './liveness.js';
 
-/** Ready, Disconnected (missed its TTL) or Lost (gone longer than lostAfter). */
-export type HostState = 'Ready' | 'Disconnected' | 'Lost';
+export type { HostState } from './liveness.js';
 
 /** One host as last reported. */
 export interface HostEntry {
   /** The last report. */
   report: HostReport;
-  /** When the last report arrived (ms since epoch, coordinator clock). */
+  /** When the last report arrived (ms since epoch, coordinator clock; for display). */
   lastSeen: number;
+  /** When the last report arrived on the liveness clock (monotonic, `performance.now()`). */
+  heardAt: number;
   /** Derived state. */
   state: HostState;
   /** Instances of the last report by `namespace/name`. */
@@ -45,6 +49,8 @@ export interface HostRegistryOptions {
   lostAfterMs?: number;
   /** How often states are re-evaluated (default 1000 ms). */
   checkMs?: number;
+  /** Share of hosts silent past their TTL above which no host is declared Lost (default 0.55; liveness.ts). */
+  maxLostShare?: number;
   /** Which reports are accepted (heartbeat bounds, bound identities); see admission.ts. */
   admission?: Partial<AdmissionRules>;
 }
@@ -66,6 +72,18 @@ export class HostRegistry extends EventEmitter {
     REFUSAL_REASONS.map((r) => [r, 0]),
   ) as Record<RefusalReason, number>;
   private readonly rules: AdmissionRules;
+  /** Start of the current grace on the liveness clock (restarted after our own link or loop was down). */
+  private graceFrom = Number.NEGATIVE_INFINITY;
+  /** Whether our own NATS connection is up (no verdicts while it is not). */
+  private linkUp = true;
+  /** Liveness-clock time of the previous timer check (to notice our own stalls). */
+  private lastTick: number | undefined;
+  /** Hosts currently held at Disconnected by the brake. */
+  private held = new Set<string>();
+  /** Losses the brake held back (a host counted once per episode; exported as a metric). */
+  lossesSuppressed = 0;
+  /** Times the grace restarted because the coordinator could not hear its hosts (link back, loop stalled). */
+  graceRestarts = 0;
 
   constructor(private readonly opts: HostRegistryOptions) {
     super();
@@ -101,7 +119,40 @@ export class HostRegistry extends EventEmitter {
         if (msg.reply) msg.respond();
       },
     });
-    this.timer = setInterval(() => this.check(), this.opts.checkMs ?? 1000);
+    this.timer = setInterval(() => this.timerCheck(), this.opts.checkMs ?? 1000);
+    void this.watchLink();
+  }
+
+  /** Our own NATS link: no verdicts while it is down, a fresh grace when it is back. */
+  private async watchLink(): Promise<void> {
+    for await (const s of this.opts.nc.status()) {
+      if (s.type === 'disconnect') this.setLink(false);
+      else if (s.type === 'reconnect') this.setLink(true);
+    }
+  }
+
+  /** Our NATS link went down (no verdicts from now) or came back (a fresh grace for every host). */
+  setLink(up: boolean, now = performance.now()): void {
+    if (up === this.linkUp) return;
+    this.linkUp = up;
+    if (up) this.restartGrace('reconnected to NATS', now);
+    else this.opts.log.warn('coordinator disconnected from NATS: no host is judged until it is back');
+  }
+
+  /** Restarts every host's grace: silence before now is not held against anyone. */
+  restartGrace(why: string, now = performance.now()): void {
+    this.graceFrom = now;
+    this.graceRestarts++;
+    this.opts.log.warn({ why }, 'host silence is counted afresh');
+  }
+
+  /** The timer's check: a stalled loop (we were stopped or starved) restarts the grace first. */
+  timerCheck(now = performance.now()): void {
+    const stalled = loopStalled(this.lastTick, now, this.opts.checkMs ?? 1000, this.opts.graceMs ?? 5000);
+    if (stalled)
+      this.restartGrace(`the check loop stalled for ${Math.round(now - (this.lastTick ?? now))} ms`, now);
+    this.lastTick = now;
+    this.check(now);
   }
 
   /** Counts, logs and answers a refused report. */
@@ -117,13 +168,23 @@ export class HostRegistry extends EventEmitter {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /** Accepts a report (also used directly by tests and benchmarks). */
-  accept(report: HostReport, now = Date.now()): void {
+  /**
+   * Accepts a report (also used directly by tests and benchmarks). `now` is on the liveness clock; given (tests),
+   * it is also the displayed `lastSeen`.
+   */
+  accept(report: HostReport, now?: number): void {
     const prev = this.hosts.get(report.host);
     if (prev && prev.report.startedAt === report.startedAt && report.seq < prev.report.seq) return; // stale
     const instances = new Map(report.instances.map((i) => [`${i.namespace}/${i.name}`, i]));
     const changed = !prev || instancesDigest(prev.report) !== instancesDigest(report);
-    const entry: HostEntry = { report, lastSeen: now, state: 'Ready', instances };
+    const entry: HostEntry = {
+      report,
+      lastSeen: now ?? Date.now(),
+      heardAt: now ?? performance.now(),
+      state: 'Ready',
+      instances,
+    };
+    this.held.delete(report.host);
     this.hosts.set(report.host, entry);
     this.accepted++;
     this.emit('report', entry, changed, !prev);
@@ -136,18 +197,43 @@ export class HostRegistry extends EventEmitter {
     }
   }
 
-  /** Re-evaluates every host's state against the clock. */
-  check(now = Date.now()): void {
-    const lostAfter = this.opts.lostAfterMs ?? 30_000;
-    for (const entry of this.hosts.values()) {
-      const ttl = this.disconnectAfterMs(entry.report);
-      const silent = now - entry.lastSeen;
-      const state: HostState =
-        silent > Math.max(lostAfter, ttl) ? 'Lost' : silent > ttl ? 'Disconnected' : 'Ready';
+  /** Re-evaluates every host's state on the liveness clock (see liveness.ts); nothing while our link is down. */
+  check(now = performance.now()): void {
+    if (!this.linkUp) return;
+    const entries = [...this.hosts.values()];
+    const silent = new Map(entries.map((e) => [e.report.host, silenceMs(e.heardAt, this.graceFrom, now)]));
+    const decision = decideHostStates(
+      entries.map((e) => ({
+        host: e.report.host,
+        state: e.state,
+        silentMs: silent.get(e.report.host) ?? 0,
+        disconnectAfterMs: this.disconnectAfterMs(e.report),
+      })),
+      {
+        lostAfterMs: this.opts.lostAfterMs ?? 30_000,
+        maxLostShare: this.opts.maxLostShare ?? DEFAULT_LIVENESS.maxLostShare,
+        minBrakeHosts: DEFAULT_LIVENESS.minBrakeHosts,
+      },
+    );
+    for (const host of decision.held) {
+      if (this.held.has(host)) continue;
+      this.held.add(host);
+      this.lossesSuppressed++;
+      this.opts.log.error(
+        { host, silentMs: silent.get(host), hosts: entries.length },
+        "too many hosts silent at once: not declaring this one Lost (the fault is likely ours or the network's)",
+      );
+    }
+    for (const entry of entries) {
+      const state = decision.states.get(entry.report.host) ?? entry.state;
+      if (state === 'Lost') this.held.delete(entry.report.host);
       if (state !== entry.state) {
         const prev = entry.state;
         entry.state = state;
-        this.opts.log.warn({ host: entry.report.host, state, silentMs: silent }, 'host state changed');
+        this.opts.log.warn(
+          { host: entry.report.host, state, silentMs: silent.get(entry.report.host) },
+          'host state changed',
+        );
         this.emit('state', entry, prev);
       }
     }

@@ -47,7 +47,9 @@ export interface EdgeStack {
 }
 
 /** Starts the stack in beforeAll; everything (processes, containers, temp dirs) is removed after the file. */
-export function useEdgeStack(opts: { lostAfterSeconds?: number } = {}): Lazy<EdgeStack> {
+export function useEdgeStack(
+  opts: { lostAfterSeconds?: number /** Extra coordinator flags. */; coordinatorArgs?: string[] } = {},
+): Lazy<EdgeStack> {
   let stack: EdgeStack | undefined;
   beforeAll(async () => {
     await ensureDocker();
@@ -65,6 +67,7 @@ export function useEdgeStack(opts: { lostAfterSeconds?: number } = {}): Lazy<Edg
       kubeconfig: kube.kubeconfigPath,
       nats: [nats.url],
       ...(opts.lostAfterSeconds ? { lostAfterSeconds: opts.lostAfterSeconds } : {}),
+      ...(opts.coordinatorArgs ? { args: opts.coordinatorArgs } : {}),
     });
     cleanup(() => coordinator.stop());
     const agents = new Map<string, Proc>();

@@ -169,6 +169,7 @@ describe('per-host NATS credentials', () => {
     feed.host({
       report: reportOf('host-a', 'loc-a'),
       lastSeen: Date.now(),
+      heardAt: performance.now(),
       state: 'Ready',
       instances: new Map(),
     });

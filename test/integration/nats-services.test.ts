@@ -50,7 +50,7 @@ function hostEntry(host: string, state: 'Ready' | 'Lost', cpuMillis = 1000) {
     instances: [],
     time: new Date().toISOString(),
   };
-  return { report, lastSeen: Date.now(), state, instances: new Map() };
+  return { report, lastSeen: Date.now(), heardAt: performance.now(), state, instances: new Map() };
 }
 
 describe('NATS services API', () => {

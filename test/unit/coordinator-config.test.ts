@@ -21,6 +21,7 @@ describe('loadCoordinatorConfig', () => {
       kvReplicas: 1,
       lostAfterMs: 30_000,
       maxHeartbeatMs: 30_000,
+      maxLostShare: 0.55,
       leaderElection: {
         namespace: 'kube-system',
         name: 'edge-coordinator',
@@ -66,6 +67,8 @@ describe('loadCoordinatorConfig', () => {
     ['leaseDuration', '1', /^--lease-duration: expected at least 2 seconds, got 1$/],
     ['nats', ' , ', /^--nats: /],
     ['maxHeartbeat', '0', /^--max-heartbeat: expected a positive number of seconds, got 0$/],
+    ['maxLostShare', '0', /^--max-lost-share: expected a fraction in \(0, 1\], got 0$/],
+    ['maxLostShare', '1.5', /^--max-lost-share: /],
     ['enrollKeys', '/keys.json', /^--enroll-keys and --nats-sys-creds go together/],
   ] as const)('rejects --%s %s naming the flag', (flag, value, message) => {
     const bad = () => loadCoordinatorConfig({ ...flags, [flag]: value }, {});
