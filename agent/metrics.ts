@@ -12,9 +12,10 @@
 import type { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Gauge, Histogram, Registry } from 'prom-client';
 import { listen, parseListenAddress } from '../shared/listen.js';
 import type { Logger } from '../shared/log.js';
+import { registerProcessMetrics } from '../shared/process-metrics.js';
 
 /** What the endpoint reads from the agent. */
 export interface AgentMetricsSource {
@@ -44,14 +45,7 @@ export async function startAgentHttp(opts: {
   const { source } = opts;
   const registry = new Registry();
   const registers = [registry];
-  collectDefaultMetrics({ register: registry });
-  // prom-client names these gauges `_total`, which promtool rejects; `nodejs_active_*` carry the same figures.
-  for (const name of [
-    'nodejs_active_handles_total',
-    'nodejs_active_requests_total',
-    'nodejs_active_resources_total',
-  ])
-    registry.removeSingleMetric(name);
+  registerProcessMetrics(registry);
 
   let nc: NatsConnection | undefined;
   let connected = false;

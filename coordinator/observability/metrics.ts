@@ -9,7 +9,8 @@
  * Naming follows Prometheus: `edgeplane_` prefix, base units (seconds, bytes, cores), `_total` counters,
  * `_timestamp_seconds` for points in time; `promtool check metrics` passes (tested).
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { registerProcessMetrics } from '../../shared/process-metrics.js';
 import type { FleetSource, HostSource } from './source.js';
 
 /** Instance phases always exported per location (0 when none), so a query of one never comes back empty. */
@@ -77,15 +78,7 @@ export function createCoordinatorMetrics(opts: {
   let leading = false;
   const mirror = new CounterMirror();
   if (opts.processMetrics !== false) {
-    collectDefaultMetrics({ register: registry });
-    // Gauges that prom-client names `_total`, which promtool (rightly) rejects; their `nodejs_active_*`
-    // siblings without the suffix carry the same figures.
-    for (const name of [
-      'nodejs_active_handles_total',
-      'nodejs_active_requests_total',
-      'nodejs_active_resources_total',
-    ])
-      registry.removeSingleMetric(name);
+    registerProcessMetrics(registry);
   }
 
   new Gauge({
