@@ -14,6 +14,7 @@ import { type KeyPair, loadOrCreateSealKey } from '../shared/nats/seal.js';
 import { AGENT_SERVICE, registerService } from '../shared/nats/service.js';
 import { Subjects } from '../shared/nats/subjects.js';
 import { VERSION } from '../shared/version.js';
+import { watchCredentialsExpiry } from './credentials-expiry.js';
 import type { Driver } from './drivers/driver.js';
 import { GvisorDriver } from './drivers/gvisor.js';
 import { QemuDriver } from './drivers/qemu.js';
@@ -72,6 +73,8 @@ export class Agent {
   private intents: IntentWatcher | undefined;
   private readonly reconciler: Reconciler;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** Earliest expiry of the NATS credentials, re-read only when their files change. */
+  private credentials: ReturnType<typeof watchCredentialsExpiry> | undefined;
   private reportPending: NodeJS.Timeout | undefined;
   private seq = 0;
   private readonly startedAt = new Date().toISOString();
@@ -156,6 +159,10 @@ export class Agent {
     // The host's curve key: secret values are sealed to it, and only this host holds the seed.
     this.sealKey = loadOrCreateSealKey(join(this.config.stateDir, 'seal.nk'));
     this.sealPublicKey = this.sealKey.getPublicKey();
+    this.credentials = watchCredentialsExpiry(
+      { creds: this.config.natsCreds, cert: this.config.natsCert },
+      () => this.scheduleReport(),
+    );
     const connecting = connectNats({
       servers: this.config.natsServers,
       name: `edge-agent ${this.config.host}`,
@@ -332,6 +339,7 @@ export class Agent {
         ? { ephemeralStorageFreeBytes: cap.diskFreeBytes }
         : {}),
       ...(this.sealPublicKey ? { sealKey: this.sealPublicKey } : {}),
+      ...(this.credentials?.current() ? { credentialsExpireAt: this.credentials.current() } : {}),
       instances: this.reconciler.observed().map((s) => ({
         namespace: s.namespace,
         name: s.name,
@@ -365,6 +373,7 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.host?.stop();
+    this.credentials?.stop();
     if (this.reportPending) clearTimeout(this.reportPending);
     this.intents?.stop();
     this.ops?.stop();

@@ -60,8 +60,7 @@ function refusedByReason(hosts: HostSource): Array<[string, number]> {
 
 /** The optional credentials expiry a host report may carry (RFC 3339), in seconds since the epoch. */
 function credentialsExpiry(report: object): number | undefined {
-  const r = report as { credentialsExpireAt?: unknown; credentialsExpiresAt?: unknown };
-  const v = r.credentialsExpireAt ?? r.credentialsExpiresAt;
+  const v = (report as { credentialsExpireAt?: unknown }).credentialsExpireAt;
   if (typeof v !== 'string' && typeof v !== 'number') return undefined;
   const ms = typeof v === 'number' ? v * 1000 : Date.parse(v);
   return Number.isFinite(ms) ? ms / 1000 : undefined;

@@ -184,6 +184,11 @@ export const HostReport = z
     ephemeralStorageFreeBytes: z.number().int().optional(),
     /** Public nkeys curve key (`X…`) secret values for this host are sealed to; absent: none can be sent. */
     sealKey: z.string().optional(),
+    /**
+     * When the host's NATS credentials stop working (RFC 3339): the earliest of its user JWT's `exp` and its TLS
+     * client certificate's notAfter. Absent: neither expires (enrollment-issued host JWTs carry no `exp`).
+     */
+    credentialsExpireAt: z.string().optional(),
     /** When the report was made (RFC 3339). */
     time: z.string(),
   })

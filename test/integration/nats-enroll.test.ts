@@ -12,8 +12,16 @@ import { connect, jwtAuthenticator, type NatsConnection } from '@nats-io/transpo
 import { describe, expect, it } from 'vitest';
 import { join, readToken } from '../../agent/enroll.js';
 import { hostTags } from '../../coordinator/enroll/service.js';
+import { createCoordinatorMetrics } from '../../coordinator/observability/metrics.js';
+import type { FleetSource } from '../../coordinator/observability/source.js';
 import { REPO_DIR, startProc } from '../../deploy/stack/proc.js';
-import { jwtPermissions, newUserCreds } from '../../shared/nats/accounts.js';
+import {
+  credsFile,
+  enrollmentKeys,
+  issueUserJwt,
+  jwtPermissions,
+  newUserCreds,
+} from '../../shared/nats/accounts.js';
 import { encode, type HostReport, MESSAGE_VERSION } from '../../shared/nats/messages.js';
 import { agentPermissions } from '../../shared/nats/permissions.js';
 import {
@@ -63,6 +71,21 @@ async function send(nc: NatsConnection, subject: string, r: HostReport): Promise
   return (await nc.request(subject, encode(r), { timeout: 5000 })).string();
 }
 
+/** A fleet source of only the registry's hosts (no Kubernetes side in this test). */
+function fleetOf(coord: CoordinatorSide): FleetSource {
+  return {
+    hosts: coord.registry,
+    allocatedOf: () => ({ allocated: { cpuMillis: 0, memoryBytes: 0 }, instances: 0 }),
+    instances: () => [],
+    workloads: () => [],
+    queue: { length: 0, onPass: undefined },
+    intents: { writes: 0, conflicts: 0 },
+    nc: undefined as never,
+    subjects,
+    cachesSynced: () => true,
+  };
+}
+
 async function fixture() {
   const { files, setup } = await operatorSetupForTest();
   const nats = await startNatsForTest({ operator: setup });
@@ -77,7 +100,7 @@ async function createToken(coord: CoordinatorSide, location: string, extra: obje
 
 describe('edge-agent join', () => {
   it('enrolls a host with a token; the agent runs from what join wrote and its host is Ready', async () => {
-    const { nats, coord } = await fixture();
+    const { nats, coord, setup } = await fixture();
     // Anonymous clients are refused in operator mode.
     await expect(connect({ servers: nats.url, reconnect: false })).rejects.toThrow(/authorization/i);
     const { token } = await createToken(coord, 'loc-a', { ttlSeconds: 600 });
@@ -115,6 +138,18 @@ describe('edge-agent join', () => {
     // The JWT carries exactly the static configuration's permissions for this host and location.
     expect(parsed.uc.nats).toMatchObject(jwtPermissions(agentPermissions(subjects, 'host-a', 'loc-a')));
     expect(parsed.uc.nats.tags).toEqual(hostTags('host-a', 'loc-a'));
+    // Enrollment issues host JWTs without `exp`; to see the credentials expiry travel from the agent to the
+    // coordinator's series, this test re-signs the same user, permissions and tags with one (whole seconds).
+    expect(parsed.uc.exp).toBeUndefined();
+    const expiresAt = (Math.floor(Date.now() / 1000) + 7 * 86_400) * 1000;
+    const jwtWithExp = await issueUserJwt(enrollmentKeys(setup), {
+      name: 'host-a',
+      publicKey: parsed.uc.sub,
+      permissions: agentPermissions(subjects, 'host-a', 'loc-a'),
+      tags: hostTags('host-a', 'loc-a'),
+      expiresAt,
+    });
+    fs.writeFileSync(creds, credsFile(jwtWithExp, parsed.key), { mode: 0o600 });
 
     // The real agent, configured only by the file join wrote.
     const agent = startProc({
@@ -147,6 +182,13 @@ describe('edge-agent join', () => {
       `edge-agent join took ${Math.round(joinMs)} ms; from join to host Ready ${Math.round(readyMs)} ms`,
     );
     expect(coord.registry.get('host-a')?.report.location).toBe('loc-a');
+    // The agent reports its credentials' expiry, and the coordinator exports it as the alert's series.
+    expect(coord.registry.get('host-a')?.report.credentialsExpireAt).toBe(new Date(expiresAt).toISOString());
+    const metrics = createCoordinatorMetrics({ version: 'test', processMetrics: false });
+    metrics.setSource(fleetOf(coord));
+    expect(await metrics.registry.metrics()).toContain(
+      `edgeplane_host_credentials_expiry_timestamp_seconds{host="host-a",location="loc-a"} ${expiresAt / 1000}`,
+    );
 
     // `edgectl hosts revoke`: the server closes the agent's connection and refuses it from then on.
     const watcher = await clientFor([nats.url], { creds, name: 'host-a-second-connection' });
