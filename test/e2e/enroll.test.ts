@@ -9,8 +9,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { startCoordinator } from '../../deploy/stack/edgeplane.js';
 import { kubectl, REPO_DIR } from '../../deploy/stack/index.js';
-import { startProc } from '../../deploy/stack/proc.js';
-import { agentJoinCli, operatorSetupForTest } from '../harness/enrollment.js';
+import { joinHost, operatorSetupForTest, startJoinedAgent } from '../harness/enrollment.js';
 import { cleanup, startKubeApiForTest, startNatsForTest, tempDir, waitFor } from '../harness/index.js';
 
 const EDGECTL = path.join(REPO_DIR, 'dist/edgectl/main.js');
@@ -49,39 +48,8 @@ describe('enrollment with the real coordinator', () => {
     const host = `e2e-enroll-${process.pid}`;
     const configDir = path.join(dir, 'host');
     const t0 = performance.now();
-    await agentJoinCli([
-      '--nats',
-      nats.url,
-      '--token',
-      token,
-      '--host',
-      host,
-      '--config-dir',
-      configDir,
-      '--state-dir',
-      path.join(configDir, 'state'),
-    ]);
-    const agent = startProc({
-      name: `agent-${host}`,
-      dir: configDir,
-      command: process.execPath,
-      args: [
-        path.join(REPO_DIR, 'dist/agent/main.js'),
-        'run',
-        '--config',
-        path.join(configDir, 'agent.yaml'),
-        '--publish-address',
-        '127.0.0.1',
-        '--heartbeat-ms',
-        '1000',
-        '--cpu',
-        '1',
-        '--memory',
-        '1Gi',
-      ],
-      env: { LOG_FORMAT: 'json', LOG_LEVEL: 'info' },
-    });
-    cleanup(() => agent.stop());
+    await joinHost({ nats: nats.url, token, host, configDir });
+    startJoinedAgent(host, configDir);
     const state = async () =>
       (await kubectl(kube.kubeconfigPath, ['get', 'host', host, '-o', 'jsonpath={.status.state}'])).stdout;
     await waitFor('the Host object Ready', async () => (await state()) === 'Ready', {

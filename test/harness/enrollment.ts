@@ -10,7 +10,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { type Enrollment, startEnrollment } from '../../coordinator/enroll/wire.js';
 import { HostRegistry } from '../../coordinator/hosts/registry.js';
 import { IntentStore } from '../../coordinator/intents/store.js';
-import { REPO_DIR } from '../../deploy/stack/proc.js';
+import { type Proc, REPO_DIR, startProc } from '../../deploy/stack/proc.js';
 import { adminRequest, initOperator, type OperatorFiles } from '../../edgectl/enroll.js';
 import { createLogger } from '../../shared/log.js';
 import type { OperatorSetup } from '../../shared/nats/accounts.js';
@@ -94,4 +94,64 @@ export async function agentJoinCli(args: string[], env: NodeJS.ProcessEnv = {}):
     { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, timeout: 60_000 },
   );
   return performance.now() - t0;
+}
+
+/** What {@link joinHost} takes: `edge-agent join`'s flags; the state directory is `<configDir>/state`. */
+export interface JoinHostOptions {
+  /** The NATS URL(s) join dials, comma-separated when several. */
+  nats: string;
+  /** The join token from `tokens.create` / `edgectl hosts token create`. */
+  token: string;
+  /** The host's name. */
+  host: string;
+  /** Where join writes agent.yaml and nats.creds. */
+  configDir: string;
+  /** Further flags, e.g. `--nats-ca`. */
+  extraArgs?: string[];
+}
+
+/** `edge-agent join` for one host (see {@link agentJoinCli}); returns how long it took. */
+export function joinHost(o: JoinHostOptions): Promise<number> {
+  return agentJoinCli([
+    '--nats',
+    o.nats,
+    '--token',
+    o.token,
+    '--host',
+    o.host,
+    '--config-dir',
+    o.configDir,
+    '--state-dir',
+    path.join(o.configDir, 'state'),
+    ...(o.extraArgs ?? []),
+  ]);
+}
+
+/**
+ * The real agent process (`edge-agent run`), configured only by the agent.yaml join wrote into `configDir`:
+ * 1 CPU, 1 GiB, published on 127.0.0.1, stopped after the test.
+ */
+export function startJoinedAgent(host: string, configDir: string, o: { heartbeatMs?: number } = {}): Proc {
+  const agent = startProc({
+    name: `agent-${host}`,
+    dir: configDir,
+    command: process.execPath,
+    args: [
+      path.join(REPO_DIR, 'dist/agent/main.js'),
+      'run',
+      '--config',
+      path.join(configDir, 'agent.yaml'),
+      '--publish-address',
+      '127.0.0.1',
+      '--heartbeat-ms',
+      String(o.heartbeatMs ?? 1000),
+      '--cpu',
+      '1',
+      '--memory',
+      '1Gi',
+    ],
+    env: { LOG_FORMAT: 'json', LOG_LEVEL: 'info' },
+  });
+  cleanup(() => agent.stop());
+  return agent;
 }

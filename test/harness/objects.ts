@@ -1,12 +1,12 @@
 /**
  * The objects tests build, one way each: deployment intents (what the coordinator writes into the KV bucket and
- * the agent runs) and Workload manifests (what a user applies with kubectl). Defaults are what most tests want;
+ * the agent runs), host reports (what an agent publishes) and Workload manifests (what a user applies with kubectl). Defaults are what most tests want;
  * a test names only what it is about.
  */
 import { stringify } from 'yaml';
 import type { ResourceAmounts } from '../../shared/api/index.js';
 import type { InstanceTemplateSpec } from '../../shared/api/template.js';
-import { type DeploymentIntent, MESSAGE_VERSION } from '../../shared/nats/messages.js';
+import { type DeploymentIntent, type HostReport, MESSAGE_VERSION } from '../../shared/nats/messages.js';
 import { templateHash } from '../../shared/template-hash.js';
 
 const MiB = 1024 * 1024;
@@ -50,6 +50,27 @@ export function testIntent(opts: TestIntentOptions): DeploymentIntent {
     })),
     updatedAt: new Date().toISOString(),
     ...rest,
+  };
+}
+
+/** A host's report as an agent publishes it: 1 CPU, 1 GiB, no runtimes, no instances; `over` wins. */
+export function testHostReport(host: string, location: string, over: Partial<HostReport> = {}): HostReport {
+  const now = new Date().toISOString();
+  return {
+    v: MESSAGE_VERSION,
+    host,
+    location,
+    labels: {},
+    capacity: { cpuMillis: 1000, memoryBytes: 2 ** 30 },
+    allocatable: { cpuMillis: 1000, memoryBytes: 2 ** 30 },
+    runtimes: [],
+    agentVersion: 'test',
+    startedAt: now,
+    seq: 1,
+    heartbeatMs: 1000,
+    instances: [],
+    time: now,
+    ...over,
   };
 }
 

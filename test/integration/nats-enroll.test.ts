@@ -14,7 +14,6 @@ import { join, readToken } from '../../agent/enroll.js';
 import { hostTags } from '../../coordinator/enroll/service.js';
 import { createCoordinatorMetrics } from '../../coordinator/observability/metrics.js';
 import type { FleetSource } from '../../coordinator/observability/source.js';
-import { REPO_DIR, startProc } from '../../deploy/stack/proc.js';
 import {
   credsFile,
   enrollmentKeys,
@@ -25,15 +24,17 @@ import {
 import { encode, type HostReport, MESSAGE_VERSION } from '../../shared/nats/messages.js';
 import { agentPermissions } from '../../shared/nats/permissions.js';
 import {
-  agentJoinCli,
   type CoordinatorSide,
   clientFor,
+  joinHost,
   log,
   operatorSetupForTest,
   startCoordinatorSide,
+  startJoinedAgent,
   subjects,
 } from '../harness/enrollment.js';
 import { cleanup, startNatsForTest, tempDir, waitFor } from '../harness/index.js';
+import { testHostReport } from '../harness/objects.js';
 
 /** How long the waits of this file wait: a message or a server verdict, on one local server. */
 const WAIT = { timeoutMs: 20_000, intervalMs: 25 };
@@ -44,26 +45,6 @@ function statusLog(nc: NatsConnection): string[] {
     for await (const s of nc.status()) out.push(`${s.type} ${'error' in s ? String(s.error) : ''}`);
   })();
   return out;
-}
-
-function report(host: string, location: string, over: Partial<HostReport> = {}): HostReport {
-  const now = new Date().toISOString();
-  return {
-    v: MESSAGE_VERSION,
-    host,
-    location,
-    labels: {},
-    capacity: { cpuMillis: 1000, memoryBytes: 2 ** 30 },
-    allocatable: { cpuMillis: 1000, memoryBytes: 2 ** 30 },
-    runtimes: [],
-    agentVersion: 'test',
-    startedAt: now,
-    seq: 1,
-    heartbeatMs: 1000,
-    instances: [],
-    time: now,
-    ...over,
-  };
 }
 
 /** Publishes a report as a request and returns the coordinator's answer ('' = accepted). */
@@ -107,20 +88,8 @@ describe('edge-agent join', () => {
     expect(readToken(token).prefix).toBe('edge');
 
     const configDir = tempDir('edgeplane-agent-config-');
-    const stateDir = path.join(configDir, 'state');
     const t0 = performance.now();
-    const joinMs = await agentJoinCli([
-      '--nats',
-      nats.url,
-      '--token',
-      token,
-      '--host',
-      'host-a',
-      '--config-dir',
-      configDir,
-      '--state-dir',
-      stateDir,
-    ]);
+    const joinMs = await joinHost({ nats: nats.url, token, host: 'host-a', configDir });
     const creds = path.join(configDir, 'nats.creds');
     expect(fs.statSync(creds).mode & 0o777).toBe(0o600);
     const yaml = fs.readFileSync(path.join(configDir, 'agent.yaml'), 'utf8');
@@ -152,27 +121,7 @@ describe('edge-agent join', () => {
     fs.writeFileSync(creds, credsFile(jwtWithExp, parsed.key), { mode: 0o600 });
 
     // The real agent, configured only by the file join wrote.
-    const agent = startProc({
-      name: 'agent-host-a',
-      dir: configDir,
-      command: process.execPath,
-      args: [
-        path.join(REPO_DIR, 'dist/agent/main.js'),
-        'run',
-        '--config',
-        path.join(configDir, 'agent.yaml'),
-        '--publish-address',
-        '127.0.0.1',
-        '--heartbeat-ms',
-        '1000',
-        '--cpu',
-        '1',
-        '--memory',
-        '1Gi',
-      ],
-      env: { LOG_FORMAT: 'json', LOG_LEVEL: 'info' },
-    });
-    cleanup(() => agent.stop());
+    const agent = startJoinedAgent('host-a', configDir);
     await waitFor('host-a Ready', () => coord.registry.get('host-a')?.state === 'Ready', {
       ...WAIT,
       timeoutMs: 60_000,
@@ -263,7 +212,7 @@ describe('edge-agent join', () => {
     });
     cleanup(() => nc.close());
     const events = statusLog(nc);
-    nc.publish(subjects.hostReport('h1'), encode(report('h1', 'loc-a')));
+    nc.publish(subjects.hostReport('h1'), encode(testHostReport('h1', 'loc-a')));
     nc.publish(subjects.join(once.id), '{}');
     await waitFor(
       'two permission violations',
@@ -283,19 +232,21 @@ describe('identity is bound, not declared', () => {
     const events = statusLog(nc);
     const subject = subjects.hostReport('host-b');
 
-    expect(await send(nc, subject, report('host-b', 'loc-a'))).toBe('');
+    expect(await send(nc, subject, testHostReport('host-b', 'loc-a'))).toBe('');
     expect(coord.registry.get('host-b')?.report.location).toBe('loc-a');
 
     // Another location than its credentials', on its own subject: refused, counted, answered with the reason.
-    expect(await send(nc, subject, report('host-b', 'loc-z'))).toMatch(/claims location loc-z.*for loc-a/);
+    expect(await send(nc, subject, testHostReport('host-b', 'loc-z'))).toMatch(
+      /claims location loc-z.*for loc-a/,
+    );
     // Another host's name in the body of its own subject.
-    expect(await send(nc, subject, report('host-c', 'loc-a'))).toMatch(/another host's subject/);
+    expect(await send(nc, subject, testHostReport('host-c', 'loc-a'))).toMatch(/another host's subject/);
     // A heartbeat interval that would keep a dead host Ready for an hour.
-    expect(await send(nc, subject, report('host-b', 'loc-a', { heartbeatMs: 3_600_000 }))).toMatch(
+    expect(await send(nc, subject, testHostReport('host-b', 'loc-a', { heartbeatMs: 3_600_000 }))).toMatch(
       /heartbeatMs 3600000 is outside/,
     );
     // Another host's subject: the server refuses it before the coordinator sees it.
-    nc.publish(subjects.hostReport('host-c'), encode(report('host-c', 'loc-a')));
+    nc.publish(subjects.hostReport('host-c'), encode(testHostReport('host-c', 'loc-a')));
     await waitFor(
       'a permissions violation',
       () => events.some((e) => /permissions violation/i.test(e)),
@@ -310,7 +261,9 @@ describe('identity is bound, not declared', () => {
       await newUserCreds(keys, 'ghost', agentPermissions(subjects, 'ghost', 'loc-a')),
     );
     const ghost = await clientFor([nats.url], { creds: ghostCreds });
-    expect(await send(ghost, subjects.hostReport('ghost'), report('ghost', 'loc-a'))).toMatch(/not enrolled/);
+    expect(await send(ghost, subjects.hostReport('ghost'), testHostReport('ghost', 'loc-a'))).toMatch(
+      /not enrolled/,
+    );
 
     expect(coord.registry.get('host-b')?.report.location).toBe('loc-a');
     expect(coord.registry.get('ghost')).toBeUndefined();

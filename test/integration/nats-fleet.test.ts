@@ -10,17 +10,17 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { renderServerConfig } from '../../deploy/nats/render.js';
-import { REPO_DIR, startProc } from '../../deploy/stack/proc.js';
 import { operatorModeConfig } from '../../shared/nats/accounts.js';
 import { makeCerts } from '../harness/certs.js';
 import {
-  agentJoinCli,
   clientFor,
+  joinHost,
   operatorSetupForTest,
   startCoordinatorSide,
+  startJoinedAgent,
   subjects,
 } from '../harness/enrollment.js';
-import { cleanup, startNatsClusterForTest, tempDir, waitFor } from '../harness/index.js';
+import { startNatsClusterForTest, tempDir, waitFor } from '../harness/index.js';
 
 /** How long the waits of this file wait (unless they say): a message on the cluster. */
 const WAIT = { timeoutMs: 30_000, intervalMs: 50 };
@@ -65,42 +65,15 @@ describe('deploy/nats: the production cluster', () => {
     const { token } = await coord.admin('tokens.create', { location: 'loc-f' });
     const configDir = tempDir('edgeplane-agent-config-');
     const t0 = performance.now();
-    await agentJoinCli([
-      '--nats',
-      urls.join(','),
-      '--token',
-      String(token),
-      '--host',
-      'fleet-1',
-      '--config-dir',
+    await joinHost({
+      nats: urls.join(','),
+      token: String(token),
+      host: 'fleet-1',
       configDir,
-      '--state-dir',
-      path.join(configDir, 'state'),
-      '--nats-ca',
-      certs.ca,
-    ]);
-    expect(fs.readFileSync(path.join(configDir, 'agent.yaml'), 'utf8')).toContain(`natsCa: ${certs.ca}`);
-    const agent = startProc({
-      name: 'agent-fleet-1',
-      dir: configDir,
-      command: process.execPath,
-      args: [
-        path.join(REPO_DIR, 'dist/agent/main.js'),
-        'run',
-        '--config',
-        path.join(configDir, 'agent.yaml'),
-        '--publish-address',
-        '127.0.0.1',
-        '--heartbeat-ms',
-        '500',
-        '--cpu',
-        '1',
-        '--memory',
-        '1Gi',
-      ],
-      env: { LOG_FORMAT: 'json', LOG_LEVEL: 'info' },
+      extraArgs: ['--nats-ca', certs.ca],
     });
-    cleanup(() => agent.stop());
+    expect(fs.readFileSync(path.join(configDir, 'agent.yaml'), 'utf8')).toContain(`natsCa: ${certs.ca}`);
+    startJoinedAgent('fleet-1', configDir, { heartbeatMs: 500 });
     await waitFor('fleet-1 Ready', () => coord.registry.get('fleet-1')?.state === 'Ready', {
       ...WAIT,
       timeoutMs: 60_000,

@@ -15,12 +15,12 @@ import { generateIdentity, writeIdentity } from '../../edgectl/credentials.js';
 import { feedSnapshot } from '../../edgectl/feed.js';
 import { createLogger } from '../../shared/log.js';
 import { connectNats } from '../../shared/nats/connect.js';
-import { encode, type HostReport, MESSAGE_VERSION } from '../../shared/nats/messages.js';
+import { encode } from '../../shared/nats/messages.js';
 import { authorizationBlock } from '../../shared/nats/permissions.js';
 import { Subjects } from '../../shared/nats/subjects.js';
 import { makeCerts } from '../harness/certs.js';
 import { cleanup, startNatsForTest, tempDir, waitFor } from '../harness/index.js';
-import { testIntent } from '../harness/objects.js';
+import { testHostReport, testIntent } from '../harness/objects.js';
 
 const log = createLogger({ name: 'test', level: process.env.LOG_LEVEL ?? 'silent' });
 const subjects = new Subjects('edge');
@@ -49,25 +49,6 @@ function serverErrors(nc: NatsConnection): string[] {
 /** The intent of Workload `web` in `location`: one instance, on `host`. */
 const intentFor = (location: string, host: string) =>
   testIntent({ location, namespace: 'default', workload: 'web', hosts: [host], templateHash: 'h' });
-
-function reportOf(host: string, location: string): HostReport {
-  const now = new Date().toISOString();
-  return {
-    v: MESSAGE_VERSION,
-    host,
-    location,
-    labels: {},
-    capacity: { cpuMillis: 1000, memoryBytes: 2 ** 30 },
-    allocatable: { cpuMillis: 1000, memoryBytes: 2 ** 30 },
-    runtimes: [],
-    agentVersion: 'test',
-    startedAt: now,
-    seq: 1,
-    heartbeatMs: 1000,
-    instances: [],
-    time: now,
-  };
-}
 
 describe('per-host NATS credentials', () => {
   it('let an agent read its own location and publish as its own host; the server refuses everything else', async () => {
@@ -126,8 +107,8 @@ describe('per-host NATS credentials', () => {
     await expect(kv.put(subjects.intentKey('loc-a', 'default', 'evil'), '{}')).rejects.toThrow();
 
     // Its own report arrives; a report as another host is refused by the server and never reaches the coordinator.
-    ncA.publish(subjects.hostReport('host-a'), encode(reportOf('host-a', 'loc-a')));
-    ncA.publish(subjects.hostReport('host-b'), encode(reportOf('host-b', 'loc-b')));
+    ncA.publish(subjects.hostReport('host-a'), encode(testHostReport('host-a', 'loc-a')));
+    ncA.publish(subjects.hostReport('host-b'), encode(testHostReport('host-b', 'loc-b')));
     await waitFor('own report', () => registry.get('host-a'), WAIT);
     await waitFor(
       'a permissions violation for publishing as host-b',
@@ -167,7 +148,7 @@ describe('per-host NATS credentials', () => {
     ncMon.subscribe(subjects.allFeed, { callback: (_e, m) => void live.push(m.subject) });
     await ncMon.flush();
     feed.host({
-      report: reportOf('host-a', 'loc-a'),
+      report: testHostReport('host-a', 'loc-a'),
       lastSeen: Date.now(),
       heardAt: performance.now(),
       state: 'Ready',
@@ -179,7 +160,7 @@ describe('per-host NATS credentials', () => {
 
     const kv = await new Kvm(ncMon).open(subjects.intentsBucket, { allow_direct: true });
     await expect(kv.get(subjects.intentKey('loc-a', 'default', 'web'))).rejects.toThrow();
-    ncMon.publish(subjects.hostReport('host-a'), encode(reportOf('host-a', 'loc-a')));
+    ncMon.publish(subjects.hostReport('host-a'), encode(testHostReport('host-a', 'loc-a')));
     await waitFor(
       'a permissions violation for publishing a report',
       () => errors.some((e) => /permissions violation/i.test(e) && e.includes(subjects.hostReport('host-a'))),
