@@ -21,6 +21,7 @@ import {
   startNatsServer,
 } from '../../deploy/stack/index.js';
 import type { Proc } from '../../deploy/stack/proc.js';
+import { type FaultProxy, startFaultProxy } from './fault-proxy.js';
 import { cleanup, type Lazy, tempDir, waitFor } from './index.js';
 
 /** A running stack. */
@@ -28,6 +29,8 @@ export interface EdgeStack {
   nats: NatsServerHandle;
   kube: KubeApiHandle;
   coordinator: Proc;
+  /** The fault proxy between the coordinator and NATS, when asked for. */
+  coordinatorProxy?: FaultProxy;
   /** Agents by host name. */
   agents: Map<string, Proc>;
   /** Host names, one per location, in DEV_LOCATIONS order. */
@@ -48,7 +51,13 @@ export interface EdgeStack {
 
 /** Starts the stack in beforeAll; everything (processes, containers, temp dirs) is removed after the file. */
 export function useEdgeStack(
-  opts: { lostAfterSeconds?: number /** Extra coordinator flags. */; coordinatorArgs?: string[] } = {},
+  opts: {
+    lostAfterSeconds?: number;
+    /** Extra coordinator flags. */
+    coordinatorArgs?: string[];
+    /** Connect the coordinator to NATS through a fault proxy (`coordinatorProxy`). */
+    coordinatorThroughProxy?: boolean;
+  } = {},
 ): Lazy<EdgeStack> {
   let stack: EdgeStack | undefined;
   beforeAll(async () => {
@@ -62,10 +71,11 @@ export function useEdgeStack(
     ]);
     cleanup(() => nats.stop());
     cleanup(() => kube.stop());
+    const coordinatorProxy = opts.coordinatorThroughProxy ? await startFaultProxy(nats.port) : undefined;
     const coordinator = startCoordinator({
       dir: path.join(dir, 'coordinator'),
       kubeconfig: kube.kubeconfigPath,
-      nats: [nats.url],
+      nats: [coordinatorProxy ? `nats://127.0.0.1:${coordinatorProxy.port}` : nats.url],
       ...(opts.lostAfterSeconds ? { lostAfterSeconds: opts.lostAfterSeconds } : {}),
       ...(opts.coordinatorArgs ? { args: opts.coordinatorArgs } : {}),
     });
@@ -123,7 +133,16 @@ export function useEdgeStack(
       });
       return found.value;
     };
-    stack = { nats, kube, coordinator, agents, hosts, kubectl: k, waitForJsonPath };
+    stack = {
+      nats,
+      kube,
+      coordinator,
+      ...(coordinatorProxy ? { coordinatorProxy } : {}),
+      agents,
+      hosts,
+      kubectl: k,
+      waitForJsonPath,
+    };
     // Every host registered before any test places anything.
     await waitForJsonPath(
       'hosts',
