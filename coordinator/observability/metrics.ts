@@ -297,6 +297,22 @@ export function createCoordinatorMetrics(opts: {
       for (const [reason, n] of byReason) mirror.sync(c, source.hosts, { reason }, n);
     },
   );
+  counter(
+    'edgeplane_host_losses_suppressed_total',
+    "Host losses held back because more than --max-lost-share of the hosts were silent at once (the fault is likely the coordinator's own).",
+    [],
+    (c) => {
+      if (source) mirror.sync(c, source.hosts, {}, source.hosts.lossesSuppressed ?? 0);
+    },
+  );
+  counter(
+    'edgeplane_host_silence_resets_total',
+    "Times every host's silence was counted afresh: the coordinator's own NATS link came back, or its check loop stalled.",
+    [],
+    (c) => {
+      if (source) mirror.sync(c, source.hosts, {}, source.hosts.graceRestarts ?? 0);
+    },
+  );
   counter('edgeplane_feed_messages_total', 'Messages published on the monitoring feed.', [], (c) => {
     if (source?.feedPublished) mirror.sync(c, source, {}, source.feedPublished());
   });

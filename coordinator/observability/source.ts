@@ -20,6 +20,10 @@ export interface HostSource {
   malformed: number;
   /** Reports refused, by reason (e.g. an unenrolled host), when the registry counts them. */
   refused?: Readonly<Record<string, number>> | ReadonlyMap<string, number>;
+  /** Losses the brake held back: most hosts were silent at once (hosts/liveness.ts). */
+  lossesSuppressed?: number;
+  /** Times every host's silence was counted afresh (our NATS link came back, or our check loop stalled). */
+  graceRestarts?: number;
 }
 
 /** An Instance object, as much as is shown. */

@@ -48,6 +48,8 @@ function source(now: number): FleetSource & { registry: HostRegistry } {
     now - 60_000,
   );
   registry.check(now);
+  registry.lossesSuppressed = 2;
+  registry.graceRestarts = 1;
   const inst = (name: string, host: string, location: string, phase: string) => ({
     metadata: { name, namespace: 'ns' },
     spec: { host, location, workloadRef: { name: 'web' } },
@@ -129,6 +131,8 @@ describe('coordinator metrics', () => {
     expect(v.get('edgeplane_host_reports_total')).toBe(3);
     expect(v.get('edgeplane_host_reports_rejected_total{reason="malformed"}')).toBe(0);
     expect(v.get('edgeplane_feed_messages_total')).toBe(12);
+    expect(v.get('edgeplane_host_losses_suppressed_total')).toBe(2);
+    expect(v.get('edgeplane_host_silence_resets_total')).toBe(1);
     expect(v.get('edgeplane_coordinator_leader')).toBe(1);
     expect(v.get('edgeplane_reconcile_duration_seconds_count{controller="workloads",result="error"}')).toBe(
       1,
@@ -161,6 +165,8 @@ describe('coordinator metrics', () => {
     expect([...standby.keys()].filter((k) => k.startsWith('edgeplane_host'))).toEqual([
       'edgeplane_host_reports_total',
       'edgeplane_host_reports_rejected_total{reason="malformed"}',
+      'edgeplane_host_losses_suppressed_total',
+      'edgeplane_host_silence_resets_total',
     ]);
     // A new coordinator object starts its counts at 0: they add, the exported counter never goes down.
     const b = source(Date.now());
