@@ -4,43 +4,28 @@
  * The VM runs on a per-instance qcow2 overlay: writes land there, the cached base stays as verified.
  */
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import type { InstanceRequest } from '../../agent/drivers/driver.js';
-import { QemuDriver } from '../../agent/drivers/qemu.js';
 import { qmp } from '../../agent/drivers/qmp.js';
-import { ArtifactCache, type Catalog } from '../../agent/images/catalog.js';
+import type { Catalog } from '../../agent/images/catalog.js';
 import { GUEST_READY_MARKER, testGuest } from '../../deploy/stack/index.js';
 import { createLogger } from '../../shared/log.js';
 import { machineTypeResources } from '../../shared/resources.js';
 import { reconcilerFor } from '../harness/agent.js';
-import { cleanup, tempDir, waitFor } from '../harness/index.js';
+import { tempDir, waitFor } from '../harness/index.js';
+import { destroyVmsAfterTest, serveFiles, sha256, testQemuDriver } from '../harness/vm.js';
 
 const run = promisify(execFile);
 const log = createLogger({ name: 'test', level: 'warn' });
 const IMAGE = 'projects/edgeplane-test/global/images/busybox-disk';
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 async function setup(opts: { badSha?: boolean } = {}) {
   const guest = await testGuest();
   const disk = readFileSync(guest.diskPath);
-  const requests: string[] = [];
-  const server = http.createServer((req, res) => {
-    requests.push(req.url ?? '');
-    if (req.url !== '/disk.qcow2') {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-length': disk.length }).end(disk);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  cleanup(() => new Promise<void>((r) => server.close(() => r())));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const { requests, base } = await serveFiles({ '/disk.qcow2': disk });
   const catalog: Catalog = {
     images: {
       [IMAGE]: {
@@ -53,20 +38,15 @@ async function setup(opts: { badSha?: boolean } = {}) {
     },
   };
   const dir = tempDir('edgeplane-agent-vm-disk-');
-  const driver = new QemuDriver({
-    host: 'vm-host',
-    vmDir: join(dir, 'vms'),
-    catalog: () => catalog,
-    cache: new ArtifactCache(join(dir, 'images')),
-    publishAddress: '127.0.0.1',
+  const driver = testQemuDriver({
+    dir,
+    catalog,
     // A disk image has no kernel of its own to test KVM with: the test guest's.
     kvmTestKernel: guest.kernelPath,
     kvmTestTimeoutMs: 8000,
     log,
   });
-  cleanup(async () => {
-    for (const s of await driver.list()) await driver.destroy(s.namespace, s.name);
-  });
+  destroyVmsAfterTest(driver);
   return { guest, disk, requests, driver, dir, catalog };
 }
 

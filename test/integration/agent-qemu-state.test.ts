@@ -4,24 +4,18 @@
  * restarted agent's driver must neither start a second qemu over the directory nor kill the running one: start
  * refuses with an error naming the file and the live qemu pid (the instance reports it), list leaves it out.
  */
-import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { InstanceRequest } from '../../agent/drivers/driver.js';
-import { QemuDriver } from '../../agent/drivers/qemu.js';
-import { ArtifactCache, type Catalog } from '../../agent/images/catalog.js';
-import { testGuest } from '../../deploy/stack/index.js';
 import { createLogger } from '../../shared/log.js';
 import { pidAlive } from '../../shared/os.js';
 import { machineTypeResources } from '../../shared/resources.js';
 import { cleanup, tempDir } from '../harness/index.js';
+import { GUEST_IMAGE, guestKernelCatalog, testQemuDriver } from '../harness/vm.js';
 
 const log = createLogger({ name: 'test', level: 'silent' });
-const IMAGE = 'projects/edgeplane-test/global/images/busybox-guest';
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const IMAGE = GUEST_IMAGE;
 
 /** Pids of live processes whose command line names `dir` (qemu processes of that VM directory). */
 function processesIn(dir: string): number[] {
@@ -40,39 +34,9 @@ function processesIn(dir: string): number[] {
 
 describe('QEMU driver state files', () => {
   it('refuses to start a second VM over a directory whose vm.json is torn while its qemu runs', async () => {
-    const guest = await testGuest();
-    const files: Record<string, Buffer> = {
-      '/vmlinuz': readFileSync(guest.kernelPath),
-      '/initrd.gz': readFileSync(guest.initrdPath),
-    };
-    const server = http.createServer((req, res) => {
-      const body = files[req.url ?? ''];
-      if (body) res.writeHead(200, { 'content-length': body.length }).end(body);
-      else res.writeHead(404).end();
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    cleanup(() => new Promise<void>((r) => server.close(() => r())));
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const catalog: Catalog = {
-      images: {
-        [IMAGE]: {
-          kernel: { url: `${base}/vmlinuz`, sha256: sha256(files['/vmlinuz']!) },
-          initrd: { url: `${base}/initrd.gz`, sha256: sha256(files['/initrd.gz']!) },
-          append: 'console=ttyS0 quiet panic=-1',
-        },
-      },
-    };
+    const { guest, catalog } = await guestKernelCatalog();
     const dir = tempDir('edgeplane-agent-vm-state-');
-    const make = () =>
-      new QemuDriver({
-        host: 'vm-host',
-        vmDir: join(dir, 'vms'),
-        catalog: () => catalog,
-        cache: new ArtifactCache(join(dir, 'images')),
-        publishAddress: '127.0.0.1',
-        accel: guest.accel,
-        log,
-      });
+    const make = () => testQemuDriver({ dir, catalog, accel: guest.accel, log });
     const request: InstanceRequest = {
       namespace: 'ns',
       name: 'vm-0',

@@ -3,78 +3,30 @@
  * cached; the test guest (Debian's cloud kernel + busybox initramfs) booted with the machine type's vCPUs and
  * memory, on the accelerator the KVM boot test picks; QMP state; adoption by a new driver; clean ACPI stop; the KVM boot test.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { InstanceRequest } from '../../agent/drivers/driver.js';
 import { QemuDriver } from '../../agent/drivers/qemu.js';
 import { qmp } from '../../agent/drivers/qmp.js';
 import { HostMonitor } from '../../agent/host/monitor.js';
-import { ArtifactCache, type Catalog } from '../../agent/images/catalog.js';
+import { ArtifactCache } from '../../agent/images/catalog.js';
 import { GUEST_READY_MARKER, testGuest } from '../../deploy/stack/index.js';
 import { createLogger } from '../../shared/log.js';
 import { machineTypeResources } from '../../shared/resources.js';
 import { reconcilerFor } from '../harness/agent.js';
-import { cleanup, tempDir, waitFor } from '../harness/index.js';
+import { tempDir, waitFor } from '../harness/index.js';
+import { destroyVmsAfterTest, GUEST_IMAGE, guestKernelCatalog, testQemuDriver } from '../harness/vm.js';
 
 const log = createLogger({ name: 'test', level: 'warn' });
-const IMAGE = 'projects/edgeplane-test/global/images/busybox-guest';
-
-/** Serves files on 127.0.0.1 and counts the requests. */
-async function fileServer(files: Record<string, Buffer>) {
-  const requests: string[] = [];
-  const server = http.createServer((req, res) => {
-    requests.push(req.url ?? '');
-    const body = files[req.url ?? ''];
-    if (!body) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-length': body.length }).end(body);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  cleanup(() => new Promise<void>((r) => server.close(() => r())));
-  return { requests, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
-
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const IMAGE = GUEST_IMAGE;
 
 async function setup(opts: { badSha?: boolean } = {}) {
-  const guest = await testGuest();
-  const kernel = readFileSync(guest.kernelPath);
-  const initrd = readFileSync(guest.initrdPath);
-  const srv = await fileServer({ '/vmlinuz': kernel, '/initrd.gz': initrd });
-  const catalog: Catalog = {
-    images: {
-      [IMAGE]: {
-        kernel: {
-          url: `${srv.base}/vmlinuz`,
-          sha256: opts.badSha ? sha256(Buffer.from('other')) : sha256(kernel),
-        },
-        initrd: { url: `${srv.base}/initrd.gz`, sha256: sha256(initrd) },
-        append: 'console=ttyS0 quiet panic=-1',
-      },
-    },
-  };
+  const { guest, srv, catalog } = await guestKernelCatalog(opts);
   const dir = tempDir('edgeplane-agent-vm-');
-  const host = 'vm-host';
-  const make = () =>
-    new QemuDriver({
-      host,
-      vmDir: join(dir, 'vms'),
-      catalog: () => catalog,
-      cache: new ArtifactCache(join(dir, 'images')),
-      publishAddress: '127.0.0.1',
-      kvmTestTimeoutMs: 8000,
-      log,
-    });
+  const make = () => testQemuDriver({ dir, catalog, kvmTestTimeoutMs: 8000, log });
   const driver = make();
-  cleanup(async () => {
-    for (const s of await driver.list()) await driver.destroy(s.namespace, s.name);
-  });
+  destroyVmsAfterTest(driver);
   return { guest, srv, driver, make, dir };
 }
 

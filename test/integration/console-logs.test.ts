@@ -2,24 +2,19 @@
  * `edgectl logs` of a VM: the QEMU driver's serial console (the file real qemu writes) as an output source —
  * everything, the last N lines, and following what the guest prints while it powers off. VMs have no exec.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import type { Driver } from '../../agent/drivers/driver.js';
 import type { OutputSource } from '../../agent/drivers/output.js';
-import { QemuDriver } from '../../agent/drivers/qemu.js';
-import { ArtifactCache, type Catalog } from '../../agent/images/catalog.js';
-import { GUEST_READY_MARKER, testGuest, waitFor } from '../../deploy/stack/index.js';
+import { GUEST_READY_MARKER, waitFor } from '../../deploy/stack/index.js';
 import { createLogger } from '../../shared/log.js';
 import { machineTypeResources } from '../../shared/resources.js';
-import { cleanup, tempDir } from '../harness/index.js';
+import { tempDir } from '../harness/index.js';
+import { destroyVmsAfterTest, GUEST_IMAGE, guestKernelCatalog, testQemuDriver } from '../harness/vm.js';
 
 const log = createLogger({ name: 'test', level: 'warn' });
-const IMAGE = 'projects/edgeplane-test/global/images/busybox-guest';
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const IMAGE = GUEST_IMAGE;
 
 /** Reads a source to its end (or until `until` holds), returning the text. */
 async function collect(
@@ -45,40 +40,10 @@ async function collect(
 }
 
 it('reads a VM serial console: all of it, --tail, and -f while the guest powers off', async () => {
-  const guest = await testGuest();
-  const kernel = readFileSync(guest.kernelPath);
-  const initrd = readFileSync(guest.initrdPath);
-  const files: Record<string, Buffer> = { '/vmlinuz': kernel, '/initrd.gz': initrd };
-  const server = http.createServer((req, res) => {
-    const body = files[req.url ?? ''];
-    if (!body) return void res.writeHead(404).end();
-    res.writeHead(200, { 'content-length': body.length }).end(body);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  cleanup(() => new Promise<void>((r) => server.close(() => r())));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const catalog: Catalog = {
-    images: {
-      [IMAGE]: {
-        kernel: { url: `${base}/vmlinuz`, sha256: sha256(kernel) },
-        initrd: { url: `${base}/initrd.gz`, sha256: sha256(initrd) },
-        append: 'console=ttyS0 quiet panic=-1',
-      },
-    },
-  };
+  const { catalog } = await guestKernelCatalog();
   const dir = tempDir('edgeplane-console-');
-  const driver = new QemuDriver({
-    host: 'console-host',
-    vmDir: join(dir, 'vms'),
-    catalog: () => catalog,
-    cache: new ArtifactCache(join(dir, 'images')),
-    publishAddress: '127.0.0.1',
-    kvmTestTimeoutMs: 8000,
-    log,
-  });
-  cleanup(async () => {
-    for (const s of await driver.list()) await driver.destroy(s.namespace, s.name);
-  });
+  const driver = testQemuDriver({ dir, catalog, host: 'console-host', kvmTestTimeoutMs: 8000, log });
+  destroyVmsAfterTest(driver);
   await driver.start({
     namespace: 'ns',
     name: 'vm-0',

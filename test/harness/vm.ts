@@ -1,0 +1,104 @@
+/**
+ * QEMU fixtures: an image catalog whose artifacts (the test guest built by deploy/install.sh) are served over HTTP
+ * from 127.0.0.1 with their sha256, as a host's catalog would name them, and a QemuDriver on a temp directory
+ * (VMs under `<dir>/vms`, the artifact cache under `<dir>/images`) publishing on 127.0.0.1.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { QemuDriver, type QemuDriverOptions } from '../../agent/drivers/qemu.js';
+import { ArtifactCache, type Catalog } from '../../agent/images/catalog.js';
+import { type TestGuest, testGuest } from '../../deploy/stack/index.js';
+import { cleanup } from './index.js';
+
+/** The catalog name of the test guest booted from its kernel and initramfs. */
+export const GUEST_IMAGE = 'projects/edgeplane-test/global/images/busybox-guest';
+
+/** The hex sha256 of `b`, as the catalog writes it. */
+export const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** Serves `files` (URL path → body; 404 for anything else) on 127.0.0.1 until the test ends; counts the requests. */
+export async function serveFiles(
+  files: Record<string, Buffer>,
+): Promise<{ requests: string[]; base: string }> {
+  const requests: string[] = [];
+  const server = http.createServer((req, res) => {
+    requests.push(req.url ?? '');
+    const body = files[req.url ?? ''];
+    if (!body) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-length': body.length }).end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanup(() => new Promise<void>((r) => server.close(() => r())));
+  return { requests, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+/** What {@link guestKernelCatalog} returns. */
+export interface GuestKernelCatalog {
+  /** The test guest's paths and accelerator. */
+  guest: TestGuest;
+  /** The kernel and initramfs bytes served. */
+  kernel: Buffer;
+  initrd: Buffer;
+  /** The HTTP server's base URL and the paths it was asked for. */
+  srv: { requests: string[]; base: string };
+  /** {@link GUEST_IMAGE}: kernel `/vmlinuz`, initramfs `/initrd.gz`, serial console on ttyS0. */
+  catalog: Catalog;
+}
+
+/** The test guest as {@link GUEST_IMAGE} (direct kernel boot); `badSha`: the catalog's kernel sha256 is wrong. */
+export async function guestKernelCatalog(o: { badSha?: boolean } = {}): Promise<GuestKernelCatalog> {
+  const guest = await testGuest();
+  const kernel = readFileSync(guest.kernelPath);
+  const initrd = readFileSync(guest.initrdPath);
+  const srv = await serveFiles({ '/vmlinuz': kernel, '/initrd.gz': initrd });
+  const catalog: Catalog = {
+    images: {
+      [GUEST_IMAGE]: {
+        kernel: {
+          url: `${srv.base}/vmlinuz`,
+          sha256: o.badSha ? sha256(Buffer.from('other')) : sha256(kernel),
+        },
+        initrd: { url: `${srv.base}/initrd.gz`, sha256: sha256(initrd) },
+        append: 'console=ttyS0 quiet panic=-1',
+      },
+    },
+  };
+  return { guest, kernel, initrd, srv, catalog };
+}
+
+/** What {@link testQemuDriver} takes: the driver's own options win over the defaults below. */
+export interface TestQemuDriverOptions
+  extends Omit<QemuDriverOptions, 'host' | 'vmDir' | 'catalog' | 'cache' | 'publishAddress'> {
+  /** The temp directory the VMs (`vms/`) and the artifact cache (`images/`) live in. */
+  dir: string;
+  /** The host's image catalog. */
+  catalog: Catalog;
+  /** The host's name; `vm-host` unless given. */
+  host?: string;
+}
+
+/** A QemuDriver over `dir` and `catalog`, publishing on 127.0.0.1. Nothing is cleaned up: see {@link destroyVmsAfterTest}. */
+export function testQemuDriver(o: TestQemuDriverOptions): QemuDriver {
+  const { dir, catalog, host = 'vm-host', ...rest } = o;
+  return new QemuDriver({
+    host,
+    vmDir: join(dir, 'vms'),
+    catalog: () => catalog,
+    cache: new ArtifactCache(join(dir, 'images')),
+    publishAddress: '127.0.0.1',
+    ...rest,
+  });
+}
+
+/** Destroys every VM `driver` lists when the test ends. */
+export function destroyVmsAfterTest(driver: QemuDriver): void {
+  cleanup(async () => {
+    for (const s of await driver.list()) await driver.destroy(s.namespace, s.name);
+  });
+}
