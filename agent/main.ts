@@ -5,10 +5,12 @@ import './lean.js';
 import { hostname } from 'node:os';
 import { Command } from 'commander';
 import { runDaemon } from '../shared/daemon.js';
+import { AGENT_CONFIG_FILE } from '../shared/host-paths.js';
 import { createLogger } from '../shared/log.js';
 import { AGENT_VERSION, Agent } from './agent.js';
 import { loadAgentConfig } from './config.js';
 import { AGENT_PATHS, type JoinOptions, join } from './enroll.js';
+import { checkHealth, healthAddress } from './health-check.js';
 
 type JoinFlags = Omit<JoinOptions, 'nats' | 'host' | 'log' | 'ca'> & {
   nats: string;
@@ -90,6 +92,25 @@ withAgentOptions(
   const log = createLogger({ name: 'edge-agent' });
   await new Agent(loadAgentConfig({ location: 'drain', ...flags }), log).drain();
 });
+
+program
+  .command('health')
+  .description('ask the running agent: 0 healthy (or ready), 1 not, 2 no metricsAddress to ask; prints why')
+  .option('--ready', 'ask /readyz (NATS connected, intents synced) instead of /healthz')
+  .option('--config <file>', 'configuration file whose metricsAddress to ask', AGENT_CONFIG_FILE)
+  .option('--address <host:port>', 'ask here instead [EDGE_METRICS_ADDRESS]')
+  .action(async (flags: { ready?: boolean; config?: string; address?: string }) => {
+    let address: string | undefined;
+    try {
+      address = healthAddress({ ...flags, env: process.env });
+    } catch (err) {
+      console.log(`cannot read ${flags.config}: ${(err as Error).message}`);
+      process.exit(2);
+    }
+    const r = await checkHealth(address, { ready: flags.ready === true });
+    console.log(r.reason);
+    process.exit(r.code);
+  });
 
 program
   .command('join')

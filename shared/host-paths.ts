@@ -26,6 +26,8 @@ export function agentStateDir(host: string): string {
 
 /** The systemd unit the package installs and `edge-agent join` enables and starts. */
 export const AGENT_UNIT = 'edge-agent.service';
+/** The liveness check of {@link AGENT_UNIT}: a timer it pulls in and the oneshot that runs `edge-agent health`. */
+export const AGENT_LIVENESS_UNITS = ['edge-agent-liveness.service', 'edge-agent-liveness.timer'] as const;
 
 /** Where the package puts its runtime (Node binary, bundles). */
 export const PACKAGE_LIB_DIR = '/usr/lib/edgeplane';

@@ -29,7 +29,12 @@ import { gzipSync } from 'node:zlib';
 import { build, type Plugin } from 'esbuild';
 import { DOCKER_STUBS } from '../../agent/drivers/docker-stubs.js';
 import { AGENT_NODE_ENV, AGENT_NODE_FLAGS } from '../../agent/runtime-flags.js';
-import { AGENT_CONFIG_FILE, AGENT_UNIT, PACKAGE_LIB_DIR } from '../../shared/host-paths.js';
+import {
+  AGENT_CONFIG_FILE,
+  AGENT_LIVENESS_UNITS,
+  AGENT_UNIT,
+  PACKAGE_LIB_DIR,
+} from '../../shared/host-paths.js';
 import { controlFile, manPage, md5sums, wrapperScript } from './control.js';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -225,7 +230,8 @@ async function buildPackage(work: string): Promise<void> {
     copyFileSync(path.join(HERE, from), path.join(root, to));
     chmodSync(path.join(root, to), mode);
   };
-  copy(`debian/${AGENT_UNIT}`, `lib/systemd/system/${AGENT_UNIT}`);
+  for (const unit of [AGENT_UNIT, ...AGENT_LIVENESS_UNITS])
+    copy(`debian/${unit}`, `lib/systemd/system/${unit}`);
   copy('agent.yaml', AGENT_CONFIG_FILE);
   copy('debian/copyright', `usr/share/doc/${PACKAGE}/copyright`);
   copy('debian/lintian-overrides', `usr/share/lintian/overrides/${PACKAGE}`);

@@ -172,9 +172,10 @@ describe('the agent installed from its Debian package on a fresh Debian 12 host'
       ]),
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
     ).trim();
-    // What the operator set in the conffile (instance ports on loopback, a 2 s heartbeat) survives the join.
+    // What the operator adds to the packaged conffile (instance ports on loopback, a 2 s heartbeat) survives the
+    // join, as does the conffile's own metricsAddress (health checks below).
     await host.ok(
-      `cat > /etc/edgeplane/agent.yaml <<'EOF'\npublishAddress: 127.0.0.1\nheartbeatMs: 2000\ncpu: "2"\nmemory: 2Gi\nEOF`,
+      `cat >> /etc/edgeplane/agent.yaml <<'EOF'\npublishAddress: 127.0.0.1\nheartbeatMs: 2000\ncpu: "2"\nmemory: 2Gi\nEOF`,
     );
     const t0 = Date.now();
     await host.ok(`edge-agent join --nats ${natsUrl} --token ${token} --host ${HOST}`);
@@ -218,6 +219,15 @@ describe('the agent installed from its Debian package on a fresh Debian 12 host'
     const rss = Number((await host.ok(`ps -o rss= -p ${await agentPid()}`)).trim());
     console.log(`agent RSS as installed: ${(rss / 1024).toFixed(1)} MiB`);
     expect(rss).toBeGreaterThan(0);
+    // Health: the packaged agent.yaml serves /healthz and /readyz on loopback; `edge-agent health` asks them.
+    expect(await host.ok('edge-agent health')).toMatch(/\/healthz: 200 ok/);
+    expect(await host.ok('edge-agent health --ready')).toMatch(/\/readyz: 200 ok/);
+    // Liveness: the timer runs while the agent does, and one check passes without restarting it.
+    expect((await host.sh('systemctl is-active edge-agent-liveness.timer')).stdout.trim()).toBe('active');
+    const pid = await agentPid();
+    await host.ok('systemctl start edge-agent-liveness.service');
+    expect(await host.ok('systemctl show -p Result --value edge-agent-liveness.service')).toBe('success\n');
+    expect(await agentPid()).toBe(pid);
   }, 300_000);
 
   it('systemctl restart edge-agent restarts no instance', async () => {
@@ -235,6 +245,7 @@ describe('the agent installed from its Debian package on a fresh Debian 12 host'
     const before = await containers();
     await host.ok('apt-get remove -y edgeplane-agent', 120_000);
     expect((await host.sh('systemctl is-active edge-agent')).stdout.trim()).not.toBe('active');
+    expect((await host.sh('systemctl is-active edge-agent-liveness.timer')).stdout.trim()).not.toBe('active');
     expect(await host.ok('pgrep -f "[/]usr/lib/edgeplane/" || echo none')).toBe('none\n');
     expect(await containers()).toEqual(before);
   });
@@ -252,8 +263,8 @@ describe('the agent installed from its Debian package on a fresh Debian 12 host'
     expect(vols.stdout.trim()).toBe('');
     const left = await host.ok(
       'ls -d /etc/edgeplane /var/lib/edgeplane /run/edgeplane /etc/default/edge-agent /usr/lib/edgeplane ' +
-        '/lib/systemd/system/edge-agent.service /etc/systemd/system/*/edge-agent.service 2>/dev/null; ' +
-        'systemctl list-unit-files "edge-*" --no-legend; true',
+        '/lib/systemd/system/edge-agent* /etc/systemd/system/*/edge-agent* 2>/dev/null; ' +
+        'systemctl list-unit-files "edge-*" --no-legend; systemctl list-units "edge-*" --no-legend; true',
     );
     expect(left).toBe('');
     // No process of Edgeplane (the pattern does not match its own command line).
