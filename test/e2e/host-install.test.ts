@@ -228,6 +228,18 @@ describe('the agent installed from its Debian package on a fresh Debian 12 host'
     await host.ok('systemctl start edge-agent-liveness.service');
     expect(await host.ok('systemctl show -p Result --value edge-agent-liveness.service')).toBe('success\n');
     expect(await agentPid()).toBe(pid);
+    // A /healthz that does not answer (the check pointed at a closed port) three times in a row restarts it.
+    const dropIn = '/run/systemd/system/edge-agent-liveness.service.d';
+    await host.ok(
+      `mkdir -p ${dropIn} && printf '[Service]\\nEnvironment=EDGE_METRICS_ADDRESS=127.0.0.1:1\\n' > ${dropIn}/test.conf && systemctl daemon-reload`,
+    );
+    await host.ok('systemctl start edge-agent-liveness.service', 120_000);
+    await host.ok(`rm -r ${dropIn} && systemctl daemon-reload`);
+    expect(await host.ok('journalctl -u edge-agent-liveness --no-pager -n 20')).toMatch(/failed 3 times/);
+    await until('the agent restarted and Ready', async () => {
+      const now = await agentPid();
+      return now && now !== pid && (await host.sh('edge-agent health --ready')).code === 0 ? true : undefined;
+    });
   }, 300_000);
 
   it('systemctl restart edge-agent restarts no instance', async () => {
