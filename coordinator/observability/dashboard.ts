@@ -192,6 +192,9 @@ export class DashboardFeed {
       this.write(sse('event', m));
       return;
     }
+    // Nobody watching: a browser that connects gets the snapshot, so the rows need not be built (at 1,000 hosts
+    // this was about 6 % of the coordinator's busy time in steady state).
+    if (this.clients.size === 0) return;
     if (m.kind === 'host') {
       const entry = source?.hosts.get(m.host);
       // The registry is at least as new as the feed message; its row adds capacity and allocation.
