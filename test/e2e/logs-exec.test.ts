@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Svcm } from '@nats-io/services';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { startAgent, startCoordinator } from '../../deploy/stack/edgeplane.js';
+import { startCoordinator } from '../../deploy/stack/edgeplane.js';
 import {
   BUSYBOX_IMAGE,
   ensureDocker,
@@ -22,9 +22,6 @@ import {
   kubectl,
   type NatsServerHandle,
   REPO_DIR,
-  removeContainersByLabel,
-  startKubeApi,
-  startNatsServer,
 } from '../../deploy/stack/index.js';
 import type { Proc } from '../../deploy/stack/proc.js';
 import { generateIdentity, writeIdentity } from '../../edgectl/credentials.js';
@@ -32,6 +29,7 @@ import { connectNats } from '../../shared/nats/connect.js';
 import { authorizationBlock } from '../../shared/nats/permissions.js';
 import { Subjects } from '../../shared/nats/subjects.js';
 import { VERSION } from '../../shared/version.js';
+import { startAgentForTest, startNatsAndKube } from '../harness/edge.js';
 import { cleanup, tempDir, waitFor } from '../harness/index.js';
 
 const EDGECTL = path.join(REPO_DIR, 'dist/edgectl/main.js');
@@ -129,12 +127,7 @@ beforeAll(async () => {
     creds[id.name] = files.seedFile;
     users.push(fs.readFileSync(files.configFile, 'utf8'));
   }
-  [nats, kube] = await Promise.all([
-    startNatsServer({ dir: path.join(dir, 'nats'), configExtra: authorizationBlock(users) }),
-    startKubeApi({ dir: path.join(dir, 'kube'), crdDir: path.join(REPO_DIR, 'deploy/crds') }),
-  ]);
-  cleanup(() => nats.stop());
-  cleanup(() => kube.stop());
+  ({ nats, kube } = await startNatsAndKube(dir, { natsConfigExtra: authorizationBlock(users) }));
   const coordinator = startCoordinator({
     dir: path.join(dir, 'coordinator'),
     kubeconfig: kube.kubeconfigPath,
@@ -142,7 +135,7 @@ beforeAll(async () => {
     env: { EDGE_NATS_CREDS: creds.coordinator! },
   });
   cleanup(() => coordinator.stop());
-  agent = startAgent({
+  agent = startAgentForTest({
     dir: path.join(dir, 'agent'),
     host,
     location: LOCATION,
@@ -153,10 +146,6 @@ beforeAll(async () => {
     cpu: '8',
     memory: '16Gi',
     args: ['--nats-creds', creds[host]!],
-  });
-  cleanup(async () => {
-    await agent.stop();
-    await removeContainersByLabel(`edgeplane.dev/host=${host}`);
   });
   const k = (args: string[], input?: string) => kubectl(kube.kubeconfigPath, args, input ? { input } : {});
   await waitFor(

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { createUser } from '@nats-io/nkeys';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildCoordinatorImage } from '../../deploy/image/coordinator.js';
-import { DEV_LOCATIONS, httpUrlOf, startAgent, startCoordinator } from '../../deploy/stack/edgeplane.js';
+import { DEV_LOCATIONS, httpUrlOf, startCoordinator } from '../../deploy/stack/edgeplane.js';
 import {
   docker,
   ensureDocker,
@@ -23,12 +23,10 @@ import {
   kubectl,
   type NatsServerHandle,
   REPO_DIR,
-  removeContainersByLabel,
-  startKubeApi,
-  startNatsServer,
   waitFor,
 } from '../../deploy/stack/index.js';
 import type { Proc } from '../../deploy/stack/proc.js';
+import { startAgentForTest, startNatsAndKube } from '../harness/edge.js';
 import { cleanup, tempDir } from '../harness/index.js';
 import { runDeploymentContainer } from '../harness/pod.js';
 
@@ -89,17 +87,9 @@ beforeAll(async () => {
   await ensureDocker();
   await ensureImage('nginx:latest', { cmd: HTTPD_CMD, exposedPorts: [80] });
   dir = tempDir('edgeplane-rbac-');
-  const [n, k] = await Promise.all([
-    startNatsServer({ dir: path.join(dir, 'nats') }),
-    startKubeApi({
-      dir: path.join(dir, 'kube'),
-      extraArgs: ['--enable-admission-plugins=OwnerReferencesPermissionEnforcement'],
-    }),
-  ]);
-  kube = k;
-  nats = n;
-  cleanup(() => nats.stop());
-  cleanup(() => kube.stop());
+  ({ nats, kube } = await startNatsAndKube(dir, {
+    kube: { extraArgs: ['--enable-admission-plugins=OwnerReferencesPermissionEnforcement'] },
+  }));
 
   // README, "Install the coordinator on a cluster": the namespace and the NATS Secret, then the kustomization.
   const creds = path.join(dir, 'coordinator.creds');
@@ -147,11 +137,7 @@ beforeAll(async () => {
   cleanup(() => coordinator.stop());
   const location = DEV_LOCATIONS[0];
   const host = `rbac-${path.basename(dir).slice(-6).toLowerCase()}`;
-  const agent = startAgent({ dir: path.join(dir, 'agent'), host, ...location, nats: [nats.url], cpu: '8' });
-  cleanup(async () => {
-    await agent.stop();
-    await removeContainersByLabel(`edgeplane.dev/host=${host}`);
-  });
+  startAgentForTest({ dir: path.join(dir, 'agent'), host, ...location, nats: [nats.url], cpu: '8' });
   // The coordinator creates the Host and writes its status with the ServiceAccount's rights.
   await waitFor(
     'the host Ready',

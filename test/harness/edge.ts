@@ -6,12 +6,18 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { beforeAll } from 'vitest';
-import { DEV_LOCATIONS, startAgent, startCoordinator } from '../../deploy/stack/edgeplane.js';
+import {
+  type AgentProcOptions,
+  DEV_LOCATIONS,
+  startAgent,
+  startCoordinator,
+} from '../../deploy/stack/edgeplane.js';
 import {
   ensureDocker,
   ensureImage,
   HTTPD_CMD,
   type KubeApiHandle,
+  type KubeApiOptions,
   type KubectlResult,
   kubectl,
   type NatsServerHandle,
@@ -49,6 +55,39 @@ export interface EdgeStack {
   ): Promise<string>;
 }
 
+/**
+ * nats-server and kube-apiserver under `dir`, started together and stopped after the file. The kube-apiserver
+ * gets the CRDs of deploy/crds unless `kube` says otherwise.
+ */
+export async function startNatsAndKube(
+  dir: string,
+  o: { natsConfigExtra?: string; kube?: Omit<KubeApiOptions, 'dir'> } = {},
+): Promise<{ nats: NatsServerHandle; kube: KubeApiHandle }> {
+  const [nats, kube] = await Promise.all([
+    startNatsServer({
+      dir: path.join(dir, 'nats'),
+      ...(o.natsConfigExtra ? { configExtra: o.natsConfigExtra } : {}),
+    }),
+    startKubeApi({
+      dir: path.join(dir, 'kube'),
+      ...(o.kube ?? { crdDir: path.join(REPO_DIR, 'deploy/crds') }),
+    }),
+  ]);
+  cleanup(() => nats.stop());
+  cleanup(() => kube.stop());
+  return { nats, kube };
+}
+
+/** The agent process for `opts.host`; after the file it is stopped and its containers are removed. */
+export function startAgentForTest(opts: AgentProcOptions): Proc {
+  const agent = startAgent(opts);
+  cleanup(async () => {
+    await agent.stop();
+    await removeContainersByLabel(`edgeplane.dev/host=${opts.host}`);
+  });
+  return agent;
+}
+
 /** Starts the stack in beforeAll; everything (processes, containers, temp dirs) is removed after the file. */
 export function useEdgeStack(
   opts: {
@@ -65,12 +104,7 @@ export function useEdgeStack(
     await ensureImage('nginx:latest', { cmd: HTTPD_CMD, exposedPorts: [80] });
     const dir = tempDir('edgeplane-e2e-');
     const run = crypto.randomBytes(3).toString('hex');
-    const [nats, kube] = await Promise.all([
-      startNatsServer({ dir: path.join(dir, 'nats') }),
-      startKubeApi({ dir: path.join(dir, 'kube'), crdDir: path.join(REPO_DIR, 'deploy/crds') }),
-    ]);
-    cleanup(() => nats.stop());
-    cleanup(() => kube.stop());
+    const { nats, kube } = await startNatsAndKube(dir);
     const coordinatorProxy = opts.coordinatorThroughProxy ? await startFaultProxy(nats.port) : undefined;
     const coordinator = startCoordinator({
       dir: path.join(dir, 'coordinator'),
@@ -87,7 +121,7 @@ export function useEdgeStack(
       hosts.push(host);
       agents.set(
         host,
-        startAgent({
+        startAgentForTest({
           dir: path.join(dir, 'agents', host),
           host,
           ...l,
@@ -96,10 +130,6 @@ export function useEdgeStack(
           memory: '256Gi',
         }),
       );
-      cleanup(async () => {
-        await agents.get(host)?.stop();
-        await removeContainersByLabel(`edgeplane.dev/host=${host}`);
-      });
     }
     const k = async (args: string[], o: { input?: string; allowFail?: boolean; timeoutMs?: number } = {}) => {
       const r = await kubectl(kube.kubeconfigPath, args, o);
