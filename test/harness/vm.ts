@@ -8,9 +8,11 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import type { InstanceRequest } from '../../agent/drivers/driver.js';
 import { QemuDriver, type QemuDriverOptions } from '../../agent/drivers/qemu.js';
 import { ArtifactCache, type Catalog } from '../../agent/images/catalog.js';
 import { type TestGuest, testGuest } from '../../deploy/stack/index.js';
+import { machineTypeResources } from '../../shared/resources.js';
 import { cleanup } from './index.js';
 
 /** The catalog name of the test guest booted from its kernel and initramfs. */
@@ -101,4 +103,17 @@ export function destroyVmsAfterTest(driver: QemuDriver): void {
   cleanup(async () => {
     for (const s of await driver.list()) await driver.destroy(s.namespace, s.name);
   });
+}
+
+/** Instance `ns/vm-0` of Workload `vm` running `image` as an e2-micro (with its resources); `extra` adds template fields. */
+export function vmRequest(image: string, extra: Partial<InstanceRequest['template']> = {}): InstanceRequest {
+  return {
+    namespace: 'ns',
+    name: 'vm-0',
+    workload: 'vm',
+    templateHash: 'h1',
+    template: { image, machineType: 'e2-micro', ...extra },
+    limits: machineTypeResources('e2-micro'),
+    labels: {},
+  };
 }

@@ -13,10 +13,9 @@ import { qmp } from '../../agent/drivers/qmp.js';
 import type { Catalog } from '../../agent/images/catalog.js';
 import { GUEST_READY_MARKER, testGuest } from '../../deploy/stack/index.js';
 import { createLogger } from '../../shared/log.js';
-import { machineTypeResources } from '../../shared/resources.js';
 import { reconcilerFor } from '../harness/agent.js';
 import { tempDir, waitFor } from '../harness/index.js';
-import { destroyVmsAfterTest, serveFiles, sha256, testQemuDriver } from '../harness/vm.js';
+import { destroyVmsAfterTest, serveFiles, sha256, testQemuDriver, vmRequest } from '../harness/vm.js';
 
 const run = promisify(execFile);
 const log = createLogger({ name: 'test', level: 'warn' });
@@ -50,17 +49,7 @@ async function setup(opts: { badSha?: boolean } = {}) {
   return { guest, disk, requests, driver, dir, catalog };
 }
 
-function request(): InstanceRequest {
-  return {
-    namespace: 'ns',
-    name: 'vm-0',
-    workload: 'vm',
-    templateHash: 'h1',
-    template: { image: IMAGE, machineType: 'e2-micro' },
-    limits: machineTypeResources('e2-micro'),
-    labels: {},
-  };
-}
+const request = (): InstanceRequest => vmRequest(IMAGE);
 
 /** qemu processes whose command line mentions `dir`. */
 function qemuProcessesUnder(dir: string): number[] {

@@ -7,12 +7,10 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { InstanceRequest } from '../../agent/drivers/driver.js';
 import { createLogger } from '../../shared/log.js';
 import { pidAlive } from '../../shared/os.js';
-import { machineTypeResources } from '../../shared/resources.js';
 import { cleanup, tempDir } from '../harness/index.js';
-import { GUEST_IMAGE, guestKernelCatalog, testQemuDriver } from '../harness/vm.js';
+import { GUEST_IMAGE, guestKernelCatalog, testQemuDriver, vmRequest } from '../harness/vm.js';
 
 const log = createLogger({ name: 'test', level: 'silent' });
 const IMAGE = GUEST_IMAGE;
@@ -37,15 +35,7 @@ describe('QEMU driver state files', () => {
     const { guest, catalog } = await guestKernelCatalog();
     const dir = tempDir('edgeplane-agent-vm-state-');
     const make = () => testQemuDriver({ dir, catalog, accel: guest.accel, log });
-    const request: InstanceRequest = {
-      namespace: 'ns',
-      name: 'vm-0',
-      workload: 'vm',
-      templateHash: 'h1',
-      template: { image: IMAGE, machineType: 'e2-micro' },
-      limits: machineTypeResources('e2-micro'),
-      labels: {},
-    };
+    const request = vmRequest(IMAGE);
     const first = make();
     cleanup(() => first.destroy('ns', 'vm-0'));
     await first.start(request);

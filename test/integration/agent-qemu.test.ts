@@ -13,10 +13,15 @@ import { HostMonitor } from '../../agent/host/monitor.js';
 import { ArtifactCache } from '../../agent/images/catalog.js';
 import { GUEST_READY_MARKER, testGuest } from '../../deploy/stack/index.js';
 import { createLogger } from '../../shared/log.js';
-import { machineTypeResources } from '../../shared/resources.js';
 import { reconcilerFor } from '../harness/agent.js';
 import { tempDir, waitFor } from '../harness/index.js';
-import { destroyVmsAfterTest, GUEST_IMAGE, guestKernelCatalog, testQemuDriver } from '../harness/vm.js';
+import {
+  destroyVmsAfterTest,
+  GUEST_IMAGE,
+  guestKernelCatalog,
+  testQemuDriver,
+  vmRequest,
+} from '../harness/vm.js';
 
 const log = createLogger({ name: 'test', level: 'warn' });
 const IMAGE = GUEST_IMAGE;
@@ -30,17 +35,8 @@ async function setup(opts: { badSha?: boolean } = {}) {
   return { guest, srv, driver, make, dir };
 }
 
-function request(extra: Partial<InstanceRequest['template']> = {}): InstanceRequest {
-  return {
-    namespace: 'ns',
-    name: 'vm-0',
-    workload: 'vm',
-    templateHash: 'h1',
-    template: { image: IMAGE, machineType: 'e2-micro', ...extra },
-    limits: machineTypeResources('e2-micro'),
-    labels: {},
-  };
-}
+const request = (extra: Partial<InstanceRequest['template']> = {}): InstanceRequest =>
+  vmRequest(IMAGE, extra);
 
 describe('QEMU driver', () => {
   it('downloads, verifies and caches the artifacts, boots the guest to Running, is adopted, and stops cleanly', async () => {

@@ -9,9 +9,14 @@ import type { Driver } from '../../agent/drivers/driver.js';
 import type { OutputSource } from '../../agent/drivers/output.js';
 import { GUEST_READY_MARKER, waitFor } from '../../deploy/stack/index.js';
 import { createLogger } from '../../shared/log.js';
-import { machineTypeResources } from '../../shared/resources.js';
 import { tempDir } from '../harness/index.js';
-import { destroyVmsAfterTest, GUEST_IMAGE, guestKernelCatalog, testQemuDriver } from '../harness/vm.js';
+import {
+  destroyVmsAfterTest,
+  GUEST_IMAGE,
+  guestKernelCatalog,
+  testQemuDriver,
+  vmRequest,
+} from '../harness/vm.js';
 
 const log = createLogger({ name: 'test', level: 'warn' });
 const IMAGE = GUEST_IMAGE;
@@ -44,15 +49,7 @@ it('reads a VM serial console: all of it, --tail, and -f while the guest powers 
   const dir = tempDir('edgeplane-console-');
   const driver = testQemuDriver({ dir, catalog, host: 'console-host', kvmTestTimeoutMs: 8000, log });
   destroyVmsAfterTest(driver);
-  await driver.start({
-    namespace: 'ns',
-    name: 'vm-0',
-    workload: 'vm',
-    templateHash: 'h1',
-    template: { image: IMAGE, machineType: 'e2-micro' },
-    limits: machineTypeResources('e2-micro'),
-    labels: {},
-  });
+  await driver.start(vmRequest(IMAGE));
   const file = join(dir, 'vms', 'ns_vm-0', 'console.log');
   await waitFor(
     'the guest ready marker',
