@@ -97,7 +97,13 @@ describe('deploy/nats: the production cluster', () => {
     void (async () => {
       for await (const s of onOther.status()) events.push(`${s.type} ${'error' in s ? String(s.error) : ''}`);
     })();
-    await coord.admin('hosts.revoke', { host: 'fleet-1' });
+    // Right after the kill the enrollment bucket may still be electing a stream leader: the operator's revoke
+    // fails with a clear error then, and is retried (it is idempotent).
+    await waitFor(
+      'the revocation accepted',
+      () => coord.admin('hosts.revoke', { host: 'fleet-1' }).then(() => true),
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
     await waitFor('the survivor revokes the connection', () => events.some((e) => /revoked/i.test(e)), WAIT);
     await expect(clientFor([urls[1]!], { creds, ca: certs.ca })).rejects.toThrow(/authorization/i);
   });
