@@ -6,9 +6,9 @@
  */
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEV_LOCATIONS, startAgent } from '../../deploy/stack/edgeplane.js';
+import { DEV_LOCATIONS } from '../../deploy/stack/edgeplane.js';
 import { docker } from '../../deploy/stack/index.js';
-import { useEdgeStack } from '../harness/edge.js';
+import { startAgentForTest, useEdgeStack } from '../harness/edge.js';
 import { waitFor } from '../harness/index.js';
 import { nginxWorkload } from '../harness/objects.js';
 
@@ -117,7 +117,8 @@ describe('host loss and return', () => {
     const loc = DEV_LOCATIONS[0];
     s.agents.set(
       victim,
-      startAgent({ dir, host: victim, ...loc, nats: [s.nats.url], cpu: '64', memory: '256Gi' }),
+      // Registered for clean-up itself: the stack's clean-up stops the agent it started, not this one.
+      startAgentForTest({ dir, host: victim, ...loc, nats: [s.nats.url], cpu: '64', memory: '256Gi' }),
     );
     const backAt = Date.now();
     await s.waitForJsonPath(`host ${victim}`, '{.status.state}', (v) => v === 'Ready', 60_000);
