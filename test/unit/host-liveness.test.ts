@@ -14,29 +14,15 @@ import {
 } from '../../coordinator/hosts/liveness.js';
 import { HostRegistry } from '../../coordinator/hosts/registry.js';
 import { createLogger } from '../../shared/log.js';
-import { type HostReport, MESSAGE_VERSION } from '../../shared/nats/messages.js';
 import { Subjects } from '../../shared/nats/subjects.js';
+import { testHostReport } from '../harness/objects.js';
 
 const log = createLogger({ name: 'test', level: 'silent' });
 const RULES = { lostAfterMs: 30_000, ...DEFAULT_LIVENESS };
 
-function report(host: string, seq = 1): HostReport {
-  return {
-    v: MESSAGE_VERSION,
-    host,
-    location: 'loc',
-    labels: {},
-    capacity: { cpuMillis: 1000, memoryBytes: 1 },
-    allocatable: { cpuMillis: 1000, memoryBytes: 1 },
-    runtimes: ['gvisor'],
-    agentVersion: 'x',
-    startedAt: 't0',
-    seq,
-    heartbeatMs: 2000, // Disconnected after 2 s × 3 + 5 s grace = 11 s
-    instances: [],
-    time: 'now',
-  };
-}
+/** A report of `host`; heartbeat 2 s: Disconnected after 2 s × 3 + 5 s grace = 11 s. */
+const report = (host: string, seq = 1) =>
+  testHostReport(host, 'loc', { seq, heartbeatMs: 2000, startedAt: 't0' });
 
 const hostsArb = fc
   .array(
