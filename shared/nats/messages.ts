@@ -10,6 +10,100 @@ import { InstanceTemplateSpec } from '../api/template.js';
 /** Current version of the message schemas. */
 export const MESSAGE_VERSION = 1;
 
+/**
+ * Ingress rule of a network attachment, Datum's shape: traffic to `ports` (all when absent) from `from` (anywhere
+ * when absent) is let in. Replies to the instance's own connections always pass (the rules are stateful).
+ */
+export const IngressRule = z
+  .object({
+    /** Ports let in: a port, or a range `port`..`endPort`; protocol TCP when absent. */
+    ports: z
+      .array(
+        z
+          .object({
+            protocol: z.enum(['TCP', 'UDP', 'SCTP']).optional(),
+            port: z.number().int().min(1).max(65535).optional(),
+            endPort: z.number().int().min(1).max(65535).optional(),
+          })
+          .loose(),
+      )
+      .optional(),
+    /** Sources let in: address blocks, each less its exceptions. */
+    from: z
+      .array(
+        z
+          .object({ ipBlock: z.object({ cidr: z.string(), except: z.array(z.string()).optional() }).loose() })
+          .loose(),
+      )
+      .optional(),
+  })
+  .loose();
+export type IngressRule = z.infer<typeof IngressRule>;
+
+/**
+ * One network attachment of an instance as the coordinator assigned it: everything a host needs to program the
+ * instance's port on the Network's segment. Listed in `networkInterfaces` order.
+ */
+export const InterfaceAssignment = z
+  .object({
+    /** Name of the Network, in the Workload's namespace. */
+    network: z.string(),
+    /** Segment id of the Network: its VXLAN id, unique in the installation (1..16777215). */
+    segment: z.number().int().min(1).max(16_777_215),
+    /** Name of the interface inside the instance: `net0`, `net1`, … by position in `networkInterfaces`. */
+    name: z.string(),
+    /** Locally administered unicast MAC address, stable for the slot (`02:…`). */
+    mac: z.string(),
+    /** The allocated address with the prefix length of its subnet, e.g. `10.0.1.5/24`. */
+    address: z.string(),
+    /** MTU of the interface (the Network's effective MTU). */
+    mtu: z.number().int(),
+    /** Whether this is the instance's primary interface (its `networkIP`). */
+    primary: z.boolean(),
+    /** Ingress policy; absent: every source and port is let in. Present and empty: nothing but replies. */
+    ingress: z.array(IngressRule).optional(),
+  })
+  .loose();
+export type InterfaceAssignment = z.infer<typeof InterfaceAssignment>;
+
+/**
+ * One Network's segment as the hosts of one location need it, kept in the segments KV bucket under
+ * `<location>.<segment>`: the overlay addresses of every host (in every location) with an instance attached.
+ * Written by the coordinator when that set changes; an agent programs VXLAN peers from it.
+ */
+export const NetworkSegment = z
+  .object({
+    /** Schema version. */
+    v: z.number().int(),
+    /** Segment id (the VXLAN id). */
+    segment: z.number().int().min(1).max(16_777_215),
+    /** The Network, `<namespace>/<name>`, for logs and device descriptions. */
+    network: z.string(),
+    /** Effective MTU of the segment. */
+    mtu: z.number().int(),
+    /** Hosts with instances on this segment, each with the overlay (underlay endpoint) address it reported. */
+    peers: z.array(z.object({ host: z.string(), address: z.string() }).loose()),
+    /** When the coordinator wrote it (RFC 3339). */
+    updatedAt: z.string(),
+  })
+  .loose();
+export type NetworkSegment = z.infer<typeof NetworkSegment>;
+
+/** An interface of a running instance as its host reports it. */
+export const ReportedInterface = z
+  .object({
+    /** Name of the Network. */
+    network: z.string(),
+    /** Interface name inside the instance. */
+    name: z.string(),
+    /** MAC address. */
+    mac: z.string(),
+    /** Address without prefix length. */
+    address: z.string(),
+  })
+  .loose();
+export type ReportedInterface = z.infer<typeof ReportedInterface>;
+
 /** One instance a location must run, and the host it is placed on. */
 export const IntendedInstance = z
   .object({
@@ -26,6 +120,8 @@ export const IntendedInstance = z
      * has not reached this instance yet).
      */
     templateHash: z.string().optional(),
+    /** Its network attachments with their assigned addresses; absent: no Network attached. */
+    interfaces: z.array(InterfaceAssignment).optional(),
   })
   .loose();
 export type IntendedInstance = z.infer<typeof IntendedInstance>;
@@ -136,6 +232,8 @@ export const ReportedInstance = z
       .optional(),
     /** IP addresses. */
     ips: z.array(z.string()).optional(),
+    /** Its interfaces on Networks, as programmed on the host. */
+    interfaces: z.array(ReportedInterface).optional(),
     /** Per-container state. */
     containers: z.array(ContainerState).optional(),
     /** Human-readable detail, e.g. why it failed. */
@@ -189,6 +287,11 @@ export const HostReport = z
      * client certificate's notAfter. Absent: neither expires (enrollment-issued host JWTs carry no `exp`).
      */
     credentialsExpireAt: z.string().optional(),
+    /**
+     * Address other hosts reach this host's VXLAN endpoint on (`--overlay-address`); absent: the host cannot
+     * carry Network attachments, and instances with one are not placed on it.
+     */
+    overlayAddress: z.string().optional(),
     /** When the report was made (RFC 3339). */
     time: z.string(),
   })

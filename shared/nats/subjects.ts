@@ -38,6 +38,19 @@ export class Subjects {
     return `${token(location)}.>`;
   }
 
+  /**
+   * JetStream KV bucket holding the Network segments each location needs (the NetworkSegment peer lists of messages.ts),
+   * under `<location>.<segment>`. Writer: coordinator; each agent reads its own location's keys.
+   */
+  get segmentsBucket(): string {
+    return `${this.prefix.replace(/\./g, '_')}-segments`;
+  }
+
+  /** Key of a segment's peer list for one location: `<location>.<segment>`. */
+  segmentKey(location: string, segment: number): string {
+    return `${token(location)}.${segment}`;
+  }
+
   /** Where an agent publishes its host report (heartbeat with capacity and instance states). */
   hostReport(host: string): string {
     return `${this.prefix}.hosts.${token(host)}.report`;
