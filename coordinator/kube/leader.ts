@@ -4,6 +4,12 @@
  * retryPeriod, and a leader that cannot renew within renewDeadline stops leading and calls `onLost` (the
  * Coordinator then stops acting at once and stands for election again, so that two never act at once).
  * Writes use the Lease's resourceVersion, so two candidates cannot both win.
+ *
+ * Every duration (a holder's silence, the renew deadline) is measured on this process's monotonic clock
+ * (`performance.now()`), as client-go does with Go's monotonic time: the wall clock only fills in the Lease's
+ * timestamps for humans. A standby whose wall clock stepped forward past the lease duration took the Lease from a
+ * leader still renewing it (two leaders at once), and a leader stepped forward gave up its Lease at its first
+ * failed renewal (issue 14).
  */
 import crypto from 'node:crypto';
 import os from 'node:os';
@@ -46,7 +52,10 @@ export class LeaderElector {
   private stopped = false;
   private leading = false;
   private timer: NodeJS.Timeout | undefined;
-  /** When this candidate last saw the Lease change (its own clock, so clock skew between hosts does not matter). */
+  /**
+   * When this candidate last saw the Lease change, on its own monotonic clock (so neither skew between hosts nor a
+   * step of its own wall clock matters).
+   */
   private observed: { holder?: string; renewTime?: string; at: number } = { at: 0 };
 
   constructor(
@@ -78,11 +87,11 @@ export class LeaderElector {
     if (this.stopped) return new Promise(() => undefined);
     this.leading = true;
     this.log.info({ identity: this.identity }, 'became leader');
-    let lastRenew = Date.now();
+    let lastRenew = performance.now();
     const renew = async () => {
       if (this.stopped) return;
-      if (await this.tryAcquireOrRenew()) lastRenew = Date.now();
-      else if (Date.now() - lastRenew > this.opts.renewDeadlineMs) {
+      if (await this.tryAcquireOrRenew()) lastRenew = performance.now();
+      else if (performance.now() - lastRenew > this.opts.renewDeadlineMs) {
         this.leading = false;
         this.log.error({ identity: this.identity }, 'lost the lease: could not renew it within the deadline');
         onLost();
@@ -159,10 +168,11 @@ export class LeaderElector {
     const holder = lease.spec?.holderIdentity ?? '';
     const renewTime = String(lease.spec?.renewTime ?? '');
     if (holder !== this.observed.holder || renewTime !== this.observed.renewTime) {
-      this.observed = { holder, renewTime, at: Date.now() };
+      this.observed = { holder, renewTime, at: performance.now() };
     }
     const durationMs = (lease.spec?.leaseDurationSeconds ?? 0) * 1000;
-    const held = holder !== '' && holder !== this.identity && Date.now() - this.observed.at < durationMs;
+    const held =
+      holder !== '' && holder !== this.identity && performance.now() - this.observed.at < durationMs;
     if (held) return false;
     const transitions = (lease.spec?.leaseTransitions ?? 0) + (holder === this.identity ? 0 : 1);
     lease.spec = {

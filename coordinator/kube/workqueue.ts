@@ -4,6 +4,10 @@
  * dropping intermediate events is harmless (level-triggered). With `minIntervalMs`, a burst of events for one
  * key (every instance of a Workload changing state) is coalesced into one pass per interval, so the writes a
  * pass makes (status) are not one per event.
+ *
+ * Intervals and delays are measured on the monotonic clock (`performance.now()`), never the wall clock: a wall
+ * clock stepped back 60 s (NTP, a VM restored) made every key passed in the last minute wait out that minute, so
+ * the coordinator answered no change at all meanwhile (issue 14, clock steps).
  */
 import type { Logger } from '../../shared/log.js';
 import { apiErrorMessage } from './client.js';
@@ -21,9 +25,9 @@ export class WorkQueue {
   private dirty = new Set<string>();
   private failures = new Map<string, number>();
   private timers = new Map<string, NodeJS.Timeout>();
-  /** When each key's last pass finished, for minIntervalMs. */
+  /** When each key's last pass finished (monotonic clock), for minIntervalMs. */
   private lastRun = new Map<string, number>();
-  /** When each pending timer fires. */
+  /** When each pending timer fires (monotonic clock). */
   private due = new Map<string, number>();
   private active = 0;
   private stopped = false;
@@ -47,11 +51,13 @@ export class WorkQueue {
 
   add(key: string): void {
     if (this.stopped) return;
-    const wait = (this.lastRun.get(key) ?? 0) + (this.opts.minIntervalMs ?? 0) - Date.now();
+    const now = performance.now();
+    const last = this.lastRun.get(key);
+    const wait = last === undefined ? 0 : last + (this.opts.minIntervalMs ?? 0) - now;
     if (wait > 0 && !this.processing.has(key)) {
       // One pass at the end of the interval; a later pending requeue is brought forward to it.
       const due = this.due.get(key);
-      if (due === undefined || due > Date.now() + wait) this.addAfter(key, wait);
+      if (due === undefined || due > now + wait) this.addAfter(key, wait);
       return;
     }
     if (this.processing.has(key)) {
@@ -68,7 +74,7 @@ export class WorkQueue {
     if (this.stopped) return;
     const existing = this.timers.get(key);
     if (existing) clearTimeout(existing);
-    this.due.set(key, Date.now() + ms);
+    this.due.set(key, performance.now() + ms);
     this.timers.set(
       key,
       setTimeout(() => {
@@ -126,7 +132,7 @@ export class WorkQueue {
       this.addAfter(key, delay);
     } finally {
       this.onPass?.((performance.now() - started) / 1000, ok);
-      this.lastRun.set(key, Date.now());
+      this.lastRun.set(key, performance.now());
       this.processing.delete(key);
       this.active--;
       if (this.dirty.delete(key)) this.add(key);

@@ -65,7 +65,8 @@ export interface WorkloadControllerDeps {
 
 export class WorkloadController {
   readonly queue: WorkQueue;
-  private readonly startedAt = Date.now();
+  /** Start on the monotonic clock: a wall-clock step must not shorten (or stretch) the warm-up. */
+  private readonly startedAt = performance.now();
   private readonly writer: WorkloadWriter;
   private readonly finalizer: WorkloadFinalizer;
 
@@ -161,7 +162,7 @@ export class WorkloadController {
     lookup: ReferenceLookup,
     placing: boolean,
   ): WorkloadSnapshot {
-    const warmingUp = Date.now() - this.startedAt < (this.d.warmupMs ?? 30_000);
+    const warmingUp = performance.now() - this.startedAt < (this.d.warmupMs ?? 30_000);
     return {
       group,
       workload: wl,

@@ -6,7 +6,12 @@ import { createLogger } from '../../shared/log.js';
 const log = createLogger({ name: 'test', level: 'silent' });
 
 describe('WorkQueue', () => {
-  beforeEach(() => vi.useFakeTimers());
+  // The queue measures intervals on performance.now(); the wall clock (Date) is faked too so it can be stepped.
+  beforeEach(() =>
+    vi.useFakeTimers({
+      toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date', 'performance'],
+    }),
+  );
   afterEach(() => vi.useRealTimers());
 
   it('coalesces a burst of events for one key into one pass per interval', async () => {
@@ -72,6 +77,33 @@ describe('WorkQueue', () => {
     await vi.advanceTimersByTimeAsync(1000);
     expect(seen).toHaveLength(2);
     expect(seen[1]! - start).toBeLessThan(1000);
+    q.stop();
+  });
+
+  it('is not held up by a wall clock stepped back (issue 14: every key waited out the step)', async () => {
+    const seen: string[] = [];
+    const q = new WorkQueue(
+      async (k) => {
+        seen.push(k);
+        return undefined;
+      },
+      { log, name: 't', minIntervalMs: 500 },
+    );
+    q.add('w');
+    await vi.advanceTimersByTimeAsync(1);
+    await vi.advanceTimersByTimeAsync(600);
+    // NTP steps the wall clock back a minute; a new event for the same key is handled at once all the same.
+    vi.setSystemTime(Date.now() - 60_000);
+    q.add('w');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(seen).toEqual(['w', 'w']);
+    // And forward: the interval still holds (a burst is not let through by a step ahead).
+    vi.setSystemTime(Date.now() + 60_000);
+    q.add('w');
+    await vi.advanceTimersByTimeAsync(100);
+    expect(seen).toEqual(['w', 'w']);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(seen).toEqual(['w', 'w', 'w']);
     q.stop();
   });
 
