@@ -14,6 +14,7 @@ import type { KubeClient } from '../kube/client.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { ResourceCache } from '../kube/informer.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
+import type { NetworkSettings } from '../networks/config.js';
 import { WorkloadFinalizer } from './finalize.js';
 import { parseQueueKey, queueKey } from './naming.js';
 import { WORKLOAD_UID_LABEL } from './objects.js';
@@ -61,6 +62,8 @@ export interface WorkloadControllerDeps {
   networks: ResourceCache<NetworkObject>;
   /** How long after start hosts that have not reported yet still count as present (default 30 s). */
   warmupMs?: number;
+  /** Installation-wide network settings (the underlay MTU); default: an underlay MTU of 1500. */
+  networkSettings?: NetworkSettings;
 }
 
 export class WorkloadController {
@@ -145,7 +148,12 @@ export class WorkloadController {
     await this.writer.ensureFinalizer(group, wl);
 
     const lookup = this.lookup(namespace);
-    const checked = validateWorkload({ workload: wl, conflict, lookup });
+    const checked = validateWorkload({
+      workload: wl,
+      conflict,
+      lookup,
+      ...(this.d.networkSettings ? { networkSettings: this.d.networkSettings } : {}),
+    });
     const snapshot = this.snapshot(group, wl, mine, lookup, 'valid' in checked);
     const plan =
       'valid' in checked ? planWorkload(snapshot, checked.valid) : planBlocked(snapshot, checked.blocked);

@@ -12,6 +12,7 @@
 import type { InstanceTemplate, WorkloadDeploymentSpec } from '../../shared/api/index.js';
 import { templateHash } from '../../shared/template-hash.js';
 import { schedule } from '../placement/index.js';
+import { hasStaticAddress } from './attachments.js';
 import { buildIntents, type IntentMember } from './intents.js';
 import { instanceKey, nextSurgeName, ordinalOf, surgeOrdinal } from './naming.js';
 import { SURGE_LABEL, WORKLOAD_LABEL } from './objects.js';
@@ -134,8 +135,9 @@ export function planWorkload(s: WorkloadSnapshot, v: ValidWorkload): WorkloadPla
   }
   const runsOf = (instance: string) => runs.get(instance) ?? hash;
   const maxUnavailable = resolveIntOrPercent(spec.strategy?.rollingUpdate?.maxUnavailable, spec.replicas);
-  // Surge instances run on the same host as the ones they stand in for, so fixed host ports rule them out.
-  const canSurge = !allPorts(tSpec).some((p) => p.hostPort !== undefined);
+  // Surge instances run on the same host as the ones they stand in for, so fixed host ports rule them out; a
+  // static address belongs to one instance, so it rules them out too.
+  const canSurge = !allPorts(tSpec).some((p) => p.hostPort !== undefined) && !hasStaticAddress(tSpec);
   const maxSurge = canSurge
     ? resolveIntOrPercent(spec.strategy?.rollingUpdate?.maxSurge, spec.replicas, 25, true)
     : 0;

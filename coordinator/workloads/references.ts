@@ -4,7 +4,12 @@
  * Pure: lookups are passed in, so the same code serves the controller (informer caches) and unit tests.
  * A missing reference is reported by name, never thrown: the controller turns it into a condition and an event.
  */
-import type { InstanceTemplateSpec, NetworkSpec, WorkloadSpec } from '../../shared/api/index.js';
+import {
+  attachedNetwork,
+  type InstanceTemplateSpec,
+  type NetworkSpec,
+  type WorkloadSpec,
+} from '../../shared/api/index.js';
 import type { ResolvedValues } from '../../shared/nats/messages.js';
 
 /** Container name under which the single-image form's env values are handed over. */
@@ -138,7 +143,7 @@ export function resolveReferences(
   const networks: Array<{ name: string; subnet?: string }> = [];
   if (spec.networkRef) networks.push({ name: spec.networkRef.name });
   for (const n of t.networkInterfaces ?? [])
-    networks.push({ name: n.networkRef.name, ...(n.subnetRef ? { subnet: n.subnetRef.name } : {}) });
+    networks.push({ name: attachedNetwork(n), ...(n.subnetRef ? { subnet: n.subnetRef.name } : {}) });
   for (const n of networks) {
     referenced.networks.add(n.name);
     const network = lookup.network(n.name);

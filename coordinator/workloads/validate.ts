@@ -1,17 +1,20 @@
 /**
  * The first step of a pass: whether the Workload can be acted on. A Workload is blocked (and only its status
  * is written) when another API group's Workload owns its instance names, when its spec is invalid, or while
- * a Secret, ConfigMap or Network it references does not exist. Pure over the objects it is given.
+ * a Secret, ConfigMap or Network it references does not exist, or while its network attachments cannot be
+ * honoured (attachments.ts: the message names the field). Pure over the objects it is given.
  */
 import { runtimeOf, UnknownImageError, WORKLOAD_GROUPS, WorkloadSpec } from '../../shared/api/index.js';
 import { formatIssues } from '../../shared/nats/messages.js';
 import { instanceLimits, instanceRequests } from '../../shared/resources.js';
+import { DEFAULT_UNDERLAY_MTU, type NetworkSettings } from '../networks/config.js';
+import { checkAttachments } from './attachments.js';
 import { type ReferenceLookup, resolveReferences } from './references.js';
 import type { ValidWorkload, WorkloadObject } from './types.js';
 
 /** Why a Workload cannot be acted on: the event reason and message, also shown in its status. */
 export interface Blocked {
-  /** NameConflict, InvalidSpec or MissingReferences. */
+  /** NameConflict, InvalidSpec, InvalidNetworkInterfaces or MissingReferences. */
   reason: string;
   /** What is wrong, naming the field or the missing objects. */
   message: string;
@@ -46,6 +49,8 @@ export function validateWorkload(input: {
   conflict: string | undefined;
   /** The namespace's Secrets, ConfigMaps and Networks. */
   lookup: ReferenceLookup;
+  /** Installation-wide network settings (the underlay MTU). */
+  networkSettings?: NetworkSettings;
 }): { valid: ValidWorkload } | { blocked: Blocked } {
   const { workload: wl, conflict } = input;
   const name = wl.metadata.name;
@@ -75,6 +80,13 @@ export function validateWorkload(input: {
         : `spec.template.spec: ${(err as Error).message}`;
     return { blocked: { reason: 'InvalidSpec', message } };
   }
+  const attachmentError = checkAttachments(
+    spec,
+    wl.metadata.namespace ?? '',
+    (n) => input.lookup.network(n),
+    input.networkSettings ?? { underlayMtu: DEFAULT_UNDERLAY_MTU },
+  );
+  if (attachmentError) return { blocked: { reason: 'InvalidNetworkInterfaces', message: attachmentError } };
   const refs = resolveReferences(spec, input.lookup);
   if (refs.missing.length) {
     return {

@@ -40,6 +40,22 @@ export const ContainerState = z
   .describe('The state of one container.');
 export type ContainerState = z.infer<typeof ContainerState>;
 
+/** One interface of an Instance on a Network, as Datum's compute API reports it, with what Edgeplane adds. */
+export const InstanceNetworkInterfaceStatus = z
+  .object({
+    name: z.string().describe('Interface name inside the instance (net0, net1, ...).'),
+    network: z.string().describe('Name of the Network.'),
+    mac: z.string().optional().describe('MAC address of the interface.'),
+    primary: z.boolean().optional().describe('Whether it is the primary interface.'),
+    assignments: z
+      .object({
+        networkIP: z.string().optional().describe('The address assigned on the Network.'),
+      })
+      .describe('Addresses assigned to the interface.'),
+  })
+  .describe('An interface of the instance on a Network.');
+export type InstanceNetworkInterfaceStatus = z.infer<typeof InstanceNetworkInterfaceStatus>;
+
 /** The observed state of an Instance. */
 export const InstanceStatus = z
   .object({
@@ -61,6 +77,10 @@ export const InstanceStatus = z
       .optional()
       .describe('Published ports.'),
     containers: z.array(ContainerState).optional().describe('State of each container.'),
+    networkInterfaces: z
+      .array(InstanceNetworkInterfaceStatus)
+      .optional()
+      .describe("Its interfaces on Networks, the primary first (Datum's compute API shape)."),
     message: z.string().optional().describe('Human-readable detail, e.g. why it failed.'),
     startedAt: z.string().optional().describe('When it last started (RFC 3339).'),
     conditions: z.array(Condition).optional().describe('Scheduled, Ready.'),

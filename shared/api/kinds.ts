@@ -121,6 +121,12 @@ export const InstanceKind: KindDefinition = {
     { name: 'Location', type: 'string', jsonPath: '.spec.location' },
     { name: 'Host', type: 'string', jsonPath: '.spec.host' },
     { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+    {
+      name: 'Network IP',
+      type: 'string',
+      jsonPath: '.status.networkInterfaces[0].assignments.networkIP',
+      description: 'Address of the primary network interface.',
+    },
     { name: 'Ready', type: 'boolean', jsonPath: '.status.ready', priority: 1 },
     { name: 'Runtime', type: 'string', jsonPath: '.status.runtime', priority: 1 },
     age,
@@ -180,11 +186,13 @@ export const NetworkKind: KindDefinition = {
   groups: [GROUP],
   specOptional: true,
   description:
-    'A network that instances attach to (networkInterfaces[].networkRef), with its subnets. Workloads that name a missing Network are not placed.',
+    'A private network that instances attach to (networkInterfaces[].networkRef), across hosts and locations, with its subnets and IPAM. Workloads that name a missing Network are not placed.',
   spec: NetworkSpec,
   status: NetworkStatus,
   printerColumns: [
-    { name: 'CIDR', type: 'string', jsonPath: '.spec.ipv4Cidr' },
+    { name: 'CIDR', type: 'string', jsonPath: '.status.ipv4Range' },
+    { name: 'Segment', type: 'integer', jsonPath: '.status.segment' },
+    { name: 'MTU', type: 'integer', jsonPath: '.status.mtu', priority: 1 },
     { name: 'Workloads', type: 'integer', jsonPath: '.status.workloads' },
     age,
   ],

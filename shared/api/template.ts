@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { Runtime } from './instance.js';
 import { LocalObjectReference, Quantity, TemplateMetadata } from './meta.js';
 
+const CIDR = /^([0-9]{1,3}\.){3}[0-9]{1,3}\/[0-9]{1,2}$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
 /** The shape of GCP-style machine type names; shared/resources.ts checks the exact sizes. */
@@ -264,16 +265,115 @@ export const Container = z
   .describe('A container of the instance.');
 export type Container = z.infer<typeof Container>;
 
-/** A network attachment of the instance. */
+/** Ports of an ingress rule: a port or a range, TCP when no protocol is given (Datum's NetworkPolicyPort). */
+export const NetworkPolicyPort = z
+  .object({
+    protocol: z.enum(['TCP', 'UDP', 'SCTP']).optional().describe('TCP (default), UDP or SCTP.'),
+    port: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .optional()
+      .describe('Port, or first port of a range; all when absent.'),
+    endPort: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .optional()
+      .describe('Last port of the range starting at port.'),
+  })
+  .meta({
+    'x-kubernetes-validations': [
+      {
+        rule: '!has(self.endPort) || (has(self.port) && self.endPort >= self.port)',
+        message: 'endPort needs port, and endPort >= port',
+      },
+    ],
+  })
+  .describe('Ports let in.');
+
+/** Sources of an ingress rule: an address block less its exceptions (Datum's NetworkPolicyPeer). */
+export const NetworkPolicyPeer = z
+  .object({
+    ipBlock: z
+      .object({
+        cidr: z.string().regex(CIDR).describe('IPv4 block let in, e.g. 10.0.0.0/16.'),
+        except: z
+          .array(z.string().regex(CIDR))
+          .optional()
+          .describe('Blocks inside cidr that are not let in.'),
+      })
+      .describe('An address block.'),
+  })
+  .describe('A source let in.');
+
+/** One ingress rule: traffic to `ports` from `from` is let in (Datum's NetworkPolicyIngressRule). */
+export const NetworkPolicyIngressRule = z
+  .object({
+    ports: z.array(NetworkPolicyPort).optional().describe('Ports let in; every port when absent.'),
+    from: z.array(NetworkPolicyPeer).optional().describe('Sources let in; every source when absent.'),
+  })
+  .describe('An ingress rule.');
+export type NetworkPolicyIngressRule = z.infer<typeof NetworkPolicyIngressRule>;
+
+/** Most attachments one instance may have. */
+export const MAX_NETWORK_INTERFACES = 8;
+
+/**
+ * A network attachment of the instance. The Network is named by `networkRef` or by Datum's `network`
+ * (`{name, namespace}`; the namespace, when given, must be the Workload's).
+ */
 export const NetworkInterface = z
   .object({
-    networkRef: LocalObjectReference.describe('The Network to attach to.'),
-    subnetRef: LocalObjectReference.optional().describe('The Subnet of that network.'),
-    primary: z.boolean().optional().describe('Whether this is the primary (default route) interface.'),
-    ipAddress: z.string().optional().describe('A static IP address on that network.'),
+    networkRef: LocalObjectReference.optional().describe('The Network to attach to.'),
+    network: z
+      .object({
+        name: z.string().min(1).describe('Name of the Network.'),
+        namespace: z
+          .string()
+          .optional()
+          .describe("Namespace of the Network: the Workload's (others are refused)."),
+      })
+      .optional()
+      .describe("The Network to attach to (Datum's spelling of networkRef)."),
+    subnetRef: LocalObjectReference.optional().describe(
+      'The subnet of that network to take the address from.',
+    ),
+    primary: z
+      .boolean()
+      .optional()
+      .describe('Whether this is the primary interface (its address is the networkIP); default: the first.'),
+    ipAddress: z
+      .string()
+      .optional()
+      .describe('A static IPv4 address on that network (or subnet); only with replicas <= 1.'),
+    networkPolicy: z
+      .object({
+        ingress: z
+          .array(NetworkPolicyIngressRule)
+          .optional()
+          .describe('Ingress rules; absent: everything is let in; empty: nothing but replies.'),
+      })
+      .optional()
+      .describe('Ingress policy of this interface, enforced on the host.'),
+  })
+  .meta({
+    'x-kubernetes-validations': [
+      {
+        rule: '(has(self.networkRef) ? 1 : 0) + (has(self.network) ? 1 : 0) == 1',
+        message: 'a network interface needs exactly one of networkRef or network',
+      },
+    ],
   })
   .describe('A network attachment.');
 export type NetworkInterface = z.infer<typeof NetworkInterface>;
+
+/** The name of the Network an attachment names, in either spelling. */
+export function attachedNetwork(n: Pick<NetworkInterface, 'networkRef' | 'network'>): string {
+  return n.networkRef?.name ?? n.network?.name ?? '';
+}
 
 /** What one instance runs: an image (container or VM) or a list of containers, and their resources. */
 export const InstanceTemplateSpec = z
@@ -334,7 +434,23 @@ export const InstanceTemplateSpec = z
       })
       .optional()
       .describe('Containers that share the instance network and volumes.'),
-    networkInterfaces: z.array(NetworkInterface).optional().describe('Network attachments.'),
+    networkInterfaces: z
+      .array(NetworkInterface)
+      .max(MAX_NETWORK_INTERFACES)
+      .meta({
+        'x-kubernetes-validations': [
+          {
+            rule: 'self.filter(n, has(n.primary) && n.primary).size() <= 1',
+            message: 'at most one network interface may be primary',
+          },
+          {
+            rule: "self.all(n, self.exists_one(m, (has(m.networkRef) ? m.networkRef.name : (has(m.network) ? m.network.name : '')) == (has(n.networkRef) ? n.networkRef.name : (has(n.network) ? n.network.name : ''))))",
+            message: 'a Network may be attached once per instance',
+          },
+        ],
+      })
+      .optional()
+      .describe('Network attachments (at most 8, one primary, each Network once).'),
     readinessProbe: Probe.optional().describe('Readiness probe, for the single-image form.'),
     livenessProbe: Probe.optional().describe('Liveness probe, for the single-image form.'),
   })

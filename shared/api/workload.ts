@@ -50,6 +50,11 @@ export const WorkloadSpec = z
         message: 'selector.matchLabels must match template.metadata.labels',
         fieldPath: '.selector',
       },
+      {
+        rule: '!has(self.template.spec.networkInterfaces) || (has(self.replicas) ? self.replicas : 1) <= 1 || !self.template.spec.networkInterfaces.exists(n, has(n.ipAddress))',
+        message: 'template.spec.networkInterfaces[].ipAddress: a static address needs replicas <= 1',
+        fieldPath: '.template.spec.networkInterfaces',
+      },
     ],
   })
   .describe('The desired state of the Workload.');
