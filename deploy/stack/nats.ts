@@ -46,6 +46,14 @@ export interface NatsServerOptions extends DaemonOptions {
     port: number;
     /** Route URLs of the other members, e.g. `nats-route://127.0.0.1:6222`. */
     routes: string[];
+    /**
+     * host:port this server tells its peers to route to (gossip); default its listen address. The chaos topology
+     * (test/chaos/topology.ts) advertises an address that refuses routes, so every route goes through the
+     * configured fault proxies and a partition cannot be bypassed by a gossiped direct route.
+     */
+    advertise?: string;
+    /** Do not tell clients about the other members (`no_advertise`), so they keep to the URLs they were given. */
+    noAdvertise?: boolean;
   };
   /** How long to wait for the server to be ready (default 30 s). */
   readyTimeoutMs?: number;
@@ -111,6 +119,8 @@ function natsConfig(o: {
       `  name: "${o.cluster.name}"`,
       `  listen: "127.0.0.1:${o.cluster.port}"`,
       `  routes: [${o.cluster.routes.map((r) => `"${r}"`).join(', ')}]`,
+      ...(o.cluster.advertise ? [`  advertise: "${o.cluster.advertise}"`] : []),
+      ...(o.cluster.noAdvertise ? ['  no_advertise: true'] : []),
       '}',
     );
   }

@@ -36,9 +36,21 @@ export { waitFor } from '../../deploy/stack/index.js';
 
 /** Cleanups registered outside a running test; run (last first) after the test file. */
 const fileCleanups: (() => unknown)[] = [];
-afterAll(async () => {
+try {
+  afterAll(async () => {
+    await runFileCleanups();
+  });
+} catch {
+  // Imported by a script outside vitest (the soak, test/chaos/soak.ts): it calls runFileCleanups() itself.
+}
+
+/**
+ * Runs (last first) the cleanups registered outside a test. Vitest does it after each file; a script that uses
+ * the harness outside vitest (the soak) calls it before exiting.
+ */
+export async function runFileCleanups(): Promise<void> {
   await runAll(fileCleanups.splice(0).reverse());
-});
+}
 
 async function runAll(fns: (() => unknown)[]) {
   const errors: unknown[] = [];
