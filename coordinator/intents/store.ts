@@ -167,7 +167,7 @@ function intentDigest(
 }
 
 /** The KV compare-and-set failure (JetStream error 10071 "wrong last sequence", or key exists on create). */
-function isWrongRevision(err: unknown): boolean {
+export function isWrongRevision(err: unknown): boolean {
   const text = `${(err as Error)?.message ?? ''} ${(err as { api_error?: { err_code?: number } })?.api_error?.err_code ?? ''}`;
   return /wrong last sequence|10071|key exists|10164/i.test(text);
 }

@@ -46,6 +46,14 @@ export class Subjects {
     return `${this.prefix.replace(/\./g, '_')}-segments`;
   }
 
+  /**
+   * JetStream KV bucket of the coordinator's IPAM claims (segment ids, address blocks, addresses), each made with
+   * create-if-absent. Coordinator only; no agent reads it.
+   */
+  get ipamBucket(): string {
+    return `${this.prefix.replace(/\./g, '_')}-ipam`;
+  }
+
   /** Key of a segment's peer list for one location: `<location>.<segment>`. */
   segmentKey(location: string, segment: number): string {
     return `${token(location)}.${segment}`;
