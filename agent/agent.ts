@@ -185,6 +185,7 @@ export class Agent {
           usable: () => this.runtimes,
           instances: () => this.reconciler.observed(),
           reconciler: this.reconciler,
+          rejectedIntents: () => this.intents?.malformed ?? 0,
         },
       });
     }

@@ -6,13 +6,14 @@
  *
  * Metrics: `edgeplane_agent_instance_start_duration_seconds` (histogram by runtime and result),
  * `edgeplane_agent_runtime_available` (1/0 per runtime), `edgeplane_agent_nats_connected`,
- * `edgeplane_agent_intents_synced`, `edgeplane_agent_instances` (by phase), `edgeplane_build_info`, and
+ * `edgeplane_agent_intents_synced`, `edgeplane_agent_intents_rejected_total` (malformed intents ignored),
+ * `edgeplane_agent_instances` (by phase), `edgeplane_build_info`, and
  * prom-client's process metrics.
  */
 import type { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { listen, parseListenAddress } from '../shared/listen.js';
 import type { Logger } from '../shared/log.js';
 import { registerProcessMetrics } from '../shared/process-metrics.js';
@@ -31,6 +32,8 @@ export interface AgentMetricsSource {
   instances(): ReadonlyArray<{ phase: string }>;
   /** Emits `started` (runtime, seconds, ok) after every instance start attempt. */
   reconciler: EventEmitter;
+  /** Intents refused as malformed since the agent started (a monotonic count). */
+  rejectedIntents?: () => number;
 }
 
 /** A loop that has not run a timer for this long is stuck (the timer ticks every second). */
@@ -99,6 +102,17 @@ export async function startAgentHttp(opts: {
     registers,
     collect() {
       this.set(source.synced() ? 1 : 0);
+    },
+  });
+  let rejectedSeen = 0;
+  new Counter({
+    name: 'edgeplane_agent_intents_rejected_total',
+    help: 'Intents of this location ignored because they did not validate (the last good one is kept).',
+    registers,
+    collect() {
+      const now = source.rejectedIntents?.() ?? 0;
+      if (now > rejectedSeen) this.inc(now - rejectedSeen);
+      rejectedSeen = Math.max(rejectedSeen, now);
     },
   });
   new Gauge({

@@ -62,13 +62,17 @@ export class EnrollmentService {
           queue: 'q',
           callback: (err, msg) => {
             if (err) return;
-            void handle(msg).then(
-              (answer) => msg.respond(encode(answer)),
-              (e: Error) => {
-                this.opts.log.warn({ subject: msg.subject, err: e.message }, 'enrollment request refused');
-                msg.respond(encode({ v: MESSAGE_VERSION, error: e.message }));
-              },
-            );
+            // Through a promise, so a handler that throws synchronously (a decode in its argument list) is
+            // refused like the others instead of escaping the callback, which would close our NATS reader.
+            void Promise.resolve(msg)
+              .then(handle)
+              .then(
+                (answer) => msg.respond(encode(answer)),
+                (e: Error) => {
+                  this.opts.log.warn({ subject: msg.subject, err: e.message }, 'enrollment request refused');
+                  msg.respond(encode({ v: MESSAGE_VERSION, error: e.message }));
+                },
+              );
           },
         }),
       );

@@ -94,33 +94,43 @@ export class HostRegistry extends EventEmitter {
     this.sub = this.opts.nc.subscribe(this.opts.subjects.allHostReports, {
       callback: (err, msg) => {
         if (err) return;
-        let report: HostReport;
+        // Nothing may escape a nats.js callback: a throw there closes the connection's reader, and the
+        // coordinator would hear no host again (found by fuzzing: a report naming host "a b").
         try {
-          report = decode(HostReport, msg.data);
+          this.handle(msg);
         } catch (e) {
-          return this.refuse(msg, 'malformed', (e as Error).message);
+          this.opts.log.error({ subject: msg.subject, err: (e as Error).message }, 'host report not handled');
         }
-        const admission = admitReport(
-          report,
-          msg.subject,
-          this.opts.subjects.hostReport(report.host),
-          this.rules,
-        );
-        if (!admission.ok) return this.refuse(msg, admission.reason, admission.message);
-        try {
-          this.accept(report);
-        } catch (e) {
-          this.opts.log.error(
-            { host: report.host, err: (e as Error).message },
-            'handling a host report failed',
-          );
-        }
-        // Reports sent as requests (after a change of instances) are acknowledged with an empty reply.
-        if (msg.reply) msg.respond();
       },
     });
     this.timer = setInterval(() => this.timerCheck(), this.opts.checkMs ?? 1000);
     void this.watchLink();
+  }
+
+  /** Decodes, admits and accepts one report; refusals are counted and answered. */
+  private handle(msg: Msg): void {
+    let report: HostReport;
+    let ownSubject: string;
+    try {
+      report = decode(HostReport, msg.data);
+      // A host name that cannot be a subject token is no host's: nobody may publish as it.
+      ownSubject = this.opts.subjects.hostReport(report.host);
+    } catch (e) {
+      this.refuse(msg, 'malformed', (e as Error).message);
+      return;
+    }
+    const admission = admitReport(report, msg.subject, ownSubject, this.rules);
+    if (!admission.ok) {
+      this.refuse(msg, admission.reason, admission.message);
+      return;
+    }
+    try {
+      this.accept(report);
+    } catch (e) {
+      this.opts.log.error({ host: report.host, err: (e as Error).message }, 'handling a host report failed');
+    }
+    // Reports sent as requests (after a change of instances) are acknowledged with an empty reply.
+    if (msg.reply) msg.respond();
   }
 
   /** Our own NATS link: no verdicts while it is down, a fresh grace when it is back. */

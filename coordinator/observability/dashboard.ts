@@ -115,6 +115,8 @@ export class DashboardFeed {
   private source: FleetSource | undefined;
   private role: CoordinatorRole = 'starting';
   private readonly keepAlive: NodeJS.Timeout;
+  /** Feed messages skipped because they did not decode (a newer or broken publisher; exported as a metric). */
+  malformed = 0;
 
   constructor(private readonly log: Logger) {
     this.keepAlive = setInterval(() => this.write(': keep-alive\n\n'), 15_000);
@@ -134,6 +136,7 @@ export class DashboardFeed {
             try {
               this.forward(decode(FeedMessage, msg.data));
             } catch (e) {
+              this.malformed++;
               this.log.debug({ subject: msg.subject, err: (e as Error).message }, 'feed message skipped');
             }
           },

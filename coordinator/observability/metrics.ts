@@ -70,6 +70,8 @@ export function createCoordinatorMetrics(opts: {
   version: string;
   /** Also export prom-client's process_* and nodejs_* metrics (default true). */
   processMetrics?: boolean;
+  /** Feed messages the dashboard skipped because they did not decode (a monotonic count). */
+  feedRejected?: () => number;
 }): CoordinatorMetrics {
   const registry = new Registry();
   const registers = [registry];
@@ -316,6 +318,14 @@ export function createCoordinatorMetrics(opts: {
   counter('edgeplane_feed_messages_total', 'Messages published on the monitoring feed.', [], (c) => {
     if (source?.feedPublished) mirror.sync(c, source, {}, source.feedPublished());
   });
+  counter(
+    'edgeplane_feed_messages_rejected_total',
+    'Monitoring feed messages the dashboard skipped because they did not decode (a newer or broken publisher).',
+    [],
+    (c) => {
+      if (opts.feedRejected) mirror.sync(c, opts, {}, opts.feedRejected());
+    },
+  );
 
   return {
     registry,

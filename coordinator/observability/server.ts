@@ -66,8 +66,8 @@ export class CoordinatorHttp implements CoordinatorObserver {
     private readonly log: Logger,
     version: string,
   ) {
-    this.metrics = createCoordinatorMetrics({ version });
     this.dashboard = new DashboardFeed(log);
+    this.metrics = createCoordinatorMetrics({ version, feedRejected: () => this.dashboard.malformed });
     this.ticker = setInterval(() => {
       this.lastTick = performance.now();
     }, 1000);
