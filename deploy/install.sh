@@ -36,7 +36,8 @@ PACKAGES=(nats-server etcd-server docker.io runsc qemu-system-x86 qemu-utils bus
   syslinux-common fdisk iptables iproute2 curl ca-certificates openssl kubectl
   # monitoring (promtool, a real Prometheus), the dashboard's browser test, packaging and the host-install test,
   # fault injection, and the network data plane's tests
-  prometheus chromium debootstrap systemd-container lintian fakeroot faketime iperf3 dnsmasq-base bridge-utils)
+  prometheus chromium debootstrap systemd-container lintian fakeroot faketime iperf3 dnsmasq-base bridge-utils
+  nftables)
 
 pkg_installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
 

@@ -8,6 +8,7 @@ export { freePort, pidAlive } from '../../shared/os.js';
 export * from './docker.js';
 export * from './kube.js';
 export * from './nats.js';
+export * from './netns.js';
 export {
   type DaemonOptions,
   EDGE_CACHE,

@@ -1,0 +1,112 @@
+/**
+ * Reads the host's network as the planner sees it: three read-only commands (`ip -json -details link show`,
+ * `bridge -json fdb show`, `nft -j list table bridge edgeplane`), parsed into plain data.
+ */
+import type { Commands } from './commands.js';
+import { decodeMark } from './marks.js';
+import { BASE_CHAINS, type ObservedHost, type ObservedLink, type ObservedRules, TABLE } from './plan.js';
+
+interface IpLink {
+  ifname: string;
+  flags?: string[];
+  mtu: number;
+  master?: string;
+  ifalias?: string;
+  linkinfo?: {
+    info_kind?: string;
+    info_data?: { id?: number; local?: string; port?: number; link?: string; nf_call_iptables?: number };
+  };
+}
+
+/** Parses `ip -json -details link show`. */
+export function parseLinks(json: string): ObservedLink[] {
+  return (JSON.parse(json) as IpLink[]).map((l) => {
+    const kind = l.linkinfo?.info_kind ?? '';
+    const data = l.linkinfo?.info_data;
+    const mark = decodeMark(l.ifalias);
+    const link: ObservedLink = { name: l.ifname, kind, up: l.flags?.includes('UP') ?? false, mtu: l.mtu };
+    if (mark) link.mark = mark;
+    if (l.master) link.master = l.master;
+    if (kind === 'vxlan' && data) {
+      link.vxlan = {
+        id: data.id ?? 0,
+        port: data.port ?? 0,
+        ...(data.local ? { local: data.local } : {}),
+        ...(data.link ? { device: data.link } : {}),
+      };
+    }
+    if (kind === 'bridge') link.nfCallIptables = data?.nf_call_iptables === 1;
+    return link;
+  });
+}
+
+/** Parses `bridge -json fdb show` into the flood lists (all-zero entries with a destination) of `devices`. */
+export function parseFlood(json: string, devices: ReadonlySet<string>): Record<string, string[]> {
+  const flood: Record<string, string[]> = {};
+  for (const e of JSON.parse(json) as { mac: string; ifname?: string; dst?: string }[]) {
+    if (e.mac !== '00:00:00:00:00:00' || !e.dst || !e.ifname || !devices.has(e.ifname)) continue;
+    flood[e.ifname] = [...(flood[e.ifname] ?? []), e.dst];
+  }
+  return flood;
+}
+
+type NftItem = {
+  table?: { family: string; name: string };
+  chain?: { family: string; table: string; name: string };
+  map?: { family: string; table: string; name: string; elem?: [unknown, unknown][] };
+};
+
+/** Parses `nft -j list ruleset`: the two tables named `edgeplane` (null when neither exists). */
+export function parseRules(json: string): ObservedRules | null {
+  const items = (JSON.parse(json) as { nftables: NftItem[] }).nftables;
+  const ours = (x: { family: string; table?: string; name: string } | undefined, family: string) =>
+    x !== undefined && x.family === family && (x.table ?? x.name) === TABLE;
+  const tables = items.filter((i) => ours(i.table, 'bridge') || ours(i.table, 'ip')).length;
+  if (tables === 0) return null;
+  const chainsOf = (family: string) => items.flatMap((i) => (ours(i.chain, family) ? [i.chain!.name] : []));
+  const mapOf = (family: string, name: string) =>
+    items.find((i) => ours(i.map, family) && i.map!.name === name)?.map;
+  const target = (v: unknown) => {
+    const verdict = v as { jump?: { target: string }; goto?: { target: string } };
+    return verdict.jump?.target ?? verdict.goto?.target;
+  };
+  const entries = <T>(
+    family: string,
+    name: string,
+    value: (v: unknown) => T | undefined,
+  ): Record<string, T> =>
+    Object.fromEntries(
+      (mapOf(family, name)?.elem ?? []).flatMap(([k, v]) => {
+        const val = value(v);
+        return val === undefined ? [] : [[String(k), val]];
+      }),
+    );
+  const num = (v: unknown) => (typeof v === 'number' ? v : undefined);
+  const bridgeChains = chainsOf('bridge');
+  const ipChains = chainsOf('ip');
+  const complete =
+    tables === 2 &&
+    BASE_CHAINS.every((c) => bridgeChains.includes(c) && ipChains.includes(c)) &&
+    ['from_port', 'port_mark'].every((m) => mapOf('bridge', m)) &&
+    ['zones', 'ingress'].every((m) => mapOf('ip', m));
+  return {
+    complete,
+    chains: [...bridgeChains, ...ipChains].filter((c) => !BASE_CHAINS.includes(c)),
+    fromPort: entries('bridge', 'from_port', target),
+    portMark: entries('bridge', 'port_mark', num),
+    ingress: entries('ip', 'ingress', target),
+    zones: entries('ip', 'zones', num),
+  };
+}
+
+/** Observes the host. */
+export async function observeHost(cmd: Commands): Promise<ObservedHost> {
+  const [linksJson, fdbJson, rules] = await Promise.all([
+    cmd.ip(['-json', '-details', 'link', 'show']),
+    cmd.bridge(['-json', 'fdb', 'show']),
+    cmd.nft(['-j', 'list', 'ruleset']).then(parseRules),
+  ]);
+  const links = parseLinks(linksJson);
+  const vxlans = new Set(links.filter((l) => l.mark?.edgeplane === 'overlay').map((l) => l.name));
+  return { links, flood: parseFlood(fdbJson || '[]', vxlans), rules };
+}
