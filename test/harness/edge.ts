@@ -4,6 +4,7 @@
  * random suffix, so the containers of a test run never mix with the dev stack's or another run's.
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll } from 'vitest';
 import {
@@ -19,6 +20,7 @@ import {
   type KubeApiHandle,
   type KubeApiOptions,
   type KubectlResult,
+  kubeconfigYaml,
   kubectl,
   type NatsServerHandle,
   REPO_DIR,
@@ -34,11 +36,18 @@ import { cleanup, type Lazy, tempDir, waitFor } from './index.js';
 export interface EdgeStack {
   nats: NatsServerHandle;
   kube: KubeApiHandle;
+  /** The running coordinator (replaced by {@link EdgeStack.restartCoordinator}). */
   coordinator: Proc;
   /** The fault proxy between the coordinator and NATS, when asked for. */
   coordinatorProxy?: FaultProxy;
+  /** The fault proxy between the coordinator and kube-apiserver, when asked for (kubectl goes direct). */
+  kubeProxy?: FaultProxy;
+  /** Starts the coordinator again with the same options (after it was stopped or killed); returns it. */
+  restartCoordinator(): Proc;
   /** Agents by host name. */
   agents: Map<string, Proc>;
+  /** The fault proxy between each agent and NATS, by host name, when asked for. */
+  agentProxies: Map<string, FaultProxy>;
   /** Host names, one per location, in DEV_LOCATIONS order. */
   hosts: string[];
   /** Runs kubectl against the stack; throws with stderr when it fails unless `allowFail`. */
@@ -96,6 +105,12 @@ export function useEdgeStack(
     coordinatorArgs?: string[];
     /** Connect the coordinator to NATS through a fault proxy (`coordinatorProxy`). */
     coordinatorThroughProxy?: boolean;
+    /** Connect the coordinator to kube-apiserver through a fault proxy (`kubeProxy`; its own kubeconfig). */
+    kubeThroughProxy?: boolean;
+    /** Connect every agent to NATS through its own fault proxy (`agentProxies`). */
+    agentsThroughProxy?: boolean;
+    /** Extra environment of the coordinator (e.g. LD_PRELOAD of libfaketime). */
+    coordinatorEnv?: Record<string, string>;
   } = {},
 ): Lazy<EdgeStack> {
   let stack: EdgeStack | undefined;
@@ -106,26 +121,46 @@ export function useEdgeStack(
     const run = crypto.randomBytes(3).toString('hex');
     const { nats, kube } = await startNatsAndKube(dir);
     const coordinatorProxy = opts.coordinatorThroughProxy ? await startFaultProxy(nats.port) : undefined;
-    const coordinator = startCoordinator({
-      dir: path.join(dir, 'coordinator'),
-      kubeconfig: kube.kubeconfigPath,
-      nats: [coordinatorProxy ? `nats://127.0.0.1:${coordinatorProxy.port}` : nats.url],
-      ...(opts.lostAfterSeconds ? { lostAfterSeconds: opts.lostAfterSeconds } : {}),
-      ...(opts.coordinatorArgs ? { args: opts.coordinatorArgs } : {}),
-    });
-    cleanup(() => coordinator.stop());
+    const kubeProxy = opts.kubeThroughProxy
+      ? await startFaultProxy(Number(new URL(kube.server).port))
+      : undefined;
+    let coordinatorKubeconfig = kube.kubeconfigPath;
+    if (kubeProxy) {
+      coordinatorKubeconfig = path.join(dir, 'coordinator-kubeconfig');
+      fs.writeFileSync(
+        coordinatorKubeconfig,
+        kubeconfigYaml(`https://127.0.0.1:${kubeProxy.port}`, kube.token, kube.caPem),
+        { mode: 0o600 },
+      );
+    }
+    const startTheCoordinator = () => {
+      const c = startCoordinator({
+        dir: path.join(dir, 'coordinator'),
+        kubeconfig: coordinatorKubeconfig,
+        nats: [coordinatorProxy ? `nats://127.0.0.1:${coordinatorProxy.port}` : nats.url],
+        ...(opts.lostAfterSeconds ? { lostAfterSeconds: opts.lostAfterSeconds } : {}),
+        ...(opts.coordinatorArgs ? { args: opts.coordinatorArgs } : {}),
+        ...(opts.coordinatorEnv ? { env: opts.coordinatorEnv } : {}),
+      });
+      cleanup(() => c.stop());
+      return c;
+    };
+    const coordinator = startTheCoordinator();
     const agents = new Map<string, Proc>();
+    const agentProxies = new Map<string, FaultProxy>();
     const hosts: string[] = [];
     for (const l of DEV_LOCATIONS) {
       const host = `e2e-${run}-${l.location}`;
       hosts.push(host);
+      const proxy = opts.agentsThroughProxy ? await startFaultProxy(nats.port) : undefined;
+      if (proxy) agentProxies.set(host, proxy);
       agents.set(
         host,
         startAgentForTest({
           dir: path.join(dir, 'agents', host),
           host,
           ...l,
-          nats: [nats.url],
+          nats: [proxy ? `nats://127.0.0.1:${proxy.port}` : nats.url],
           cpu: '64',
           memory: '256Gi',
         }),
@@ -168,7 +203,14 @@ export function useEdgeStack(
       kube,
       coordinator,
       ...(coordinatorProxy ? { coordinatorProxy } : {}),
+      ...(kubeProxy ? { kubeProxy } : {}),
+      restartCoordinator() {
+        const c = startTheCoordinator();
+        if (stack) stack.coordinator = c;
+        return c;
+      },
       agents,
+      agentProxies,
       hosts,
       kubectl: k,
       waitForJsonPath,
