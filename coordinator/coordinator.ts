@@ -16,7 +16,8 @@ import {
   WorkloadKind,
 } from '../shared/api/index.js';
 import type { Logger } from '../shared/log.js';
-import { connectNats } from '../shared/nats/connect.js';
+import { connectNats, withEnvDefaults } from '../shared/nats/connect.js';
+import { startLinkDoctor } from '../shared/nats/link-doctor.js';
 import { Subjects } from '../shared/nats/subjects.js';
 import type { CoordinatorConfig } from './config.js';
 import { type Enrollment, startEnrollment } from './enroll/wire.js';
@@ -44,6 +45,8 @@ import type {
 
 export class Coordinator {
   private nc: NatsConnection | undefined;
+  /** Re-paces NATS reconnects after a wall-clock step and explains a link that stays down (link-doctor.ts). */
+  private stopLinkDoctor: (() => void) | undefined;
   private registry: HostRegistry | undefined;
   private controller: WorkloadController | undefined;
   private caches: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [];
@@ -102,7 +105,9 @@ export class Coordinator {
     }
     this.observer?.leading();
     // Credentials and TLS come from EDGE_NATS_CREDS / EDGE_NATS_CA / EDGE_NATS_CERT / EDGE_NATS_KEY.
-    this.nc = await connectNats({ servers: this.config.natsServers, name: 'edge-coordinator' });
+    const natsSettings = withEnvDefaults({ servers: this.config.natsServers, name: 'edge-coordinator' });
+    this.stopLinkDoctor = startLinkDoctor({ nc: () => this.nc, settings: natsSettings, log });
+    this.nc = await connectNats(natsSettings);
     const intents = new IntentStore({
       nc: this.nc,
       subjects: this.subjects,
@@ -267,6 +272,8 @@ export class Coordinator {
   }
 
   private async stopTerm(): Promise<void> {
+    this.stopLinkDoctor?.();
+    this.stopLinkDoctor = undefined;
     this.observer?.detach();
     this.controller?.queue.stop();
     // The Lease is released once our writes have stopped, before the slower teardown, so a standby starts at once.

@@ -64,6 +64,8 @@ export interface AgentProcOptions extends DaemonOptions {
   heartbeatMs?: number;
   /** Extra flags. */
   args?: string[];
+  /** Extra environment, e.g. EDGE_NATS_CA or LD_PRELOAD of libfaketime. */
+  env?: Record<string, string>;
 }
 
 /** Starts `edge-agent`, publishing instance ports on 127.0.0.1 (the network rule of tests and dev). */
@@ -96,7 +98,7 @@ export function startAgent(opts: AgentProcOptions): Proc {
     name: `agent-${opts.host}`,
     command: process.execPath,
     args,
-    env: { ...AGENT_NODE_ENV, LOG_FORMAT: 'json', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+    env: { ...AGENT_NODE_ENV, LOG_FORMAT: 'json', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', ...opts.env },
   });
 }
 

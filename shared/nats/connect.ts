@@ -10,6 +10,19 @@
  * noticed (and a reconnect begun) within (maxPingsOut + 1) × pingInterval = 15 s, under a host's default
  * Disconnected bound (3 × 5 s heartbeat + 5 s grace = 20 s) and well under `lostAfter` (30 s).
  * EDGE_NATS_PING_MS and EDGE_NATS_MAX_PINGS_OUT override them.
+ *
+ * Healing: a daemon's reconnect attempt that starts while the link is still dead hangs until its connect timeout.
+ * nats.js waits 20 s, so an agent whose blackholed link healed stayed away up to 20 s longer, its replaced
+ * instance running twice meanwhile (measured 15.2 s by test/e2e/agent-partition.test.ts). Daemons, which retry
+ * forever, give an attempt {@link DEFAULT_DAEMON_CONNECT_TIMEOUT_MS} (EDGE_NATS_CONNECT_TIMEOUT_MS overrides it);
+ * one-shot commands keep nats.js's 20 s.
+ *
+ * Fail-over: nats.js's first reconnect after a lost link goes to the server it just lost whenever that server was
+ * the first it ever dialled (its first pick does not rotate the pool). Over a half-open link that attempt hangs
+ * for the whole connect timeout before another member is tried, so an agent whose link to one of three members
+ * died stayed silent for ping bound + connect timeout (20 s: its host went Disconnected). {@link avoidLostServer}
+ * sends that attempt to another member first (at most one attempt in {@link AVOID_LOST_MS}, so a lost server that
+ * is the only one left is not shunned).
  */
 import { readFileSync } from 'node:fs';
 import {
@@ -19,6 +32,7 @@ import {
   credsAuthenticator,
   type NatsConnection,
   nkeyAuthenticator,
+  type Server,
 } from '@nats-io/transport-node';
 
 /** Connection settings. */
@@ -43,12 +57,16 @@ export interface NatsClientSettings {
   maxPingsOut?: number;
   /** Keep reconnecting forever (daemons) rather than failing (CLI). Default true. */
   reconnectForever?: boolean;
+  /** How long one connection attempt may take, in ms (daemons: {@link DEFAULT_DAEMON_CONNECT_TIMEOUT_MS}; EDGE_NATS_CONNECT_TIMEOUT_MS). */
+  connectTimeoutMs?: number;
 }
 
 /** Client ping interval: a dead link is noticed within (maxPingsOut + 1) × this (see the module comment). */
 export const DEFAULT_PING_INTERVAL_MS = 5000;
 /** Unanswered pings before the link is declared dead. */
 export const DEFAULT_MAX_PINGS_OUT = 2;
+/** How long a daemon's connection attempt may take before the next one (see the module comment). */
+export const DEFAULT_DAEMON_CONNECT_TIMEOUT_MS = 5000;
 
 /** A positive integer from the environment, or a clear error naming the variable. */
 function envPositiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
@@ -73,6 +91,9 @@ export function withEnvDefaults(
     ...((s.key ?? env.EDGE_NATS_KEY) ? { key: s.key ?? env.EDGE_NATS_KEY } : {}),
     pingIntervalMs: s.pingIntervalMs ?? envPositiveInt(env, 'EDGE_NATS_PING_MS') ?? DEFAULT_PING_INTERVAL_MS,
     maxPingsOut: s.maxPingsOut ?? envPositiveInt(env, 'EDGE_NATS_MAX_PINGS_OUT') ?? DEFAULT_MAX_PINGS_OUT,
+    ...((s.connectTimeoutMs ?? envPositiveInt(env, 'EDGE_NATS_CONNECT_TIMEOUT_MS'))
+      ? { connectTimeoutMs: s.connectTimeoutMs ?? envPositiveInt(env, 'EDGE_NATS_CONNECT_TIMEOUT_MS') }
+      : {}),
   };
 }
 
@@ -90,17 +111,58 @@ export function authenticatorFromFile(path: string): Authenticator {
   return nkeyAuthenticator(new TextEncoder().encode(seed));
 }
 
+/** A server of nats.js's pool, as its reconnect handler sees it. */
+export interface PoolServer {
+  /** `host:port`. */
+  listen: string;
+  /** When it was last dialled (wall clock, ms; 0: never). */
+  lastConnect: number;
+}
+
+/** How long after avoiding the lost server it may be avoided again. */
+export const AVOID_LOST_MS = 10_000;
+
+/**
+ * Which server to dial next: when nats.js would dial the server it dialled last — the one whose link was just
+ * lost, since no dial happens while connected — and another is known, that other one (the next in nats.js's own
+ * order), at most once per {@link AVOID_LOST_MS}; otherwise null (nats.js decides). `state` keeps when it last
+ * avoided; `now` is monotonic.
+ */
+export function avoidLostServer<S extends PoolServer>(
+  pool: readonly S[],
+  state: { avoidedAt?: number },
+  now = performance.now(),
+): S | null {
+  if (pool.length < 2) return null;
+  const last = pool.reduce((a, b) => (b.lastConnect > a.lastConnect ? b : a));
+  if (pool[0] !== last || last.lastConnect === 0) return null;
+  if (state.avoidedAt !== undefined && now - state.avoidedAt < AVOID_LOST_MS) return null;
+  state.avoidedAt = now;
+  return pool.find((x) => x !== last) ?? null;
+}
+
 /** The nats.js connection options for these settings. */
 export function connectionOptions(settings: NatsClientSettings): ConnectionOptions {
   const s = settings;
   const forever = s.reconnectForever ?? true;
+  const avoiding: { avoidedAt?: number } = {};
   const tls = s.ca || s.cert || s.servers.some((u) => u.startsWith('tls://'));
   return {
     servers: s.servers.map((u) => u.replace(/^tls:\/\//, 'nats://')),
     name: s.name,
     pingInterval: s.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
     maxPingOut: s.maxPingsOut ?? DEFAULT_MAX_PINGS_OUT,
-    ...(forever ? { waitOnFirstConnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 1000 } : {}),
+    ...(forever
+      ? {
+          waitOnFirstConnect: true,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 1000,
+          timeout: s.connectTimeoutMs ?? DEFAULT_DAEMON_CONNECT_TIMEOUT_MS,
+          reconnectToServer: (pool: readonly Server[]) => avoidLostServer(pool, avoiding),
+        }
+      : s.connectTimeoutMs
+        ? { timeout: s.connectTimeoutMs }
+        : {}),
     ...(s.creds ? { authenticator: authenticatorFromFile(s.creds) } : {}),
     ...(tls
       ? {

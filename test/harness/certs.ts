@@ -1,10 +1,16 @@
-/** Test certificates made with openssl: a CA, a server certificate for 127.0.0.1/localhost, and another CA. */
+/**
+ * Test certificates made with openssl: a CA, a server certificate for 127.0.0.1/localhost, another CA, and a client
+ * certificate (for servers that verify clients). Valid from now for `days` (default 1).
+ */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
-/** A CA and a server certificate for 127.0.0.1, made with openssl. */
-export function makeCerts(dir: string): { ca: string; cert: string; key: string; otherCa: string } {
+/** A CA and a server certificate for 127.0.0.1, and a client certificate `clientCert`/`clientKey`. */
+export function makeCerts(
+  dir: string,
+  { days = 1 }: { days?: number } = {},
+): { ca: string; cert: string; key: string; otherCa: string; clientCert: string; clientKey: string } {
   const f = (n: string) => path.join(dir, n);
   const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
   for (const ca of ['ca', 'other-ca']) {
@@ -15,7 +21,7 @@ export function makeCerts(dir: string): { ca: string; cert: string; key: string;
       'rsa:2048',
       '-nodes',
       '-days',
-      '1',
+      String(days),
       '-subj',
       `/CN=edgeplane test ${ca}`,
       '-keyout',
@@ -48,11 +54,48 @@ export function makeCerts(dir: string): { ca: string; cert: string; key: string;
     f('ca.key'),
     '-CAcreateserial',
     '-days',
-    '1',
+    String(days),
     '-extfile',
     f('ext.cnf'),
     '-out',
     f('server.pem'),
   );
-  return { ca: f('ca.pem'), cert: f('server.pem'), key: f('server.key'), otherCa: f('other-ca.pem') };
+  ssl(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-subj',
+    '/CN=edgeplane test host',
+    '-keyout',
+    f('client.key'),
+    '-out',
+    f('client.csr'),
+  );
+  fs.writeFileSync(f('client.cnf'), 'extendedKeyUsage=clientAuth\n');
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    f('client.csr'),
+    '-CA',
+    f('ca.pem'),
+    '-CAkey',
+    f('ca.key'),
+    '-CAcreateserial',
+    '-days',
+    String(days),
+    '-extfile',
+    f('client.cnf'),
+    '-out',
+    f('client.pem'),
+  );
+  return {
+    ca: f('ca.pem'),
+    cert: f('server.pem'),
+    key: f('server.key'),
+    otherCa: f('other-ca.pem'),
+    clientCert: f('client.pem'),
+    clientKey: f('client.key'),
+  };
 }
