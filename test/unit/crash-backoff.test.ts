@@ -7,6 +7,20 @@ const T0 = Date.parse('2026-12-02T08:00:00Z');
 const iso = (ms: number) => new Date(ms).toISOString();
 
 describe('crash-loop backoff', () => {
+  it('waits on the monotonic clock: a wall clock stepped back a day does not stretch a pending wait', () => {
+    const DAY = 86_400_000;
+    let r: CrashRecord | undefined;
+    // Two crashes: the first restarts at once, the second waits 10 s (monotonic 5 000 → 15 000).
+    let d = crashBackoff(r, iso(T0), 1000, T0 + 1000);
+    r = d.record;
+    d = crashBackoff(r, iso(T0 + 2000), 5000, T0 + 5000);
+    r = d.record;
+    expect(d.wait).toBe(10_000);
+    // The host clock steps back a day; 10 s later (monotonic) the instance restarts.
+    d = crashBackoff(r, iso(T0 + 2000), 15_000, T0 + 15_000 - DAY);
+    expect(d.wait).toBe(0);
+  });
+
   it('restarts at once, then waits 10 s from the stop however long the run took to crash', () => {
     let r: CrashRecord | undefined;
     let d = crashBackoff(r, iso(T0), T0 + 1000);
