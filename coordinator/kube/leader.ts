@@ -10,6 +10,12 @@
  * timestamps for humans. A standby whose wall clock stepped forward past the lease duration took the Lease from a
  * leader still renewing it (two leaders at once), and a leader stepped forward gave up its Lease at its first
  * failed renewal (issue 14).
+ *
+ * Every attempt has a deadline of its own ({@link attemptTimeoutMs}; for the leader, never past its renew
+ * deadline), as client-go's context timeouts: over a half-open link to the API server a request neither answers
+ * nor fails, and an attempt awaited without one kept a cut-off leader "leading" for as long as the link stayed
+ * dead, and a candidate waiting forever after it healed (issue 14, the coordinator cut off from kube-apiserver).
+ * A write that lands after its attempt gave up is harmless: it carries the resourceVersion it read.
  */
 import crypto from 'node:crypto';
 import os from 'node:os';
@@ -41,6 +47,13 @@ export const DEFAULT_LEADER_ELECTION: LeaderElectionOptions = {
   renewDeadlineMs: 10_000,
   retryPeriodMs: 2_000,
 };
+
+/** How long one acquire-or-renew may take: half the renew deadline, at least a retry period. */
+export function attemptTimeoutMs(
+  o: Pick<LeaderElectionOptions, 'renewDeadlineMs' | 'retryPeriodMs'>,
+): number {
+  return Math.max(o.retryPeriodMs, o.renewDeadlineMs / 2);
+}
 
 /** RFC 3339 with microseconds, the wire format of metav1.MicroTime. */
 function microTime(d: Date): string {
@@ -81,7 +94,7 @@ export class LeaderElector {
       'waiting to become leader',
     );
     while (!this.stopped) {
-      if (await this.tryAcquireOrRenew()) break;
+      if (await this.attempt(attemptTimeoutMs(this.opts))) break;
       await this.sleep(this.opts.retryPeriodMs);
     }
     if (this.stopped) return new Promise(() => undefined);
@@ -90,8 +103,11 @@ export class LeaderElector {
     let lastRenew = performance.now();
     const renew = async () => {
       if (this.stopped) return;
-      if (await this.tryAcquireOrRenew()) lastRenew = performance.now();
-      else if (performance.now() - lastRenew > this.opts.renewDeadlineMs) {
+      const left = lastRenew + this.opts.renewDeadlineMs - performance.now();
+      const renewed = await this.attempt(Math.max(1, Math.min(attemptTimeoutMs(this.opts), left)));
+      if (this.stopped) return;
+      if (renewed) lastRenew = performance.now();
+      else if (performance.now() - lastRenew >= this.opts.renewDeadlineMs) {
         this.leading = false;
         this.log.error({ identity: this.identity }, 'lost the lease: could not renew it within the deadline');
         onLost();
@@ -133,6 +149,22 @@ export class LeaderElector {
     return new Promise((r) => {
       this.timer = setTimeout(r, ms);
     });
+  }
+
+  /** One acquire-or-renew, counted as failed when it has not finished within `timeoutMs`. */
+  private async attempt(timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => {
+      timer = setTimeout(() => {
+        this.log.warn({ timeoutMs: Math.round(timeoutMs) }, 'lease request timed out');
+        resolve(false);
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([this.tryAcquireOrRenew(), timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {
