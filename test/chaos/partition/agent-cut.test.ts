@@ -10,11 +10,12 @@
  * healing to the reconnect and to the stale copy gone (how long two copies ran).
  */
 import { describe, expect, it } from 'vitest';
-import { sleep } from '../../deploy/stack/proc.js';
-import { useEdgeStack } from '../harness/edge.js';
-import { runningContainers, watchFleet } from '../harness/fleet-watch.js';
-import { waitFor } from '../harness/index.js';
-import { nginxWorkload } from '../harness/objects.js';
+import { sleep } from '../../../deploy/stack/proc.js';
+import { useEdgeStack } from '../../harness/edge.js';
+import { runningContainers, watchFleet } from '../../harness/fleet-watch.js';
+import { waitFor } from '../../harness/index.js';
+import { nginxWorkload } from '../../harness/objects.js';
+import { reportFigures } from '../figures.js';
 
 const LOST_AFTER_SECONDS = 15;
 /** The agent's resync period (agent/reconciler.ts): one reconcile. */
@@ -124,6 +125,18 @@ describe('an agent cut off from NATS', () => {
     const staleGoneMs = Date.now() - healedAt;
     const duplicateMs = Date.now() - cutAt - replacedMs;
     await s.waitForJsonPath(`host ${victim}`, '{.status.state}', (v) => v === 'Ready', 60_000);
+    reportFigures({
+      scenario: `partition/agent-${mode}`,
+      passed: staleGoneMs - reconnectedMs < RECONCILE_MS + 10_000,
+      lostAfterS: LOST_AFTER_SECONDS,
+      disconnectedS: +((disconnectedMs ?? Number.NaN) / 1000).toFixed(1),
+      lostS: +(lostMs! / 1000).toFixed(1),
+      silenceAtLostS: +(silenceAtLostMs / 1000).toFixed(1),
+      replacedS: +(replacedMs / 1000).toFixed(1),
+      reportingAgainAfterHealS: +(reconnectedMs / 1000).toFixed(1),
+      staleGoneAfterHealS: +(staleGoneMs / 1000).toFixed(1),
+      twoCopiesS: +(duplicateMs / 1000).toFixed(1),
+    });
     console.log(
       `agent cut by ${mode} (lostAfter ${LOST_AFTER_SECONDS} s): Disconnected after ${secs(disconnectedMs ?? Number.NaN)}, ` +
         `Lost after ${secs(lostMs!)} (silence seen on NATS ${secs(silenceAtLostMs)}), replacement ready after ${secs(replacedMs)}; ` +

@@ -14,12 +14,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_DIR } from '../../deploy/stack/index.js';
-import { startProc } from '../../deploy/stack/proc.js';
-import { makeCerts } from '../harness/certs.js';
-import { fakeClock } from '../harness/clock.js';
-import { startFaultProxy } from '../harness/fault-proxy.js';
-import { cleanup, startNatsForTest, tempDir, waitFor } from '../harness/index.js';
+import { REPO_DIR } from '../../../deploy/stack/index.js';
+import { startProc } from '../../../deploy/stack/proc.js';
+import { makeCerts } from '../../harness/certs.js';
+import { fakeClock } from '../../harness/clock.js';
+import { startFaultProxy } from '../../harness/fault-proxy.js';
+import { cleanup, startNatsForTest, tempDir, waitFor } from '../../harness/index.js';
+import { reportFigures } from '../figures.js';
 
 const DAY = 86_400;
 
@@ -90,6 +91,13 @@ describe('a NATS client whose wall clock steps by a day', () => {
       intervalMs: 100,
     });
     const aheadMs = Date.now() - resetAt;
+    reportFigures({
+      scenario: 'pause/agent-clock-1d-tls',
+      passed: true,
+      tlsRefusalExplainedS: +(explainedMs / 1000).toFixed(1),
+      reconnectAfterCorrectionS: +(backMs / 1000).toFixed(1),
+      reconnectAheadS: +(aheadMs / 1000).toFixed(1),
+    });
     console.log(
       `clock −1 day + link drop: TLS refusal explained after ${(explainedMs / 1000).toFixed(1)} s ` +
         `(${explained.failures?.[0]}); clock corrected: reconnected after ${(backMs / 1000).toFixed(1)} s; ` +
