@@ -443,13 +443,11 @@ export const InstanceTemplateSpec = z
             rule: 'self.filter(n, has(n.primary) && n.primary).size() <= 1',
             message: 'at most one network interface may be primary',
           },
-          {
-            rule: "self.all(n, self.exists_one(m, (has(m.networkRef) ? m.networkRef.name : (has(m.network) ? m.network.name : '')) == (has(n.networkRef) ? n.networkRef.name : (has(n.network) ? n.network.name : ''))))",
-            message: 'a Network may be attached once per instance',
-          },
         ],
       })
       .optional()
+      // One Network attached twice is refused by the controller (attachments.ts): as a CEL rule over unbounded
+      // names it exceeds the API server's cost budget.
       .describe('Network attachments (at most 8, one primary, each Network once).'),
     readinessProbe: Probe.optional().describe('Readiness probe, for the single-image form.'),
     livenessProbe: Probe.optional().describe('Liveness probe, for the single-image form.'),
