@@ -8,7 +8,7 @@ import { encodeMark, TAP_PREFIX, VETH_PREFIX } from './marks.js';
 import { type HostOp, MARK_MASK, MARK_TAG, type RuleMaps, TABLE, VXLAN_PORT } from './plan.js';
 
 /** Where a line runs: a tool in the host's namespace, or `ip` in the namespace at `path`. */
-type Runner = { tool: 'ip' | 'bridge' | 'nft' } | { tool: 'ipIn'; path: string };
+type Runner = { tool: 'ip' | 'bridge' | 'nft' | 'iptables' } | { tool: 'ipIn'; path: string };
 type Line = { runner: Runner; line: string };
 
 const BR = `bridge ${TABLE}`;
@@ -67,6 +67,9 @@ function tableLines(): string[] {
 const dropTables = () => [BR, IP].flatMap((t) => [`add table ${t}`, `delete table ${t}`]);
 
 const q = (s: string) => `'${s}'`;
+
+/** Our rule in an iptables FORWARD chain whose policy drops: bridge-to-bridge on our bridges passes. */
+export const FORWARD_RULE = '-i ep-br-+ -o ep-br-+ -m comment --comment edgeplane -j ACCEPT';
 
 /** The lines of one operation. */
 export function linesOf(o: HostOp): Line[] {
@@ -149,6 +152,8 @@ export function linesOf(o: HostOp): Line[] {
     }
     case 'deleteLink':
       return [ip(`link del dev ${o.device}`)];
+    case 'forwardRule':
+      return [{ runner: { tool: 'iptables' }, line: `${o.allow ? '-I' : '-D'} ${o.chain} ${FORWARD_RULE}` }];
   }
 }
 
@@ -171,6 +176,7 @@ export async function applyOps(cmd: Commands, ops: readonly HostOp[]): Promise<v
     else if (runner.tool === 'ip') await cmd.ip(['-batch', '-'], input);
     else if (runner.tool === 'bridge') await cmd.bridge(['-batch', '-'], input);
     else if (runner.tool === 'ipIn') await cmd.ipIn(runner.path, ['-batch', '-'], input);
+    else for (const l of lines.slice(i, j)) await cmd.iptables(['-w', ...l.line.split(' ')]);
     i = j;
   }
 }

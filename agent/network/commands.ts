@@ -33,6 +33,12 @@ export class Commands {
       input,
     );
 
+  /** `iptables …` in the host's namespace. */
+  iptables = (args: Argv) =>
+    this.run(
+      this.netns ? ['nsenter', `--net=/run/netns/${this.netns}`, 'iptables', ...args] : ['iptables', ...args],
+    );
+
   /** `ip …` inside another network namespace, given by path (`/proc/<pid>/ns/net`, `/run/netns/<name>`). */
   ipIn = (nsPath: string, args: Argv, input?: string) =>
     this.run(['nsenter', `--net=${nsPath}`, 'ip', ...args], input);

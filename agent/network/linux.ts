@@ -176,6 +176,8 @@ function summary(o: HostOp): string {
     case 'addFlood':
     case 'deleteFlood':
       return `${o.op} ${o.device} ${o.peer}`;
+    case 'forwardRule':
+      return `${o.op} ${o.chain} ${o.allow ? 'allow' : 'remove'}`;
     default:
       return `${o.op} ${o.device}`;
   }

@@ -4,7 +4,14 @@
  */
 import type { Commands } from './commands.js';
 import { decodeMark } from './marks.js';
-import { BASE_CHAINS, type ObservedHost, type ObservedLink, type ObservedRules, TABLE } from './plan.js';
+import {
+  BASE_CHAINS,
+  type ForwardDrop,
+  type ObservedHost,
+  type ObservedLink,
+  type ObservedRules,
+  TABLE,
+} from './plan.js';
 
 interface IpLink {
   ifname: string;
@@ -52,7 +59,8 @@ export function parseFlood(json: string, devices: ReadonlySet<string>): Record<s
 
 type NftItem = {
   table?: { family: string; name: string };
-  chain?: { family: string; table: string; name: string };
+  chain?: { family: string; table: string; name: string; policy?: string };
+  rule?: { family: string; table: string; chain: string; expr: unknown[] };
   map?: { family: string; table: string; name: string; elem?: [unknown, unknown][] };
 };
 
@@ -99,14 +107,41 @@ export function parseRules(json: string): ObservedRules | null {
   };
 }
 
+/** The iptables-nft FORWARD chain of `nft -j list ruleset` when its policy drops, with our rule's presence. */
+export function parseForwardDrop(json: string): ForwardDrop | undefined {
+  const items = (JSON.parse(json) as { nftables: NftItem[] }).nftables;
+  const inFilter = (x: { family: string; table: string } | undefined) =>
+    x?.family === 'ip' && x.table === 'filter';
+  const forward = items.find((i) => inFilter(i.chain) && i.chain!.name === 'FORWARD')?.chain;
+  if (forward?.policy !== 'drop') return undefined;
+  const chain = items.some((i) => inFilter(i.chain) && i.chain!.name === 'DOCKER-USER')
+    ? 'DOCKER-USER'
+    : 'FORWARD';
+  const ours = (expr: unknown[]) => {
+    const text = JSON.stringify(expr);
+    return (
+      ['iifname', 'oifname'].every((k) => text.includes(`{"meta":{"key":"${k}"}},"right":"ep-br-*"`)) &&
+      text.includes('{"accept":null}')
+    );
+  };
+  const allowed = items.some((i) => inFilter(i.rule) && i.rule!.chain === chain && ours(i.rule!.expr));
+  return { chain, allowed };
+}
+
 /** Observes the host. */
 export async function observeHost(cmd: Commands): Promise<ObservedHost> {
   const [linksJson, fdbJson, rules] = await Promise.all([
     cmd.ip(['-json', '-details', 'link', 'show']),
     cmd.bridge(['-json', 'fdb', 'show']),
-    cmd.nft(['-j', 'list', 'ruleset']).then(parseRules),
+    cmd.nft(['-j', 'list', 'ruleset']),
   ]);
   const links = parseLinks(linksJson);
   const vxlans = new Set(links.filter((l) => l.mark?.edgeplane === 'overlay').map((l) => l.name));
-  return { links, flood: parseFlood(fdbJson || '[]', vxlans), rules };
+  const forwardDrop = parseForwardDrop(rules);
+  return {
+    links,
+    flood: parseFlood(fdbJson || '[]', vxlans),
+    rules: parseRules(rules),
+    ...(forwardDrop ? { forwardDrop } : {}),
+  };
 }

@@ -18,6 +18,8 @@
  *    chain that exists is a chain with the right rules; verdict maps send each device to its chains. Kept ports
  *    keep their `out_` chain; one without (e.g. after `nft flush ruleset`) is closed by the base chains' catch-all
  *    drop until its instance is attached again. With no segment and no port left, the table goes.
+ *    Where an iptables FORWARD policy drops (Docker), one rule there accepts what goes bridge to bridge on
+ *    our bridges (br_netfilter shows bridged IPv4 to iptables too); it comes and goes with the tables.
  * 5. Order: table and chain additions and map updates first (a port never carries traffic before its rules
  *    exist), then device deletions, creations and changes, then the removal of map entries and chains no longer
  *    referenced.
@@ -94,6 +96,19 @@ export interface ObservedHost {
   flood: Record<string, string[]>;
   /** The table, or null when it does not exist. */
   rules: ObservedRules | null;
+  /**
+   * The iptables (iptables-nft) FORWARD chain, when its policy is drop (Docker sets that): br_netfilter passes
+   * bridged IPv4 through it too, so segments need an accept rule there. Absent: nothing to do.
+   */
+  forwardDrop?: ForwardDrop;
+}
+
+/** An iptables FORWARD chain with policy drop, and whether our accept rule is in place. */
+export interface ForwardDrop {
+  /** Where the accept rule goes: `DOCKER-USER` when it exists (Docker's place for it), else `FORWARD`. */
+  chain: 'DOCKER-USER' | 'FORWARD';
+  /** Whether the rule accepting bridge-to-bridge traffic of our bridges (`ep-br-*`) is there. */
+  allowed: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -177,7 +192,9 @@ export type HostOp =
       /** The network namespace the veth's other end goes to; absent for a tap. */
       netns?: string;
     }
-  | { op: 'deleteLink'; device: string; kind: string };
+  | { op: 'deleteLink'; device: string; kind: string }
+  /** Add (`allow`) or remove our accept rule in the iptables chain. */
+  | { op: 'forwardRule'; chain: ForwardDrop['chain']; allow: boolean };
 
 /** A plan: operations in order, and what could not be planned (a foreign device in the way). */
 export interface HostPlan {
@@ -464,6 +481,10 @@ export function planHost(observed: ObservedHost, desired: DesiredHost): HostPlan
   } else if (observed.rules) {
     ruleRemovals.push({ op: 'deleteTable' });
   }
+  const fwd = observed.forwardDrop;
+  if (fwd && needTable && !fwd.allowed) ruleAdds.push({ op: 'forwardRule', chain: fwd.chain, allow: true });
+  if (fwd && !needTable && fwd.allowed)
+    ruleRemovals.push({ op: 'forwardRule', chain: fwd.chain, allow: false });
 
   // 5. Order.
   ops.push(
@@ -524,6 +545,7 @@ export function applyToObserved(observed: ObservedHost, ops: readonly HostOp[]):
         zones: { ...r.zones },
       }
     : null;
+  let forwardDrop = observed.forwardDrop && { ...observed.forwardDrop };
   const table = () => {
     if (!rules) throw new Error('no table');
     return rules;
@@ -619,6 +641,10 @@ export function applyToObserved(observed: ObservedHost, ops: readonly HostOp[]):
           mtu: o.mark.u,
         });
         break;
+      case 'forwardRule':
+        if (!forwardDrop || forwardDrop.allowed === o.allow) throw new Error('forwardRule: nothing to do');
+        forwardDrop = { ...forwardDrop, allowed: o.allow };
+        break;
       case 'deleteLink': {
         const l = links.get(o.device);
         if (!l?.mark) throw new Error(`deleteLink on ${o.device}, not ours`);
@@ -629,5 +655,5 @@ export function applyToObserved(observed: ObservedHost, ops: readonly HostOp[]):
       }
     }
   }
-  return { links: [...links.values()], flood, rules };
+  return { links: [...links.values()], flood, rules, ...(forwardDrop ? { forwardDrop } : {}) };
 }

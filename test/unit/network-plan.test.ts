@@ -80,6 +80,11 @@ const perturbationArb = fc.array(
     fc.record({ kind: fc.constant('flushRules' as const) }),
     fc.record({ kind: fc.constant('breakRules' as const) }),
     fc.record({ kind: fc.constant('dropEntry' as const), at: fc.nat() }),
+    fc.record({
+      kind: fc.constant('dockerForward' as const),
+      chain: fc.constantFrom('DOCKER-USER' as const, 'FORWARD' as const),
+      allowed: fc.boolean(),
+    }),
   ),
   { maxLength: 4 },
 );
@@ -115,7 +120,11 @@ function perturb(host: ObservedHost, ps: Perturbation[]): ObservedHost {
       if (keys.length) delete rules.fromPort[keys[p.at % keys.length]!];
     }
   }
-  return { links, flood, rules };
+  const forwardDrop = ps.reduce<ObservedHost['forwardDrop']>(
+    (f, p) => (p.kind === 'dockerForward' ? { chain: p.chain, allowed: p.allowed } : f),
+    host.forwardDrop,
+  );
+  return { links, flood, rules, ...(forwardDrop ? { forwardDrop } : {}) };
 }
 
 /** The host has what `desired` asks for (the planner's goal, stated independently of it). */
@@ -182,7 +191,9 @@ function expectSatisfies(host: ObservedHost, desired: DesiredHost): void {
     if (scoped.has((l.mark as { i: string }).i))
       expect(r.chains).toContain(r.ingress[String(r.portMark[l.name])]);
   }
-  if (!ports.length && !wantedSegments.size) expect(host.rules).toBeNull();
+  const anything = ports.length > 0 || wantedSegments.size > 0;
+  if (!anything) expect(host.rules).toBeNull();
+  if (host.forwardDrop) expect(host.forwardDrop.allowed).toBe(anything);
 }
 
 /** Devices an operation deletes or changes. */
