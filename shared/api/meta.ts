@@ -39,7 +39,9 @@ export type LabelSelector = z.infer<typeof LabelSelector>;
 
 /** A reference to an object by name, in the same namespace. */
 export const LocalObjectReference = z
-  .object({ name: z.string().min(1).describe('Name of the referenced object.') })
+  // At most 253 (a Kubernetes object name): the bound also keeps the CEL rules that compare names within the API
+  // server's cost budget.
+  .object({ name: z.string().min(1).max(253).describe('Name of the referenced object.') })
   .describe('A reference to an object in the same namespace.');
 export type LocalObjectReference = z.infer<typeof LocalObjectReference>;
 

@@ -10,6 +10,7 @@
  * generated from them; rules that JSON Schema cannot express are CEL `x-kubernetes-validations`.
  */
 import { z } from 'zod';
+import { cel } from './cel.js';
 import { LabelSelector } from './meta.js';
 
 /** Label of a host that names its infrastructure provider (`placement.providers` selects on it). */
@@ -41,25 +42,31 @@ export const NodeSelectorRequirement = z
           'none for `Exists` and `DoesNotExist`.',
       ),
   })
-  .meta({
-    description: 'A requirement on a host label: a key, an operator and values.',
-    'x-kubernetes-validations': [
-      {
-        rule: "!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",
-        message: 'values must be non-empty when operator is In or NotIn',
-      },
-      {
-        rule: "!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0",
-        message: 'values must be empty when operator is Exists or DoesNotExist',
-      },
-      {
-        rule:
-          "!(self.operator in ['Gt', 'Lt']) || (has(self.values) && size(self.values) == 1 && " +
-          "self.values[0].matches('^-?[0-9]+$'))",
-        message: 'values must be a single integer when operator is Gt or Lt',
-      },
-    ],
-  });
+  .apply(
+    cel(
+      [
+        {
+          rule: "!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",
+          message: 'values must be non-empty when operator is In or NotIn',
+          holds: (s) => !['In', 'NotIn'].includes(s.operator) || (s.values?.length ?? 0) > 0,
+        },
+        {
+          rule: "!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0",
+          message: 'values must be empty when operator is Exists or DoesNotExist',
+          holds: (s) => !['Exists', 'DoesNotExist'].includes(s.operator) || (s.values?.length ?? 0) === 0,
+        },
+        {
+          rule:
+            "!(self.operator in ['Gt', 'Lt']) || (has(self.values) && size(self.values) == 1 && " +
+            "self.values[0].matches('^-?[0-9]+$'))",
+          message: 'values must be a single integer when operator is Gt or Lt',
+          holds: (s) =>
+            !['Gt', 'Lt'].includes(s.operator) || (s.values?.length === 1 && /^-?[0-9]+$/.test(s.values[0]!)),
+        },
+      ],
+      { description: 'A requirement on a host label: a key, an operator and values.' },
+    ),
+  );
 export type NodeSelectorRequirement = z.infer<typeof NodeSelectorRequirement>;
 
 /** A host selector term (Kubernetes `NodeSelectorTerm`): its requirements are ANDed. */
@@ -273,15 +280,18 @@ export const TopologySpreadConstraint = z
           'that only instances with the same values are counted.',
       ),
   })
-  .meta({
-    description: 'Spread instances evenly over the domains of a host label.',
-    'x-kubernetes-validations': [
-      {
-        rule: "!has(self.minDomains) || self.whenUnsatisfiable == 'DoNotSchedule'",
-        message: 'minDomains is only allowed with whenUnsatisfiable: DoNotSchedule',
-      },
-    ],
-  });
+  .apply(
+    cel(
+      [
+        {
+          rule: "!has(self.minDomains) || self.whenUnsatisfiable == 'DoNotSchedule'",
+          message: 'minDomains is only allowed with whenUnsatisfiable: DoNotSchedule',
+          holds: (s) => s.minDomains === undefined || s.whenUnsatisfiable === 'DoNotSchedule',
+        },
+      ],
+      { description: 'Spread instances evenly over the domains of a host label.' },
+    ),
+  );
 export type TopologySpreadConstraint = z.infer<typeof TopologySpreadConstraint>;
 
 /** All-or-nothing placement (the `gang` policy of the Kubernetes gang-scheduling Workload API). */

@@ -4,6 +4,7 @@
  * `containers` list (several containers that share one instance's network and volumes).
  */
 import { z } from 'zod';
+import { cel, countPresent, has, unique } from './cel.js';
 import type { Runtime } from './instance.js';
 import { LocalObjectReference, Quantity, TemplateMetadata } from './meta.js';
 
@@ -50,22 +51,27 @@ export const EnvVar = z
           'Take the value from a key of a ConfigMap.',
         ),
       })
-      .meta({
-        'x-kubernetes-validations': [
+      .apply(
+        cel([
           {
             rule: '(has(self.secretKeyRef) ? 1 : 0) + (has(self.configMapKeyRef) ? 1 : 0) == 1',
             message: 'valueFrom needs exactly one of secretKeyRef or configMapKeyRef',
+            holds: (s) => countPresent(s, ['secretKeyRef', 'configMapKeyRef']) === 1,
           },
-        ],
-      })
+        ]),
+      )
       .optional()
       .describe('Source of the value, when it is not literal.'),
   })
-  .meta({
-    'x-kubernetes-validations': [
-      { rule: '!(has(self.value) && has(self.valueFrom))', message: 'env: set value or valueFrom, not both' },
-    ],
-  })
+  .apply(
+    cel([
+      {
+        rule: '!(has(self.value) && has(self.valueFrom))',
+        message: 'env: set value or valueFrom, not both',
+        holds: (s) => !(has(s, 'value') && has(s, 'valueFrom')),
+      },
+    ]),
+  )
   .describe('An environment variable.');
 export type EnvVar = z.infer<typeof EnvVar>;
 
@@ -172,14 +178,15 @@ export const Volume = z
         'A named volume on the host that survives instance restarts and replacement on the same host.',
       ),
   })
-  .meta({
-    'x-kubernetes-validations': [
+  .apply(
+    cel([
       {
         rule: '(has(self.emptyDir) ? 1 : 0) + (has(self.configMap) ? 1 : 0) + (has(self.secret) ? 1 : 0) + (has(self.persistentVolumeClaim) ? 1 : 0) == 1',
         message: 'a volume needs exactly one of emptyDir, configMap, secret or persistentVolumeClaim',
+        holds: (s) => countPresent(s, ['emptyDir', 'configMap', 'secret', 'persistentVolumeClaim']) === 1,
       },
-    ],
-  })
+    ]),
+  )
   .describe('A volume of the instance.');
 export type Volume = z.infer<typeof Volume>;
 
@@ -236,14 +243,15 @@ export const Probe = z
       .optional()
       .describe('Consecutive failures to count as unhealthy (default 3).'),
   })
-  .meta({
-    'x-kubernetes-validations': [
+  .apply(
+    cel([
       {
         rule: '(has(self.exec) ? 1 : 0) + (has(self.httpGet) ? 1 : 0) + (has(self.tcpSocket) ? 1 : 0) == 1',
         message: 'a probe needs exactly one of exec, httpGet or tcpSocket',
+        holds: (s) => countPresent(s, ['exec', 'httpGet', 'tcpSocket']) === 1,
       },
-    ],
-  })
+    ]),
+  )
   .describe('A health probe.');
 export type Probe = z.infer<typeof Probe>;
 
@@ -284,14 +292,15 @@ export const NetworkPolicyPort = z
       .optional()
       .describe('Last port of the range starting at port.'),
   })
-  .meta({
-    'x-kubernetes-validations': [
+  .apply(
+    cel([
       {
         rule: '!has(self.endPort) || (has(self.port) && self.endPort >= self.port)',
         message: 'endPort needs port, and endPort >= port',
+        holds: (s) => s.endPort === undefined || (s.port !== undefined && s.endPort >= s.port),
       },
-    ],
-  })
+    ]),
+  )
   .describe('Ports let in.');
 
 /** Sources of an ingress rule: an address block less its exceptions (Datum's NetworkPolicyPeer). */
@@ -330,7 +339,7 @@ export const NetworkInterface = z
     networkRef: LocalObjectReference.optional().describe('The Network to attach to.'),
     network: z
       .object({
-        name: z.string().min(1).describe('Name of the Network.'),
+        name: z.string().min(1).max(253).describe('Name of the Network.'),
         namespace: z
           .string()
           .optional()
@@ -359,14 +368,15 @@ export const NetworkInterface = z
       .optional()
       .describe('Ingress policy of this interface, enforced on the host.'),
   })
-  .meta({
-    'x-kubernetes-validations': [
+  .apply(
+    cel([
       {
         rule: '(has(self.networkRef) ? 1 : 0) + (has(self.network) ? 1 : 0) == 1',
         message: 'a network interface needs exactly one of networkRef or network',
+        holds: (s) => countPresent(s, ['networkRef', 'network']) === 1,
       },
-    ],
-  })
+    ]),
+  )
   .describe('A network attachment.');
 export type NetworkInterface = z.infer<typeof NetworkInterface>;
 
@@ -405,14 +415,15 @@ export const InstanceTemplateSpec = z
     volumes: z
       .array(Volume)
       .max(32)
-      .meta({
-        'x-kubernetes-validations': [
+      .apply(
+        cel([
           {
             rule: 'self.all(v, self.exists_one(w, w.name == v.name))',
             message: 'volume names must be unique',
+            holds: (s) => unique(s, (v) => v.name),
           },
-        ],
-      })
+        ]),
+      )
       .optional()
       .describe('Volumes of the instance.'),
     volumeMounts: z
@@ -424,27 +435,29 @@ export const InstanceTemplateSpec = z
       .array(Container)
       .min(1)
       .max(16)
-      .meta({
-        'x-kubernetes-validations': [
+      .apply(
+        cel([
           {
             rule: 'self.all(c, self.exists_one(d, d.name == c.name))',
             message: 'container names must be unique',
+            holds: (s) => unique(s, (c) => c.name),
           },
-        ],
-      })
+        ]),
+      )
       .optional()
       .describe('Containers that share the instance network and volumes.'),
     networkInterfaces: z
       .array(NetworkInterface)
       .max(MAX_NETWORK_INTERFACES)
-      .meta({
-        'x-kubernetes-validations': [
+      .apply(
+        cel([
           {
             rule: 'self.filter(n, has(n.primary) && n.primary).size() <= 1',
             message: 'at most one network interface may be primary',
+            holds: (s) => s.filter((n) => n.primary === true).length <= 1,
           },
-        ],
-      })
+        ]),
+      )
       .optional()
       // One Network attached twice is refused by the controller (attachments.ts): as a CEL rule over unbounded
       // names it exceeds the API server's cost budget.
@@ -452,23 +465,33 @@ export const InstanceTemplateSpec = z
     readinessProbe: Probe.optional().describe('Readiness probe, for the single-image form.'),
     livenessProbe: Probe.optional().describe('Liveness probe, for the single-image form.'),
   })
-  .meta({
-    'x-kubernetes-validations': [
-      { rule: 'has(self.image) || has(self.containers)', message: 'template.spec needs image or containers' },
+  .apply(
+    cel([
+      {
+        rule: 'has(self.image) || has(self.containers)',
+        message: 'template.spec needs image or containers',
+        holds: (s) => has(s, 'image') || has(s, 'containers'),
+      },
       {
         rule: '!(has(self.image) && has(self.containers))',
         message: 'template.spec takes image or containers, not both',
+        holds: (s) => !(has(s, 'image') && has(s, 'containers')),
       },
       {
         rule: '!has(self.volumeMounts) || self.volumeMounts.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.name))',
         message: 'every volumeMounts[].name must name one of volumes',
+        holds: (s) => (s.volumeMounts ?? []).every((m) => s.volumes?.some((v) => v.name === m.name)),
       },
       {
         rule: '!has(self.containers) || self.containers.all(c, !has(c.volumeMounts) || c.volumeMounts.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.name)))',
         message: 'every containers[].volumeMounts[].name must name one of volumes',
+        holds: (s) =>
+          (s.containers ?? []).every((c) =>
+            (c.volumeMounts ?? []).every((m) => s.volumes?.some((v) => v.name === m.name)),
+          ),
       },
-    ],
-  })
+    ]),
+  )
   .describe('The specification of each instance.');
 export type InstanceTemplateSpec = z.infer<typeof InstanceTemplateSpec>;
 

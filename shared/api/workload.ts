@@ -3,6 +3,7 @@
  * Served under three API groups with one schema (see ./groups.ts), because the docs use all three.
  */
 import { z } from 'zod';
+import { cel, has } from './cel.js';
 import { Condition, IntOrPercent, LabelSelector, LocalObjectReference } from './meta.js';
 import { Placement } from './placement.js';
 import { InstanceTemplate } from './template.js';
@@ -29,7 +30,14 @@ export type WorkloadUpdateStrategy = z.infer<typeof WorkloadUpdateStrategy>;
 /** The desired state of a Workload. */
 export const WorkloadSpec = z
   .object({
-    replicas: z.number().int().min(0).default(1).describe('The desired number of instances (default 1).'),
+    // An int32, as the scale subresource requires of spec.replicas (the API server refuses 2^31: found by fuzzing).
+    replicas: z
+      .number()
+      .int()
+      .min(0)
+      .max(2_147_483_647)
+      .default(1)
+      .describe('The desired number of instances (default 1).'),
     selector: LabelSelector.optional().describe(
       "Label selector for the Workload's instances; it must match the template labels when given.",
     ),
@@ -43,20 +51,27 @@ export const WorkloadSpec = z
       .optional()
       .describe('Provider-specific configuration, passed through unchanged.'),
   })
-  .meta({
-    'x-kubernetes-validations': [
+  .apply(
+    cel([
       {
         rule: '!has(self.selector) || !has(self.selector.matchLabels) || self.selector.matchLabels.all(k, has(self.template.metadata) && has(self.template.metadata.labels) && k in self.template.metadata.labels && self.template.metadata.labels[k] == self.selector.matchLabels[k])',
         message: 'selector.matchLabels must match template.metadata.labels',
         fieldPath: '.selector',
+        holds: (s) =>
+          Object.entries(s.selector?.matchLabels ?? {}).every(
+            ([k, v]) =>
+              Object.hasOwn(s.template.metadata?.labels ?? {}, k) && s.template.metadata?.labels?.[k] === v,
+          ),
       },
       {
         rule: '!has(self.template.spec.networkInterfaces) || (has(self.replicas) ? self.replicas : 1) <= 1 || !self.template.spec.networkInterfaces.exists(n, has(n.ipAddress))',
         message: 'template.spec.networkInterfaces[].ipAddress: a static address needs replicas <= 1',
         fieldPath: '.template.spec.networkInterfaces',
+        holds: (s) =>
+          s.replicas <= 1 || !(s.template.spec.networkInterfaces ?? []).some((n) => has(n, 'ipAddress')),
       },
-    ],
-  })
+    ]),
+  )
   .describe('The desired state of the Workload.');
 export type WorkloadSpec = z.infer<typeof WorkloadSpec>;
 
