@@ -8,14 +8,14 @@ import type { Service } from '@nats-io/services';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ResourceAmounts, Runtime } from '../shared/api/index.js';
 import type { Logger } from '../shared/log.js';
-import { connectNats, withEnvDefaults } from '../shared/nats/connect.js';
-import { startLinkDoctor } from '../shared/nats/link-doctor.js';
+import { connectNats } from '../shared/nats/connect.js';
 import { encode, type HostReport, MESSAGE_VERSION } from '../shared/nats/messages.js';
 import { type KeyPair, loadOrCreateSealKey } from '../shared/nats/seal.js';
 import { AGENT_SERVICE, registerService } from '../shared/nats/service.js';
 import { Subjects } from '../shared/nats/subjects.js';
 import { VERSION } from '../shared/version.js';
 import { watchCredentialsExpiry } from './credentials-expiry.js';
+import { Docker as DockerClient } from './drivers/docker.js';
 import type { Driver } from './drivers/driver.js';
 import { GvisorDriver } from './drivers/gvisor.js';
 import { QemuDriver } from './drivers/qemu.js';
@@ -65,6 +65,8 @@ export interface AgentConfig {
   vmAccel?: 'kvm' | 'tcg';
   /** Kernel (bzImage) the KVM boot test boots (default: a cached catalog kernel, else the host's). */
   vmProbeKernel?: string;
+  /** Unix socket of the dockerd the gvisor runtime uses (default: dockerode's, /var/run/docker.sock or DOCKER_HOST). */
+  dockerSocket?: string;
   /** Serve /metrics, /healthz and /readyz here (`host:port`, loopback advised); absent: not at all. */
   metricsAddress?: string;
 }
@@ -91,7 +93,6 @@ export class Agent {
   private sealPublicKey: string | undefined;
   private published = 0;
   private http: { close(): Promise<void> } | undefined;
-  private stopLinkDoctor: (() => void) | undefined;
   readonly subjects: Subjects;
   readonly drivers: Partial<Record<Runtime, Driver>>;
 
@@ -105,6 +106,7 @@ export class Agent {
         host: config.host,
         publishAddress: config.publishAddress,
         stateDir: config.stateDir,
+        ...(config.dockerSocket ? { docker: new DockerClient({ socketPath: config.dockerSocket }) } : {}),
         log: log.child({ driver: 'gvisor' }),
       }),
       vm: new QemuDriver({
@@ -165,7 +167,7 @@ export class Agent {
       { creds: this.config.natsCreds, cert: this.config.natsCert },
       () => this.scheduleReport(),
     );
-    const natsSettings = withEnvDefaults({
+    const connecting = connectNats({
       servers: this.config.natsServers,
       name: `edge-agent ${this.config.host}`,
       ...(this.config.natsCreds ? { creds: this.config.natsCreds } : {}),
@@ -173,9 +175,6 @@ export class Agent {
       ...(this.config.natsCert ? { cert: this.config.natsCert } : {}),
       ...(this.config.natsKey ? { key: this.config.natsKey } : {}),
     });
-    const connecting = connectNats(natsSettings);
-    // Reconnects survive a wall-clock step, and a link that stays down says why (a wrong clock under TLS).
-    this.stopLinkDoctor = startLinkDoctor({ nc: () => this.nc, settings: natsSettings, log: this.log });
     if (this.config.metricsAddress) {
       // Loaded only when asked: an agent without the flag never loads prom-client (idle memory goal).
       const { startAgentHttp } = await import('./metrics.js');
@@ -378,7 +377,6 @@ export class Agent {
   /** Stops the agent; instances keep running (the agent is not the workload). */
   async stop(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
-    this.stopLinkDoctor?.();
     this.host?.stop();
     this.credentials?.stop();
     if (this.reportPending) clearTimeout(this.reportPending);

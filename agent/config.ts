@@ -43,6 +43,7 @@ export const AgentSettings = z
     imageCacheDir: z.string().optional(),
     vmAccel: z.enum(['kvm', 'tcg']).optional(),
     vmProbeKernel: z.string().optional(),
+    dockerSocket: z.string().optional(),
     metricsAddress: z
       .string()
       .refine((a) => {
@@ -81,6 +82,7 @@ const ENV: Record<string, keyof AgentSettings> = {
   EDGE_VM_ACCEL: 'vmAccel',
   EDGE_VM_PROBE_KERNEL: 'vmProbeKernel',
   EDGE_METRICS_ADDRESS: 'metricsAddress',
+  EDGE_DOCKER_SOCKET: 'dockerSocket',
 };
 
 /** `a=b,c=d` → record. */
@@ -139,6 +141,7 @@ export function loadAgentConfig(
     ...(s.vmAccel ? { vmAccel: s.vmAccel } : {}),
     ...(s.vmProbeKernel ? { vmProbeKernel: s.vmProbeKernel } : {}),
     ...(s.metricsAddress ? { metricsAddress: s.metricsAddress } : {}),
+    ...(s.dockerSocket ? { dockerSocket: s.dockerSocket } : {}),
     allocatableOverride: {
       ...(s.cpu !== undefined ? { cpuMillis: parseCpuMillis(s.cpu) } : {}),
       ...(s.memory !== undefined ? { memoryBytes: parseMemoryBytes(s.memory) } : {}),

@@ -71,6 +71,10 @@ function withAgentOptions(cmd: Command): Command {
       'advertise this much allocatable memory instead of the measured amount [EDGE_MEMORY]',
     )
     .option(
+      '--docker-socket <path>',
+      'dockerd socket the gvisor runtime uses (default /var/run/docker.sock, or DOCKER_HOST) [EDGE_DOCKER_SOCKET]',
+    )
+    .option(
       '--metrics-address <host:port>',
       'serve /metrics, /healthz, /readyz here, e.g. 127.0.0.1:9465 (default: off) [EDGE_METRICS_ADDRESS]',
     );

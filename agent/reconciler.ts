@@ -9,6 +9,7 @@ import type { Runtime } from '../shared/api/index.js';
 import { runtimeOf } from '../shared/api/template.js';
 import type { Logger } from '../shared/log.js';
 import { type CrashRecord, crashBackoff } from './crash-backoff.js';
+import { SingleFlight } from './deadline.js';
 import type { Driver, InstanceRequest, InstanceState } from './drivers/driver.js';
 import { type HostIntent, requestsFor } from './intents.js';
 import type { RejectedIntent } from './malformed.js';
@@ -32,6 +33,8 @@ export interface ReconcilerOptions {
   graceSeconds?: number;
   /** Interval of the periodic pass, in milliseconds. */
   resyncMs?: number;
+  /** How long a driver's `list()` may take before its runtime counts as unobservable (default 20 s). */
+  observeTimeoutMs?: number;
   log: Logger;
 }
 
@@ -55,6 +58,10 @@ export class Reconciler extends EventEmitter {
   private lastDigest = '';
   private desiredByKey = new Map<string, InstanceRequest>();
   private readonly probes: ProbeManager;
+  /** One `list()` per runtime at a time: a hung dockerd costs one pending request, not one per pass. */
+  private readonly listing = new SingleFlight<InstanceState[]>();
+  /** The runtime each reported instance was last listed by. */
+  private readonly seenOn = new Map<string, Runtime>();
 
   constructor(private readonly opts: ReconcilerOptions) {
     super();
@@ -125,8 +132,16 @@ export class Reconciler extends EventEmitter {
     const unobserved = new Map<Runtime, string>();
     for (const [runtime, driver] of Object.entries(this.opts.drivers) as Array<[Runtime, Driver]>) {
       try {
-        for (const state of await driver.list())
+        const listed = await this.listing.run(
+          runtime,
+          () => driver.list(),
+          this.opts.observeTimeoutMs ?? 20_000,
+          `the ${runtime} runtime (list)`,
+        );
+        for (const state of listed) {
           actual.set(key(state.namespace, state.name), { state, driver });
+          this.seenOn.set(key(state.namespace, state.name), runtime);
+        }
       } catch (err) {
         unobserved.set(runtime, (err as Error).message);
       }
@@ -142,8 +157,8 @@ export class Reconciler extends EventEmitter {
       const runtime = this.tryRuntimeOf(req);
       const blind = runtime ? unobserved.get(runtime) : undefined;
       if (blind !== undefined) {
-        const last = this.states.get(k) ?? { ...this.pendingState(req), phase: 'Unknown' as const };
-        next.set(k, { ...last, message: `the ${runtime} runtime cannot be observed: ${blind}` });
+        // What runs there is not known: Unknown (and not ready), like a pod on an unreachable node.
+        next.set(k, this.unknownState(this.states.get(k) ?? this.pendingState(req), runtime!, blind));
         continue;
       }
       if (this.inflight.has(k)) {
@@ -161,7 +176,7 @@ export class Reconciler extends EventEmitter {
         continue;
       }
       const failure = this.failures.get(k);
-      if (failure && performance.now() < failure.retryAt) {
+      if (failure && Date.now() < failure.retryAt) {
         next.set(k, this.failedState(req, failure.message));
         continue;
       }
@@ -221,6 +236,14 @@ export class Reconciler extends EventEmitter {
         if (!this.inflight.has(k)) this.launch(k, () => this.removeOne(have.state, have.driver));
       }
     }
+    // An instance being removed on a runtime that went blind is still there as far as anyone knows: it stays
+    // reported (Unknown), so a deletion waiting on it does not complete early.
+    for (const [k, state] of this.states) {
+      const runtime = this.seenOn.get(k);
+      const blind = runtime ? unobserved.get(runtime) : undefined;
+      if (!next.has(k) && blind !== undefined) next.set(k, this.unknownState(state, runtime!, blind));
+    }
+    for (const k of this.seenOn.keys()) if (!next.has(k)) this.seenOn.delete(k);
     this.states = next;
     this.syncProbes(actual);
     this.publishIfChanged();
@@ -263,12 +286,7 @@ export class Reconciler extends EventEmitter {
 
   /** Milliseconds until a stopped instance may start again (crash-backoff.ts); 0 records a restart now. */
   private crashBackoff(k: string, state: InstanceState): number {
-    const { wait, record } = crashBackoff(
-      this.crashes.get(k),
-      state.startedAt,
-      performance.now(),
-      Date.now(),
-    );
+    const { wait, record } = crashBackoff(this.crashes.get(k), state.startedAt, Date.now());
     this.crashes.set(k, record);
     return wait;
   }
@@ -291,7 +309,7 @@ export class Reconciler extends EventEmitter {
       const attempts = (prev?.attempts ?? 0) + 1;
       const backoff = Math.min(300_000, 1000 * 2 ** (attempts - 1));
       const message = `${(err as Error).message} (attempt ${attempts}; retrying in ${Math.round(backoff / 1000)}s)`;
-      this.failures.set(k, { message, attempts, retryAt: performance.now() + backoff });
+      this.failures.set(k, { message, attempts, retryAt: Date.now() + backoff });
       this.opts.log.warn({ instance: k, err: message, retryInMs: backoff }, 'instance failed to start');
       if (this.desiredByKey.get(k)?.templateHash === req.templateHash)
         this.states.set(k, this.failedState(req, message));
@@ -352,6 +370,15 @@ export class Reconciler extends EventEmitter {
       ports: [],
       ips: [],
       containers: [],
+    };
+  }
+
+  private unknownState(last: InstanceState, runtime: Runtime, why: string): InstanceState {
+    return {
+      ...last,
+      phase: 'Unknown',
+      ready: false,
+      message: `the ${runtime} runtime cannot be observed: ${why}`,
     };
   }
 

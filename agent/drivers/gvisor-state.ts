@@ -13,6 +13,9 @@ import type { InstanceState } from './driver.js';
 /** Reason of a container that was created but never started (its agent died in between): it is replaced. */
 export const CREATED_NOT_STARTED = 'ContainerCreated';
 
+/** How long a container must have been exited, and not restarting, for its instance to count as Stopped. */
+export const STOPPED_AFTER_MS = 10_000;
+
 /** Container labels the driver sets and reads. */
 export const LABELS = {
   host: 'edgeplane.dev/host',
@@ -50,6 +53,7 @@ export function instanceStateOf(
   observed: ObservedContainer[],
   probeRestarts: Record<string, number>,
   runtime: string,
+  now = Date.now(),
 ): InstanceState {
   const sorted = [...observed].sort(
     (a, b) => Number(a.info.Labels[LABELS.index]) - Number(b.info.Labels[LABELS.index]),
@@ -102,7 +106,26 @@ export function instanceStateOf(
   const allRunning = containers.every((c) => c.state === 'running');
   const anyExited = containers.some((c) => c.state === 'exited');
   const anyWaiting = containers.some((c) => c.state === 'waiting');
-  const phase = allRunning ? 'Running' : anyWaiting ? 'Starting' : anyExited ? 'Failed' : 'Starting';
+  // A container exited for STOPPED_AFTER_MS and not restarting is one Docker will not restart (its policy is
+  // unless-stopped: it was stopped by hand, or by a dockerd that crashed and came back without live-restore):
+  // the instance is Stopped, and the reconciler starts it again with the crash-loop backoff, as it does a VM that
+  // powered off. Exited for less is Failed: a `docker restart` (a failed liveness probe) passes through exited.
+  const stopped = sorted.some(
+    ({ inspect: d }) =>
+      !d.State.Running &&
+      !d.State.Restarting &&
+      d.State.Status === 'exited' &&
+      now - Date.parse(d.State.FinishedAt) >= STOPPED_AFTER_MS,
+  );
+  const phase = allRunning
+    ? 'Running'
+    : anyWaiting
+      ? 'Starting'
+      : stopped
+        ? 'Stopped'
+        : anyExited
+          ? 'Failed'
+          : 'Starting';
   return {
     namespace: first.Labels[LABELS.namespace]!,
     name: first.Labels[LABELS.instance]!,

@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { ResourceAmounts, Runtime } from '../../shared/api/index.js';
 import type { Logger } from '../../shared/log.js';
+import { SingleFlight } from '../deadline.js';
 import type { Driver, RuntimeCheck } from '../drivers/driver.js';
 import { type HostCapacity, readCapacity } from './capacity.js';
 
@@ -19,6 +20,8 @@ export interface HostMonitorOptions {
   stateDir?: string;
   /** Interval between re-reads (default 60 s). */
   intervalMs?: number;
+  /** How long a runtime check may take before it counts as failed (default 60 s). */
+  checkTimeoutMs?: number;
   /** Logger. */
   log: Logger;
 }
@@ -49,6 +52,8 @@ export class HostMonitor extends EventEmitter {
   runtimeChecks: Partial<Record<Runtime, RuntimeCheck>> = {};
   private timer: NodeJS.Timeout | undefined;
   private details = new Map<Runtime, string>();
+  /** One check per runtime at a time: a hung dockerd must not stall the agent's start, nor pile up checks. */
+  private readonly checks = new SingleFlight<RuntimeCheck>();
 
   constructor(private readonly opts: HostMonitorOptions) {
     super();
@@ -80,8 +85,13 @@ export class HostMonitor extends EventEmitter {
     );
     const runtimes: Runtime[] = [];
     for (const [runtime, driver] of Object.entries(this.opts.drivers) as Array<[Runtime, Driver]>) {
-      const check = await driver
-        .checkRuntime()
+      const check = await this.checks
+        .run(
+          runtime,
+          () => driver.checkRuntime(),
+          this.opts.checkTimeoutMs ?? 60_000,
+          `the ${runtime} runtime check`,
+        )
         .catch((err): RuntimeCheck => ({ ok: false, detail: (err as Error).message }));
       // Logged when the outcome changes, not when only a duration in it does.
       const outcome = `${check.ok} ${check.detail.replace(/\d+ ms/, '')}`;

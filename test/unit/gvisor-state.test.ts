@@ -7,6 +7,7 @@ import {
   instanceStateOf,
   LABELS,
   type ObservedContainer,
+  STOPPED_AFTER_MS,
 } from '../../agent/drivers/gvisor-state.js';
 import { createLogger } from '../../shared/log.js';
 
@@ -107,6 +108,14 @@ describe('instanceStateOf', () => {
     });
     const failed = instanceStateOf([container(0, 'app', { ExitCode: 2, Error: 'oom' })], {}, 'runsc');
     expect(failed).toMatchObject({ phase: 'Failed', message: 'container app exited (exit code 2): oom' });
+    // Exited a while and not restarting: Docker will not start it again, so the instance is Stopped (the agent
+    // will); exited just now it may be mid `docker restart`.
+    const finished = { Status: 'exited', ExitCode: 143, FinishedAt: '2026-01-01T00:00:00Z' };
+    const at = Date.parse(finished.FinishedAt);
+    expect(instanceStateOf([container(0, 'app', finished)], {}, 'runsc', at + STOPPED_AFTER_MS).phase).toBe(
+      'Stopped',
+    );
+    expect(instanceStateOf([container(0, 'app', finished)], {}, 'runsc', at + 1000).phase).toBe('Failed');
     expect(failed.containers[0]).toMatchObject({ state: 'exited', reason: 'Error', message: 'oom' });
   });
 });
