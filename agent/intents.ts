@@ -4,10 +4,11 @@
  * turns the intents into what this host's drivers must run.
  */
 import { EventEmitter } from 'node:events';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { writeFileAtomic } from '../shared/atomic-file.js';
 import type { Logger } from '../shared/log.js';
 import { DeploymentIntent, decode, type ResolvedValues } from '../shared/nats/messages.js';
 import { type KeyPair, openValues } from '../shared/nats/seal.js';
@@ -158,16 +159,21 @@ export class IntentWatcher extends EventEmitter {
         'resumed intents from disk',
       );
       this.emit('change');
-    } catch {
-      // No copy yet: wait for NATS.
+    } catch (err) {
+      // No copy yet: wait for NATS. A copy that exists but does not read is said loudly, and treated the same:
+      // nothing is known until NATS answers, so nothing is removed meanwhile.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.opts.log.error(
+          { file: this.file, err: (err as Error).message },
+          'intents copy on disk is unreadable; waiting for NATS',
+        );
     }
   }
 
   private save(): void {
     mkdirSync(this.opts.stateDir, { recursive: true });
     const snap: Snapshot = { revision: this.revision, intents: Object.fromEntries(this.intents) };
-    writeFileSync(`${this.file}.tmp`, JSON.stringify(snap));
-    renameSync(`${this.file}.tmp`, this.file);
+    writeFileAtomic(this.file, JSON.stringify(snap));
   }
 
   private parse(key: string, value: Uint8Array): DeploymentIntent | undefined {

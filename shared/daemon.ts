@@ -1,7 +1,7 @@
 /**
  * How a daemon's main runs it, the same for the coordinator and the agent: load the configuration (an invalid one
  * is logged as fatal, naming the field, and exits 2 with nothing started), build the daemon, start it, and on
- * SIGTERM or SIGINT stop it cleanly and exit 0.
+ * SIGTERM or SIGINT stop it cleanly and exit 0. A start that fails is logged as fatal and exits 1.
  */
 import type { Logger } from './log.js';
 
@@ -44,5 +44,11 @@ export async function runDaemon<C>(opts: RunDaemonOptions<C>): Promise<void> {
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
-  await daemon.start();
+  try {
+    await daemon.start();
+  } catch (err) {
+    // Said once, as a log line naming what failed (an unreadable state file, …), not an unhandled rejection.
+    log.fatal(`failed to start: ${(err as Error).message}`);
+    process.exit(1);
+  }
 }
