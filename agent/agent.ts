@@ -8,7 +8,8 @@ import type { Service } from '@nats-io/services';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ResourceAmounts, Runtime } from '../shared/api/index.js';
 import type { Logger } from '../shared/log.js';
-import { connectNats } from '../shared/nats/connect.js';
+import { connectNats, withEnvDefaults } from '../shared/nats/connect.js';
+import { startLinkDoctor } from '../shared/nats/link-doctor.js';
 import { encode, type HostReport, MESSAGE_VERSION } from '../shared/nats/messages.js';
 import { type KeyPair, loadOrCreateSealKey } from '../shared/nats/seal.js';
 import { AGENT_SERVICE, registerService } from '../shared/nats/service.js';
@@ -93,6 +94,7 @@ export class Agent {
   private sealPublicKey: string | undefined;
   private published = 0;
   private http: { close(): Promise<void> } | undefined;
+  private stopLinkDoctor: (() => void) | undefined;
   readonly subjects: Subjects;
   readonly drivers: Partial<Record<Runtime, Driver>>;
 
@@ -167,7 +169,7 @@ export class Agent {
       { creds: this.config.natsCreds, cert: this.config.natsCert },
       () => this.scheduleReport(),
     );
-    const connecting = connectNats({
+    const natsSettings = withEnvDefaults({
       servers: this.config.natsServers,
       name: `edge-agent ${this.config.host}`,
       ...(this.config.natsCreds ? { creds: this.config.natsCreds } : {}),
@@ -175,6 +177,9 @@ export class Agent {
       ...(this.config.natsCert ? { cert: this.config.natsCert } : {}),
       ...(this.config.natsKey ? { key: this.config.natsKey } : {}),
     });
+    const connecting = connectNats(natsSettings);
+    // Reconnects survive a wall-clock step, and a link that stays down says why (a wrong clock under TLS).
+    this.stopLinkDoctor = startLinkDoctor({ nc: () => this.nc, settings: natsSettings, log: this.log });
     if (this.config.metricsAddress) {
       // Loaded only when asked: an agent without the flag never loads prom-client (idle memory goal).
       const { startAgentHttp } = await import('./metrics.js');
@@ -377,6 +382,7 @@ export class Agent {
   /** Stops the agent; instances keep running (the agent is not the workload). */
   async stop(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
+    this.stopLinkDoctor?.();
     this.host?.stop();
     this.credentials?.stop();
     if (this.reportPending) clearTimeout(this.reportPending);

@@ -176,7 +176,7 @@ export class Reconciler extends EventEmitter {
         continue;
       }
       const failure = this.failures.get(k);
-      if (failure && Date.now() < failure.retryAt) {
+      if (failure && performance.now() < failure.retryAt) {
         next.set(k, this.failedState(req, failure.message));
         continue;
       }
@@ -286,7 +286,12 @@ export class Reconciler extends EventEmitter {
 
   /** Milliseconds until a stopped instance may start again (crash-backoff.ts); 0 records a restart now. */
   private crashBackoff(k: string, state: InstanceState): number {
-    const { wait, record } = crashBackoff(this.crashes.get(k), state.startedAt, Date.now());
+    const { wait, record } = crashBackoff(
+      this.crashes.get(k),
+      state.startedAt,
+      performance.now(),
+      Date.now(),
+    );
     this.crashes.set(k, record);
     return wait;
   }
@@ -309,7 +314,7 @@ export class Reconciler extends EventEmitter {
       const attempts = (prev?.attempts ?? 0) + 1;
       const backoff = Math.min(300_000, 1000 * 2 ** (attempts - 1));
       const message = `${(err as Error).message} (attempt ${attempts}; retrying in ${Math.round(backoff / 1000)}s)`;
-      this.failures.set(k, { message, attempts, retryAt: Date.now() + backoff });
+      this.failures.set(k, { message, attempts, retryAt: performance.now() + backoff });
       this.opts.log.warn({ instance: k, err: message, retryInMs: backoff }, 'instance failed to start');
       if (this.desiredByKey.get(k)?.templateHash === req.templateHash)
         this.states.set(k, this.failedState(req, message));
