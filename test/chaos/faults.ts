@@ -263,6 +263,93 @@ const coordinatorNatsCut: SoakFault = {
   },
 };
 
+const coordinatorPause: SoakFault = {
+  name: 'pause/coordinator',
+  holdMs: [10_000, 45_000],
+  inject: async (t) => {
+    const c = await leaderOrFirst(t);
+    return { detail: `SIGSTOP ${c.name} (leader)`, touchedHosts: [], heal: pauseProcess(c) };
+  },
+};
+
+const coordinatorKubeCut: SoakFault = {
+  name: 'partition/coordinator-kube',
+  holdMs: [10_000, 40_000],
+  inject: async (t, rng) => {
+    const c = await leaderOrFirst(t);
+    const mode = rng.pick<CutMode>(['blackhole', 'reset']);
+    return {
+      detail: `${mode} ${c.name} (leader) from kube-apiserver`,
+      touchedHosts: [],
+      heal: cutCoordinatorFromKube(c, mode),
+    };
+  },
+};
+
+const natsRouteCut: SoakFault = {
+  name: 'nats/route-cut',
+  holdMs: [10_000, 40_000],
+  applies: (t) => t.nats.length >= 3,
+  inject: async (t, rng) => {
+    const [i, j] = rng.sample(
+      t.nats.map((m) => m.index),
+      2,
+    ) as [number, number];
+    const mode = rng.pick<CutMode>(['blackhole', 'reset']);
+    return {
+      detail: `${mode} the routes n${i + 1}-n${j + 1}`,
+      touchedHosts: [],
+      heal: cutRoute(t, i, j, mode),
+    };
+  },
+};
+
+const agentHalfOpenToMember: SoakFault = {
+  name: 'partition/agent-half-open-member',
+  holdMs: [20_000, 60_000],
+  applies: (t) => t.nats.length >= 3,
+  // The agent must notice by its pings and move to another member: its host stays Ready, nothing moves.
+  inject: async (t, rng) => {
+    const a = rng.pick(t.agents);
+    const i = rng.int(0, t.nats.length - 1);
+    return {
+      detail: `blackhole agent ${a.host}'s link to n${i + 1}`,
+      touchedHosts: [],
+      heal: cut([a.natsProxies[i]!], 'blackhole'),
+    };
+  },
+};
+
+const agentSlowLink: SoakFault = {
+  name: 'partition/agent-slow',
+  holdMs: [20_000, 60_000],
+  inject: async (t, rng) => {
+    const a = rng.pick(t.agents);
+    const latency = rng.int(100, 800);
+    const jitter = rng.int(0, latency);
+    return {
+      detail: `agent ${a.host}'s NATS links ${latency} ± ${jitter} ms`,
+      touchedHosts: [a.host],
+      heal: slow(a.natsProxies, latency, jitter),
+    };
+  },
+};
+
+const agentFlappingLink: SoakFault = {
+  name: 'partition/agent-flap',
+  holdMs: [20_000, 60_000],
+  // Every connection (and every reconnect) dies after a few KiB: a link that keeps breaking mid-message.
+  inject: async (t, rng) => {
+    const a = rng.pick(t.agents);
+    const bytes = rng.int(2_000, 64_000);
+    return {
+      detail: `agent ${a.host}'s NATS links close after ${bytes} bytes each way`,
+      touchedHosts: [a.host],
+      heal: closeAfter(a.natsProxies, 'both', bytes),
+    };
+  },
+};
+
 /**
  * Every fault the soak picks from. Scenario authors: add yours here (one entry, defined in your scenario's
  * vitest-free module or above), so the soak injects it too.
@@ -275,4 +362,10 @@ export const SOAK_FAULTS: SoakFault[] = [
   natsMemberPartition,
   agentPartition,
   coordinatorNatsCut,
+  coordinatorPause,
+  coordinatorKubeCut,
+  natsRouteCut,
+  agentHalfOpenToMember,
+  agentSlowLink,
+  agentFlappingLink,
 ];
