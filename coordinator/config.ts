@@ -33,6 +33,10 @@ export interface CoordinatorConfig {
   maxLostShare: number;
   /** Where /metrics, /healthz, /readyz and the dashboard are served (`host:port`); absent: nowhere. */
   metricsAddress?: string;
+  /** MTU of the links between hosts; a Network's MTU is at most this less 50 bytes of VXLAN. */
+  underlayMtu: number;
+  /** Place instances with Network attachments only on hosts that report an overlay address. */
+  requireOverlay: boolean;
 }
 
 /** The flags as the command line gives them: strings, before any check. */
@@ -65,6 +69,10 @@ export interface CoordinatorFlags {
   maxLostShare?: string | undefined;
   /** `--metrics-address`: host:port, or empty for none. */
   metricsAddress?: string | undefined;
+  /** `--underlay-mtu`: bytes, 1330–9216 (default 1500). */
+  underlayMtu?: string | undefined;
+  /** `--[no-]require-overlay` (default on). */
+  requireOverlay?: boolean | undefined;
 }
 
 /** A flag with a value the coordinator cannot run with; the message names the flag. */
@@ -99,6 +107,9 @@ export function loadCoordinatorConfig(
   const maxLostShare = Number(flags.maxLostShare ?? '0.55');
   if (!(maxLostShare > 0 && maxLostShare <= 1))
     throw new ConfigError(`--max-lost-share: expected a fraction in (0, 1], got ${flags.maxLostShare}`);
+  const underlayMtu = Number(flags.underlayMtu ?? '1500');
+  if (!Number.isInteger(underlayMtu) || underlayMtu < 1330 || underlayMtu > 9216)
+    throw new ConfigError(`--underlay-mtu: expected bytes from 1330 to 9216, got ${flags.underlayMtu}`);
   if (Boolean(flags.enrollKeys) !== Boolean(flags.natsSysCreds))
     throw new ConfigError('--enroll-keys and --nats-sys-creds go together (operator mode)');
   const kubeconfig = flags.kubeconfig ?? env.KUBECONFIG;
@@ -120,6 +131,8 @@ export function loadCoordinatorConfig(
     lostAfterMs: lostAfter * 1000,
     maxHeartbeatMs: maxHeartbeat * 1000,
     maxLostShare,
+    underlayMtu,
+    requireOverlay: flags.requireOverlay !== false,
     ...(flags.enrollKeys && flags.natsSysCreds
       ? { enrollment: { keysFile: flags.enrollKeys, sysCreds: flags.natsSysCreds } }
       : {}),

@@ -30,6 +30,8 @@ import { KubeClient } from './kube/client.js';
 import { EventRecorder } from './kube/events.js';
 import { ResourceCache } from './kube/informer.js';
 import { LeaderElector } from './kube/leader.js';
+import { SegmentPublisher } from './networks/segment-publisher.js';
+import { IpamStore } from './networks/store.js';
 import { CoordinatorHttp } from './observability/server.js';
 import { AuditRecorder } from './ops/audit.js';
 import { COORDINATOR_VERSION } from './services/status.js';
@@ -50,6 +52,9 @@ export class Coordinator {
   private registry: HostRegistry | undefined;
   private controller: WorkloadController | undefined;
   private caches: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [];
+  private ipam: IpamStore | undefined;
+  private segments: SegmentPublisher | undefined;
+  private reaper: NodeJS.Timeout | undefined;
   private hostSync: HostSync | undefined;
   private feedStop: (() => Promise<void>) | undefined;
   private elector: LeaderElector | undefined;
@@ -116,6 +121,25 @@ export class Coordinator {
       hostKey: (host) => this.registry?.get(host)?.report.sealKey,
     });
     await intents.start();
+    const ipam = new IpamStore({
+      nc: this.nc,
+      subjects: this.subjects,
+      log: log.child({ part: 'ipam' }),
+      replicas: this.config.kvReplicas,
+    });
+    await ipam.start();
+    this.ipam = ipam;
+    const segments = new SegmentPublisher({
+      nc: this.nc,
+      subjects: this.subjects,
+      log: log.child({ part: 'segments' }),
+      replicas: this.config.kvReplicas,
+      overlayOf: (host) => this.registry?.get(host)?.report.overlayAddress,
+      warmupMs: this.config.lostAfterMs,
+    });
+    await segments.start();
+    this.segments = segments;
+    const networkSettings = { underlayMtu: this.config.underlayMtu };
     const { enrollment: settings, natsServers, kvReplicas: replicas } = this.config;
     const enroll = settings
       ? await startEnrollment({ nc: this.nc, natsServers, subjects: this.subjects, replicas, settings, log })
@@ -187,6 +211,10 @@ export class Coordinator {
       configMaps,
       networks,
       warmupMs: this.config.lostAfterMs,
+      ipam,
+      segments,
+      networkSettings,
+      requireOverlay: this.config.requireOverlay,
     });
     this.controller = controller;
     // No pass before every cache has synced: a pass that saw Workloads but not yet their Instances would
@@ -197,6 +225,8 @@ export class Coordinator {
       log: log.child({ part: 'networks' }),
       workloads,
       networks,
+      ipam,
+      settings: networkSettings,
     });
 
     for (const [group, cache] of workloads) {
@@ -206,7 +236,11 @@ export class Coordinator {
         void networkStatus.sync(w.metadata.namespace!);
       });
     }
-    instances.onChange((i) => controller.enqueueByName(i.metadata.namespace!, i.spec.workloadRef.name));
+    instances.onChange((i) => {
+      controller.enqueueByName(i.metadata.namespace!, i.spec.workloadRef.name);
+      // The address blocks a Network's status lists follow its instances.
+      void networkStatus.sync(i.metadata.namespace!);
+    });
     // A Secret, ConfigMap or Network that appears or changes unblocks (or rolls) the Workloads naming it.
     secrets.onChange((o) => controller.enqueueReferencing(o.metadata.namespace!, 'secret', o.metadata.name!));
     configMaps.onChange((o) =>
@@ -216,8 +250,14 @@ export class Coordinator {
       controller.enqueueReferencing(o.metadata.namespace!, 'network', o.metadata.name);
       void networkStatus.sync(o.metadata.namespace!);
     });
+    const overlays = new Map<string, string | undefined>();
     registry.on('report', (entry: HostEntry, changed: boolean) => {
       if (changed) controller.enqueueForHostReport(entry);
+      // A host's overlay address is in the peer lists of the segments it is on.
+      if (overlays.get(entry.report.host) !== entry.report.overlayAddress) {
+        overlays.set(entry.report.host, entry.report.overlayAddress);
+        segments.schedule();
+      }
     });
     registry.on('state', () => controller.enqueueAll());
 
@@ -256,6 +296,23 @@ export class Coordinator {
     await Promise.all(caches.map((c) => c.start()));
     controller.queue.release();
     controller.enqueueAll();
+    // The IPAM reaper: claims no Instance uses (a crash between a claim and its Instance, a Workload gone
+    // without its finalizer) and segments of Networks that are gone are released after the grace period.
+    const namespaced = (key: string) => key.split('/') as [string, string];
+    this.reaper = setInterval(() => {
+      void ipam
+        .reap(
+          (owner) => !!instances.get(...namespaced(owner)),
+          (network) => !!networks.get(...namespaced(network)),
+        )
+        .then((n) => {
+          if (n)
+            for (const ns of new Set(networks.list().map((x) => x.metadata.namespace!)))
+              void networkStatus.sync(ns);
+        })
+        .catch((err) => log.warn({ err: (err as Error).message }, 'ipam reaper failed'));
+    }, 60_000);
+    this.reaper.unref?.();
     this.observer?.attach({
       hosts: registry,
       allocatedOf: (host) => allocation.of(host),
@@ -280,6 +337,10 @@ export class Coordinator {
     await this.controller?.queue.idle();
     await this.elector?.stop();
     this.hostSync?.stop();
+    clearInterval(this.reaper);
+    this.ipam?.stop();
+    this.segments?.stop();
+    this.ipam = this.segments = this.reaper = undefined;
     this.registry?.stop();
     this.audit?.stop();
     await this.enrollment?.stop();

@@ -53,6 +53,19 @@ const program = new Command('edge-coordinator')
     'when more than this share of the hosts is silent at once, declare none Lost (the fault is likely ours) [EDGE_MAX_LOST_SHARE]',
     process.env.EDGE_MAX_LOST_SHARE ?? '0.55',
   )
+  .option(
+    '--underlay-mtu <bytes>',
+    'MTU of the links between hosts; Networks get at most this less 50 bytes of VXLAN [EDGE_UNDERLAY_MTU]',
+    process.env.EDGE_UNDERLAY_MTU ?? '1500',
+  )
+  .option(
+    '--require-overlay',
+    'place instances with Network attachments only on hosts that report an overlay address (the default)',
+  )
+  .option(
+    '--no-require-overlay',
+    'also place instances with Network attachments on hosts that report no overlay address (they get no Network there)',
+  )
   .option('--no-leader-elect', 'act without a Lease (only when a single coordinator runs)')
   .option(
     '--lease-namespace <ns>',

@@ -49,13 +49,7 @@ export class IntentStore {
 
   /** Opens (or creates) the bucket and reads what is in it. */
   async start(): Promise<void> {
-    const kvm = new Kvm(this.opts.nc);
-    // Direct gets carry the key in their subject, so NATS permissions can limit an agent to its location.
-    this.kv = await kvm.create(this.opts.subjects.intentsBucket, {
-      history: 1,
-      replicas: this.opts.replicas ?? 1,
-      allow_direct: true,
-    });
+    this.kv = await openLocationBucket(this.opts.nc, this.opts.subjects.intentsBucket, this.opts.replicas);
     for await (const key of await this.kv.keys()) {
       const e = await this.kv.get(key);
       if (e?.operation !== 'PUT') continue;
@@ -164,6 +158,15 @@ function intentDigest(
     .update(JSON.stringify(hasValues(values) ? values : null))
     .update(JSON.stringify(keys))
     .digest('hex');
+}
+
+/**
+ * Opens (or creates) a KV bucket whose keys start with a location, read by that location's agents: one value
+ * per key, and direct gets, which carry the key in their subject so NATS permissions can limit an agent to its
+ * location (shared/nats/permissions.ts).
+ */
+export function openLocationBucket(nc: NatsConnection, bucket: string, replicas = 1): Promise<KV> {
+  return new Kvm(nc).create(bucket, { history: 1, replicas, allow_direct: true });
 }
 
 /** The KV compare-and-set failure (JetStream error 10071 "wrong last sequence", or key exists on create). */

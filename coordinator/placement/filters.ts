@@ -22,6 +22,7 @@ export const Reasons = {
   cordoned: 'were cordoned',
   notReady: 'were not ready',
   runtime: (runtime: string) => `didn't offer the ${runtime} runtime`,
+  overlay: "didn't report an overlay address (agent --overlay-address) for Network attachments",
   providers: "didn't match providers",
   regions: "didn't match regions",
   nodeSelector: "didn't match node selector",
@@ -75,6 +76,14 @@ export function runtimeFilter(runtime: WorkloadInfo['runtime']): HostFilter {
   };
 }
 
+/** Instances attached to Networks go only to hosts that can carry them: those with an overlay address. */
+export const overlayFilter: HostFilter = {
+  name: 'NetworkOverlay',
+  reason: Reasons.overlay,
+  test: (h) => h.overlay === true,
+  selectsHosts: false,
+};
+
 function labelIn(key: string, values: readonly string[]): HostPredicate {
   const set = new Set(values);
   return (h) => {
@@ -91,6 +100,7 @@ function labelIn(key: string, values: readonly string[]): HostPredicate {
 export function staticFilters(workload: WorkloadInfo): HostFilter[] {
   const p = workload.placement;
   const filters: HostFilter[] = [unschedulableFilter, readyFilter, runtimeFilter(workload.runtime)];
+  if (workload.networks) filters.push(overlayFilter);
   if (p?.providers && p.providers.length > 0) {
     filters.push({
       name: 'Providers',

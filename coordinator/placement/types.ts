@@ -24,6 +24,8 @@ export interface HostInfo {
   ready: boolean;
   /** true: nothing new is placed there. */
   cordoned?: boolean;
+  /** true: it reports an overlay address, so it can carry Network attachments (VXLAN). */
+  overlay?: boolean;
 }
 
 /** An instance that exists now (of any Workload). */
@@ -71,6 +73,8 @@ export interface WorkloadInfo {
   resources: ResourceAmounts;
   /** The runtime its instances need. */
   runtime: Runtime;
+  /** true: its instances attach to Networks, so they go only to hosts with an overlay address. */
+  networks?: boolean;
 }
 
 /** What {@link schedule} takes. */

@@ -14,8 +14,12 @@ import type { KubeClient } from '../kube/client.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { ResourceCache } from '../kube/informer.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
-import type { NetworkSettings } from '../networks/config.js';
+import { DEFAULT_UNDERLAY_MTU, type NetworkSettings } from '../networks/config.js';
+import type { SegmentPublisher } from '../networks/segment-publisher.js';
+import type { IpamStore } from '../networks/store.js';
+import { claimAddresses } from './addresses.js';
 import { WorkloadFinalizer } from './finalize.js';
+import { addressPlan, segmentMembers, withInterfaces } from './interfaces.js';
 import { parseQueueKey, queueKey } from './naming.js';
 import { WORKLOAD_UID_LABEL } from './objects.js';
 import { placementHosts, placementInstances } from './placement-input.js';
@@ -64,6 +68,12 @@ export interface WorkloadControllerDeps {
   warmupMs?: number;
   /** Installation-wide network settings (the underlay MTU); default: an underlay MTU of 1500. */
   networkSettings?: NetworkSettings;
+  /** The IPAM claims; absent: interfaces get no addresses (instances with attachments are not created). */
+  ipam?: IpamStore;
+  /** The segments bucket: which hosts each Network spans. */
+  segments?: SegmentPublisher;
+  /** Place attached instances only on hosts with an overlay address (default true). */
+  requireOverlay?: boolean;
 }
 
 export class WorkloadController {
@@ -82,7 +92,12 @@ export class WorkloadController {
       minIntervalMs: 500,
     });
     this.writer = new WorkloadWriter(d);
-    this.finalizer = new WorkloadFinalizer({ ...d, hosts: d.registry });
+    const ipam = d.ipam;
+    this.finalizer = new WorkloadFinalizer({
+      ...d,
+      hosts: d.registry,
+      ...(ipam ? { releaseAddresses: (w: string) => ipam.releaseUnwanted(w, new Set()) } : {}),
+    });
   }
 
   /** Queues a Workload that changed. */
@@ -136,6 +151,7 @@ export class WorkloadController {
   async reconcile(key: string): Promise<ReconcileResult | undefined> {
     const { group, namespace, name } = parseQueueKey(key);
     const wl = this.d.workloads.get(group)?.get(namespace, name);
+    if (!wl || wl.metadata.deletionTimestamp) this.d.segments?.setMembers(key, []);
     if (!wl) {
       if ([...this.d.workloads.values()].some((c) => c.get(namespace, name))) return undefined;
       return this.finalizer.cleanupOrphans(namespace, name);
@@ -155,8 +171,21 @@ export class WorkloadController {
       ...(this.d.networkSettings ? { networkSettings: this.d.networkSettings } : {}),
     });
     const snapshot = this.snapshot(group, wl, mine, lookup, 'valid' in checked);
-    const plan =
+    let plan =
       'valid' in checked ? planWorkload(snapshot, checked.valid) : planBlocked(snapshot, checked.blocked);
+    if ('valid' in checked) {
+      const ap = addressPlan(
+        plan,
+        namespace,
+        name,
+        lookup.network,
+        this.d.networkSettings ?? { underlayMtu: DEFAULT_UNDERLAY_MTU },
+        checked.valid.spec.networkRef,
+      );
+      const answers = this.d.ipam ? await claimAddresses(this.d.ipam, namespace, name, ap) : new Map();
+      plan = withInterfaces(plan, ap, answers, namespace);
+      this.d.segments?.setMembers(key, segmentMembers(plan, namespace));
+    }
     const written = await this.writer.apply(snapshot, plan);
     await this.writer.writeStatus(snapshot, plan, written);
     return plan.requeueAfterMs ? { requeueAfterMs: plan.requeueAfterMs } : undefined;
@@ -180,7 +209,12 @@ export class WorkloadController {
         .filter((d) => d.metadata.labels?.[WORKLOAD_UID_LABEL] === wl.metadata.uid),
       placement: placing
         ? {
-            hosts: placementHosts(this.d.registry.all(), this.d.allocation.all(), warmingUp),
+            hosts: placementHosts(
+              this.d.registry.all(),
+              this.d.allocation.all(),
+              warmingUp,
+              this.d.requireOverlay !== false,
+            ),
             instances: placementInstances(
               this.d.instances.list(),
               [...this.d.workloads.values()].flatMap((c) => c.list()),

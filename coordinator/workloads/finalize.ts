@@ -30,6 +30,8 @@ export interface FinalizerDeps {
   events: EventRecorder;
   /** Logger. */
   log: Logger;
+  /** Releases every network address of a Workload (`<namespace>/<name>`), once its instances are gone. */
+  releaseAddresses?: (workload: string) => Promise<unknown>;
 }
 
 export class WorkloadFinalizer {
@@ -72,6 +74,7 @@ export class WorkloadFinalizer {
       return { requeueAfterMs: 1000 };
     }
     for (const i of mine) await this.d.client.delete(INSTANCES, namespace, i.metadata.name);
+    if (ownsIntents) await this.d.releaseAddresses?.(`${namespace}/${name}`);
     for (const dep of this.d.deployments.list(namespace)) {
       if (dep.metadata.labels?.[WORKLOAD_UID_LABEL] === wl.metadata.uid)
         await this.d.client.delete(DEPLOYMENTS, namespace, dep.metadata.name);

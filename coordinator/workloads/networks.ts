@@ -1,18 +1,31 @@
 /**
- * Network status: how many Workloads attach to each Network, and Ready. Written only when the count changes
- * (remembered, so a burst of Workload events makes one write, not one per event).
+ * Network status: whether the Network can be honoured (Ready, with the refusal naming the field), its segment
+ * id claimed in IPAM (IPAMAllocated), its effective range and MTU, the Workloads attached and the address
+ * blocks each location uses. Claiming the segment id here gives every Network one as soon as it exists.
+ * A status equal to the one last written is not written again; syncs of a namespace run one at a time.
  */
-import { type Condition, GROUP, NetworkKind, WorkloadSpec } from '../../shared/api/index.js';
+import {
+  type Condition,
+  GROUP,
+  NetworkKind,
+  type NetworkStatus,
+  WorkloadSpec,
+} from '../../shared/api/index.js';
 import type { Logger } from '../../shared/log.js';
 import { apiErrorMessage, type KubeClient } from '../kube/client.js';
 import type { ResourceCache } from '../kube/informer.js';
+import { formatCidr } from '../networks/cidr.js';
+import { DEFAULT_UNDERLAY_MTU, effectiveNetwork, type NetworkSettings } from '../networks/config.js';
+import type { IpamStore } from '../networks/store.js';
 import { NO_LOOKUP, resolveReferences } from './references.js';
 import { setCondition } from './status.js';
 import type { NetworkObject, WorkloadObject } from './types.js';
 
 export class NetworkStatusWriter {
-  /** Last count written per `<namespace>/<network>`. */
-  private written = new Map<string, number>();
+  /** Last status written per `<namespace>/<network>` (JSON). */
+  private written = new Map<string, string>();
+  /** The sync under way per namespace. */
+  private running = new Map<string, Promise<void>>();
 
   constructor(
     private readonly d: {
@@ -20,11 +33,24 @@ export class NetworkStatusWriter {
       log: Logger;
       workloads: Map<string, ResourceCache<WorkloadObject>>;
       networks: ResourceCache<NetworkObject>;
+      /** The IPAM claims (segment ids, blocks); absent: no segment or blocks in status. */
+      ipam?: IpamStore;
+      /** The underlay MTU. */
+      settings?: NetworkSettings;
     },
   ) {}
 
-  /** Brings the status of every Network of a namespace up to date. */
-  async sync(namespace: string): Promise<void> {
+  /** Brings the status of every Network of a namespace up to date (after the sync under way, if any). */
+  sync(namespace: string): Promise<void> {
+    const next = (this.running.get(namespace) ?? Promise.resolve()).then(() => this.syncNow(namespace));
+    this.running.set(namespace, next);
+    void next.finally(() => {
+      if (this.running.get(namespace) === next) this.running.delete(namespace);
+    });
+    return next;
+  }
+
+  private async syncNow(namespace: string): Promise<void> {
     const counts = new Map<string, number>();
     for (const cache of this.d.workloads.values()) {
       for (const w of cache.list(namespace)) {
@@ -35,23 +61,21 @@ export class NetworkStatusWriter {
         }
       }
     }
+    const now = new Date().toISOString();
     for (const net of this.d.networks.list(namespace)) {
       const key = `${namespace}/${net.metadata.name}`;
-      const workloads = counts.get(net.metadata.name) ?? 0;
-      const prev = net.status as { workloads?: number; conditions?: Condition[] } | undefined;
-      const ready = prev?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-      if ((prev?.workloads === workloads && ready) || this.written.get(key) === workloads) continue;
-      this.written.set(key, workloads);
-      const conditions = setCondition(
-        prev?.conditions,
-        { type: 'Ready', status: 'True', reason: 'Accepted', message: `${workloads} Workload(s) attached` },
-        new Date().toISOString(),
-      );
+      const prev = net.status as NetworkStatus | undefined;
       try {
-        await this.d.client.patchStatus({ kind: NetworkKind, group: GROUP }, namespace, net.metadata.name, {
-          workloads,
-          conditions,
-        });
+        const status = await this.statusOf(key, net, counts.get(net.metadata.name) ?? 0, prev, now);
+        const text = JSON.stringify(status);
+        if (this.written.get(key) === text || JSON.stringify(prev ?? {}) === text) continue;
+        await this.d.client.patchStatus(
+          { kind: NetworkKind, group: GROUP },
+          namespace,
+          net.metadata.name,
+          status,
+        );
+        this.written.set(key, text);
       } catch (err) {
         this.written.delete(key);
         this.d.log.warn(
@@ -60,5 +84,63 @@ export class NetworkStatusWriter {
         );
       }
     }
+  }
+
+  /** The status of one Network. */
+  private async statusOf(
+    key: string,
+    net: NetworkObject,
+    workloads: number,
+    prev: NetworkStatus | undefined,
+    now: string,
+  ): Promise<NetworkStatus> {
+    const eff = effectiveNetwork(
+      net.spec ?? undefined,
+      this.d.settings ?? { underlayMtu: DEFAULT_UNDERLAY_MTU },
+    );
+    let conditions: Condition[] | undefined = prev?.conditions;
+    if ('refused' in eff) {
+      conditions = setCondition(
+        conditions,
+        { type: 'Ready', status: 'False', reason: eff.refused.reason, message: eff.refused.message },
+        now,
+      );
+      conditions = setCondition(
+        conditions,
+        {
+          type: 'IPAMAllocated',
+          status: 'False',
+          reason: 'NotReady',
+          message: 'the spec cannot be honoured',
+        },
+        now,
+      );
+      return { workloads, conditions };
+    }
+    conditions = setCondition(
+      conditions,
+      { type: 'Ready', status: 'True', reason: 'Accepted', message: `${workloads} Workload(s) attached` },
+      now,
+    );
+    const status: NetworkStatus = {
+      workloads,
+      mtu: eff.network.mtu,
+      ipv4Range: formatCidr(eff.network.range),
+    };
+    if (!this.d.ipam) return { ...status, conditions };
+    const segment = await this.d.ipam.ensureSegment(key);
+    const locations = this.d.ipam.usage(key);
+    const addresses = locations.reduce((n, l) => n + l.addresses, 0);
+    conditions = setCondition(
+      conditions,
+      {
+        type: 'IPAMAllocated',
+        status: 'True',
+        reason: 'SegmentAllocated',
+        message: `segment ${segment}; ${addresses} address(es) in use`,
+      },
+      now,
+    );
+    return { ...status, segment, locations, conditions };
   }
 }

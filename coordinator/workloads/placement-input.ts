@@ -14,12 +14,14 @@ import type { InstanceObject, WorkloadObject } from './types.js';
 /**
  * Hosts as the placement engine sees them: every host not Lost, with what its Instances hold. During the
  * warm-up after a coordinator start, hosts that Instances reference but that have not reported yet count as
- * present but not ready, so that their instances are kept rather than replaced.
+ * present but not ready, so that their instances are kept rather than replaced. A host can carry Network
+ * attachments when it reports an overlay address (any host, unless `requireOverlay`).
  */
 export function placementHosts(
   entries: Iterable<HostEntry>,
   allocation: ReadonlyMap<string, Readonly<HostAllocation>>,
   warmingUp: boolean,
+  requireOverlay = true,
 ): HostInfo[] {
   const hosts: HostInfo[] = [];
   const reported = new Set<string>();
@@ -34,6 +36,8 @@ export function placementHosts(
       allocated: { ...(allocation.get(e.report.host)?.allocated ?? { cpuMillis: 0, memoryBytes: 0 }) },
       runtimes: e.report.runtimes,
       ready: e.state === 'Ready',
+      // Without requireOverlay (--no-require-overlay) every host takes attachments, as it did before Networks.
+      ...(e.report.overlayAddress || !requireOverlay ? { overlay: true } : {}),
     });
   }
   if (warmingUp) {

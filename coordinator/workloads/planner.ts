@@ -12,7 +12,7 @@
 import type { InstanceTemplate, WorkloadDeploymentSpec } from '../../shared/api/index.js';
 import { templateHash } from '../../shared/template-hash.js';
 import { schedule } from '../placement/index.js';
-import { hasStaticAddress } from './attachments.js';
+import { attachmentsOf, hasStaticAddress } from './attachments.js';
 import { buildIntents, type IntentMember } from './intents.js';
 import { instanceKey, nextSurgeName, ordinalOf, surgeOrdinal } from './naming.js';
 import { SURGE_LABEL, WORKLOAD_LABEL } from './objects.js';
@@ -111,6 +111,7 @@ export function planWorkload(s: WorkloadSnapshot, v: ValidWorkload): WorkloadPla
       instanceLabels: labels,
       resources: v.requests,
       runtime: v.runtime,
+      ...(attachmentsOf(tSpec, spec.networkRef).length ? { networks: true } : {}),
     },
     hosts: s.placement.hosts,
     instances: s.placement.instances,

@@ -3,7 +3,7 @@
  * and the Workload status (phase, counts, Available/Progressing conditions, per-location breakdown).
  */
 import type { Condition, InstanceStatus, WorkloadPhase, WorkloadStatus } from '../../shared/api/index.js';
-import type { ReportedInstance } from '../../shared/nats/messages.js';
+import type { InterfaceAssignment, ReportedInstance } from '../../shared/nats/messages.js';
 import type { HostState } from '../hosts/registry.js';
 
 /** One Instance object with what its host says of it. */
@@ -20,6 +20,8 @@ export interface ObservedInstance {
   reported?: ReportedInstance;
   /** State of the host; undefined when the host never reported. */
   hostState?: HostState;
+  /** Its network interfaces as assigned (interfaces.ts); absent: no Network attached. */
+  interfaces?: InterfaceAssignment[];
 }
 
 /** Sets a condition, keeping lastTransitionTime when its status did not change. */
@@ -81,10 +83,33 @@ export function instanceStatus(
     ...(r?.ips?.length ? { ips: r.ips } : {}),
     ...(r?.ports?.length ? { ports: r.ports } : {}),
     ...(r?.containers?.length ? { containers: r.containers } : {}),
+    ...(o.interfaces?.length ? { networkInterfaces: networkInterfacesStatus(o.interfaces, r) } : {}),
     ...(message ? { message } : {}),
     ...(r?.startedAt ? { startedAt: r.startedAt } : {}),
     conditions,
   };
+}
+
+/**
+ * Datum's `status.networkInterfaces[]` from the assigned interfaces, the primary first (the NETWORK IP column
+ * shows the first); the MAC the host reports wins over the assigned one.
+ */
+function networkInterfacesStatus(
+  list: InterfaceAssignment[],
+  reported: ReportedInstance | undefined,
+): NonNullable<InstanceStatus['networkInterfaces']> {
+  return [...list]
+    .sort((a, b) => Number(b.primary) - Number(a.primary))
+    .map((i) => {
+      const seen = reported?.interfaces?.find((r) => r.name === i.name);
+      return {
+        name: i.name,
+        network: i.network,
+        mac: seen?.mac ?? i.mac,
+        primary: i.primary,
+        assignments: { networkIP: i.address.split('/')[0]! },
+      };
+    });
 }
 
 /** Input of {@link workloadStatus}. */
@@ -108,6 +133,11 @@ export interface WorkloadStatusInput {
    * (reason MissingReferences: phase Pending until something runs) or a name conflict.
    */
   invalid?: { reason: string; message: string };
+  /**
+   * Network addresses of its interfaces (interfaces.ts), when it attaches to Networks: reason AddressesAssigned,
+   * AddressPending, or AddressConflict (a static address held by another slot; the message names the field).
+   */
+  addressing?: { reason: string; message: string };
   /** Whether the Workload is being deleted. */
   deleting: boolean;
   /** Instances that may be unavailable while Available stays True (maxUnavailable, resolved). */
@@ -170,6 +200,13 @@ export function workloadStatus(input: WorkloadStatusInput): WorkloadStatus {
       reason: input.invalid.reason,
       message: input.invalid.message,
     };
+  } else if (input.addressing?.reason === 'AddressConflict') {
+    progressing = {
+      type: 'Progressing',
+      status: 'False',
+      reason: 'AddressConflict',
+      message: input.addressing.message,
+    };
   } else if (input.unplaced > 0) {
     progressing = {
       type: 'Progressing',
@@ -207,6 +244,14 @@ export function workloadStatus(input: WorkloadStatusInput): WorkloadStatus {
     };
   }
   conditions = setCondition(conditions, progressing, now);
+  if (input.addressing) {
+    const ok = input.addressing.reason === 'AddressesAssigned';
+    conditions = setCondition(
+      conditions,
+      { type: 'AddressesAssigned', status: ok ? 'True' : 'False', ...input.addressing },
+      now,
+    );
+  }
   return {
     phase,
     replicas: instances.length,

@@ -39,6 +39,10 @@ export function startCoordinator(opts: CoordinatorProcOptions): Proc {
       String(opts.lostAfterSeconds ?? 30),
       '--metrics-address',
       opts.metricsAddress ?? '127.0.0.1:0',
+      // The stack's agents do not report an overlay address yet (issue 13: the agent's --overlay-address and
+      // the dev stack's per-host namespaces come with the host data plane); until they do, attached instances
+      // go to any host. A later `--require-overlay` in `args` turns the filter back on.
+      '--no-require-overlay',
       ...(opts.args ?? []),
     ],
     env: { LOG_FORMAT: 'json', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', ...opts.env },

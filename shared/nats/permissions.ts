@@ -1,8 +1,8 @@
 /**
  * NATS permissions of each Edgeplane identity, built from the same {@link Subjects} the code uses, so what an
  * identity may do cannot drift from what it does. An agent may read only its own location's intents and
- * publish only as its own host; `edgectl` (monitoring) may only read the feed; the coordinator may do
- * everything under its prefix and the JetStream API.
+ * Network segments and publish only as its own host; `edgectl` (monitoring) may only read the feed; the
+ * coordinator may do everything under its prefix and the JetStream API.
  */
 import { OPS_ACTIONS, type Subjects } from './subjects.js';
 
@@ -21,6 +21,9 @@ const INBOX = '_INBOX.>';
 export function agentPermissions(subjects: Subjects, host: string, location: string): NatsPermissions {
   const stream = `KV_${subjects.intentsBucket}`;
   const keys = `$KV.${subjects.intentsBucket}.${subjects.intentFilter(location)}`;
+  // The Network segments its location needs (peer lists), read the same way.
+  const segStream = `KV_${subjects.segmentsBucket}`;
+  const segKeys = `$KV.${subjects.segmentsBucket}.${subjects.segmentFilter(location)}`;
   return {
     publish: {
       allow: [
@@ -34,6 +37,12 @@ export function agentPermissions(subjects: Subjects, host: string, location: str
         `$JS.API.CONSUMER.DELETE.${stream}.*`,
         `$JS.API.DIRECT.GET.${stream}.${keys}`,
         `$JS.FC.${stream}.>`,
+        `$JS.API.STREAM.INFO.${segStream}`,
+        `$JS.API.CONSUMER.CREATE.${segStream}.*.${segKeys}`,
+        `$JS.API.CONSUMER.INFO.${segStream}.*`,
+        `$JS.API.CONSUMER.DELETE.${segStream}.*`,
+        `$JS.API.DIRECT.GET.${segStream}.${segKeys}`,
+        `$JS.FC.${segStream}.>`,
       ],
     },
     subscribe: {

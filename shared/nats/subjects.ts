@@ -54,6 +54,11 @@ export class Subjects {
     return `${this.prefix.replace(/\./g, '_')}-ipam`;
   }
 
+  /** Key filter of one location's segments (what its agents may read). */
+  segmentFilter(location: string): string {
+    return `${token(location)}.>`;
+  }
+
   /** Key of a segment's peer list for one location: `<location>.<segment>`. */
   segmentKey(location: string, segment: number): string {
     return `${token(location)}.${segment}`;

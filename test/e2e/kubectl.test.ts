@@ -454,7 +454,11 @@ describe('the kubectl workflows of the docs, on web-app', { timeout: 300_000 }, 
       'instance.compute.datumapis.com/web-app-us-central1-b-0',
     ]);
     const table = (await s.kubectl(['get', 'instances', '-l', 'workload=web-app'])).stdout;
-    expect(table).toMatch(/^NAME\s+WORKLOAD\s+LOCATION\s+HOST\s+PHASE\s+AGE/);
+    expect(table).toMatch(/^NAME\s+WORKLOAD\s+LOCATION\s+HOST\s+PHASE\s+NETWORK IP\s+AGE/);
+    // web-app attaches to production-network (10.0.0.0/16): each instance shows its address there.
+    const rows = table.trim().split('\n').slice(1);
+    expect(rows).toHaveLength(3);
+    for (const row of rows) expect(row).toMatch(/\s10\.0\.\d+\.\d+\s/);
     const inst = (await s.kubectl(['describe', 'instance', 'web-app-us-central1-a-0'])).stdout;
     expect(inst).toMatch(/Phase:\s+Running/);
     expect(inst).toMatch(/Host:\s+e2e-/);

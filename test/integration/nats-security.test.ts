@@ -11,11 +11,12 @@ import { IntentWatcher } from '../../agent/intents.js';
 import { FeedPublisher } from '../../coordinator/feed/publisher.js';
 import { HostRegistry } from '../../coordinator/hosts/registry.js';
 import { IntentStore } from '../../coordinator/intents/store.js';
+import { SegmentPublisher } from '../../coordinator/networks/segment-publisher.js';
 import { generateIdentity, writeIdentity } from '../../edgectl/credentials.js';
 import { feedSnapshot } from '../../edgectl/feed.js';
 import { createLogger } from '../../shared/log.js';
 import { connectNats } from '../../shared/nats/connect.js';
-import { encode } from '../../shared/nats/messages.js';
+import { encode, type NetworkSegment } from '../../shared/nats/messages.js';
 import { authorizationBlock } from '../../shared/nats/permissions.js';
 import { Subjects } from '../../shared/nats/subjects.js';
 import { makeCerts } from '../harness/certs.js';
@@ -123,6 +124,60 @@ describe('per-host NATS credentials', () => {
     await waitFor(
       'a permissions violation for subscribing to every report',
       () => errorsA.some((e) => /permissions violation/i.test(e) && e.includes(subjects.allHostReports)),
+      WAIT,
+    );
+  });
+
+  it("let an agent read its own location's Network segments and no other's", async () => {
+    const dir = tempDir();
+    const coordinator = generateIdentity(subjects, { role: 'coordinator' });
+    const hostA = generateIdentity(subjects, { role: 'host', host: 'host-a', location: 'loc-a' });
+    const files = Object.fromEntries([coordinator, hostA].map((id) => [id.name, writeIdentity(dir, id)]));
+    const nats = await startNatsForTest({
+      configExtra: authorizationBlock(
+        [coordinator, hostA].map((id) => fs.readFileSync(files[id.name]!.configFile, 'utf8')),
+      ),
+    });
+    const ncCoord = await client([nats.url], { creds: files.coordinator!.seedFile });
+    const publisher = new SegmentPublisher({
+      nc: ncCoord,
+      subjects,
+      log,
+      overlayOf: (h) => ({ 'host-a': '192.0.2.1', 'host-b': '192.0.2.2' })[h],
+      warmupMs: 0,
+      debounceMs: 0,
+    });
+    await publisher.start();
+    cleanup(() => publisher.stop());
+    publisher.setMembers('w1', [
+      { network: 'default/n', segment: 7, mtu: 1450, location: 'loc-a', host: 'host-a' },
+      { network: 'default/n', segment: 7, mtu: 1450, location: 'loc-b', host: 'host-b' },
+    ]);
+    await publisher.sync();
+
+    const ncA = await client([nats.url], { creds: files['host-a']!.seedFile });
+    const errorsA = serverErrors(ncA);
+    const kv = await new Kvm(ncA).open(subjects.segmentsBucket, { allow_direct: true });
+    const own = (await kv.get(subjects.segmentKey('loc-a', 7)))?.json<NetworkSegment>();
+    expect(own?.peers).toEqual([
+      { host: 'host-a', address: '192.0.2.1' },
+      { host: 'host-b', address: '192.0.2.2' },
+    ]);
+    // Its location's keys can be watched.
+    const seen: string[] = [];
+    const watch = await kv.watch({ key: subjects.segmentFilter('loc-a') });
+    cleanup(() => watch.stop());
+    void (async () => {
+      for await (const e of watch) seen.push(e.key);
+    })();
+    await waitFor('own segments watched', () => seen.includes(subjects.segmentKey('loc-a', 7)), WAIT);
+    // Another location's key, and any write, are refused by the server.
+    await expect(kv.get(subjects.segmentKey('loc-b', 7))).rejects.toThrow();
+    await expect(kv.put(subjects.segmentKey('loc-a', 8), '{}')).rejects.toThrow();
+    await kv.watch({ key: subjects.segmentFilter('loc-b') }).catch(() => undefined);
+    await waitFor(
+      'a permissions violation for the other location',
+      () => errorsA.some((e) => /permissions violation/i.test(e) && e.includes('loc-b')),
       WAIT,
     );
   });

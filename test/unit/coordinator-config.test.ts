@@ -22,6 +22,8 @@ describe('loadCoordinatorConfig', () => {
       lostAfterMs: 30_000,
       maxHeartbeatMs: 30_000,
       maxLostShare: 0.55,
+      underlayMtu: 1500,
+      requireOverlay: true,
       leaderElection: {
         namespace: 'kube-system',
         name: 'edge-coordinator',
@@ -46,6 +48,16 @@ describe('loadCoordinatorConfig', () => {
         {},
       ),
     ).toMatchObject({ enrollment: { keysFile: '/k.json', sysCreds: '/sys.creds' }, maxHeartbeatMs: 10_000 });
+  });
+
+  it('takes the underlay MTU and --no-require-overlay, and names a bad MTU', () => {
+    expect(loadCoordinatorConfig({ ...flags, underlayMtu: '9000', requireOverlay: false }, {})).toMatchObject(
+      {
+        underlayMtu: 9000,
+        requireOverlay: false,
+      },
+    );
+    expect(() => loadCoordinatorConfig({ ...flags, underlayMtu: '1000' }, {})).toThrow(/^--underlay-mtu: /);
   });
 
   it('has no leader election with --no-leader-elect', () => {
