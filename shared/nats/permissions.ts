@@ -162,3 +162,31 @@ export function nkeyUserConfig(publicKey: string, permissions: NatsPermissions, 
 export function authorizationBlock(users: string[]): string {
   return `authorization {\n  users: [\n${users.map((u) => u.replace(/^/gm, '    ')).join('\n')}\n  ]\n}`;
 }
+
+/**
+ * Whether `permissions` let a client publish on, or subscribe to, `subject` — the rule nats-server applies (the
+ * model the permission fuzzing of test/chaos/fuzz checks against a real server). Publish: the literal subject
+ * matches an allowed pattern. Subscribe: the subscription's subject, wildcards included, is a subset of an allowed
+ * pattern (`edge.feed.hosts.*` under `edge.feed.>`; never `edge.>` under `edge.feed.>`). The inbox of a request
+ * the client received (`allow_responses`) is not modelled here.
+ */
+export function permits(
+  permissions: NatsPermissions,
+  action: 'publish' | 'subscribe',
+  subject: string,
+): boolean {
+  const allow = action === 'publish' ? permissions.publish.allow : permissions.subscribe.allow;
+  return allow.some((pattern) => isSubsetOf(subject.split('.'), pattern.split('.')));
+}
+
+/** Whether every subject `tokens` matches is matched by `pattern` (both as tokens; wildcards `*` and `>`). */
+function isSubsetOf(tokens: string[], pattern: string[]): boolean {
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i]!;
+    if (p === '>') return tokens.length > i;
+    const t = tokens[i];
+    if (t === undefined || t === '>') return false;
+    if (p !== '*' && p !== t) return false;
+  }
+  return tokens.length === pattern.length;
+}
