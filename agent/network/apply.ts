@@ -3,6 +3,9 @@
  * the host's namespace) or `ip -batch` inside an instance's namespace; consecutive lines for the same tool and
  * namespace go in one process. A failure stops the run; the next plan starts from what the host then has.
  */
+import fs from 'node:fs';
+import path from 'node:path';
+import { writeFileAtomic } from '../../shared/atomic-file.js';
 import type { Commands } from './commands.js';
 import { encodeMark, TAP_PREFIX, VETH_PREFIX } from './marks.js';
 import { type HostOp, MARK_MASK, MARK_TAG, type RuleMaps, TABLE, VXLAN_PORT } from './plan.js';
@@ -71,7 +74,7 @@ const q = (s: string) => `'${s}'`;
 /** Our rule in an iptables FORWARD chain whose policy drops: bridge-to-bridge on our bridges passes. */
 export const FORWARD_RULE = '-i ep-br-+ -o ep-br-+ -m comment --comment edgeplane -j ACCEPT';
 
-/** The lines of one operation. */
+/** The lines of one operation (none for a state file). */
 export function linesOf(o: HostOp): Line[] {
   const ip = (line: string): Line => ({ runner: { tool: 'ip' }, line });
   const nft = (line: string): Line => ({ runner: { tool: 'nft' }, line });
@@ -154,15 +157,36 @@ export function linesOf(o: HostOp): Line[] {
       return [ip(`link del dev ${o.device}`)];
     case 'forwardRule':
       return [{ runner: { tool: 'iptables' }, line: `${o.allow ? '-I' : '-D'} ${o.chain} ${FORWARD_RULE}` }];
+    case 'setState':
+      return [];
   }
 }
 
 const sameRunner = (a: Runner, b: Runner) =>
   a.tool === b.tool && (a.tool !== 'ipIn' || (b.tool === 'ipIn' && a.path === b.path));
 
-/** Runs the operations in order, batching consecutive lines of one runner. */
-export async function applyOps(cmd: Commands, ops: readonly HostOp[]): Promise<void> {
-  const lines = ops.flatMap(linesOf);
+/** The state file of a port. */
+export const stateFile = (stateDir: string, device: string): string => path.join(stateDir, `${device}.json`);
+
+/** Runs the operations in order (state files in `stateDir`), batching consecutive lines of one runner. */
+export async function applyOps(cmd: Commands, ops: readonly HostOp[], stateDir: string): Promise<void> {
+  let pending: HostOp[] = [];
+  for (const o of [...ops, undefined]) {
+    if (o && o.op !== 'setState') {
+      pending.push(o);
+      continue;
+    }
+    await runLines(cmd, pending.flatMap(linesOf));
+    pending = [];
+    if (o?.op !== 'setState') continue;
+    if (o.state) {
+      fs.mkdirSync(stateDir, { recursive: true });
+      writeFileAtomic(stateFile(stateDir, o.device), JSON.stringify(o.state));
+    } else fs.rmSync(stateFile(stateDir, o.device), { force: true });
+  }
+}
+
+async function runLines(cmd: Commands, lines: Line[]): Promise<void> {
   let i = 0;
   while (i < lines.length) {
     const runner = lines[i]!.runner;

@@ -13,8 +13,12 @@ import type { InterfaceAssignment, NetworkSegment } from '../../shared/nats/mess
 
 /** Where an instance's attachments go. */
 export type AttachTarget =
-  /** A container's network namespace (e.g. `/proc/<pid>/ns/net` of the instance's holder container). */
-  | { kind: 'netns'; path: string }
+  /**
+   * A container's network namespace (e.g. `/proc/<pid>/ns/net` of the instance's holder container).
+   * `dhcpServer`: the namespace serves DHCP to the segment's VMs, so its ports may send DHCP replies (udp from
+   * port 67), which every other port is denied.
+   */
+  | { kind: 'netns'; path: string; dhcpServer?: boolean }
   /** A VM: the ports are tap devices the VM's QEMU opens by name. */
   | { kind: 'tap' };
 
@@ -26,6 +30,11 @@ export interface HostPort {
   assignment: InterfaceAssignment;
   /** Name of the host-side device (veth end or tap). */
   device: string;
+  /**
+   * From {@link HostNetwork.list}: whether the port's rules (anti-spoofing and the assignment's ingress policy)
+   * are in force; false after its rules were lost (e.g. a flushed ruleset) — attach it again.
+   */
+  rulesInForce?: boolean;
 }
 
 /** The host's network, as the drivers and the reconciler use it. */

@@ -10,13 +10,15 @@ import type { InterfaceAssignment, NetworkSegment } from '../../shared/nats/mess
 import { applyOps } from './apply.js';
 import { type Argv, Commands } from './commands.js';
 import type { AttachTarget, HostNetwork, HostPort } from './host-network.js';
-import { portName } from './marks.js';
+import { encodeMark, portName } from './marks.js';
 import { observeHost } from './observe.js';
 import {
   type DesiredHost,
   type DesiredInstance,
   type DesiredSegment,
   type HostOp,
+  inChain,
+  outChain,
   planHost,
 } from './plan.js';
 import { parseIPv4 } from './rules.js';
@@ -32,6 +34,11 @@ export interface LinuxHostNetworkOptions {
    * benchmark and the dev stack run several "hosts" on one machine.
    */
   netns?: string;
+  /**
+   * Directory of the port state files (each port's ingress policy, which rules cannot be read back from);
+   * default `/run/edgeplane/network/<netns or "host">` — on tmpfs, gone at reboot like the devices.
+   */
+  stateDir?: string;
   /** Called with every command line before it runs (reads included). */
   onCommand?: (argv: Argv) => void;
   /** Where applied operations are logged. */
@@ -43,6 +50,7 @@ const MAX_INTERFACES = 36;
 
 export class LinuxHostNetwork implements HostNetwork {
   private readonly cmd: Commands;
+  private readonly stateDir: string;
   /** The segments of the last syncSegments; undefined until then (observed ones are kept as they are). */
   private segments: DesiredSegment[] | undefined;
   /** Calls run one at a time: each plans from what the previous one left. */
@@ -53,6 +61,7 @@ export class LinuxHostNetwork implements HostNetwork {
       throw new Error(`overlayAddress: "${options.overlayAddress}" is not an IPv4 address`);
     }
     this.cmd = new Commands(options.netns, options.onCommand);
+    this.stateDir = options.stateDir ?? `/run/edgeplane/network/${options.netns ?? 'host'}`;
   }
 
   syncSegments(segments: readonly NetworkSegment[]): Promise<void> {
@@ -85,7 +94,12 @@ export class LinuxHostNetwork implements HostNetwork {
         } catch (e) {
           throw new Error(`target.path: ${target.path}: ${(e as Error).message}`);
         }
-        desiredTarget = { kind: 'netns', path: target.path, id };
+        desiredTarget = {
+          kind: 'netns',
+          path: target.path,
+          id,
+          ...(target.dhcpServer ? { dhcpServer: true } : {}),
+        };
       }
       await this.converge([{ instance, target: desiredTarget, assignments }]);
       const kind = target.kind === 'netns' ? 'veth' : 'tap';
@@ -104,16 +118,18 @@ export class LinuxHostNetwork implements HostNetwork {
   }
 
   /**
-   * Every port on the host, from the devices' marks. The assignment is the one the port was created from, but
-   * for `ingress`: policies are compiled into rules and not read back (attach again to set them).
+   * Every port on the host, from the devices' marks, each with the assignment it was attached with (its ingress
+   * policy from the port's state file) and whether its rules are in force.
    */
   list(): Promise<HostPort[]> {
     return this.serial(async () => {
-      const observed = await observeHost(this.cmd);
+      const observed = await observeHost(this.cmd, this.stateDir);
       return observed.links
         .flatMap((l) => {
           const m = l.mark;
           if (m?.edgeplane !== 'port') return [];
+          const state = observed.states[l.name];
+          const known = state?.alias === encodeMark(m);
           const assignment: InterfaceAssignment = {
             network: m.n,
             segment: m.s,
@@ -122,8 +138,17 @@ export class LinuxHostNetwork implements HostNetwork {
             address: m.a,
             mtu: m.u,
             primary: m.p,
+            ...(known && state.ingress ? { ingress: state.ingress } : {}),
           };
-          return [{ port: { instance: m.i, assignment, device: l.name }, index: m.x }];
+          const r = observed.rules;
+          const mark = r?.complete ? r.portMark[l.name] : undefined;
+          const rulesInForce =
+            known &&
+            mark !== undefined &&
+            r!.fromPort[l.name] === inChain(m, l.name).chain &&
+            r!.ingress[String(mark)] === outChain(m.k, state.ingress, l.name, 'ingress').chain &&
+            (observed.forwardDrop?.allowed ?? true);
+          return [{ port: { instance: m.i, assignment, device: l.name, rulesInForce }, index: m.x }];
         })
         .sort((a, b) => a.port.instance.localeCompare(b.port.instance) || a.index - b.index)
         .map((p) => p.port);
@@ -132,7 +157,7 @@ export class LinuxHostNetwork implements HostNetwork {
 
   /** Observes, plans for `instances`, and applies; throws (running nothing) when a foreign device is in the way. */
   private async converge(instances: DesiredInstance[]): Promise<HostOp[]> {
-    const observed = await observeHost(this.cmd);
+    const observed = await observeHost(this.cmd, this.stateDir);
     const desired: DesiredHost = {
       overlayAddress: this.options.overlayAddress,
       instances,
@@ -148,7 +173,7 @@ export class LinuxHostNetwork implements HostNetwork {
         { netns: this.options.netns, ops: plan.ops.map(summary) },
         `host network: applying ${plan.ops.length} operation(s)`,
       );
-      await applyOps(this.cmd, plan.ops);
+      await applyOps(this.cmd, plan.ops, this.stateDir);
     }
     return plan.ops;
   }

@@ -52,6 +52,8 @@ export interface PortMark {
   p: boolean;
   /** Inode of the network namespace the veth's other end was moved into (veth only). */
   t?: string;
+  /** The namespace serves DHCP to the segment's VMs (its port may send from udp port 67). */
+  d?: true;
 }
 
 export type Mark = SegmentMark | OverlayMark | PortMark;
@@ -120,7 +122,8 @@ export function decodeMark(alias: string | undefined): Mark | undefined {
     isStr(v.a) &&
     isInt(v.u) &&
     typeof v.p === 'boolean' &&
-    (v.t === undefined || isStr(v.t))
+    (v.t === undefined || isStr(v.t)) &&
+    (v.d === undefined || v.d === true)
   ) {
     const mark: PortMark = {
       edgeplane: 'port',
@@ -136,6 +139,7 @@ export function decodeMark(alias: string | undefined): Mark | undefined {
       p: v.p,
     };
     if (isStr(v.t)) mark.t = v.t;
+    if (v.d === true) mark.d = true;
     return mark;
   }
   return undefined;

@@ -1,7 +1,9 @@
 /**
  * Reads the host's network as the planner sees it: three read-only commands (`ip -json -details link show`,
- * `bridge -json fdb show`, `nft -j list table bridge edgeplane`), parsed into plain data.
+ * `bridge -json fdb show`, `nft -j list ruleset`) and the port state files, parsed into plain data.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Commands } from './commands.js';
 import { decodeMark } from './marks.js';
 import {
@@ -10,6 +12,7 @@ import {
   type ObservedHost,
   type ObservedLink,
   type ObservedRules,
+  type PortState,
   TABLE,
 } from './plan.js';
 
@@ -128,8 +131,28 @@ export function parseForwardDrop(json: string): ForwardDrop | undefined {
   return { chain, allowed };
 }
 
-/** Observes the host. */
-export async function observeHost(cmd: Commands): Promise<ObservedHost> {
+/** The port state files in `stateDir` (an unreadable one has an empty alias: it matches no port and goes). */
+export function readStates(stateDir: string): Record<string, PortState> {
+  let names: string[];
+  try {
+    names = fs.readdirSync(stateDir).filter((n) => n.endsWith('.json'));
+  } catch {
+    return {};
+  }
+  return Object.fromEntries(
+    names.map((n) => {
+      let state: PortState = { alias: '' };
+      try {
+        const v = JSON.parse(fs.readFileSync(path.join(stateDir, n), 'utf8')) as PortState;
+        if (typeof v.alias === 'string' && (v.ingress === undefined || Array.isArray(v.ingress))) state = v;
+      } catch {}
+      return [n.slice(0, -'.json'.length), state];
+    }),
+  );
+}
+
+/** Observes the host (its port state files in `stateDir`). */
+export async function observeHost(cmd: Commands, stateDir: string): Promise<ObservedHost> {
   const [linksJson, fdbJson, rules] = await Promise.all([
     cmd.ip(['-json', '-details', 'link', 'show']),
     cmd.bridge(['-json', 'fdb', 'show']),
@@ -142,6 +165,7 @@ export async function observeHost(cmd: Commands): Promise<ObservedHost> {
     links,
     flood: parseFlood(fdbJson || '[]', vxlans),
     rules: parseRules(rules),
+    states: readStates(stateDir),
     ...(forwardDrop ? { forwardDrop } : {}),
   };
 }

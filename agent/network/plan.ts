@@ -101,6 +101,19 @@ export interface ObservedHost {
    * bridged IPv4 through it too, so segments need an accept rule there. Absent: nothing to do.
    */
   forwardDrop?: ForwardDrop;
+  /** Port state files (`<stateDir>/<device>.json`) by device: the policy each port was last attached with. */
+  states: Record<string, PortState>;
+}
+
+/**
+ * What a port was last attached with, beyond what its mark says: its ingress policy (compiled into rules, which
+ * cannot be read back). Kept in a file per port, valid only while `alias` equals the device's mark.
+ */
+export interface PortState {
+  /** The device's alias (encoded mark) when the state was written. */
+  alias: string;
+  /** The assignment's ingress policy; absent: every source and port is let in. */
+  ingress?: IngressRule[];
 }
 
 /** An iptables FORWARD chain with policy drop, and whether our accept rule is in place. */
@@ -129,8 +142,11 @@ export interface DesiredSegment {
 
 /** Where an instance's ports go. */
 export type DesiredTarget =
-  /** A network namespace: a veth each, the other end moved there. `id` is the namespace's inode. */
-  | { kind: 'netns'; path: string; id: string }
+  /**
+   * A network namespace: a veth each, the other end moved there. `id` is the namespace's inode; `dhcpServer`
+   * lets its ports send DHCP replies.
+   */
+  | { kind: 'netns'; path: string; id: string; dhcpServer?: boolean }
   /** A VM: a tap each. */
   | { kind: 'tap' };
 
@@ -193,6 +209,8 @@ export type HostOp =
       netns?: string;
     }
   | { op: 'deleteLink'; device: string; kind: string }
+  /** Write (or remove, `state` absent) a port's state file. */
+  | { op: 'setState'; device: string; state?: PortState }
   /** Add (`allow`) or remove our accept rule in the iptables chain. */
   | { op: 'forwardRule'; chain: ForwardDrop['chain']; allow: boolean };
 
@@ -235,6 +253,7 @@ export function portMarkOf(
     u: a.mtu,
     p: a.primary,
     ...(target.kind === 'netns' ? { t: target.id } : {}),
+    ...(target.kind === 'netns' && target.dhcpServer ? { d: true as const } : {}),
   };
 }
 
@@ -242,7 +261,7 @@ const sameMark = (x: Mark | undefined, y: Mark) => x !== undefined && encodeMark
 
 /** Chain of what a port sends. */
 export function inChain(mark: PortMark, device: string): { chain: string; rules: string[] } {
-  const rules = antiSpoofRules(mark.k, { mac: mark.m, ip: mark.a.split('/')[0]! });
+  const rules = antiSpoofRules(mark.k, { mac: mark.m, ip: mark.a.split('/')[0]! }, mark.d === true);
   return { chain: `in_${device}_${rulesHash(rules)}`, rules };
 }
 
@@ -260,8 +279,10 @@ export function outChain(
 interface WantedPort {
   device: string;
   mark: PortMark;
-  /** Its out_ chain, when this pass knows its ingress policy. */
+  /** Its out_ chain, when its ingress policy is known (attached now, or from its state file). */
   out?: { chain: string; rules: string[] };
+  /** That policy. */
+  ingress?: IngressRule[];
   netns?: string;
 }
 
@@ -284,8 +305,12 @@ export function planHost(observed: ObservedHost, desired: DesiredHost): HostPlan
   const scoped = new Set(desired.instances.map((d) => d.instance));
   const wanted = new Map<string, WantedPort>();
   for (const l of observed.links) {
-    if (l.mark?.edgeplane === 'port' && !scoped.has(l.mark.i))
-      wanted.set(l.name, { device: l.name, mark: l.mark });
+    if (l.mark?.edgeplane !== 'port' || scoped.has(l.mark.i)) continue;
+    // A kept port's policy comes from its state file, when that was written for this very port.
+    const state = observed.states[l.name];
+    const out =
+      state && state.alias === encodeMark(l.mark) ? keptOut(l.mark.k, state.ingress, l.name) : undefined;
+    wanted.set(l.name, { device: l.name, mark: l.mark, ...(out ? { out, ingress: state!.ingress } : {}) });
   }
   for (const d of desired.instances) {
     d.assignments.forEach((a, index) => {
@@ -296,6 +321,7 @@ export function planHost(observed: ObservedHost, desired: DesiredHost): HostPlan
         device,
         mark,
         out: outChain(mark.k, a.ingress, device, field),
+        ...(a.ingress ? { ingress: a.ingress } : {}),
         ...(d.target.kind === 'netns' ? { netns: d.target.path } : {}),
       });
     });
@@ -481,6 +507,19 @@ export function planHost(observed: ObservedHost, desired: DesiredHost): HostPlan
   } else if (observed.rules) {
     ruleRemovals.push({ op: 'deleteTable' });
   }
+  // State files: one per port whose policy is known, exactly; none for a device that is no port of ours.
+  const stateOps: HostOp[] = [];
+  const stateRemovals: HostOp[] = [];
+  for (const w of wanted.values()) {
+    if (!w.out) continue;
+    const state: PortState = { alias: encodeMark(w.mark), ...(w.ingress ? { ingress: w.ingress } : {}) };
+    if (JSON.stringify(observed.states[w.device]) !== JSON.stringify(state)) {
+      stateOps.push({ op: 'setState', device: w.device, state });
+    }
+  }
+  for (const device of Object.keys(observed.states).sort()) {
+    if (!wanted.has(device)) stateRemovals.push({ op: 'setState', device });
+  }
   const fwd = observed.forwardDrop;
   if (fwd && needTable && !fwd.allowed) ruleAdds.push({ op: 'forwardRule', chain: fwd.chain, allow: true });
   if (fwd && !needTable && fwd.allowed)
@@ -488,6 +527,7 @@ export function planHost(observed: ObservedHost, desired: DesiredHost): HostPlan
 
   // 5. Order.
   ops.push(
+    ...stateOps,
     ...ruleAdds,
     ...portDeletes,
     ...segmentOps,
@@ -502,9 +542,19 @@ export function planHost(observed: ObservedHost, desired: DesiredHost): HostPlan
     ),
     ...segmentRemovals,
     ...ruleRemovals,
+    ...stateRemovals,
   );
   if (conflicts.length) return { ops: [], conflicts: [...new Set(conflicts)] };
   return { ops, conflicts };
+}
+
+/** The out_ chain of a kept port from its stored policy; undefined when that no longer compiles. */
+function keptOut(kind: 'veth' | 'tap', ingress: IngressRule[] | undefined, device: string) {
+  try {
+    return outChain(kind, ingress, device, 'ingress');
+  } catch {
+    return undefined;
+  }
 }
 
 /** A port's mark: derived from its name when free, else the next free one. */
@@ -546,6 +596,7 @@ export function applyToObserved(observed: ObservedHost, ops: readonly HostOp[]):
       }
     : null;
   let forwardDrop = observed.forwardDrop && { ...observed.forwardDrop };
+  const states = { ...observed.states };
   const table = () => {
     if (!rules) throw new Error('no table');
     return rules;
@@ -641,6 +692,10 @@ export function applyToObserved(observed: ObservedHost, ops: readonly HostOp[]):
           mtu: o.mark.u,
         });
         break;
+      case 'setState':
+        if (o.state) states[o.device] = o.state;
+        else delete states[o.device];
+        break;
       case 'forwardRule':
         if (!forwardDrop || forwardDrop.allowed === o.allow) throw new Error('forwardRule: nothing to do');
         forwardDrop = { ...forwardDrop, allowed: o.allow };
@@ -655,5 +710,5 @@ export function applyToObserved(observed: ObservedHost, ops: readonly HostOp[]):
       }
     }
   }
-  return { links: [...links.values()], flood, rules, ...(forwardDrop ? { forwardDrop } : {}) };
+  return { links: [...links.values()], flood, rules, states, ...(forwardDrop ? { forwardDrop } : {}) };
 }

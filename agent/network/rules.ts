@@ -80,7 +80,7 @@ export function checkAssignment(a: InterfaceAssignment, field: string): PortAddr
  * Rules of the chain (bridge family, prerouting) every frame the instance sends passes through: its MAC on every
  * frame, its MAC and address as ARP sender, its address as IPv4 source; nothing but ARP and IPv4.
  */
-export function antiSpoofRules(kind: 'veth' | 'tap', port: PortAddressing): string[] {
+export function antiSpoofRules(kind: 'veth' | 'tap', port: PortAddressing, dhcpServer = false): string[] {
   return [
     `ether saddr != ${port.mac} drop`,
     `ether type arp arp saddr ether != ${port.mac} drop`,
@@ -88,9 +88,10 @@ export function antiSpoofRules(kind: 'veth' | 'tap', port: PortAddressing): stri
     `ether type arp arp saddr ip != { ${port.ip}, 0.0.0.0 } drop`,
     'ether type arp accept',
     'ether type != ip drop',
-    // No instance serves DHCP on a segment (a VM's lease comes from the host side).
-    'ip protocol udp udp sport 67 drop',
-    ...(kind === 'tap' ? ['ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept'] : []),
+    // No instance serves DHCP on a segment: only the agent's own DHCP helpers do (VMs' static leases).
+    ...(dhcpServer ? [] : ['ip protocol udp udp sport 67 drop']),
+    // A VM's DHCP client asks before it has an address.
+    ...(kind === 'tap' ? ['ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept'] : []),
     `ip saddr != ${port.ip} drop`,
     'accept',
   ];

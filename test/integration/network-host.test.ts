@@ -2,12 +2,14 @@
  * The host data plane on real iproute2 and nftables: two stand-in hosts (network namespaces on an underlay that
  * exists only inside namespaces this test creates), instances as namespaces, two Networks with the same CIDR.
  */
+import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Argv } from '../../agent/network/commands.js';
 import { LinuxHostNetwork } from '../../agent/network/linux.js';
 import type { Netns } from '../../deploy/stack/index.js';
 import { runIn, UNDERLAY_DEVICE, waitFor } from '../../deploy/stack/index.js';
 import type { IngressRule, InterfaceAssignment, NetworkSegment } from '../../shared/nats/messages.js';
+import { tempDir } from '../harness/index.js';
 import {
   instanceNetns,
   netnsPrefix,
@@ -45,11 +47,13 @@ const segments = (): NetworkSegment[] =>
   }));
 
 let commands: Argv[][] = [[], []];
+const stateDirs = [tempDir('edgeplane-net-'), tempDir('edgeplane-net-')];
 const newHostNetwork = (i: 0 | 1) =>
   new LinuxHostNetwork({
     overlayAddress: hosts[i]!.address,
     underlayDevice: UNDERLAY_DEVICE,
     netns: hosts[i]!.name,
+    stateDir: stateDirs[i]!,
     onCommand: (argv) => commands[i]!.push(argv),
   });
 let hostNetworks = [newHostNetwork(0), newHostNetwork(1)];
@@ -257,8 +261,8 @@ describe('host network (real ip/nft, stand-in hosts)', () => {
       expect(listed[h]!.map((p) => p.instance).sort()).toEqual(mine.map((i) => i.name).sort());
       for (const p of listed[h]!) {
         const i = mine.find((x) => x.name === p.instance)!;
-        const { ingress: _ingress, ...device } = i.assignment;
-        expect(p.assignment).toEqual(device);
+        expect(p.assignment).toEqual(i.assignment);
+        expect(p.rulesInForce).toBe(true);
       }
     }
     // The reconciler re-attaches what intents still want, and then syncs the segments.
@@ -267,6 +271,20 @@ describe('host network (real ip/nft, stand-in hosts)', () => {
     expect(commands.flat().filter((c) => !isRead(c))).toEqual([]);
     expect(await Promise.all([snapshot(0), snapshot(1)])).toEqual(before);
     expect(await tcpHello(a1.ns, addr(a2), 7000)).toBe(a2.name);
+  });
+
+  it('rules lost under the agent are reported by list() and restored by the next call (policies from the state files)', async () => {
+    for (const t of ['bridge', 'ip']) await runIn(hosts[0]!, ['nft', 'delete', 'table', t, 'edgeplane']);
+    const lost = await newHostNetwork(0).list();
+    expect(lost.map((p) => p.rulesInForce)).toEqual(lost.map(() => false));
+    // Any call restores every port's rules, those of instances it was not asked about included.
+    await newHostNetwork(0).syncSegments(segments());
+    expect((await hostNetworks[0]!.list()).every((p) => p.rulesInForce)).toBe(true);
+    await waitFor('a2 → a1 again', async () => (await tcpHello(a2.ns, addr(a1), 7000)) === a1.name, {
+      timeoutMs: 30_000,
+    });
+    expect(await tcpHello(a2.ns, addr(closed), 8080)).toBeUndefined();
+    expect(await tcpHello(closed.ns, addr(a2), 7000)).toBe(a2.name);
   });
 
   it('detach and removing the segments leave no device and no rule', async () => {
@@ -289,6 +307,7 @@ describe('host network (real ip/nft, stand-in hosts)', () => {
         expect(ruleset).not.toMatch(/edgeplane|ep-br/);
       }
     }
+    expect(stateDirs.flatMap((d) => fs.readdirSync(d))).toEqual([]);
     for (const i of all) {
       const inside = JSON.parse((await runIn(i.ns, ['ip', '-json', 'link', 'show'])).stdout) as {
         ifname: string;

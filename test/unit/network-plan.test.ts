@@ -1,7 +1,7 @@
 /** The host network planner (pure): invariants over random hosts and desires, and a few exact plans. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bridgeName, portName, vxlanName } from '../../agent/network/marks.js';
+import { bridgeName, encodeMark, portName, vxlanName } from '../../agent/network/marks.js';
 import {
   applyToObserved,
   type DesiredHost,
@@ -13,7 +13,7 @@ import {
 import type { InterfaceAssignment } from '../../shared/nats/messages.js';
 
 const LOCAL = '198.18.0.1';
-const empty: ObservedHost = { links: [], flood: {}, rules: null };
+const empty: ObservedHost = { links: [], flood: {}, rules: null, states: {} };
 
 // 1 and 65536 prefer the same conntrack zone.
 const segmentArb = fc.constantFrom(1, 2, 65536);
@@ -80,6 +80,8 @@ const perturbationArb = fc.array(
     fc.record({ kind: fc.constant('flushRules' as const) }),
     fc.record({ kind: fc.constant('breakRules' as const) }),
     fc.record({ kind: fc.constant('dropEntry' as const), at: fc.nat() }),
+    fc.record({ kind: fc.constant('dropState' as const), at: fc.nat() }),
+    fc.record({ kind: fc.constant('strayState' as const), name: fc.constantFrom('eth0', 'epvdeadbeef0000') }),
     fc.record({
       kind: fc.constant('dockerForward' as const),
       chain: fc.constantFrom('DOCKER-USER' as const, 'FORWARD' as const),
@@ -102,7 +104,12 @@ function perturb(host: ObservedHost, ps: Perturbation[]): ObservedHost {
     ingress: { ...host.rules.ingress },
     zones: { ...host.rules.zones },
   };
+  const states = { ...host.states };
   for (const p of ps) {
+    if (p.kind === 'dropState') {
+      const keys = Object.keys(states);
+      if (keys.length) delete states[keys[p.at % keys.length]!];
+    } else if (p.kind === 'strayState') states[p.name] = { alias: '', ingress: [] };
     const l = 'at' in p && links.length ? links[p.at % links.length] : undefined;
     if (p.kind === 'foreign' && !links.some((x) => x.name === p.name)) {
       links.push({ name: p.name, kind: 'bridge', up: true, mtu: 1500 });
@@ -124,7 +131,7 @@ function perturb(host: ObservedHost, ps: Perturbation[]): ObservedHost {
     (f, p) => (p.kind === 'dockerForward' ? { chain: p.chain, allowed: p.allowed } : f),
     host.forwardDrop,
   );
-  return { links, flood, rules, ...(forwardDrop ? { forwardDrop } : {}) };
+  return { links, flood, rules, states, ...(forwardDrop ? { forwardDrop } : {}) };
 }
 
 /** The host has what `desired` asks for (the planner's goal, stated independently of it). */
@@ -190,6 +197,23 @@ function expectSatisfies(host: ObservedHost, desired: DesiredHost): void {
     expect(r.chains).toContain(r.fromPort[l.name]);
     if (scoped.has((l.mark as { i: string }).i))
       expect(r.chains).toContain(r.ingress[String(r.portMark[l.name])]);
+  }
+  // State files: exactly one per port whose policy is known; attached ports' say what they were attached with.
+  for (const device of Object.keys(host.states)) expect(ports.map((l) => l.name)).toContain(device);
+  for (const d of desired.instances) {
+    d.assignments.forEach((a, i) => {
+      const device = portName(d.target.kind === 'netns' ? 'veth' : 'tap', d.instance, i);
+      const l = link(device)!;
+      expect(host.states[device]).toEqual({
+        alias: encodeMark(l.mark!),
+        ...(a.ingress ? { ingress: a.ingress } : {}),
+      });
+    });
+  }
+  for (const l of ports) {
+    const st = host.states[l.name];
+    if (st?.alias === encodeMark(l.mark!))
+      expect(host.rules!.chains).toContain(host.rules!.ingress[String(host.rules!.portMark[l.name])]);
   }
   const anything = ports.length > 0 || wantedSegments.size > 0;
   if (!anything) expect(host.rules).toBeNull();
@@ -272,7 +296,8 @@ describe('planHost', () => {
   it('a first attach: rules before devices, the segment, the port', () => {
     const { ops } = planHost(empty, attach([inst('ns/a')]));
     const kinds = ops.map((o) => o.op);
-    expect(kinds.slice(0, 1)).toEqual(['addTable']);
+    // The port's state (its policy) first, then the rules, then the devices.
+    expect(kinds.slice(0, 2)).toEqual(['setState', 'addTable']);
     expect(kinds.indexOf('addPort')).toBeGreaterThan(kinds.lastIndexOf('setEntry'));
     expect(ops).toContainEqual(
       expect.objectContaining({ op: 'addBridge', device: bridgeName(7), mtu: 1450 }),
@@ -288,7 +313,7 @@ describe('planHost', () => {
   it('a changed policy rewrites rules only; a changed address recreates the port', () => {
     const host = applyToObserved(empty, planHost(empty, attach([inst('ns/a')])).ops);
     const policy = planHost(host, attach([{ ...inst('ns/a'), assignments: [{ ...a, ingress: [] }] }])).ops;
-    expect(policy.map((o) => o.op).sort()).toEqual(['addChain', 'deleteChain', 'setEntry']);
+    expect(policy.map((o) => o.op).sort()).toEqual(['addChain', 'deleteChain', 'setEntry', 'setState']);
     const moved = planHost(
       host,
       attach([{ ...inst('ns/a'), assignments: [{ ...a, address: '10.0.0.9/24' }] }]),
@@ -312,6 +337,7 @@ describe('planHost', () => {
       links: [{ name: bridgeName(7), kind: 'bridge', up: true, mtu: 1500 }],
       flood: {},
       rules: null,
+      states: {},
     };
     expect(planHost(host, attach([inst('ns/a')]))).toEqual({ ops: [], conflicts: [bridgeName(7)] });
   });

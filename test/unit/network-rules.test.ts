@@ -55,6 +55,13 @@ describe('antiSpoofRules', () => {
     expect(rules).toContain('ether type arp arp saddr ip != { 10.0.0.1, 0.0.0.0 } drop');
     expect(rules).toContain('ether type != ip drop');
     expect(rules).toContain('ip saddr != 10.0.0.1 drop');
+    expect(rules).toContain('ip protocol udp udp sport 67 drop');
+  });
+
+  it('only a DHCP helper may answer DHCP; a tap may ask before it has an address', () => {
+    const port = { mac: '02:00:00:00:00:01', ip: '10.0.0.0' };
+    expect(antiSpoofRules('veth', port, true)).not.toContain('ip protocol udp udp sport 67 drop');
+    expect(antiSpoofRules('tap', port)).toContain('ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept');
   });
 });
 
