@@ -225,8 +225,19 @@ describe('Networks through kubectl', () => {
       /^spec\.template\.spec\.networkInterfaces\[0\]\.ipAddress: 10\.0\.1\.100 is held by instance default\/static-a-[a-z0-9-]+-0 of Workload default\/static-a/,
     );
     expect(await jsonpath('instances -l workload=static-b', '{.items[*].metadata.name}')).toBe('');
-    // Once the holder goes, the other gets it.
+    // Once the holder goes (its address released), the other gets it.
     expect((await k(['delete', 'workload.compute.datumapis.com', 'static-a', '--wait=false'])).code).toBe(0);
+    await until(
+      'static-b takes it over',
+      async () =>
+        (await jsonpath(
+          'instances -l workload=static-b',
+          '{.items[*].status.networkInterfaces[0].assignments.networkIP}',
+        )) === '10.0.1.100',
+    );
+    expect(
+      await jsonpath('workload static-b', '{.status.conditions[?(@.type=="AddressesAssigned")].status}'),
+    ).toBe('True');
   });
 
   it('refuses, naming the field: two primaries, a static address with two replicas, nine interfaces, IPv6 at apply time; a Network twice in status', async () => {
