@@ -15,8 +15,8 @@
  *   leaked sandbox or qemu: no record at all) for longer than `orphanGraceMs` without a break, outside fault
  *   windows touching its host. Counted once per object id.
  * - **needless restarts**: a running copy whose ids changed between two samples (or that vanished and came back)
- *   while its intended assignment on that host did not change, on a host no fault touched at the time. Counted
- *   once per change.
+ *   while it runs the same template as before and its intended assignment on that host did not change, on a host
+ *   no fault touched at the time. Counted once per change.
  * Samples whose intents or runtime state could not be read (`undefined`) count nothing and break no streak
  * except that they end a "still running" observation.
  *
@@ -46,6 +46,8 @@ export interface RunningCopy {
   ids: string;
   /** Whether anything of it runs (at least one container running, or the qemu process alive). */
   running: boolean;
+  /** Template hash it runs (its containers' label), when known: a copy that changes template was asked to. */
+  templateHash?: string;
 }
 
 /** An object that exists but belongs to no copy the agents know (a leaked runsc sandbox, a qemu no record owns). */
@@ -136,8 +138,8 @@ export function countOracle(samples: OracleSample[], faults: FaultWindow[], o: O
     );
   /** Slot → its assignment key and since when. */
   const assignment = new Map<string, { key: string; since: number }>();
-  /** `slot@host` → ids last seen running, and the assignment key then. */
-  const lastIds = new Map<string, { ids: string; key: string }>();
+  /** `slot@host` → ids last seen running, the template they ran, and the assignment key then. */
+  const lastIds = new Map<string, { ids: string; key: string; templateHash: string | undefined }>();
   /** Object id → first time seen unowned (in an unbroken streak). */
   const unownedSince = new Map<string, number>();
   const orphaned = new Set<string>();
@@ -217,8 +219,10 @@ export function countOracle(samples: OracleSample[], faults: FaultWindow[], o: O
       // The assignment's generation (key and since): a slot re-added with the same key is a new one.
       const key = i && a && i.host === c.host ? `${a.key}#${a.since}` : '';
       const last = lastIds.get(where);
-      lastIds.set(where, { ids: c.ids, key });
+      lastIds.set(where, { ids: c.ids, key, templateHash: c.templateHash });
       if (!last || last.ids === c.ids || !key || last.key !== key) continue;
+      // A rollout replaces a copy in place some seconds after its intent changed: a new template was asked for.
+      if (last.templateHash !== c.templateHash) continue;
       if (inWindow(s.at, o.healGraceMs, c.host)) continue;
       counts.needlessRestarts++;
       detail(`needless restart of ${where} at ${new Date(s.at).toISOString()} (${last.ids} → ${c.ids})`);

@@ -221,7 +221,14 @@ export async function startOracle(t: OracleTarget, o: StartOracleOptions = {}): 
       const name = c.Labels['edgeplane.dev/instance'];
       if (!host || !hosts.has(host) || !ns || !name) continue;
       const key = `${ns}/${name}@${host}`;
-      const copy = copies.get(key) ?? { slot: `${ns}/${name}`, host, ids: '', running: false, idList: [] };
+      const copy = copies.get(key) ?? {
+        slot: `${ns}/${name}`,
+        host,
+        ids: '',
+        running: false,
+        idList: [],
+        templateHash: c.Labels['edgeplane.dev/template-hash'],
+      };
       copy.running ||= c.State === 'running';
       copies.set(key, copy);
       // A container restarted in place keeps its id: its start time tells the runs apart.

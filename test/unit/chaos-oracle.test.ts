@@ -4,6 +4,7 @@
  * or leaked sandbox past its grace, a restart nothing asked for — is counted, while the same thing inside the
  * window a fault allows is not.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   countOracle,
@@ -165,6 +166,26 @@ describe('chaos oracle counting', () => {
       intended: [slot('web-0', 'h-a', 'h2'), slot('web-1', 'h-b')],
     }));
     expect(countOracle([...steady(0, 30), ...rolled], [], OPTS).needlessRestarts).toBe(0);
+    // A rollout step: the intent changes first, the agent replaces the copy (new template) seconds later.
+    const intentFirst = seconds(30, 33, () => ({
+      intended: [slot('web-0', 'h-a', 'h2'), slot('web-1', 'h-b')],
+      copies: [{ ...copy('web-0', 'h-a'), templateHash: 'h1' }, copy('web-1', 'h-b')],
+    }));
+    const replaced = seconds(33, 60, () => ({
+      intended: [slot('web-0', 'h-a', 'h2'), slot('web-1', 'h-b')],
+      copies: [{ ...copy('web-0', 'h-a', 'c-new'), templateHash: 'h2' }, copy('web-1', 'h-b')],
+    }));
+    const before = steady(0, 30).map((s) => ({
+      ...s,
+      copies: [{ ...copy('web-0', 'h-a'), templateHash: 'h1' }, copy('web-1', 'h-b')],
+    }));
+    expect(countOracle([...before, ...intentFirst, ...replaced], [], OPTS).needlessRestarts).toBe(0);
+    // The same, but the copy restarted on its old template: nothing asked for that.
+    const sameTemplate = replaced.map((s) => ({
+      ...s,
+      copies: [{ ...copy('web-0', 'h-a', 'c-new'), templateHash: 'h1' }, copy('web-1', 'h-b')],
+    }));
+    expect(countOracle([...before, ...intentFirst, ...sameTemplate], [], OPTS).needlessRestarts).toBe(1);
     // Scaled away and back (same key, new assignment): asked for.
     const scaledDown = seconds(30, 40, () => ({
       intended: [slot('web-1', 'h-b')],
@@ -186,5 +207,69 @@ describe('chaos oracle counting', () => {
     const c = countOracle([...steady(0, 30), ...blind, ...steady(60, 70)], [], OPTS);
     expect(c.samples).toBe(40);
     expect(c.lostReplicaSeconds).toBe(0);
+  });
+
+  it('counts zero for any clean run, and never less for a longer run (properties)', () => {
+    const hosts = ['h-a', 'h-b', 'h-c'];
+    const sampleArb = fc.record({
+      intended: fc.uniqueArray(
+        fc.record({
+          n: fc.integer({ min: 0, max: 5 }),
+          host: fc.constantFrom(...hosts),
+          hash: fc.constantFrom('h1', 'h2'),
+        }),
+        { selector: (x) => x.n, maxLength: 4 },
+      ),
+      extra: fc.array(
+        fc.record({
+          n: fc.integer({ min: 0, max: 5 }),
+          host: fc.constantFrom(...hosts),
+          id: fc.constantFrom('x', 'y'),
+          running: fc.boolean(),
+        }),
+        { maxLength: 3 },
+      ),
+      leaked: fc.array(fc.constantFrom('sandbox:1', 'sandbox:2'), { maxLength: 1 }),
+    });
+    type Drawn = typeof sampleArb extends fc.Arbitrary<infer T> ? T : never;
+    const toSamples = (xs: Drawn[], clean: boolean): OracleSample[] =>
+      xs.map((x, i) => {
+        const intended = x.intended.map((s) => slot(`w-${s.n}`, s.host, s.hash));
+        const copies = intended.map((s) => ({
+          slot: s.slot,
+          host: s.host,
+          ids: `c-${s.slot}-${s.templateHash}`,
+          running: true,
+        }));
+        return {
+          at: at(i * 5),
+          intended,
+          copies: clean
+            ? copies
+            : [...copies, ...x.extra.map((e) => copy(`w-${e.n}`, e.host, e.id, e.running))],
+          leaked: clean ? [] : x.leaked.map((id) => ({ id })),
+        };
+      });
+    fc.assert(
+      fc.property(fc.array(sampleArb, { minLength: 1, maxLength: 40 }), (xs) => {
+        // Every intended slot running once, on its host, its ids fixed by its assignment: nothing counted.
+        const clean = countOracle(toSamples(xs, true), [], OPTS);
+        expect([
+          clean.lostReplicaSeconds,
+          clean.duplicateSeconds,
+          clean.orphans,
+          clean.needlessRestarts,
+        ]).toEqual([0, 0, 0, 0]);
+      }),
+    );
+    fc.assert(
+      fc.property(fc.array(sampleArb, { minLength: 2, maxLength: 40 }), fc.nat(), (xs, cut) => {
+        const samples = toSamples(xs, false);
+        const prefix = countOracle(samples.slice(0, 1 + (cut % samples.length)), [], OPTS);
+        const full = countOracle(samples, [], OPTS);
+        for (const k of ['lostReplicaSeconds', 'duplicateSeconds', 'orphans', 'needlessRestarts'] as const)
+          expect(full[k]).toBeGreaterThanOrEqual(prefix[k]);
+      }),
+    );
   });
 });
