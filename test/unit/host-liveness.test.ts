@@ -161,4 +161,22 @@ describe('host registry under its own faults', () => {
     r.accept(report('a', 2), 33_000);
     expect(r.get('a')?.state).toBe('Ready');
   });
+
+  it("judges a host by when its reports arrive, never by their `time` (an agent's clock a day off)", () => {
+    const r = make();
+    const DAY = 86_400_000;
+    const at = (seq: number, offset: number) => ({
+      ...report('a', seq),
+      time: new Date(Date.now() + offset).toISOString(),
+    });
+    r.accept(at(1, DAY), 0);
+    r.accept(at(2, -DAY), 2000);
+    r.check(10_000);
+    expect(r.get('a')?.state).toBe('Ready');
+    // Silent from 2 s on: Lost a full lostAfter after the last arrival, whatever the reports said.
+    r.check(31_000);
+    expect(r.get('a')?.state).toBe('Disconnected');
+    r.check(32_001);
+    expect(r.get('a')?.state).toBe('Lost');
+  });
 });
