@@ -7,8 +7,11 @@
  * client's own pings. nats.js pings every 2 minutes and gives up after 2 unanswered ones, so it noticed a dead link
  * after 4–6 minutes, while the coordinator declares a silent host Lost after 30 s. We ping every
  * {@link DEFAULT_PING_INTERVAL_MS} and give up after {@link DEFAULT_MAX_PINGS_OUT} unanswered pings: a dead link is
- * noticed (and a reconnect begun) within (maxPingsOut + 1) × pingInterval = 15 s, under a host's default
- * Disconnected bound (3 × 5 s heartbeat + 5 s grace = 20 s) and well under `lostAfter` (30 s).
+ * noticed (and a reconnect begun) within (maxPingsOut + 1) × pingInterval = 9 s. What the coordinator sees is
+ * longer: the reports since the last one that arrived are lost too, so a host's silence is up to one heartbeat
+ * (5 s) + 9 s + the fail-over, under its default Disconnected bound (3 × 5 s heartbeat + 5 s grace = 20 s) and
+ * well under `lostAfter` (30 s). With a 5 s ping it was up to 5 + 15 s: a host whose link to one NATS member died
+ * just before a heartbeat went Disconnected although another member was there (issue 14).
  * EDGE_NATS_PING_MS and EDGE_NATS_MAX_PINGS_OUT override them.
  *
  * Healing: a daemon's reconnect attempt that starts while the link is still dead hangs until its connect timeout.
@@ -62,7 +65,7 @@ export interface NatsClientSettings {
 }
 
 /** Client ping interval: a dead link is noticed within (maxPingsOut + 1) × this (see the module comment). */
-export const DEFAULT_PING_INTERVAL_MS = 5000;
+export const DEFAULT_PING_INTERVAL_MS = 3000;
 /** Unanswered pings before the link is declared dead. */
 export const DEFAULT_MAX_PINGS_OUT = 2;
 /** How long a daemon's connection attempt may take before the next one (see the module comment). */
