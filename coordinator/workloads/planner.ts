@@ -144,12 +144,12 @@ export function planWorkload(s: WorkloadSnapshot, v: ValidWorkload): WorkloadPla
     : 0;
   const observeNow = (i: { name: string; location: string; host: string }) =>
     observe(s.hosts, namespace, i, runsOf(i.name));
-  const asRollout = (i: { name: string; location: string; host: string }, surge: boolean) => ({
-    ...i,
-    hash: runsOf(i.name),
-    ready: isReady(observeNow(i)),
-    surge,
-  });
+  const asRollout = (i: { name: string; location: string; host: string }, surge: boolean) => {
+    const o = observeNow(i);
+    // Unknown: its host has not reported since we started (or is Disconnected): not to be switched blind.
+    const unknown = o.hostState === undefined || o.hostState === 'Disconnected';
+    return { ...i, hash: runsOf(i.name), ready: isReady(o), surge, ...(unknown ? { unknown } : {}) };
+  };
   const surgeNow = surgeObjs.map((i) => ({ name: i.metadata.name, ...i.spec, obj: i }));
   const rollout = planRollout({
     hash,

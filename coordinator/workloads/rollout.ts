@@ -22,6 +22,12 @@ export interface RolloutInstance {
   ready: boolean;
   /** Whether it is a surge instance (not one of the desired replicas). */
   surge: boolean;
+  /**
+   * Whether its state is unknown: its host has not reported since this coordinator started, or is Disconnected.
+   * Such an instance is never switched (it may well be serving: switching it would be blind) and does not count
+   * as ready. Absent: known.
+   */
+  unknown?: boolean;
 }
 
 /** Input of {@link planRollout}. */
@@ -74,9 +80,12 @@ export function planRollout(input: RolloutInput): RolloutPlan {
   // Kubernetes refuses maxSurge and maxUnavailable both 0; here that means one at a time.
   const maxUnavailable = input.maxSurge <= 0 && input.maxUnavailable <= 0 ? 1 : input.maxUnavailable;
   const minAvailable = Math.max(0, input.desired - maxUnavailable);
-  let available = input.instances.filter((i) => i.ready).length;
+  let available: number;
 
-  // Unready instances switch first and for free: they serve nothing now. Then the hosts in order.
+  // Unready instances switch first and for free: they serve nothing now. Then the hosts in order. An instance
+  // of unknown state is neither: a coordinator just started (killed mid-rollout, say) had no report yet and
+  // switched every instance "for free" at once, taking the ready count under the floor (issue 14).
+  available = input.instances.filter((i) => i.ready && !i.unknown).length;
   const order = (a: RolloutInstance, b: RolloutInstance) =>
     Number(a.ready) - Number(b.ready) ||
     a.location.localeCompare(b.location) ||
@@ -85,6 +94,7 @@ export function planRollout(input: RolloutInput): RolloutPlan {
   const switchNow: string[] = [];
   const switched = new Set<string>();
   for (const i of [...stale].sort(order)) {
+    if (i.unknown) continue;
     if (i.ready) {
       if (available - 1 < minAvailable) continue;
       available--;

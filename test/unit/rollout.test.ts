@@ -56,6 +56,29 @@ describe('planRollout', () => {
     expect(p.addSurge).toEqual([{ location: 'a', host: 'a-h' }]);
   });
 
+  it('never switches an instance of unknown state (its host not heard since a restart), nor counts it ready', () => {
+    // A coordinator restarted mid-rollout: a-0 already switched and ready; the hosts of a-1 and a-2 not heard yet.
+    const unknown = (name: string) => ({ ...inst(name, 'a', 'old', false), unknown: true });
+    const p = planRollout({
+      ...base,
+      desired: 3,
+      maxUnavailable: 1,
+      maxSurge: 0,
+      instances: [inst('a-0', 'a', 'new'), unknown('a-1'), unknown('a-2')],
+    });
+    expect(p.switchNow).toEqual([]);
+    expect(p.waiting).toBe(2);
+    // Once heard (ready on the old template), one switches.
+    const heard = planRollout({
+      ...base,
+      desired: 3,
+      maxUnavailable: 1,
+      maxSurge: 0,
+      instances: [inst('a-0', 'a', 'new'), inst('a-1', 'a'), inst('a-2', 'a')],
+    });
+    expect(heard.switchNow).toEqual(['a-1']);
+  });
+
   it('with surge and maxUnavailable 0: a surge instance first, a switch only once it is ready', () => {
     const four = ['a-0', 'a-1', 'a-2', 'a-3'].map((n) => inst(n, 'a'));
     const first = planRollout({ ...base, desired: 4, maxUnavailable: 0, maxSurge: 1, instances: four });
