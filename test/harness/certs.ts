@@ -30,66 +30,41 @@ export function makeCerts(
       f(`${ca}.pem`),
     );
   }
-  ssl(
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-subj',
-    '/CN=127.0.0.1',
-    '-keyout',
-    f('server.key'),
-    '-out',
-    f('server.csr'),
-  );
-  fs.writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  ssl(
-    'x509',
-    '-req',
-    '-in',
-    f('server.csr'),
-    '-CA',
-    f('ca.pem'),
-    '-CAkey',
-    f('ca.key'),
-    '-CAcreateserial',
-    '-days',
-    String(days),
-    '-extfile',
-    f('ext.cnf'),
-    '-out',
-    f('server.pem'),
-  );
-  ssl(
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-subj',
-    '/CN=edgeplane test host',
-    '-keyout',
-    f('client.key'),
-    '-out',
-    f('client.csr'),
-  );
-  fs.writeFileSync(f('client.cnf'), 'extendedKeyUsage=clientAuth\n');
-  ssl(
-    'x509',
-    '-req',
-    '-in',
-    f('client.csr'),
-    '-CA',
-    f('ca.pem'),
-    '-CAkey',
-    f('ca.key'),
-    '-CAcreateserial',
-    '-days',
-    String(days),
-    '-extfile',
-    f('client.cnf'),
-    '-out',
-    f('client.pem'),
-  );
+  /** A key and a certificate `<name>.key`/`<name>.pem` for `cn`, signed by the CA, with extensions `ext`. */
+  const issue = (name: string, cn: string, ext: string) => {
+    ssl(
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      `/CN=${cn}`,
+      '-keyout',
+      f(`${name}.key`),
+      '-out',
+      f(`${name}.csr`),
+    );
+    fs.writeFileSync(f(`${name}.cnf`), `${ext}\n`);
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      f(`${name}.csr`),
+      '-CA',
+      f('ca.pem'),
+      '-CAkey',
+      f('ca.key'),
+      '-CAcreateserial',
+      '-days',
+      String(days),
+      '-extfile',
+      f(`${name}.cnf`),
+      '-out',
+      f(`${name}.pem`),
+    );
+  };
+  issue('server', '127.0.0.1', 'subjectAltName=IP:127.0.0.1,DNS:localhost');
+  issue('client', 'edgeplane test host', 'extendedKeyUsage=clientAuth');
   return {
     ca: f('ca.pem'),
     cert: f('server.pem'),

@@ -24,6 +24,19 @@ import { reportFigures } from '../figures.js';
 
 const DAY = 86_400;
 
+/** The client fixture as its own process under `env` (libfaketime, TLS files), stopped after the test. */
+function startClient(dir: string, url: string, env: Record<string, string>) {
+  const client = startProc({
+    dir,
+    name: 'nats-client',
+    command: path.join(REPO_DIR, 'node_modules/.bin/tsx'),
+    args: [path.join(REPO_DIR, 'test/harness/fixtures/nats-client.ts'), url],
+    env: { ...env, LOG_LEVEL: 'info' },
+  });
+  cleanup(() => client.stop());
+  return client;
+}
+
 interface Line {
   msg?: string;
   status?: string;
@@ -39,20 +52,12 @@ describe('a NATS client whose wall clock steps by a day', () => {
     });
     const proxy = await startFaultProxy(nats.port);
     const clock = fakeClock(dir);
-    const client = startProc({
-      dir,
-      name: 'nats-client',
-      command: path.join(REPO_DIR, 'node_modules/.bin/tsx'),
-      args: [path.join(REPO_DIR, 'test/harness/fixtures/nats-client.ts'), `nats://127.0.0.1:${proxy.port}`],
-      env: {
-        ...clock.env,
-        EDGE_NATS_CA: certs.ca,
-        EDGE_NATS_CERT: certs.clientCert,
-        EDGE_NATS_KEY: certs.clientKey,
-        LOG_LEVEL: 'info',
-      },
+    const client = startClient(dir, `nats://127.0.0.1:${proxy.port}`, {
+      ...clock.env,
+      EDGE_NATS_CA: certs.ca,
+      EDGE_NATS_CERT: certs.clientCert,
+      EDGE_NATS_KEY: certs.clientKey,
     });
-    cleanup(() => client.stop());
     const lines = (): Line[] =>
       fs
         .readFileSync(client.logFile, 'utf8')
@@ -110,14 +115,7 @@ describe('a NATS client whose wall clock steps by a day', () => {
     const nats = await startNatsForTest();
     const proxy = await startFaultProxy(nats.port);
     const clock = fakeClock(dir);
-    const client = startProc({
-      dir,
-      name: 'nats-client',
-      command: path.join(REPO_DIR, 'node_modules/.bin/tsx'),
-      args: [path.join(REPO_DIR, 'test/harness/fixtures/nats-client.ts'), `nats://127.0.0.1:${proxy.port}`],
-      env: { ...clock.env, LOG_LEVEL: 'info' },
-    });
-    cleanup(() => client.stop());
+    const client = startClient(dir, `nats://127.0.0.1:${proxy.port}`, clock.env);
     const reconnects = () => fs.readFileSync(client.logFile, 'utf8').split('"status":"reconnect"').length - 1;
     await waitFor(
       'the client connected',
