@@ -11,8 +11,8 @@
  * leader still renewing it (two leaders at once), and a leader stepped forward gave up its Lease at its first
  * failed renewal (issue 14).
  *
- * Every attempt has a deadline of its own ({@link attemptTimeoutMs}; for the leader, never past its renew
- * deadline), as client-go's context timeouts: over a half-open link to the API server a request neither answers
+ * Every attempt has a deadline of its own, as client-go's context timeouts — the leader's is what is left of its
+ * renew deadline, a candidate's the renew deadline ({@link attemptTimeoutMs}): over a half-open link to the API server a request neither answers
  * nor fails, and an attempt awaited without one kept a cut-off leader "leading" for as long as the link stayed
  * dead, and a candidate waiting forever after it healed (issue 14, the coordinator cut off from kube-apiserver).
  * A write that lands after its attempt gave up is harmless: it carries the resourceVersion it read.
@@ -48,11 +48,15 @@ export const DEFAULT_LEADER_ELECTION: LeaderElectionOptions = {
   retryPeriodMs: 2_000,
 };
 
-/** How long one acquire-or-renew may take: half the renew deadline, at least a retry period. */
+/**
+ * How long a candidate's acquire attempt may take: the renew deadline (at least a retry period). A slow API
+ * server is waited for as long as a leader would wait for its renewal; only a request that would outlive that is
+ * given up. (Half the deadline made a leader step down on a merely loaded apiserver.)
+ */
 export function attemptTimeoutMs(
   o: Pick<LeaderElectionOptions, 'renewDeadlineMs' | 'retryPeriodMs'>,
 ): number {
-  return Math.max(o.retryPeriodMs, o.renewDeadlineMs / 2);
+  return Math.max(o.retryPeriodMs, o.renewDeadlineMs);
 }
 
 /** RFC 3339 with microseconds, the wire format of metav1.MicroTime. */
@@ -100,14 +104,17 @@ export class LeaderElector {
     if (this.stopped) return new Promise(() => undefined);
     this.leading = true;
     this.log.info({ identity: this.identity }, 'became leader');
-    let lastRenew = performance.now();
+    // As client-go: each renewal cycle (retryPeriod after the last success) has renewDeadline to succeed, its
+    // attempts retried every retryPeriod and each bounded by what is left of the cycle.
+    let cycleStart: number | undefined;
     const renew = async () => {
       if (this.stopped) return;
-      const left = lastRenew + this.opts.renewDeadlineMs - performance.now();
-      const renewed = await this.attempt(Math.max(1, Math.min(attemptTimeoutMs(this.opts), left)));
+      cycleStart ??= performance.now();
+      const left = cycleStart + this.opts.renewDeadlineMs - performance.now();
+      const renewed = await this.attempt(Math.max(1, left));
       if (this.stopped) return;
-      if (renewed) lastRenew = performance.now();
-      else if (performance.now() - lastRenew >= this.opts.renewDeadlineMs) {
+      if (renewed) cycleStart = undefined;
+      else if (performance.now() - cycleStart >= this.opts.renewDeadlineMs) {
         this.leading = false;
         this.log.error({ identity: this.identity }, 'lost the lease: could not renew it within the deadline');
         onLost();
