@@ -71,6 +71,9 @@ describe('an agent cut off from NATS', () => {
     const otherContainers = new Map<string, string[]>();
     for (const h of others) otherContainers.set(h, await runningContainers(h));
     const fleet = await watchFleet(s.nats.url);
+    await waitFor('a report of every host', () => s.hosts.every((h) => fleet.hosts.has(h)), {
+      timeoutMs: 30_000,
+    });
 
     const proxy = s.agentProxies.get(victim)!;
     const cutAt = Date.now();
