@@ -10,6 +10,9 @@
  * - `underlayBitsPerSecond`: the same between the two hosts' namespaces directly, for comparison.
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { LinuxHostNetwork } from '../agent/network/linux.js';
 import {
   createNetns,
@@ -74,7 +77,11 @@ async function iperf(server: Netns, client: Netns, address: string): Promise<num
 
 async function main(): Promise<void> {
   const prefix = `epbench${crypto.randomBytes(2).toString('hex')}-`;
-  const stop = () => removeNetnsWithPrefix(prefix);
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'edgeplane-bench-network-'));
+  const stop = () => {
+    removeNetnsWithPrefix(prefix);
+    fs.rmSync(stateDir, { recursive: true, force: true });
+  };
   process.once('SIGINT', () => {
     stop();
     process.exit(130);
@@ -83,7 +90,12 @@ async function main(): Promise<void> {
     const { hosts } = createStandInHosts(prefix, 2);
     const nets = hosts.map(
       (h) =>
-        new LinuxHostNetwork({ overlayAddress: h.address, underlayDevice: UNDERLAY_DEVICE, netns: h.name }),
+        new LinuxHostNetwork({
+          overlayAddress: h.address,
+          underlayDevice: UNDERLAY_DEVICE,
+          netns: h.name,
+          stateDir: path.join(stateDir, h.name),
+        }),
     );
     const segment: NetworkSegment = {
       v: 1,
