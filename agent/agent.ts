@@ -24,8 +24,10 @@ import type { HostCapacity } from './host/capacity.js';
 import { HostMonitor } from './host/monitor.js';
 import { ArtifactCache, catalogFile } from './images/catalog.js';
 import { IntentWatcher } from './intents.js';
+import type { HostNetwork } from './network/host-network.js';
 import { addOpsEndpoints } from './ops/service.js';
 import { Reconciler } from './reconciler.js';
+import { SegmentWatcher } from './segments.js';
 
 /** Agent version (package.json's), reported in every host report and in `$SRV.INFO`. */
 export const AGENT_VERSION = VERSION;
@@ -70,6 +72,19 @@ export interface AgentConfig {
   dockerSocket?: string;
   /** Serve /metrics, /healthz and /readyz here (`host:port`, loopback advised); absent: not at all. */
   metricsAddress?: string;
+  /**
+   * Address other hosts reach this host's VXLAN endpoint on, reported as `overlayAddress`; absent: the host has
+   * no host network, and instances with Network attachments fail naming why.
+   */
+  overlayAddress?: string;
+  /** Network namespace (`ip netns` name) the host's Network devices live in; absent: the machine's own. */
+  networkNamespace?: string;
+}
+
+/** What an agent is built with besides its configuration (tests hand in their own parts). */
+export interface AgentParts {
+  /** The host's network; default: none without {@link AgentConfig.overlayAddress}. */
+  network?: HostNetwork;
 }
 
 export class Agent {
@@ -97,18 +112,25 @@ export class Agent {
   private stopLinkDoctor: (() => void) | undefined;
   readonly subjects: Subjects;
   readonly drivers: Partial<Record<Runtime, Driver>>;
+  /** The host's network, when this host carries Network attachments. */
+  readonly network: HostNetwork | undefined;
+  private segments: SegmentWatcher | undefined;
 
   constructor(
     readonly config: AgentConfig,
     private readonly log: Logger,
+    parts: AgentParts = {},
   ) {
     this.subjects = new Subjects(config.subjectPrefix);
+    this.network = parts.network;
+    const network = this.network ? { network: this.network } : {};
     this.drivers = {
       gvisor: new GvisorDriver({
         host: config.host,
         publishAddress: config.publishAddress,
         stateDir: config.stateDir,
         ...(config.dockerSocket ? { docker: new DockerClient({ socketPath: config.dockerSocket }) } : {}),
+        ...network,
         log: log.child({ driver: 'gvisor' }),
       }),
       vm: new QemuDriver({
@@ -119,6 +141,8 @@ export class Agent {
         publishAddress: config.publishAddress,
         ...(config.vmAccel ? { accel: config.vmAccel } : {}),
         ...(config.vmProbeKernel ? { kvmTestKernel: config.vmProbeKernel } : {}),
+        ...network,
+        ...(config.networkNamespace ? { networkNamespace: `/run/netns/${config.networkNamespace}` } : {}),
         log: log.child({ driver: 'vm' }),
       }),
     };
@@ -129,6 +153,8 @@ export class Agent {
       intents: () => this.intents?.all() ?? [],
       synced: () => this.intents?.synced ?? false,
       malformed: () => this.intents?.malformedIntents() ?? [],
+      ...network,
+      segments: () => this.segments?.all(),
       log: log.child({ part: 'reconciler' }),
     });
     this.reconciler.on('change', () => this.scheduleReport());
@@ -208,6 +234,16 @@ export class Agent {
       sealKey: this.sealKey,
     });
     this.intents.on('change', () => this.reconciler.trigger());
+    if (this.network) {
+      this.segments = new SegmentWatcher({
+        nc: connecting,
+        subjects: this.subjects,
+        location: this.config.location,
+        log: this.log.child({ part: 'segments' }),
+      });
+      this.segments.on('change', () => this.reconciler.trigger());
+      this.segments.start();
+    }
     // Run from the copy on disk first: instances keep being supervised while NATS is unreachable.
     await this.intents.start();
     this.reconciler.start();
@@ -350,6 +386,7 @@ export class Agent {
         : {}),
       ...(this.sealPublicKey ? { sealKey: this.sealPublicKey } : {}),
       ...(this.credentials?.current() ? { credentialsExpireAt: this.credentials.current() } : {}),
+      ...(this.network && this.config.overlayAddress ? { overlayAddress: this.config.overlayAddress } : {}),
       instances: this.reconciler.observed().map((s) => ({
         namespace: s.namespace,
         name: s.name,
@@ -361,6 +398,7 @@ export class Agent {
         providerID: s.providerID,
         ports: s.ports,
         ips: s.ips,
+        ...(s.interfaces?.length ? { interfaces: s.interfaces } : {}),
         containers: s.containers,
         message: s.message,
         startedAt: s.startedAt,
@@ -387,6 +425,7 @@ export class Agent {
     this.credentials?.stop();
     if (this.reportPending) clearTimeout(this.reportPending);
     this.intents?.stop();
+    this.segments?.stop();
     this.ops?.stop();
     await this.service?.stop().catch(() => undefined);
     await this.reconciler.stop();

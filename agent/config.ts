@@ -44,6 +44,11 @@ export const AgentSettings = z
     vmAccel: z.enum(['kvm', 'tcg']).optional(),
     vmProbeKernel: z.string().optional(),
     dockerSocket: z.string().optional(),
+    overlayAddress: z.ipv4('an IPv4 address, e.g. 192.0.2.10').optional(),
+    networkNamespace: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'a network namespace name (ip netns)')
+      .optional(),
     metricsAddress: z
       .string()
       .refine((a) => {
@@ -83,6 +88,8 @@ const ENV: Record<string, keyof AgentSettings> = {
   EDGE_VM_PROBE_KERNEL: 'vmProbeKernel',
   EDGE_METRICS_ADDRESS: 'metricsAddress',
   EDGE_DOCKER_SOCKET: 'dockerSocket',
+  EDGE_OVERLAY_ADDRESS: 'overlayAddress',
+  EDGE_NETWORK_NAMESPACE: 'networkNamespace',
 };
 
 /** `a=b,c=d` → record. */
@@ -142,6 +149,8 @@ export function loadAgentConfig(
     ...(s.vmProbeKernel ? { vmProbeKernel: s.vmProbeKernel } : {}),
     ...(s.metricsAddress ? { metricsAddress: s.metricsAddress } : {}),
     ...(s.dockerSocket ? { dockerSocket: s.dockerSocket } : {}),
+    ...(s.overlayAddress ? { overlayAddress: s.overlayAddress } : {}),
+    ...(s.networkNamespace ? { networkNamespace: s.networkNamespace } : {}),
     allocatableOverride: {
       ...(s.cpu !== undefined ? { cpuMillis: parseCpuMillis(s.cpu) } : {}),
       ...(s.memory !== undefined ? { memoryBytes: parseMemoryBytes(s.memory) } : {}),

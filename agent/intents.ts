@@ -50,6 +50,7 @@ export function requestsFor(host: string, intents: HostIntent[], log: Logger): I
         limits: older?.limits ?? intent.limits,
         labels: inst.labels,
         ...(values ? { values } : {}),
+        ...(inst.interfaces?.length ? { interfaces: inst.interfaces } : {}),
       });
     }
   }

@@ -67,6 +67,14 @@ function withAgentOptions(cmd: Command): Command {
       'kernel the KVM probe boots (default: a cached catalog kernel, else the host one) [EDGE_VM_PROBE_KERNEL]',
     )
     .option(
+      '--overlay-address <ip>',
+      "address other hosts reach this host's VXLAN endpoint on; without it the host carries no Network attachments [EDGE_OVERLAY_ADDRESS]",
+    )
+    .option(
+      '--network-namespace <name>',
+      "network namespace (ip netns) the host's Network devices live in, for several stand-in hosts on one machine (default: the machine's own) [EDGE_NETWORK_NAMESPACE]",
+    )
+    .option(
       '--memory <quantity>',
       'advertise this much allocatable memory instead of the measured amount [EDGE_MEMORY]',
     )

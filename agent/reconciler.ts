@@ -8,11 +8,20 @@ import { EventEmitter } from 'node:events';
 import type { Runtime } from '../shared/api/index.js';
 import { runtimeOf } from '../shared/api/template.js';
 import type { Logger } from '../shared/log.js';
+import type { NetworkSegment } from '../shared/nats/messages.js';
+import {
+  attachmentsDrifted,
+  attachmentsPresent,
+  portsByInstance,
+  reportedInterfaces,
+  unneededPorts,
+} from './attachments.js';
 import { type CrashRecord, crashBackoff } from './crash-backoff.js';
 import { SingleFlight } from './deadline.js';
 import type { Driver, InstanceRequest, InstanceState } from './drivers/driver.js';
 import { type HostIntent, requestsFor } from './intents.js';
 import type { RejectedIntent } from './malformed.js';
+import type { HostNetwork, HostPort } from './network/host-network.js';
 import { ProbeManager } from './probes.js';
 
 /** Options of {@link Reconciler}. */
@@ -29,6 +38,10 @@ export interface ReconcilerOptions {
   synced: () => boolean;
   /** Intents that failed validation: their instances on this host are reported Failed, and kept if running. */
   malformed?: () => RejectedIntent[];
+  /** The host's network (absent: this host carries no Network attachments). */
+  network?: HostNetwork;
+  /** The location's Network segments, undefined until known (segments.ts). */
+  segments?: () => NetworkSegment[] | undefined;
   /** Seconds a stopped instance gets between SIGTERM and SIGKILL. */
   graceSeconds?: number;
   /** Interval of the periodic pass, in milliseconds. */
@@ -62,6 +75,8 @@ export class Reconciler extends EventEmitter {
   private readonly listing = new SingleFlight<InstanceState[]>();
   /** The runtime each reported instance was last listed by. */
   private readonly seenOn = new Map<string, Runtime>();
+  /** The segments last handed to the host's network, and when (they are handed again every minute). */
+  private segmentsSynced: { digest: string; at: number } | undefined;
 
   constructor(private readonly opts: ReconcilerOptions) {
     super();
@@ -148,6 +163,15 @@ export class Reconciler extends EventEmitter {
     }
     if (unobserved.size)
       this.opts.log.warn({ unobserved: Object.fromEntries(unobserved) }, 'runtimes not observable');
+    await this.syncSegments();
+    // The host's ports, by instance; undefined when they cannot be observed (then no port decides anything).
+    const ports = await this.observePorts();
+    if (ports) {
+      for (const [k, a] of actual) {
+        const mine = ports.get(k);
+        if (mine?.length) a.state = { ...a.state, interfaces: reportedInterfaces(mine) };
+      }
+    }
     const desired = new Map(this.desired().map((r) => [key(r.namespace, r.name), r]));
     this.desiredByKey = desired;
     const next = new Map<string, InstanceState>();
@@ -169,10 +193,13 @@ export class Reconciler extends EventEmitter {
         have &&
         have.state.templateHash === req.templateHash &&
         have.state.phase !== 'Stopped' &&
-        have.driver.isComplete(have.state, req)
+        have.driver.isComplete(have.state, req) &&
+        (!ports || attachmentsPresent(req.interfaces, ports.get(k) ?? []))
       ) {
         next.set(k, have.state);
         this.failures.delete(k);
+        if (ports && req.interfaces?.length && attachmentsDrifted(req.interfaces, ports.get(k) ?? []))
+          this.launch(k, () => this.reattachOne(k, req, have.driver));
         continue;
       }
       const failure = this.failures.get(k);
@@ -244,9 +271,73 @@ export class Reconciler extends EventEmitter {
       if (!next.has(k) && blind !== undefined) next.set(k, this.unknownState(state, runtime!, blind));
     }
     for (const k of this.seenOn.keys()) if (!next.has(k)) this.seenOn.delete(k);
+    if (this.opts.synced() && !unobserved.size && ports)
+      await this.removeUnneededPorts(ports, actual, desired);
     this.states = next;
     this.syncProbes(actual);
     this.publishIfChanged();
+  }
+
+  /** Hands the location's segments to the host's network when they changed, and every minute anyway. */
+  private async syncSegments(): Promise<void> {
+    const network = this.opts.network;
+    const segments = this.opts.segments?.();
+    if (!network || !segments) return;
+    const digest = JSON.stringify([...segments].sort((a, b) => a.segment - b.segment));
+    const last = this.segmentsSynced;
+    if (last && last.digest === digest && Date.now() - last.at < 60_000) return;
+    try {
+      await network.syncSegments(segments);
+      this.segmentsSynced = { digest, at: Date.now() };
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message }, 'segments not programmed; will retry');
+    }
+  }
+
+  /** The host's ports by instance, or undefined without a host network or when they cannot be listed. */
+  private async observePorts(): Promise<Map<string, HostPort[]> | undefined> {
+    if (!this.opts.network) return undefined;
+    try {
+      return portsByInstance(await this.opts.network.list());
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message }, 'host network ports not observable');
+      return undefined;
+    }
+  }
+
+  /**
+   * Removes the ports no instance needs: an instance's own ports go with its removal; these are the ones left by
+   * an instance that is gone (an agent killed half-way, a holder that died) or whose intent no longer attaches it.
+   */
+  private async removeUnneededPorts(
+    ports: Map<string, HostPort[]>,
+    actual: Map<string, { state: InstanceState; driver: Driver }>,
+    desired: Map<string, InstanceRequest>,
+  ): Promise<void> {
+    const needed = new Set(this.inflight.keys());
+    for (const k of actual.keys()) {
+      const req = desired.get(k);
+      if (!req || req.interfaces?.length) needed.add(k);
+    }
+    for (const instance of unneededPorts([...ports.values()].flat(), needed)) {
+      try {
+        this.opts.log.info({ instance }, 'removing network ports no instance needs');
+        await this.opts.network?.detach(instance);
+      } catch (err) {
+        this.opts.log.warn({ instance, err: (err as Error).message }, 'failed to remove ports; will retry');
+      }
+    }
+  }
+
+  /** Rewrites a running instance's ports whose policy or MTU changed. */
+  private async reattachOne(k: string, req: InstanceRequest, driver: Driver): Promise<void> {
+    try {
+      if (!driver.reattach) throw new Error(`the ${driver.runtime} runtime cannot attach Networks`);
+      this.opts.log.info({ instance: k }, 'rewriting network ports');
+      await driver.reattach(req.namespace, req.name, req.interfaces ?? []);
+    } catch (err) {
+      this.opts.log.warn({ instance: k, err: (err as Error).message }, 'failed to rewrite network ports');
+    }
   }
 
   /** Runs a start or removal beside the passes; when it ends, a pass observes the result. */
@@ -401,6 +492,7 @@ export class Reconciler extends EventEmitter {
         s.message,
         s.templateHash,
         s.containers,
+        s.interfaces,
       ]),
     );
     if (digest !== this.lastDigest) {

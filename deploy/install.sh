@@ -362,7 +362,9 @@ GUEST_DIR="$EDGE_CACHE/guest"
 
 # The guest's /init. Prints EDGEPLANE-GUEST-READY on the console (ttyS0), then waits for the ACPI power button
 # (QMP system_powerdown) on its evdev device and powers off. With `edgeplane.probe` on the kernel command line
-# it powers off right after the marker (used by the KVM probe).
+# it powers off right after the marker (used by the KVM probe). In the background it brings up its virtio NICs,
+# each by DHCP (udhcpc), printing `EDGEPLANE-GUEST-NET <if> <mac> <address>/<prefix>` per lease, and serves
+# /etc/www (its host name) with busybox httpd on port 8080, so tests can reach it over a Network.
 guest_init_script() {
   cat <<'INIT'
 #!/bin/sh
@@ -385,6 +387,32 @@ if grep -q edgeplane.probe /proc/cmdline; then
   echo "EDGEPLANE-GUEST-READY probe" >/dev/console
   poweroff -f
 fi
+cat >/etc/udhcpc.script <<'SCRIPT'
+#!/bin/sh
+case "$1" in
+bound | renew)
+  ip addr flush dev "$interface"
+  ip addr add "$ip/$mask" dev "$interface"
+  [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
+  echo "EDGEPLANE-GUEST-NET $interface $(cat /sys/class/net/$interface/address) $ip/$mask" >/dev/console
+  ;;
+esac
+SCRIPT
+chmod 755 /etc/udhcpc.script
+(
+  for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net; do
+    insmod /lib/modules/$m.ko 2>/dev/null
+  done
+  ip link set lo up
+  for n in /sys/class/net/eth*; do
+    [ -e "$n" ] || continue
+    i=${n##*/}
+    ip link set "$i" up
+    udhcpc -i "$i" -s /etc/udhcpc.script -t 20 -T 2 -A 3 -b -q >/dev/null 2>&1 &
+  done
+  mkdir -p /etc/www && echo edgeplane-guest >/etc/www/index.html
+  httpd -p 8080 -h /etc/www
+) &
 if [ -n "$ev" ]; then
   # Open the power button's event device before announcing readiness, so a press that comes right after the
   # marker is buffered; any event on it (press or release) means: shut down.
@@ -401,7 +429,7 @@ guest_build() {
   local tmp
   tmp=$(mktemp -d)
   chmod 755 "$tmp" # apt-get download runs as _apt
-  if [ ! -s "$GUEST_DIR/vmlinuz" ]; then
+  if [ ! -s "$GUEST_DIR/vmlinuz" ] || [ ! -s "$GUEST_DIR/modules/virtio_pci.ko" ]; then
     local pkg
     pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -1)
     if [ -z "$pkg" ]; then
@@ -416,7 +444,9 @@ guest_build() {
     local mods
     mods=$(echo "$tmp"/x/lib/modules/*/kernel/drivers)
     mkdir -p "$GUEST_DIR/modules"
-    cp "$mods/acpi/button.ko" "$mods/input/evdev.ko" "$GUEST_DIR/modules/" || die "guest: modules not found in $pkg"
+    cp "$mods/acpi/button.ko" "$mods/input/evdev.ko" "$mods"/virtio/virtio{,_ring,_pci,_pci_modern_dev,_pci_legacy_dev}.ko \
+      "$mods/net/virtio_net.ko" "$mods/net/net_failover.ko" "$mods/../net/core/failover.ko" "$GUEST_DIR/modules/" ||
+      die "guest: modules not found in $pkg"
     cp "$tmp"/x/boot/vmlinuz-* "$GUEST_DIR/vmlinuz.tmp" && mv "$GUEST_DIR/vmlinuz.tmp" "$GUEST_DIR/vmlinuz"
     echo "$pkg" >"$GUEST_DIR/kernel.version"
     rm -f "$GUEST_DIR/initrd.gz" "$GUEST_DIR/accel"

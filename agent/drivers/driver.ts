@@ -4,7 +4,7 @@
  */
 import type { ContainerState, InstancePhase, ResourceAmounts, Runtime } from '../../shared/api/index.js';
 import type { InstanceTemplateSpec } from '../../shared/api/template.js';
-import type { ResolvedValues } from '../../shared/nats/messages.js';
+import type { InterfaceAssignment, ReportedInterface, ResolvedValues } from '../../shared/nats/messages.js';
 import type { LogOptions, OutputCallback, OutputSource } from './output.js';
 
 /** Everything a driver needs to start one instance. */
@@ -25,6 +25,12 @@ export interface InstanceRequest {
   labels: Record<string, string>;
   /** Secret/ConfigMap values the coordinator resolved for this host (env valueFrom, volume files, registry auth). */
   values?: ResolvedValues;
+  /**
+   * Its attachments to Networks, as the coordinator assigned them (`IntendedInstance.interfaces`); absent or empty:
+   * none, and the instance is started exactly as before Networks existed. The driver programs them through the
+   * host's network (`HostNetwork`) before the instance's own processes start, so they find their interfaces up.
+   */
+  interfaces?: InterfaceAssignment[];
 }
 
 /** Result of running a command inside an instance. */
@@ -57,6 +63,8 @@ export interface InstanceState {
   ports: Array<{ name?: string; containerPort: number; hostIP?: string; hostPort?: number }>;
   /** IP addresses. */
   ips: string[];
+  /** Its interfaces on Networks as programmed on the host now (absent: none). */
+  interfaces?: ReportedInterface[];
   /** Per-container state. */
   containers: ContainerState[];
   /** Why it is not running, when it is not. */
@@ -105,11 +113,17 @@ export interface Driver {
    */
   list(): Promise<InstanceState[]>;
   /**
-   * Whether `state` (of the request's template hash) has everything `request` asks for. An agent killed half-way
+   * Whether `state` (of the request's template hash) has everything `request` asks for (its Network ports are
+   * the reconciler's to check, against the host's network). An agent killed half-way
    * through a start may leave an instance incomplete (fewer containers, one created but never started); the
    * reconciler replaces such an instance instead of keeping it.
    */
   isComplete(state: InstanceState, request: InstanceRequest): boolean;
+  /**
+   * Rewrites the running instance's Network ports from `interfaces` in place (a changed policy or MTU, ports of
+   * the same identity), without restarting it. Absent when the runtime takes no attachments.
+   */
+  reattach?(namespace: string, name: string, interfaces: InterfaceAssignment[]): Promise<void>;
   /** Runs a command in one container of the instance (exec probes); absent when the runtime cannot. */
   exec?(
     namespace: string,

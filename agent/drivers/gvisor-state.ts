@@ -3,8 +3,10 @@
  * the InstanceState that one instance's containers (their list entries and `docker inspect`) add up to. Pure, so
  * the mapping needs no dockerd to read or test.
  *
- * Invariant: the first container (label `container-index` 0) owns the network namespace, so the instance's
- * ports, addresses and start time are the first container's.
+ * Invariant: the network namespace's owner holds the instance's ports and addresses: the network-namespace
+ * holder (label `role`, netns-holder.ts) of an instance with Network attachments, else the first container
+ * (label `container-index` 0). The start time is the first container's. A holder is no container of the
+ * instance's template: it is not listed in `containers`, but an instance whose holder is not running is Failed.
  */
 import type Docker from 'dockerode';
 import type { ContainerState } from '../../shared/api/index.js';
@@ -26,7 +28,12 @@ export const LABELS = {
   index: 'edgeplane.dev/container-index',
   templateHash: 'edgeplane.dev/template-hash',
   portNames: 'edgeplane.dev/port-names',
+  /** Set on the instance's network-namespace holder only (netns-holder.ts). */
+  role: 'edgeplane.dev/role',
 } as const;
+
+/** Reason of an instance whose network-namespace holder is not running (it is replaced). */
+export const HOLDER_DOWN = 'network namespace holder is not running';
 
 /** One container of an instance as dockerd reports it. */
 export interface ObservedContainer {
@@ -55,10 +62,13 @@ export function instanceStateOf(
   runtime: string,
   now = Date.now(),
 ): InstanceState {
-  const sorted = [...observed].sort(
-    (a, b) => Number(a.info.Labels[LABELS.index]) - Number(b.info.Labels[LABELS.index]),
-  );
-  const first = sorted[0]!.info;
+  const holder = observed.find((o) => o.info.Labels[LABELS.role] !== undefined);
+  const sorted = observed
+    .filter((o) => o !== holder)
+    .sort((a, b) => Number(a.info.Labels[LABELS.index]) - Number(b.info.Labels[LABELS.index]));
+  // A holder left alone (its agent died before the containers were created) still makes up the instance.
+  const first = (sorted[0] ?? holder)!.info;
+  const netOwner = holder ?? sorted[0]!;
   const containers: ContainerState[] = [];
   const ports: InstanceState['ports'] = [];
   const ips: string[] = [];
@@ -84,26 +94,30 @@ export function instanceStateOf(
     if (!running && !message) {
       message = `container ${info.Labels[LABELS.container]} ${s.Restarting ? 'is restarting after exit' : s.Status} (exit code ${s.ExitCode})${s.Error ? `: ${s.Error}` : ''}`;
     }
-    if (info === first) {
-      startedAt = s.StartedAt;
-      const names = parsePortNames(info.Labels[LABELS.portNames]);
-      for (const [key, binds] of Object.entries(d.NetworkSettings.Ports ?? {})) {
-        const containerPort = Number(key.split('/')[0]);
-        const name = names[key];
-        for (const b of binds ?? []) {
-          ports.push({
-            ...(name ? { name } : {}),
-            containerPort,
-            hostIP: b.HostIp,
-            hostPort: Number(b.HostPort),
-          });
-        }
-      }
-      for (const net of Object.values(d.NetworkSettings.Networks ?? {}))
-        if (net.IPAddress) ips.push(net.IPAddress);
-    }
+    if (info === first) startedAt = s.StartedAt;
   }
-  const allRunning = containers.every((c) => c.state === 'running');
+  {
+    const { info, inspect: d } = netOwner;
+    const names = parsePortNames(info.Labels[LABELS.portNames]);
+    for (const [key, binds] of Object.entries(d.NetworkSettings.Ports ?? {})) {
+      const containerPort = Number(key.split('/')[0]);
+      const name = names[key];
+      for (const b of binds ?? []) {
+        ports.push({
+          ...(name ? { name } : {}),
+          containerPort,
+          hostIP: b.HostIp,
+          hostPort: Number(b.HostPort),
+        });
+      }
+    }
+    for (const net of Object.values(d.NetworkSettings.Networks ?? {}))
+      if (net.IPAddress) ips.push(net.IPAddress);
+  }
+  const holderDown =
+    holder !== undefined && !(holder.inspect.State.Running && !holder.inspect.State.Restarting);
+  if (holderDown) message = HOLDER_DOWN;
+  const allRunning = !holderDown && containers.length > 0 && containers.every((c) => c.state === 'running');
   const anyExited = containers.some((c) => c.state === 'exited');
   const anyWaiting = containers.some((c) => c.state === 'waiting');
   // A container exited for STOPPED_AFTER_MS and not restarting is one Docker will not restart (its policy is
@@ -117,15 +131,17 @@ export function instanceStateOf(
       d.State.Status === 'exited' &&
       now - Date.parse(d.State.FinishedAt) >= STOPPED_AFTER_MS,
   );
-  const phase = allRunning
-    ? 'Running'
-    : anyWaiting
-      ? 'Starting'
-      : stopped
-        ? 'Stopped'
-        : anyExited
-          ? 'Failed'
-          : 'Starting';
+  const phase = holderDown
+    ? 'Failed'
+    : allRunning
+      ? 'Running'
+      : anyWaiting
+        ? 'Starting'
+        : stopped
+          ? 'Stopped'
+          : anyExited
+            ? 'Failed'
+            : 'Starting';
   return {
     namespace: first.Labels[LABELS.namespace]!,
     name: first.Labels[LABELS.instance]!,

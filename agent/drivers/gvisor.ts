@@ -2,6 +2,11 @@
  * gVisor containers through Docker: every container of an instance runs under runtime `runsc`.
  * Containers carry labels naming host, namespace, instance and template hash; those labels are how
  * `list` finds what runs on this host, including what an agent started before a restart.
+ *
+ * An instance with Network attachments (`InstanceRequest.interfaces`) gets a network-namespace holder first
+ * (netns-holder.ts): it owns the published ports, the host's network moves the instance's interfaces into its
+ * namespace, and only then are the instance's containers created, joining that namespace. Without attachments the
+ * first container owns the namespace, as it always did.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -10,12 +15,21 @@ import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import { isVmImage } from '../../shared/api/template.js';
 import type { Logger } from '../../shared/log.js';
-import type { ResolvedValues } from '../../shared/nats/messages.js';
+import type { InterfaceAssignment, ResolvedValues } from '../../shared/nats/messages.js';
 import { safeName } from '../../shared/os.js';
+import type { HostNetwork } from '../network/host-network.js';
+import { instanceKey, NO_HOST_NETWORK } from './attachments.js';
 import { Docker as DockerClient } from './docker.js';
 import { dockerExec, dockerLogs } from './docker-output.js';
 import type { Driver, ExecResult, InstanceRequest, InstanceState, RuntimeCheck } from './driver.js';
-import { CREATED_NOT_STARTED, instanceStateOf, LABELS, type ObservedContainer } from './gvisor-state.js';
+import {
+  CREATED_NOT_STARTED,
+  HOLDER_DOWN,
+  instanceStateOf,
+  LABELS,
+  type ObservedContainer,
+} from './gvisor-state.js';
+import { ensureHolderImage, holderCreateOptions } from './netns-holder.js';
 import type { LogOptions, OutputCallback, OutputSource } from './output.js';
 import { launchSandbox } from './sandbox-launch.js';
 import {
@@ -42,6 +56,8 @@ export interface GvisorDriverOptions {
   stateDir: string;
   /** Directory on a tmpfs for secret files (default /run/edgeplane/<host> or /dev/shm/edgeplane/<host>). */
   secretDir?: string;
+  /** The host's network, which attaches instances to Networks; absent: instances with attachments are refused. */
+  network?: HostNetwork;
   /** Logger. */
   log: Logger;
 }
@@ -152,13 +168,7 @@ export class GvisorDriver implements Driver {
   /** Rejects what this driver cannot run, naming the field, before anything is created. */
   private validate(req: InstanceRequest): void {
     const t = req.template;
-    for (const [i, n] of (t.networkInterfaces ?? []).entries()) {
-      if (n.ipAddress) {
-        throw new TemplateError(
-          `template.spec.networkInterfaces[${i}].ipAddress: static addresses are not supported by the gvisor runtime`,
-        );
-      }
-    }
+    if (req.interfaces?.length && !this.opts.network) throw new TemplateError(NO_HOST_NETWORK);
     for (const [i, c] of containersOf(t).entries()) {
       if (isVmImage(c.image)) {
         throw new TemplateError(
@@ -186,23 +196,34 @@ export class GvisorDriver implements Driver {
     const env = specs.map((c, i) => resolveEnv(c, containerPath(t, i), req.values));
     const owner = { host: this.opts.host, namespace: req.namespace, name: req.name };
     const created: Docker.Container[] = [];
+    const attachments = req.interfaces ?? [];
+    const labels = {
+      ...Object.fromEntries(Object.entries(req.labels).map(([k, v]) => [`instance.label/${k}`, v])),
+      [LABELS.host]: this.opts.host,
+      [LABELS.namespace]: req.namespace,
+      [LABELS.instance]: req.name,
+      [LABELS.workload]: req.workload,
+      [LABELS.templateHash]: req.templateHash,
+    };
+    // Every container of the instance shares one network namespace, so all ports live there.
+    const exposed: Record<string, object> = {};
+    const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
+    const portNames: Record<string, string> = {};
+    for (const p of specs.flatMap((s) => s.ports ?? [])) {
+      const key = `${p.containerPort}/${(p.protocol ?? 'TCP').toLowerCase()}`;
+      exposed[key] = {};
+      bindings[key] = [{ HostIp: this.publishAddress, HostPort: p.hostPort ? String(p.hostPort) : '' }];
+      if (p.name) portNames[key] = p.name;
+    }
     try {
       const sources = await this.volumes.prepare(owner, t, req.values);
       let networkOwner: string | undefined;
+      if (attachments.length)
+        networkOwner = await this.startHolder(req, labels, { exposed, bindings, portNames }, created);
       for (const [index, c] of specs.entries()) {
         const path = containerPath(t, index);
         await this.ensureImage(c.image, `${path}.image`, req.values);
-        const exposed: Record<string, object> = {};
-        const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
-        const portNames: Record<string, string> = {};
-        // Every container of the instance shares the first one's network namespace, so all ports live there.
-        const ports = index === 0 ? specs.flatMap((s) => s.ports ?? []) : [];
-        for (const p of ports) {
-          const key = `${p.containerPort}/${(p.protocol ?? 'TCP').toLowerCase()}`;
-          exposed[key] = {};
-          bindings[key] = [{ HostIp: this.publishAddress, HostPort: p.hostPort ? String(p.hostPort) : '' }];
-          if (p.name) portNames[key] = p.name;
-        }
+        const ownsNetwork = networkOwner === undefined;
         const mounts = await this.volumes.mountsFor(t, c.volumeMounts, path, sources);
         const limit = limits[index]!;
         const container = await this.docker.createContainer({
@@ -212,17 +233,12 @@ export class GvisorDriver implements Driver {
           ...(c.args ? { Cmd: c.args } : {}),
           ...(c.workingDir ? { WorkingDir: c.workingDir } : {}),
           Env: env[index]!,
-          ExposedPorts: exposed,
+          ExposedPorts: ownsNetwork ? exposed : {},
           Labels: {
-            ...Object.fromEntries(Object.entries(req.labels).map(([k, v]) => [`instance.label/${k}`, v])),
-            [LABELS.host]: this.opts.host,
-            [LABELS.namespace]: req.namespace,
-            [LABELS.instance]: req.name,
-            [LABELS.workload]: req.workload,
+            ...labels,
             [LABELS.container]: c.name,
             [LABELS.index]: String(index),
-            [LABELS.templateHash]: req.templateHash,
-            ...(index === 0 ? { [LABELS.portNames]: JSON.stringify(portNames) } : {}),
+            ...(ownsNetwork ? { [LABELS.portNames]: JSON.stringify(portNames) } : {}),
           },
           HostConfig: {
             Runtime: this.runtimeName,
@@ -233,22 +249,76 @@ export class GvisorDriver implements Driver {
             NanoCpus: Math.round(Math.min(limit.cpuMillis * 1e6, availableParallelism() * 1e9)),
             Memory: Math.round(limit.memoryBytes),
             Mounts: mounts,
-            ...(networkOwner ? { NetworkMode: `container:${networkOwner}` } : { PortBindings: bindings }),
+            ...(ownsNetwork ? { PortBindings: bindings } : { NetworkMode: `container:${networkOwner}` }),
           },
         });
         created.push(container);
         await container.start();
-        if (index === 0) networkOwner = container.id;
+        if (ownsNetwork) networkOwner = container.id;
       }
     } catch (err) {
       // Leave nothing half-created behind.
       for (const c of created.reverse()) await c.remove({ force: true, v: true }).catch(() => undefined);
+      if (attachments.length) await this.opts.network?.detach(instanceKey(req)).catch(() => undefined);
       await this.volumes.remove(owner).catch(() => undefined);
       throw err;
     }
     const state = await this.inspect(req.namespace, req.name);
     if (!state) throw new Error(`instance ${req.namespace}/${req.name} vanished right after start`);
     return state;
+  }
+
+  /**
+   * Creates and starts the instance's network-namespace holder (netns-holder.ts), then has the host's network
+   * move the instance's interfaces into its namespace. Returns the holder's id; pushes it on `created`.
+   */
+  private async startHolder(
+    req: InstanceRequest,
+    labels: Record<string, string>,
+    ports: {
+      exposed: Record<string, object>;
+      bindings: Record<string, Array<{ HostIp: string; HostPort: string }>>;
+      portNames: Record<string, string>;
+    },
+    created: Docker.Container[],
+  ): Promise<string> {
+    const network = this.opts.network;
+    if (!network) throw new TemplateError(NO_HOST_NETWORK);
+    await ensureHolderImage(this.docker);
+    const holder = await this.docker.createContainer(
+      holderCreateOptions({
+        name: safeName(`edge_${this.opts.host}_${req.namespace}_${req.name}.netns-holder`),
+        labels,
+        ...ports,
+      }),
+    );
+    created.push(holder);
+    await holder.start();
+    const pid = (await holder.inspect()).State.Pid;
+    if (!pid) throw new Error(`the network namespace holder of ${instanceKey(req)} has no process`);
+    await network.attach(
+      instanceKey(req),
+      { kind: 'netns', path: `/proc/${pid}/ns/net` },
+      req.interfaces ?? [],
+    );
+    return holder.id;
+  }
+
+  /** Has the host's network rewrite the instance's ports in its holder's namespace (see {@link Driver.reattach}). */
+  async reattach(namespace: string, name: string, interfaces: InterfaceAssignment[]): Promise<void> {
+    const network = this.opts.network;
+    if (!network) throw new TemplateError(NO_HOST_NETWORK);
+    const holder = (await this.listInstanceContainers(namespace, name)).find(
+      (c) => c.Labels[LABELS.role] !== undefined,
+    );
+    if (!holder) throw new Error(`instance ${namespace}/${name} has no network namespace holder`);
+    const pid = (await this.docker.getContainer(holder.Id).inspect()).State.Pid;
+    if (!pid) throw new Error(`the network namespace holder of ${namespace}/${name} has no process`);
+    await network.attach(
+      instanceKey({ namespace, name }),
+      { kind: 'netns', path: `/proc/${pid}/ns/net` },
+      interfaces,
+    );
   }
 
   /**
@@ -263,7 +333,9 @@ export class GvisorDriver implements Driver {
       return true;
     }
     return (
-      state.containers.length === wanted && state.containers.every((c) => c.reason !== CREATED_NOT_STARTED)
+      state.containers.length === wanted &&
+      state.containers.every((c) => c.reason !== CREATED_NOT_STARTED) &&
+      state.message !== HOLDER_DOWN
     );
   }
 
@@ -284,6 +356,8 @@ export class GvisorDriver implements Driver {
 
   async stop(namespace: string, name: string, graceSeconds: number): Promise<void> {
     for (const info of await this.listInstanceContainers(namespace, name)) {
+      // The holder only holds the namespace (it ignores SIGTERM, as PID 1 without a handler): destroy removes it.
+      if (info.Labels[LABELS.role] !== undefined) continue;
       if (info.State === 'running' || info.State === 'restarting') {
         await this.docker
           .getContainer(info.Id)
@@ -296,9 +370,11 @@ export class GvisorDriver implements Driver {
   }
 
   async destroy(namespace: string, name: string): Promise<void> {
-    // Sidecars join the first container's network namespace: remove them before it.
+    // Sidecars join the first container's (or the holder's) network namespace: remove them before it.
     const list = await this.listInstanceContainers(namespace, name);
-    list.sort((a, b) => Number(b.Labels[LABELS.index]) - Number(a.Labels[LABELS.index]));
+    const order = (c: Docker.ContainerInfo) =>
+      c.Labels[LABELS.role] !== undefined ? -1 : Number(c.Labels[LABELS.index]);
+    list.sort((a, b) => order(b) - order(a));
     for (const info of list) {
       await this.docker
         .getContainer(info.Id)
@@ -307,6 +383,7 @@ export class GvisorDriver implements Driver {
           if (err.statusCode !== 404) throw err;
         });
     }
+    await this.opts.network?.detach(instanceKey({ namespace, name }));
     await this.volumes.remove({ host: this.opts.host, namespace, name });
   }
 

@@ -12,23 +12,32 @@
  * KVM is used when a Linux kernel boots on it here (the KVM boot test, kvm-boot-test.ts, with a timeout, once per
  * host boot); TCG otherwise. The instance's runtime says which (`qemu-kvm`, `qemu-tcg`), and so does the runtime
  * check's detail.
+ *
+ * A VM with Network attachments gets a tap per attachment from the host's network (programmed before qemu starts,
+ * removed with the VM) as a virtio NIC with the assigned MAC, after its user-network NIC (published ports and
+ * egress, as before); the guest gets the address by DHCP from a static lease (vm-dhcp.ts).
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { writeFileAtomic } from '../../shared/atomic-file.js';
 import type { Logger } from '../../shared/log.js';
+import type { InterfaceAssignment } from '../../shared/nats/messages.js';
 import { freePort, safeName } from '../../shared/os.js';
 import type { ArtifactCache, Catalog, CatalogImage } from '../images/catalog.js';
+import type { HostNetwork } from '../network/host-network.js';
+import { instanceKey, NO_HOST_NETWORK } from './attachments.js';
 import { consoleLogs } from './console-output.js';
 import type { Driver, InstanceRequest, InstanceState, RuntimeCheck } from './driver.js';
 import { type Accel, type AccelChoice, kvmBootTest, kvmTestKernel } from './kvm-boot-test.js';
 import type { LogOptions, OutputCallback, OutputSource } from './output.js';
 import { qmp } from './qmp.js';
+import { tapFdPlaceholder, withTapsOpened } from './tap-open.js';
 import { TemplateError } from './template.js';
+import { VmDhcp } from './vm-dhcp.js';
 import { qemuPidOf, readVmRecord, runsIn, type VmRecord } from './vm-dir.js';
 
 export type { Accel } from './kvm-boot-test.js';
@@ -60,6 +69,15 @@ export interface QemuDriverOptions {
   kvmTestKernel?: string;
   /** qemu binary (default qemu-system-x86_64). */
   qemuBinary?: string;
+  /** The host's network, which makes the VMs' taps; absent: VMs with Network attachments are refused. */
+  network?: HostNetwork;
+  /**
+   * Network namespace the host's network (and so the taps) lives in, as a path (`/run/netns/<name>`); absent:
+   * the machine's own.
+   */
+  networkNamespace?: string;
+  /** Directory of the VMs' DHCP helpers (default /run/edgeplane/vm-dhcp/<host>). */
+  dhcpDir?: string;
   /** Logger. */
   log: Logger;
 }
@@ -69,10 +87,19 @@ export class QemuDriver implements Driver {
   private accel: { kernel: string; result: Promise<AccelChoice> } | undefined;
   private readonly qemu: string;
   private readonly publishAddress: string;
+  private readonly dhcp: VmDhcp | undefined;
 
   constructor(private readonly opts: QemuDriverOptions) {
     this.qemu = opts.qemuBinary ?? 'qemu-system-x86_64';
     this.publishAddress = opts.publishAddress ?? '0.0.0.0';
+    this.dhcp = opts.network
+      ? new VmDhcp({
+          host: opts.host,
+          dir: opts.dhcpDir ?? join('/run/edgeplane/vm-dhcp', safeName(opts.host)),
+          network: opts.network,
+          log: opts.log,
+        })
+      : undefined;
   }
 
   /** qemu runs (its version), and which accelerator VMs get, when the KVM boot test has answered. */
@@ -137,12 +164,7 @@ export class QemuDriver implements Driver {
     for (const [value, field] of unsupported) {
       if (value !== undefined) throw new TemplateError(`template.spec.${field}: not supported for VM images`);
     }
-    for (const [i, n] of (t.networkInterfaces ?? []).entries()) {
-      if (n.ipAddress)
-        throw new TemplateError(
-          `template.spec.networkInterfaces[${i}].ipAddress: static addresses are not supported for VMs`,
-        );
-    }
+    if (req.interfaces?.length && !this.opts.network) throw new TemplateError(NO_HOST_NETWORK);
     for (const [i, p] of (t.ports ?? []).entries()) {
       if (p.protocol === 'UDP')
         throw new TemplateError(`template.spec.ports[${i}].protocol: UDP is not forwarded to VMs`);
@@ -208,6 +230,7 @@ export class QemuDriver implements Driver {
         restartCount,
       };
       writeFileAtomic(join(dir, 'vm.json'), JSON.stringify(record));
+      const nics = await this.attach(req, dir);
       const hostfwd = ports.map((p) => `,hostfwd=tcp:${p.hostIP}:${p.hostPort}-:${p.containerPort}`).join('');
       const args = [
         '-name',
@@ -231,6 +254,7 @@ export class QemuDriver implements Driver {
         `user,id=net0${hostfwd}`,
         '-device',
         'virtio-net-pci,netdev=net0',
+        ...nics.args,
         '-daemonize',
       ];
       if (kernel) {
@@ -255,9 +279,15 @@ export class QemuDriver implements Driver {
         { instance: `${req.namespace}/${req.name}`, accel, image: req.template.image },
         'starting VM',
       );
-      await run(this.qemu, args, { cwd: dir, timeout: 30_000 }).catch((err: Error & { stderr?: string }) => {
-        throw new Error(`qemu did not start: ${(err.stderr ?? err.message).trim()}`);
-      });
+      const command =
+        this.opts.networkNamespace && nics.taps.length
+          ? withTapsOpened(this.opts.networkNamespace, nics.taps, this.qemu, args)
+          : { file: this.qemu, args };
+      await run(command.file, command.args, { cwd: dir, timeout: 30_000 }).catch(
+        (err: Error & { stderr?: string }) => {
+          throw new Error(`qemu did not start: ${(err.stderr ?? err.message).trim()}`);
+        },
+      );
     } catch (err) {
       await this.destroy(req.namespace, req.name).catch(() => undefined);
       throw err;
@@ -265,6 +295,34 @@ export class QemuDriver implements Driver {
     const state = await this.inspect(req.namespace, req.name);
     if (!state) throw new Error(`VM ${req.namespace}/${req.name} vanished right after start`);
     return state;
+  }
+
+  /**
+   * The VM's Network attachments: a tap per assignment from the host's network and the static DHCP leases, and the
+   * qemu arguments of their NICs (`net1`… after the user network's `net0`).
+   */
+  private async attach(req: InstanceRequest, dir: string): Promise<{ args: string[]; taps: string[] }> {
+    const assignments = req.interfaces ?? [];
+    if (!assignments.length) return { args: [], taps: [] };
+    if (!this.opts.network || !this.dhcp) throw new TemplateError(NO_HOST_NETWORK);
+    const ports = await this.opts.network.attach(instanceKey(req), { kind: 'tap' }, assignments);
+    await this.dhcp.ensure(basename(dir), assignments);
+    const args: string[] = [];
+    for (const [i, port] of ports.entries()) {
+      const id = `net${i + 1}`;
+      const tap = this.opts.networkNamespace
+        ? `tap,id=${id},fd=${tapFdPlaceholder(i)}`
+        : `tap,id=${id},ifname=${port.device},script=no,downscript=no`;
+      args.push('-netdev', tap, '-device', `virtio-net-pci,netdev=${id},mac=${port.assignment.mac}`);
+    }
+    return { args, taps: ports.map((p) => p.device) };
+  }
+
+  /** Has the host's network rewrite the VM's taps in place, and its leases (see {@link Driver.reattach}). */
+  async reattach(namespace: string, name: string, interfaces: InterfaceAssignment[]): Promise<void> {
+    if (!this.opts.network || !this.dhcp) throw new TemplateError(NO_HOST_NETWORK);
+    await this.opts.network.attach(instanceKey({ namespace, name }), { kind: 'tap' }, interfaces);
+    await this.dhcp.ensure(basename(this.dirOf(namespace, name)), interfaces);
   }
 
   /** A VM is one process: what is listed is complete. */
@@ -352,6 +410,10 @@ export class QemuDriver implements Driver {
     const dir = this.dirOf(namespace, name);
     if (qemuPidOf(dir)) await this.stop(namespace, name, 0);
     rmSync(dir, { recursive: true, force: true });
+    if (this.opts.network) {
+      await this.opts.network.detach(instanceKey({ namespace, name }));
+      await this.dhcp?.release(basename(dir), (vm) => existsSync(join(this.opts.vmDir, vm, 'vm.json')));
+    }
   }
 
   /** Every VM directory of this host with its state (see {@link Driver.list}). */

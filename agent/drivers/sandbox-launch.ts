@@ -10,9 +10,11 @@ import type Docker from 'dockerode';
 /** Tag of the one-file image the sandbox runs. */
 export const SANDBOX_IMAGE = 'edgeplane/sandbox-probe:v1';
 
-/** A minimal static ELF64 x86-64 executable: `mov eax, 60; xor edi, edi; syscall` (exit 0). */
-export function exitZeroElf(): Buffer {
-  const code = Buffer.from([0xb8, 0x3c, 0x00, 0x00, 0x00, 0x31, 0xff, 0x0f, 0x05]);
+/**
+ * A minimal static ELF64 x86-64 executable whose only segment is `code`, loaded at 0x400000 and entered right
+ * after the headers.
+ */
+export function tinyElf(code: Buffer): Buffer {
   const size = 64 + 56 + code.length;
   const b = Buffer.alloc(size);
   Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]).copy(b, 0);
@@ -34,6 +36,11 @@ export function exitZeroElf(): Buffer {
   b.writeBigUInt64LE(0x1000n, 112);
   code.copy(b, 120);
   return b;
+}
+
+/** `mov eax, 60; xor edi, edi; syscall`: exit(0). */
+export function exitZeroElf(): Buffer {
+  return tinyElf(Buffer.from([0xb8, 0x3c, 0x00, 0x00, 0x00, 0x31, 0xff, 0x0f, 0x05]));
 }
 
 /** A tar archive holding one executable file. */
@@ -61,20 +68,29 @@ export function singleFileTar(name: string, content: Buffer): Buffer {
   return Buffer.concat([header, content, pad, Buffer.alloc(1024)]);
 }
 
-async function ensureSandboxImage(docker: Docker): Promise<void> {
+/**
+ * Makes sure dockerd has `tag`, an image of one executable file `/<file>` run as its command, importing it from
+ * memory when missing (no registry, no pre-loaded image).
+ */
+export async function ensureOneFileImage(
+  docker: Docker,
+  tag: string,
+  file: string,
+  content: Buffer,
+): Promise<void> {
   try {
-    await docker.getImage(SANDBOX_IMAGE).inspect();
+    await docker.getImage(tag).inspect();
     return;
   } catch (err) {
     if ((err as { statusCode?: number }).statusCode !== 404) throw err;
   }
-  const [repo, tag] = SANDBOX_IMAGE.split(':');
+  const [repo, version] = tag.split(':');
   const stream = await docker.importImage(
-    Readable.from([singleFileTar('probe', exitZeroElf())]) as unknown as string,
+    Readable.from([singleFileTar(file, content)]) as unknown as string,
     {
       repo,
-      tag,
-      changes: ['CMD ["/probe"]'],
+      tag: version,
+      changes: [`CMD ["/${file}"]`],
     } as object,
   );
   await new Promise<void>((resolve, reject) =>
@@ -93,7 +109,7 @@ export async function launchSandbox(
   timeoutMs = 30_000,
 ): Promise<number> {
   const t0 = Date.now();
-  await ensureSandboxImage(docker);
+  await ensureOneFileImage(docker, SANDBOX_IMAGE, 'probe', exitZeroElf());
   const c = await docker.createContainer({
     Image: SANDBOX_IMAGE,
     Cmd: ['/probe'],

@@ -340,11 +340,24 @@ describe('gVisor driver', () => {
         /containers\[0\]\.image: .* is a VM image/,
       ],
       [
-        request({
-          image: BUSYBOX_IMAGE,
-          networkInterfaces: [{ networkRef: { name: 'n' }, ipAddress: '10.0.0.5' }],
-        }),
-        /networkInterfaces\[0\]\.ipAddress: static addresses are not supported/,
+        // Attachments need the host's network, which this driver has not got (no --overlay-address).
+        request(
+          { image: BUSYBOX_IMAGE, networkInterfaces: [{ networkRef: { name: 'n' }, ipAddress: '10.0.0.5' }] },
+          {
+            interfaces: [
+              {
+                network: 'n',
+                segment: 1,
+                name: 'net0',
+                mac: '02:00:00:00:00:01',
+                address: '10.0.0.5/24',
+                mtu: 1450,
+                primary: true,
+              },
+            ],
+          },
+        ),
+        /interfaces: this host carries no Network attachments/,
       ],
       [
         request({ image: BUSYBOX_IMAGE, volumes: [{ name: 'scratch', emptyDir: { sizeLimit: '1Gi' } }] }),

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { GvisorDriver } from '../../agent/drivers/gvisor.js';
 import {
   CREATED_NOT_STARTED,
+  HOLDER_DOWN,
   instanceStateOf,
   LABELS,
   type ObservedContainer,
@@ -53,6 +54,21 @@ function container(
 }
 
 const RUNNING = { Running: true, Status: 'running' };
+
+/** The network-namespace holder of ns/web-0 (netns-holder.ts), owning the published ports. */
+function holder(state: Partial<Docker.ContainerInspectInfo['State']>): ObservedContainer {
+  const c = container(0, 'holder', state, {
+    ports: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: '32770' }] },
+    portNames: { '80/tcp': 'http' },
+  });
+  delete c.info.Labels[LABELS.container];
+  delete c.info.Labels[LABELS.index];
+  c.info.Labels[LABELS.role] = 'netns-holder';
+  c.info.Id = 'id-holder';
+  (c.inspect.NetworkSettings.Networks as Record<string, { IPAddress: string }>).bridge!.IPAddress =
+    '10.0.0.9';
+  return c;
+}
 
 describe('instanceStateOf', () => {
   it('orders containers by index and takes ports, address and start time from the first', () => {
@@ -120,6 +136,37 @@ describe('instanceStateOf', () => {
   });
 });
 
+describe('instanceStateOf with a network-namespace holder', () => {
+  it('takes ports and address from the holder, and lists only the template containers', () => {
+    const s = instanceStateOf([container(0, 'app', RUNNING), holder(RUNNING)], {}, 'runsc');
+    expect(s).toMatchObject({
+      phase: 'Running',
+      ready: true,
+      providerID: 'docker://id-app',
+      ports: [{ name: 'http', containerPort: 80, hostIP: '127.0.0.1', hostPort: 32770 }],
+      ips: ['10.0.0.9'],
+      startedAt: 't0',
+    });
+    expect(s.containers.map((c) => c.name)).toEqual(['app']);
+  });
+
+  it('is Failed when the holder is not running, even with every container running', () => {
+    const s = instanceStateOf([container(0, 'app', RUNNING), holder({ ExitCode: 137 })], {}, 'runsc');
+    expect(s).toMatchObject({ phase: 'Failed', ready: false, message: HOLDER_DOWN });
+  });
+
+  it('makes up an instance on its own (the agent died before the containers were created)', () => {
+    const s = instanceStateOf([holder(RUNNING)], {}, 'runsc');
+    expect(s).toMatchObject({
+      namespace: 'ns',
+      name: 'web-0',
+      phase: 'Starting',
+      ready: false,
+      containers: [],
+    });
+  });
+});
+
 describe('GvisorDriver.isComplete', () => {
   const driver = new GvisorDriver({ host: 'h', stateDir: '/nonexistent', log });
   const req = {
@@ -155,5 +202,14 @@ describe('GvisorDriver.isComplete', () => {
     // An exited container was started: Docker restarts it; it is not replaced.
     const exited = instanceStateOf([container(0, 'app', RUNNING), container(1, 'sidecar', {})], {}, 'runsc');
     expect(driver.isComplete(exited, req)).toBe(true);
+  });
+
+  it('wants the network-namespace holder running, when there is one', () => {
+    const up = [container(0, 'app', RUNNING), container(1, 'sidecar', RUNNING)];
+    expect(driver.isComplete(instanceStateOf([...up, holder(RUNNING)], {}, 'runsc'), req)).toBe(true);
+    expect(driver.isComplete(instanceStateOf([...up, holder({ ExitCode: 137 })], {}, 'runsc'), req)).toBe(
+      false,
+    );
+    expect(driver.isComplete(instanceStateOf([holder(RUNNING)], {}, 'runsc'), req)).toBe(false);
   });
 });
