@@ -25,6 +25,7 @@ import { HostMonitor } from './host/monitor.js';
 import { ArtifactCache, catalogFile } from './images/catalog.js';
 import { IntentWatcher } from './intents.js';
 import type { HostNetwork } from './network/host-network.js';
+import { LinuxHostNetwork } from './network/linux.js';
 import { addOpsEndpoints } from './ops/service.js';
 import { Reconciler } from './reconciler.js';
 import { SegmentWatcher } from './segments.js';
@@ -83,7 +84,7 @@ export interface AgentConfig {
 
 /** What an agent is built with besides its configuration (tests hand in their own parts). */
 export interface AgentParts {
-  /** The host's network; default: none without {@link AgentConfig.overlayAddress}. */
+  /** The host's network; default: a LinuxHostNetwork with {@link AgentConfig.overlayAddress}, else none. */
   network?: HostNetwork;
 }
 
@@ -122,7 +123,15 @@ export class Agent {
     parts: AgentParts = {},
   ) {
     this.subjects = new Subjects(config.subjectPrefix);
-    this.network = parts.network;
+    this.network =
+      parts.network ??
+      (config.overlayAddress
+        ? new LinuxHostNetwork({
+            overlayAddress: config.overlayAddress,
+            ...(config.networkNamespace ? { netns: config.networkNamespace } : {}),
+            logger: log.child({ part: 'network' }),
+          })
+        : undefined);
     const network = this.network ? { network: this.network } : {};
     this.drivers = {
       gvisor: new GvisorDriver({

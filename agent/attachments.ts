@@ -4,12 +4,11 @@
  * policy needs rewriting, and which ports no instance needs any more.
  *
  * Invariants: a port is removed only when no instance of it runs or is being started or removed on this host
- * (an instance's own removal takes its ports along; a driver's helper ports are its driver's business); an
+ * (an instance's own removal takes its ports along); an
  * instance whose ports are not exactly the assigned ones (device gone with its namespace, another address or MAC)
  * is incomplete and replaced, whereas a port that differs only in policy or MTU is rewritten in place.
  */
 import type { InterfaceAssignment, ReportedInterface } from '../shared/nats/messages.js';
-import { HELPER_NAMESPACE } from './drivers/attachments.js';
 import type { HostPort } from './network/host-network.js';
 
 /** The host's ports by instance (`<namespace>/<name>`), in assignment order as listed. */
@@ -53,24 +52,34 @@ function canonical(v: unknown): string {
   return JSON.stringify(v);
 }
 
-/** Whether present ports differ from their assignments in anything else (policy, MTU, primary): rewrite them. */
+/**
+ * Whether present ports differ from their assignments in what the host reads back (MTU, primary): rewrite them.
+ * Ingress policy is compiled into rules and not read back (HostNetwork.list), so it is not compared here: the
+ * reconciler rewrites ports whose policy it has not itself programmed since it started ({@link assignmentsDigest}).
+ */
 export function attachmentsDrifted(
   wanted: readonly InterfaceAssignment[] | undefined,
   ports: readonly HostPort[],
 ): boolean {
-  const byName = new Map(ports.map((p) => [p.assignment.name, p.assignment]));
-  return (wanted ?? []).some((a) => canonical(byName.get(a.name)) !== canonical(a));
+  const byName = new Map(ports.map((p) => [p.assignment.name, withoutIngress(p.assignment)]));
+  return (wanted ?? []).some((a) => canonical(byName.get(a.name)) !== canonical(withoutIngress(a)));
+}
+
+function withoutIngress(a: InterfaceAssignment | undefined): InterfaceAssignment | undefined {
+  if (!a) return a;
+  const { ingress: _, ...rest } = a;
+  return rest;
+}
+
+/** One string for a set of assignments, policy included: equal exactly when they program the same ports. */
+export function assignmentsDigest(wanted: readonly InterfaceAssignment[] | undefined): string {
+  return canonical(wanted ?? []);
 }
 
 /**
  * Instances whose ports are to be removed: every instance with ports that is not `needed` (listed by a driver and
- * attached by its intent, or being started or removed), leaving the drivers' helper ports alone.
+ * attached by its intent, or being started or removed).
  */
 export function unneededPorts(ports: readonly HostPort[], needed: ReadonlySet<string>): string[] {
-  const out = new Set<string>();
-  for (const p of ports) {
-    if (p.instance.startsWith(`${HELPER_NAMESPACE}/`)) continue;
-    if (!needed.has(p.instance)) out.add(p.instance);
-  }
-  return [...out];
+  return [...new Set(ports.map((p) => p.instance).filter((i) => !needed.has(i)))];
 }

@@ -10,6 +10,7 @@ import { runtimeOf } from '../shared/api/template.js';
 import type { Logger } from '../shared/log.js';
 import type { NetworkSegment } from '../shared/nats/messages.js';
 import {
+  assignmentsDigest,
   attachmentsDrifted,
   attachmentsPresent,
   portsByInstance,
@@ -75,6 +76,12 @@ export class Reconciler extends EventEmitter {
   private readonly listing = new SingleFlight<InstanceState[]>();
   /** The runtime each reported instance was last listed by. */
   private readonly seenOn = new Map<string, Runtime>();
+  /**
+   * What this process last programmed each instance's ports from (assignmentsDigest): the host does not read
+   * policy back, so an instance this process has not programmed (adopted after a restart) or whose assignments
+   * changed is attached again; unchanged, that changes nothing on the host.
+   */
+  private programmed = new Map<string, string>();
   /** The segments last handed to the host's network, and when (they are handed again every minute). */
   private segmentsSynced: { digest: string; at: number } | undefined;
 
@@ -198,7 +205,12 @@ export class Reconciler extends EventEmitter {
       ) {
         next.set(k, have.state);
         this.failures.delete(k);
-        if (ports && req.interfaces?.length && attachmentsDrifted(req.interfaces, ports.get(k) ?? []))
+        if (
+          ports &&
+          req.interfaces?.length &&
+          (attachmentsDrifted(req.interfaces, ports.get(k) ?? []) ||
+            this.programmed.get(k) !== assignmentsDigest(req.interfaces))
+        )
           this.launch(k, () => this.reattachOne(k, req, have.driver));
         continue;
       }
@@ -333,8 +345,9 @@ export class Reconciler extends EventEmitter {
   private async reattachOne(k: string, req: InstanceRequest, driver: Driver): Promise<void> {
     try {
       if (!driver.reattach) throw new Error(`the ${driver.runtime} runtime cannot attach Networks`);
-      this.opts.log.info({ instance: k }, 'rewriting network ports');
+      this.opts.log.info({ instance: k }, 'programming network ports of a running instance');
       await driver.reattach(req.namespace, req.name, req.interfaces ?? []);
+      this.programmed.set(k, assignmentsDigest(req.interfaces));
     } catch (err) {
       this.opts.log.warn({ instance: k, err: (err as Error).message }, 'failed to rewrite network ports');
     }
@@ -395,6 +408,7 @@ export class Reconciler extends EventEmitter {
       const driver = this.driverFor(req);
       this.opts.log.info({ instance: k, templateHash: req.templateHash }, 'starting instance');
       const state = await driver.start(req);
+      this.programmed.set(k, assignmentsDigest(req.interfaces));
       this.emit('started', runtime, (performance.now() - t0) / 1000, true);
       this.failures.delete(k);
       if (this.desiredByKey.get(k)?.templateHash === req.templateHash) this.states.set(k, state);
@@ -427,6 +441,7 @@ export class Reconciler extends EventEmitter {
     try {
       this.opts.log.info({ instance: k }, 'removing instance no longer intended for this host');
       await this.remove(state, driver);
+      this.programmed.delete(k);
       if (!this.desiredByKey.has(k)) this.states.delete(k);
       this.publishIfChanged();
     } catch (err) {

@@ -9,9 +9,3 @@ export const NO_HOST_NETWORK =
 
 /** The instance as the host's network names it (`HostPort.instance`): `<namespace>/<name>`. */
 export const instanceKey = (r: { namespace: string; name: string }): string => `${r.namespace}/${r.name}`;
-
-/**
- * Namespace of the ports a driver's own helpers hold (the VMs' DHCP helpers, vm-dhcp.ts): `_` makes it no
- * Kubernetes namespace, so no instance is ever named so. The reconciler leaves these ports to their driver.
- */
-export const HELPER_NAMESPACE = '_edgeplane';

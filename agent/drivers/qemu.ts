@@ -76,7 +76,7 @@ export interface QemuDriverOptions {
    * the machine's own.
    */
   networkNamespace?: string;
-  /** Directory of the VMs' DHCP helpers (default /run/edgeplane/vm-dhcp/<host>). */
+  /** Directory of the VMs' DHCP helpers (default /run/edgeplane/vm-dhcp/<host>); dnsmasq runs as nobody and must read it. */
   dhcpDir?: string;
   /** Logger. */
   log: Logger;
@@ -96,7 +96,7 @@ export class QemuDriver implements Driver {
       ? new VmDhcp({
           host: opts.host,
           dir: opts.dhcpDir ?? join('/run/edgeplane/vm-dhcp', safeName(opts.host)),
-          network: opts.network,
+          ...(opts.networkNamespace ? { networkNamespace: opts.networkNamespace } : {}),
           log: opts.log,
         })
       : undefined;

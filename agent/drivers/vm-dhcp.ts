@@ -2,8 +2,10 @@
  * DHCP for VMs on Networks: a guest learns the address its attachment was assigned from a static lease, as a
  * cloud VM does. A Network's bridge has no host address (the host is not on the Network), so the server cannot
  * live on the host: each (segment, subnet) in use by this host's VMs gets a helper — a network namespace of its
- * own, attached to the segment like an instance (a port from the host's network, `dhcp0`, holding the subnet's
- * network address, which IPAM never hands out) with one dnsmasq (Debian's dnsmasq-base) inside.
+ * own with one dnsmasq (Debian's dnsmasq-base) inside, on a veth (`dhcp0`, holding the subnet's network address,
+ * which IPAM never hands out) whose other end is a member of the segment's bridge. It is the host side of the
+ * segment, not an instance port: the host network's anti-spoofing drops DHCP replies from ports and lets
+ * `udp 67 -> 68` into taps (agent/network/rules.ts).
  *
  * dnsmasq answers only the MACs it has a lease for (`dhcp-ignore=tag:!known`: the helpers of other hosts on the
  * segment see the same broadcasts and stay silent for VMs not theirs), leases are infinite (nothing renews, so
@@ -23,8 +25,7 @@ import { promisify } from 'node:util';
 import type { Logger } from '../../shared/log.js';
 import type { InterfaceAssignment } from '../../shared/nats/messages.js';
 import { pidAlive } from '../../shared/os.js';
-import type { HostNetwork } from '../network/host-network.js';
-import { HELPER_NAMESPACE } from './attachments.js';
+import { bridgeName } from '../network/marks.js';
 
 const run = promisify(execFile);
 
@@ -34,8 +35,8 @@ export interface VmDhcpOptions {
   host: string;
   /** Directory of the helpers' own directories. */
   dir: string;
-  /** The host's network, which attaches each helper to its segment. */
-  network: HostNetwork;
+  /** Network namespace (path) the host's network, and so the segments' bridges, live in; absent: the agent's. */
+  networkNamespace?: string;
   /** Logger. */
   log: Logger;
 }
@@ -101,9 +102,15 @@ export class VmDhcp {
     return `edge-dhcp-${hash(`${this.opts.host}/${key}`).slice(0, 12)}`;
   }
 
-  /** The helper's port as the host's network names it. */
-  private portInstance(key: string): string {
-    return `${HELPER_NAMESPACE}/dhcp-${key}`;
+  /** The helper's device on the segment's bridge (no prefix of the host network's own devices). */
+  private deviceOf(key: string): string {
+    return `epd${hash(`${this.opts.host}/${key}`).slice(0, 10)}`;
+  }
+
+  /** Runs `ip` in the host network's namespace. */
+  private hostIp(args: string[]): Promise<unknown> {
+    const ns = this.opts.networkNamespace;
+    return ns ? run('nsenter', [`--net=${ns}`, 'ip', ...args]) : run('ip', args);
   }
 
   /**
@@ -141,19 +148,54 @@ export class VmDhcp {
     const ns = this.netnsOf(key);
     if (!existsSync(`/run/netns/${ns}`)) await run('ip', ['netns', 'add', ns]);
     const mac = `02:ed:${hash(`${this.opts.host}/${key}`).slice(0, 8).match(/../g)!.join(':')}`;
-    await this.opts.network.attach(this.portInstance(key), { kind: 'netns', path: `/run/netns/${ns}` }, [
-      {
-        network: r.network,
-        segment: r.segment,
-        name: 'dhcp0',
+    const dev = this.deviceOf(key);
+    const bridge = bridgeName(r.segment);
+    // Made again whenever it is not whole (a restarted agent adopts a helper that is).
+    const linked = await run('nsenter', [
+      `--net=/run/netns/${ns}`,
+      'ip',
+      '-o',
+      'addr',
+      'show',
+      'dev',
+      'dhcp0',
+    ])
+      .then((o) => o.stdout.includes(` ${r.subnet}/${r.prefix} `))
+      .catch(() => false);
+    const onBridge = await this.hostIp(['-o', 'link', 'show', 'dev', dev])
+      .then((o) => (o as { stdout: string }).stdout.includes(` master ${bridge} `))
+      .catch(() => false);
+    if (!linked || !onBridge) {
+      await this.hostIp(['link', 'del', dev]).catch(() => undefined);
+      await this.hostIp([
+        'link',
+        'add',
+        dev,
+        'mtu',
+        String(r.mtu),
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'dhcp0',
+        'netns',
+        `/run/netns/${ns}`,
+      ]);
+      await this.hostIp(['link', 'set', dev, 'master', bridge, 'up']);
+      const inside = ['nsenter', `--net=/run/netns/${ns}`, 'ip'];
+      await run(inside[0]!, [
+        ...inside.slice(1),
+        'link',
+        'set',
+        'dhcp0',
+        'address',
         mac,
-        address: `${r.subnet}/${r.prefix}`,
-        mtu: r.mtu,
-        primary: false,
-        // Instances reach the helper for DHCP only.
-        ingress: [{ ports: [{ protocol: 'UDP', port: 67 }] }],
-      },
-    ]);
+        'mtu',
+        String(r.mtu),
+      ]);
+      await run(inside[0]!, [...inside.slice(1), 'addr', 'add', `${r.subnet}/${r.prefix}`, 'dev', 'dhcp0']);
+      await run(inside[0]!, [...inside.slice(1), 'link', 'set', 'dhcp0', 'up']);
+    }
     if (this.pidOf(dir)) return;
     await run('nsenter', [
       `--net=/run/netns/${ns}`,
@@ -238,7 +280,7 @@ export class VmDhcp {
       for (let i = 0; i < 50 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
       if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
     }
-    await this.opts.network.detach(this.portInstance(key));
+    await this.hostIp(['link', 'del', this.deviceOf(key)]).catch(() => undefined);
     const ns = this.netnsOf(key);
     if (existsSync(`/run/netns/${ns}`)) await run('ip', ['netns', 'del', ns]);
     rmSync(dir, { recursive: true, force: true });

@@ -2,13 +2,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  assignmentsDigest,
   attachmentsDrifted,
   attachmentsPresent,
   portsByInstance,
   reportedInterfaces,
   unneededPorts,
 } from '../../agent/attachments.js';
-import { HELPER_NAMESPACE } from '../../agent/drivers/attachments.js';
 import { netmaskOf, subnetOf } from '../../agent/drivers/vm-dhcp.js';
 import type { HostPort } from '../../agent/network/host-network.js';
 import type { InterfaceAssignment } from '../../shared/nats/messages.js';
@@ -73,40 +73,44 @@ describe('attachments', () => {
     ).toBe(true);
   });
 
-  it('sees drift in policy and MTU, and none in key order', () => {
+  it('sees drift in what the host reads back (MTU, primary), none in key order or the unread policy', () => {
     const a = assignment(0, { ingress: [{ ports: [{ port: 80 }] }] });
-    expect(attachmentsDrifted([a], [port('ns/a', a)])).toBe(false);
-    const reordered = Object.fromEntries(Object.entries(a).reverse()) as InterfaceAssignment;
+    const { ingress: _, ...listed } = a;
+    expect(attachmentsDrifted([a], [port('ns/a', listed)])).toBe(false);
+    const reordered = Object.fromEntries(Object.entries(listed).reverse()) as InterfaceAssignment;
     expect(attachmentsDrifted([a], [port('ns/a', reordered)])).toBe(false);
-    expect(attachmentsDrifted([a], [port('ns/a', { ...a, ingress: [{ ports: [{ port: 81 }] }] })])).toBe(
-      true,
-    );
-    expect(attachmentsDrifted([a], [port('ns/a', { ...a, mtu: 1300 })])).toBe(true);
-    expect(attachmentsDrifted([a], [port('ns/a', { ...a, ingress: undefined })])).toBe(true);
+    expect(attachmentsDrifted([a], [port('ns/a', { ...listed, mtu: 1300 })])).toBe(true);
+    expect(attachmentsDrifted([a], [port('ns/a', { ...listed, primary: false })])).toBe(true);
   });
 
-  it('removes only ports of instances not needed, never a helper port', () => {
+  it('digests assignments with their policy, independent of key order', () => {
+    const a = assignment(0, { ingress: [{ ports: [{ port: 80 }] }] });
+    const reordered = Object.fromEntries(Object.entries(a).reverse()) as InterfaceAssignment;
+    expect(assignmentsDigest([a])).toBe(assignmentsDigest([reordered]));
+    expect(assignmentsDigest([a])).not.toBe(
+      assignmentsDigest([{ ...a, ingress: [{ ports: [{ port: 81 }] }] }]),
+    );
+    expect(assignmentsDigest([a])).not.toBe(assignmentsDigest([{ ...a, ingress: undefined }]));
+    expect(assignmentsDigest(undefined)).toBe(assignmentsDigest([]));
+  });
+
+  it('removes only ports of instances not needed', () => {
     const ports = [
       port('ns/gone', assignment(0)),
       port('ns/runs', assignment(0)),
       port('ns/starting', assignment(0)),
-      port(`${HELPER_NAMESPACE}/dhcp-100-10.0.0.0-24`, assignment(0)),
     ];
     expect(unneededPorts(ports, new Set(['ns/runs', 'ns/starting']))).toEqual(['ns/gone']);
   });
 
-  it('property: a removed port never belongs to a needed instance or a helper; every other instance goes', () => {
-    const name = fc.constantFrom('ns/a', 'ns/b', 'ns/c', 'x/d', `${HELPER_NAMESPACE}/dhcp-1`);
+  it('property: a removed port never belongs to a needed instance; every other instance goes, once', () => {
+    const name = fc.constantFrom('ns/a', 'ns/b', 'ns/c', 'x/d');
     fc.assert(
       fc.property(fc.array(name), fc.uniqueArray(name), (instances, needed) => {
         const ports = instances.map((i, n) => port(i, assignment(n % 3)));
         const removed = unneededPorts(ports, new Set(needed));
-        for (const r of removed) {
-          expect(needed).not.toContain(r);
-          expect(r.startsWith(`${HELPER_NAMESPACE}/`)).toBe(false);
-        }
-        for (const i of instances)
-          if (!needed.includes(i) && !i.startsWith(`${HELPER_NAMESPACE}/`)) expect(removed).toContain(i);
+        for (const r of removed) expect(needed).not.toContain(r);
+        for (const i of instances) if (!needed.includes(i)) expect(removed).toContain(i);
         expect(new Set(removed).size).toBe(removed.length);
       }),
     );
