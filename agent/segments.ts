@@ -56,7 +56,7 @@ export class SegmentWatcher extends EventEmitter {
   }
 
   private async follow(): Promise<void> {
-    const filter = `${this.opts.subjects.segmentKey(this.opts.location, 1).split('.')[0]}.>`;
+    const filter = this.opts.subjects.segmentFilter(this.opts.location);
     while (!this.stopped) {
       try {
         const nc = await this.opts.nc;
