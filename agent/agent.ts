@@ -160,7 +160,8 @@ export class Agent {
       drivers: this.drivers,
       usable: () => this.host?.runtimes ?? [],
       intents: () => this.intents?.all() ?? [],
-      synced: () => this.intents?.synced ?? false,
+      // Removals only on the strength of intents the coordinator vouches for (intent-view.ts).
+      synced: () => (this.intents?.synced ?? false) && (this.intents?.trust().trusted ?? false),
       malformed: () => this.intents?.malformedIntents() ?? [],
       ...network,
       segments: () => this.segments?.all(),
@@ -225,6 +226,11 @@ export class Agent {
         source: {
           nc: connecting,
           synced: () => this.intents?.synced ?? false,
+          intentsTrust: () => ({
+            trusted: this.intents?.trust().trusted ?? false,
+            held: this.intents?.held().length ?? 0,
+            stale: this.intents?.staleIntents ?? 0,
+          }),
           runtimes: Object.keys(this.drivers),
           usable: () => this.runtimes,
           instances: () => this.reconciler.observed(),
@@ -313,6 +319,8 @@ export class Agent {
       unopenedSecrets: this.intents?.unopened ?? 0,
       intentResumes: this.intents?.resumes ?? 0,
       intentFullReads: this.intents?.fullReads ?? 0,
+      staleIntents: this.intents?.staleIntents ?? 0,
+      heldIntents: this.intents?.held().length ?? 0,
     };
   }
 
@@ -330,6 +338,10 @@ export class Agent {
         synced: this.intents?.synced ?? false,
         revision: this.intents?.lastRevision ?? 0,
         count: this.intents?.all().length ?? 0,
+        epoch: this.intents?.epoch ?? 0,
+        trusted: this.intents?.trust().trusted ?? false,
+        ...(this.intents?.trust().reason ? { heldBecause: this.intents.trust().reason } : {}),
+        held: this.intents?.held() ?? [],
       },
       instances: this.reconciler.observed().map((s) => ({
         namespace: s.namespace,

@@ -10,10 +10,21 @@ import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { writeFileAtomic } from '../shared/atomic-file.js';
 import type { Logger } from '../shared/log.js';
-import { DeploymentIntent, decode, type ResolvedValues } from '../shared/nats/messages.js';
+import { DeploymentIntent, decode, IntentMarker, type ResolvedValues } from '../shared/nats/messages.js';
 import { type KeyPair, openValues } from '../shared/nats/seal.js';
 import type { Subjects } from '../shared/nats/subjects.js';
 import type { InstanceRequest } from './drivers/driver.js';
+import {
+  type Applied,
+  apply,
+  emptyView,
+  fullRead,
+  heldKeys,
+  type IntentView,
+  type Trust,
+  trustOf,
+  type ViewEntry,
+} from './intent-view.js';
 import { type RejectedIntent, salvageIntent } from './malformed.js';
 
 /** An intent as the agent hands it out: with this host's secret values opened (in memory only). */
@@ -76,14 +87,26 @@ export interface IntentWatcherOptions {
 interface Snapshot {
   /** Highest KV revision seen. */
   revision: number;
-  /** Intents by KV key. */
+  /** Intents by KV key (held ones included). */
   intents: Record<string, DeploymentIntent>;
+  /** The rest of the view (absent in copies written before markers: then nothing is trusted until NATS answers). */
+  view?: Omit<IntentView, 'intents'>;
+  /** Creation time of the bucket's stream the revision belongs to. */
+  bucket?: string;
 }
 
-/** Emits `change` whenever the set of intents changes. */
+/**
+ * Emits `change` whenever the set of intents changes, and `trust` when removals become allowed or held (see
+ * intent-view.ts: an agent removes nothing on the strength of a bucket it cannot trust).
+ */
 export class IntentWatcher extends EventEmitter {
-  private intents = new Map<string, DeploymentIntent>();
+  private view: IntentView = emptyView();
+  /** Creation time of the bucket's stream (a recreated bucket has another). */
+  private bucket = '';
   private revision = 0;
+  /** Values ignored because a newer coordinator's epoch had been seen (a deposed writer's). */
+  staleIntents = 0;
+  private lastTrust: Trust | undefined;
   private stopped = false;
   /** True once the intents came from NATS or from disk: before that, nothing may be removed. */
   synced = false;
@@ -111,9 +134,24 @@ export class IntentWatcher extends EventEmitter {
     return this.revision;
   }
 
-  /** Every intent of the location, with this host's sealed values opened into `values`. */
+  /** Every intent of the location (held ones included), with this host's sealed values opened into `values`. */
   all(): HostIntent[] {
-    return [...this.intents].map(([key, intent]) => this.withValues(key, intent));
+    return Object.entries(this.view.intents).map(([key, intent]) => this.withValues(key, intent));
+  }
+
+  /** Whether removals may follow the intents now, and why not. */
+  trust(): Trust {
+    return trustOf(this.view);
+  }
+
+  /** Intents held although the bucket no longer has them (lost, or not yet confirmed deleted). */
+  held(): string[] {
+    return heldKeys(this.view);
+  }
+
+  /** The fencing epoch last seen and the installation the agent follows. */
+  get epoch(): number {
+    return this.view.epoch;
   }
 
   private withValues(key: string, intent: DeploymentIntent): HostIntent {
@@ -152,13 +190,19 @@ export class IntentWatcher extends EventEmitter {
   private load(): void {
     try {
       const snap = JSON.parse(readFileSync(this.file, 'utf8')) as Snapshot;
-      for (const [k, v] of Object.entries(snap.intents)) this.intents.set(k, DeploymentIntent.parse(v));
+      const intents: Record<string, DeploymentIntent> = {};
+      for (const [k, v] of Object.entries(snap.intents)) intents[k] = DeploymentIntent.parse(v);
+      this.view = snap.view
+        ? { ...snap.view, intents }
+        : { intents, present: Object.keys(intents), epoch: 0 };
       this.revision = snap.revision;
+      this.bucket = snap.bucket ?? '';
       this.synced = true;
       this.opts.log.info(
-        { intents: this.intents.size, revision: this.revision },
+        { intents: Object.keys(intents).length, revision: this.revision, epoch: this.view.epoch },
         'resumed intents from disk',
       );
+      this.noteTrust();
       this.emit('change');
     } catch (err) {
       // No copy yet: wait for NATS. A copy that exists but does not read is said loudly, and treated the same:
@@ -173,8 +217,55 @@ export class IntentWatcher extends EventEmitter {
 
   private save(): void {
     mkdirSync(this.opts.stateDir, { recursive: true });
-    const snap: Snapshot = { revision: this.revision, intents: Object.fromEntries(this.intents) };
+    const { intents, ...view } = this.view;
+    const snap: Snapshot = { revision: this.revision, intents, view, bucket: this.bucket };
     writeFileAtomic(this.file, JSON.stringify(snap));
+  }
+
+  /** Logs and emits when removals become held or allowed again. */
+  private noteTrust(): void {
+    const t = trustOf(this.view);
+    if (this.lastTrust && this.lastTrust.trusted === t.trusted && this.lastTrust.reason === t.reason) return;
+    const was = this.lastTrust;
+    this.lastTrust = t;
+    if (!t.trusted)
+      this.opts.log.warn(
+        { reason: t.reason, held: this.held().length, epoch: this.view.epoch },
+        'intents not trusted: removing no instance until the coordinator restores them',
+      );
+    else if (was && !was.trusted)
+      this.opts.log.info({ epoch: this.view.epoch }, 'intents trusted again: removals resume');
+    this.emit('trust', t);
+  }
+
+  /** Applies entries to the view; logs values of a deposed writer. */
+  private applyAll(results: Applied[]): void {
+    for (const a of results) {
+      if (!a.stale) continue;
+      this.staleIntents++;
+      this.opts.log.warn(a.stale, 'ignoring an intent older than an epoch already seen (a deposed writer)');
+    }
+  }
+
+  /** The view entry of one KV entry of the location; undefined for a malformed marker (treated as absent). */
+  private entryOf(key: string, operation: string, value: Uint8Array): ViewEntry {
+    const isMarker = key === this.opts.subjects.intentMarkerKey(this.opts.location);
+    if (operation === 'DEL' || operation === 'PURGE') {
+      this.opened.delete(key);
+      this.rejected.delete(key);
+      return isMarker ? { kind: 'marker-delete' } : { kind: 'delete', key };
+    }
+    if (isMarker) {
+      try {
+        return { kind: 'marker', marker: decode(IntentMarker, value) };
+      } catch (err) {
+        this.malformed++;
+        this.opts.log.warn({ key, err: (err as Error).message }, 'ignoring malformed intents marker');
+        return { kind: 'marker-delete' };
+      }
+    }
+    const intent = this.parse(key, value);
+    return intent ? { kind: 'intent', key, intent } : { kind: 'malformed', key };
   }
 
   private parse(key: string, value: Uint8Array): DeploymentIntent | undefined {
@@ -215,7 +306,7 @@ export class IntentWatcher extends EventEmitter {
    * Ends a watch whose consumer is gone (e.g. it lived on a cluster member that died and the library has not
    * re-created it yet), so {@link follow} resumes from our revision on a fresh consumer.
    */
-  private watchdog(watch: { stop(): void }): NodeJS.Timeout {
+  private watchdog(watch: { stop(): void }, kv: KV): NodeJS.Timeout {
     const consumer = (watch as { _data?: { info(cached?: boolean): Promise<unknown> } })._data;
     let failures = 0;
     return setInterval(() => {
@@ -230,6 +321,21 @@ export class IntentWatcher extends EventEmitter {
           watch.stop();
         },
       );
+      // A bucket recreated, or restored from an older copy (its last revision now below ours): a consumer that
+      // resumes by itself would skip every revision up to ours, so read the location afresh instead.
+      kv.status().then(
+        (st) => {
+          const { created } = st.streamInfo;
+          const last = st.streamInfo.state.last_seq;
+          if (created === this.bucket && last >= this.revision) return;
+          this.opts.log.warn(
+            { revision: this.revision, last, recreated: created !== this.bucket },
+            'the intents bucket went back or was re-created; reading it afresh',
+          );
+          watch.stop();
+        },
+        () => undefined,
+      );
     }, this.opts.watchdogMs ?? 5000);
   }
 
@@ -240,52 +346,61 @@ export class IntentWatcher extends EventEmitter {
         const filter = this.opts.subjects.intentFilter(this.opts.location);
         const status = await kv.status();
         const last = status.streamInfo.state.last_seq;
+        const created = status.streamInfo.created;
         let from: number;
-        if (this.synced && this.revision > 0 && this.revision <= last) {
+        if (this.synced && this.revision > 0 && this.revision <= last && created === this.bucket) {
           // Resume from the revision we have: the bucket keeps the latest message of every key, delete markers
           // included, so every change after our revision is still there to be delivered.
           from = this.revision + 1;
           this.resumes++;
           this.opts.log.info({ revision: this.revision, behind: last - this.revision }, 'resuming intents');
         } else {
-          // Nothing to resume from (or the bucket was re-created): read the location's keys, then follow from
-          // the stream position the read started at.
+          // Nothing to resume from, the bucket was re-created, or it lost writes (restored from an older
+          // copy): read the location's keys in revision order, then follow from where the read started.
           from = last + 1;
-          const fresh = new Map<string, DeploymentIntent>();
+          const entries: Array<{ revision: number; entry: ViewEntry }> = [];
           for await (const key of await kv.keys(filter)) {
             const e = await kv.get(key);
             if (e?.operation !== 'PUT') continue;
-            const intent = this.parse(e.key, e.value);
-            if (intent) fresh.set(e.key, intent);
+            entries.push({ revision: e.revision, entry: this.entryOf(e.key, e.operation, e.value) });
           }
-          this.intents = fresh;
+          entries.sort((a, b) => a.revision - b.revision);
+          const sameBucket = created === this.bucket;
+          if (this.bucket && !sameBucket)
+            this.opts.log.warn({ created }, 'the intents bucket was re-created');
+          else if (this.revision > last)
+            this.opts.log.warn(
+              { revision: this.revision, last },
+              'the intents bucket lost writes we had seen',
+            );
+          const read = fullRead(
+            this.view,
+            entries.map((e) => e.entry),
+            sameBucket,
+          );
+          this.applyAll(read.stale.map((stale) => ({ view: read.view, stale })));
+          this.view = read.view;
+          this.bucket = created;
           this.revision = last;
           this.fullReads++;
           this.synced = true;
           this.save();
+          this.noteTrust();
           this.emit('change');
         }
         const watch = await kv.watch({ key: filter, resumeFromRevision: from });
         this.watch = watch;
         if (this.stopped) watch.stop();
-        const watchdog = this.watchdog(watch);
+        const watchdog = this.watchdog(watch, kv);
         try {
           for await (const e of watch) {
             if (this.stopped) break;
             this.revision = Math.max(this.revision, e.revision);
-            if (e.operation === 'DEL' || e.operation === 'PURGE') {
-              this.intents.delete(e.key);
-              this.opened.delete(e.key);
-              this.rejected.delete(e.key);
-            } else {
-              const intent = this.parse(e.key, e.value);
-              if (!intent) {
-                this.save();
-                continue;
-              }
-              this.intents.set(e.key, intent);
-            }
+            const a = apply(this.view, this.entryOf(e.key, e.operation, e.value));
+            this.applyAll([a]);
+            this.view = a.view;
             this.save();
+            this.noteTrust();
             this.emit('change');
           }
         } finally {

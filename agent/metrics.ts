@@ -24,6 +24,8 @@ export interface AgentMetricsSource {
   nc: Promise<NatsConnection>;
   /** The location's intents have been read from NATS. */
   synced(): boolean;
+  /** Whether removals may follow the intents (a marker of the coordinator vouches for them), and the intents held. */
+  intentsTrust?(): { trusted: boolean; held: number; stale: number };
   /** Every runtime this agent has a driver for. */
   runtimes: readonly string[];
   /** The runtimes that work now. */
@@ -113,6 +115,30 @@ export async function startAgentHttp(opts: {
       const now = source.rejectedIntents?.() ?? 0;
       if (now > rejectedSeen) this.inc(now - rejectedSeen);
       rejectedSeen = Math.max(rejectedSeen, now);
+    },
+  });
+  new Gauge({
+    name: 'edgeplane_agent_intents_trusted',
+    help: "1 while a marker of the coordinator vouches for the location's intents; 0: no instance is removed (recreated, emptied or restored bucket).",
+    registers,
+    collect() {
+      this.set(source.intentsTrust?.().trusted === false ? 0 : 1);
+    },
+  });
+  new Gauge({
+    name: 'edgeplane_agent_intents_held',
+    help: 'Intents kept running although the bucket lost them, until the coordinator restores or withdraws them.',
+    registers,
+    collect() {
+      this.set(source.intentsTrust?.().held ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'edgeplane_agent_intents_stale_ignored',
+    help: 'Intent values ignored because they carried an epoch older than one seen (written by a deposed coordinator); a counter.',
+    registers,
+    collect() {
+      this.set(source.intentsTrust?.().stale ?? 0);
     },
   });
   new Gauge({

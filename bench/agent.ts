@@ -23,7 +23,13 @@ import {
   startNatsServer,
   waitFor,
 } from '../deploy/stack/index.js';
-import { type DeploymentIntent, decode, encode, HostReport } from '../shared/nats/messages.js';
+import {
+  type DeploymentIntent,
+  decode,
+  encode,
+  HostReport,
+  type IntentMarker,
+} from '../shared/nats/messages.js';
 import { Subjects } from '../shared/nats/subjects.js';
 import { machineTypeResources } from '../shared/resources.js';
 
@@ -66,6 +72,19 @@ async function main(): Promise<void> {
   const nc = await connect({ servers: nats.url });
   try {
     const kv = await new Kvm(nc).create(subjects.intentsBucket, { history: 1 });
+    // The coordinator's marker (shared/nats/messages.ts IntentMarker): without one the agent removes nothing.
+    await kv.put(
+      subjects.intentMarkerKey(location),
+      encode({
+        v: 1,
+        installation: 'bench',
+        epoch: 0,
+        writer: 'bench',
+        generation: 0,
+        keys: [],
+        updatedAt: new Date().toISOString(),
+      } satisfies IntentMarker),
+    );
     let last: HostReport | undefined;
     const sub = nc.subscribe(subjects.hostReport(host));
     void (async () => {

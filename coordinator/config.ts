@@ -37,6 +37,8 @@ export interface CoordinatorConfig {
   underlayMtu: number;
   /** Place instances with Network attachments only on hosts that report an overlay address. */
   requireOverlay: boolean;
+  /** How often the leader checks the intents bucket holds what it wrote and restores it (ms; default 5000). */
+  intentResyncMs?: number;
 }
 
 /** The flags as the command line gives them: strings, before any check. */
@@ -73,6 +75,8 @@ export interface CoordinatorFlags {
   underlayMtu?: string | undefined;
   /** `--[no-]require-overlay` (default on). */
   requireOverlay?: boolean | undefined;
+  /** `--intent-resync`: seconds, a positive number (default 5). */
+  intentResync?: string | undefined;
 }
 
 /** A flag with a value the coordinator cannot run with; the message names the flag. */
@@ -110,6 +114,11 @@ export function loadCoordinatorConfig(
   const underlayMtu = Number(flags.underlayMtu ?? '1500');
   if (!Number.isInteger(underlayMtu) || underlayMtu < 1330 || underlayMtu > 9216)
     throw new ConfigError(`--underlay-mtu: expected bytes from 1330 to 9216, got ${flags.underlayMtu}`);
+  const intentResync = Number(flags.intentResync ?? '5');
+  if (!Number.isFinite(intentResync) || intentResync <= 0)
+    throw new ConfigError(
+      `--intent-resync: expected a positive number of seconds, got ${flags.intentResync}`,
+    );
   if (Boolean(flags.enrollKeys) !== Boolean(flags.natsSysCreds))
     throw new ConfigError('--enroll-keys and --nats-sys-creds go together (operator mode)');
   const kubeconfig = flags.kubeconfig ?? env.KUBECONFIG;
@@ -133,6 +142,7 @@ export function loadCoordinatorConfig(
     maxLostShare,
     underlayMtu,
     requireOverlay: flags.requireOverlay !== false,
+    intentResyncMs: intentResync * 1000,
     ...(flags.enrollKeys && flags.natsSysCreds
       ? { enrollment: { keysFile: flags.enrollKeys, sysCreds: flags.natsSysCreds } }
       : {}),

@@ -6,6 +6,7 @@
  * Lease, and a leader that cannot renew it stops at once, drops all it built (caches, NATS connection, queue)
  * and stands for election again like a fresh process, so that nothing it held is trusted afterwards.
  */
+import os from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   GROUP,
@@ -26,7 +27,7 @@ import { AllocationIndex } from './hosts/allocation.js';
 import { type HostEntry, HostRegistry } from './hosts/registry.js';
 import { HostSync } from './hosts/sync.js';
 import { IntentStore } from './intents/store.js';
-import { KubeClient } from './kube/client.js';
+import { apiErrorMessage, KubeClient } from './kube/client.js';
 import { EventRecorder } from './kube/events.js';
 import { ResourceCache } from './kube/informer.js';
 import { LeaderElector } from './kube/leader.js';
@@ -50,6 +51,7 @@ export class Coordinator {
   /** Re-paces NATS reconnects after a wall-clock step and explains a link that stays down (link-doctor.ts). */
   private stopLinkDoctor: (() => void) | undefined;
   private registry: HostRegistry | undefined;
+  private intents: IntentStore | undefined;
   private controller: WorkloadController | undefined;
   private caches: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [];
   private ipam: IpamStore | undefined;
@@ -113,13 +115,24 @@ export class Coordinator {
     const natsSettings = withEnvDefaults({ servers: this.config.natsServers, name: 'edge-coordinator' });
     this.stopLinkDoctor = startLinkDoctor({ nc: () => this.nc, settings: natsSettings, log });
     this.nc = await connectNats(natsSettings);
+    // The intents bucket is fenced by epoch (coordinator/intents/store.ts): above the Lease's transitions, so a
+    // leader paused past its Lease is refused by the bucket itself when it wakes, and steps down.
+    const installation = await installationId(client, log);
     const intents = new IntentStore({
       nc: this.nc,
       subjects: this.subjects,
       log: log.child({ part: 'intents' }),
       replicas: this.config.kvReplicas,
       hostKey: (host) => this.registry?.get(host)?.report.sealKey,
+      writer: this.elector?.identity ?? `${os.hostname()}_${process.pid}`,
+      minEpoch: this.elector ? this.elector.transitions + 1 : 0,
+      ...(installation ? { installation } : {}),
+      deferMarkers: true,
+      locations: () => new Set(this.registry?.all().map((e) => e.report.location) ?? []),
+      ...(this.config.intentResyncMs !== undefined ? { resyncMs: this.config.intentResyncMs } : {}),
+      onDeposed: () => void this.rejoin(),
     });
+    this.intents = intents;
     await intents.start();
     const ipam = new IpamStore({
       nc: this.nc,
@@ -313,6 +326,12 @@ export class Coordinator {
         .catch((err) => log.warn({ err: (err as Error).message }, 'ipam reaper failed'));
     }, 60_000);
     this.reaper.unref?.();
+    // Once the first full pass is done every location's intents are right: markers may now vouch for them
+    // (until then agents hold every removal; see agent/intent-view.ts).
+    void controller.queue
+      .idle()
+      .then(() => (this.intents === intents ? intents.markersReady() : undefined))
+      .catch((err) => log.warn({ err: (err as Error).message }, 'intent markers not written'));
     this.observer?.attach({
       hosts: registry,
       allocatedOf: (host) => allocation.of(host),
@@ -336,6 +355,7 @@ export class Coordinator {
     // The Lease is released once our writes have stopped, before the slower teardown, so a standby starts at once.
     await this.controller?.queue.idle();
     await this.elector?.stop();
+    this.intents?.stop();
     this.hostSync?.stop();
     clearInterval(this.reaper);
     this.ipam?.stop();
@@ -348,8 +368,26 @@ export class Coordinator {
     await Promise.all(this.caches.map((c) => c.stop().catch(() => undefined)));
     if (this.nc && !this.nc.isClosed()) await this.nc.drain().catch(() => undefined);
     this.nc = this.registry = this.controller = this.hostSync = this.feedStop = this.elector = undefined;
+    this.intents = undefined;
     this.audit = undefined;
     this.enrollment = undefined;
     this.caches = [];
+  }
+}
+
+/**
+ * The installation's identity, written into intent markers so agents never follow another control plane's
+ * bucket: the UID of the kube-system namespace (what Kubernetes tools use as a cluster ID). Undefined when it
+ * cannot be read (the store then keeps the one in the bucket's fence).
+ */
+async function installationId(client: KubeClient, log: Logger): Promise<string | undefined> {
+  try {
+    return (await client.core.readNamespace({ name: 'kube-system' })).metadata?.uid;
+  } catch (err) {
+    log.warn(
+      { err: apiErrorMessage(err) },
+      'kube-system namespace not readable; installation id from the intents bucket',
+    );
+    return undefined;
   }
 }

@@ -66,6 +66,11 @@ const program = new Command('edge-coordinator')
     '--no-require-overlay',
     'also place instances with Network attachments on hosts that report no overlay address (they get no Network there)',
   )
+  .option(
+    '--intent-resync <seconds>',
+    'how often the leader checks that the intents bucket holds what it wrote, and restores it if not [EDGE_INTENT_RESYNC]',
+    process.env.EDGE_INTENT_RESYNC ?? '5',
+  )
   .option('--no-leader-elect', 'act without a Lease (only when a single coordinator runs)')
   .option(
     '--lease-namespace <ns>',

@@ -69,6 +69,8 @@ export class LeaderElector {
   private stopped = false;
   private leading = false;
   private timer: NodeJS.Timeout | undefined;
+  /** The Lease's leaseTransitions as this candidate last wrote it (the term it leads; a fencing epoch floor). */
+  transitions = 0;
   /**
    * When this candidate last saw the Lease change, on its own monotonic clock (so neither skew between hosts nor a
    * step of its own wall clock matters).
@@ -198,6 +200,7 @@ export class LeaderElector {
             spec: { ...spec, acquireTime: spec.renewTime, leaseTransitions: 0 },
           },
         });
+        this.transitions = 0;
         return true;
       } catch (e) {
         if (!isConflict(e)) this.log.warn({ err: apiErrorMessage(e) }, 'lease not created');
@@ -222,6 +225,7 @@ export class LeaderElector {
     };
     try {
       await this.client.coordination.replaceNamespacedLease({ name, namespace, body: lease });
+      this.transitions = transitions;
       if (holder !== this.identity) this.log.info({ previous: holder || '(none)' }, 'took the lease');
       return true;
     } catch (err) {

@@ -194,11 +194,49 @@ export const DeploymentIntent = z
     sealed: z.record(z.string(), z.string()).optional(),
     /** Public curve key (`X…`) of the coordinator that sealed `sealed`; the agent needs it to open them. */
     sealer: z.string().optional(),
+    /**
+     * Fencing epoch of the coordinator that wrote it (see {@link IntentMarker}): an agent ignores a value whose
+     * epoch is older than one it has seen. Absent (written before epochs): 0.
+     */
+    epoch: z.number().int().nonnegative().optional(),
+    /** Identity of the coordinator that wrote it (its leader-election identity), for audits of the bucket. */
+    writer: z.string().optional(),
+    /**
+     * Write counter of that coordinator within its epoch: (epoch, generation) of a key never goes back, so an
+     * agent ignores an older value a restored bucket brings back.
+     */
+    generation: z.number().int().nonnegative().optional(),
     /** When the coordinator wrote it (RFC 3339). */
     updatedAt: z.string(),
   })
   .loose();
 export type DeploymentIntent = z.infer<typeof DeploymentIntent>;
+
+/**
+ * The coordinator's word that a location's intents in the bucket are complete, under
+ * `<location>._marker` of the intents bucket: written after the intents it lists, by the leader of `epoch`.
+ * An agent removes instances only on the strength of a marker it trusts (present, of its installation, and
+ * of an epoch no older than any it has seen); without one (a recreated or restored bucket) it removes nothing.
+ */
+export const IntentMarker = z
+  .object({
+    /** Schema version. */
+    v: z.number().int(),
+    /** Identity of the installation (the kube-system namespace's UID): another control plane is not trusted. */
+    installation: z.string(),
+    /** Fencing epoch of the leader that wrote it; it only grows (each new leader takes a higher one). */
+    epoch: z.number().int().nonnegative(),
+    /** Identity of the coordinator that wrote it. */
+    writer: z.string(),
+    /** Write counter within the epoch: an agent never trusts a marker older than one it has seen (a restored bucket). */
+    generation: z.number().int().nonnegative().default(0),
+    /** Every intent key of the location the coordinator holds: a listed key missing from the bucket was lost, not deleted. */
+    keys: z.array(z.string()),
+    /** When it was written (RFC 3339). */
+    updatedAt: z.string(),
+  })
+  .loose();
+export type IntentMarker = z.infer<typeof IntentMarker>;
 
 /** The state of one instance as its agent sees it. */
 export const ReportedInstance = z

@@ -33,6 +33,19 @@ export class Subjects {
     return `${token(location)}.${token(namespace)}.${token(workload)}`;
   }
 
+  /**
+   * Key of a location's {@link IntentMarker}: `<location>._marker` (two tokens and an underscore, so never an
+   * intent's key). Inside the location's filter, so its agents may read it.
+   */
+  intentMarkerKey(location: string): string {
+    return `${token(location)}._marker`;
+  }
+
+  /** Key of the writers' fence in the intents bucket (the current leader's epoch); agents never read it. */
+  get intentFenceKey(): string {
+    return '_fence';
+  }
+
   /** Filter an agent watches: every intent of its location. */
   intentFilter(location: string): string {
     return `${token(location)}.>`;

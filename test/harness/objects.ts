@@ -6,7 +6,12 @@
 import { stringify } from 'yaml';
 import type { ResourceAmounts } from '../../shared/api/index.js';
 import type { InstanceTemplateSpec } from '../../shared/api/template.js';
-import { type DeploymentIntent, type HostReport, MESSAGE_VERSION } from '../../shared/nats/messages.js';
+import {
+  type DeploymentIntent,
+  type HostReport,
+  type IntentMarker,
+  MESSAGE_VERSION,
+} from '../../shared/nats/messages.js';
 import { templateHash } from '../../shared/template-hash.js';
 
 const MiB = 1024 * 1024;
@@ -50,6 +55,24 @@ export function testIntent(opts: TestIntentOptions): DeploymentIntent {
     })),
     updatedAt: new Date().toISOString(),
     ...rest,
+  };
+}
+
+/**
+ * A location's intents marker for tests that write intents into the bucket themselves (without IntentStore):
+ * epoch 0, listing no key, so the agent trusts the bucket and a key deleted from it is removed, as before
+ * markers existed (agent/intent-view.ts).
+ */
+export function testMarker(over: Partial<IntentMarker> = {}): IntentMarker {
+  return {
+    v: MESSAGE_VERSION,
+    installation: 'test',
+    epoch: 0,
+    writer: 'test',
+    generation: 0,
+    keys: [],
+    updatedAt: new Date().toISOString(),
+    ...over,
   };
 }
 

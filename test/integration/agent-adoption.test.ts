@@ -16,7 +16,7 @@ import type { InstanceTemplateSpec } from '../../shared/api/template.js';
 import { type DeploymentIntent, decode, encode, HostReport } from '../../shared/nats/messages.js';
 import { Subjects } from '../../shared/nats/subjects.js';
 import { cleanup, tempDir, useDocker, useNats, waitFor } from '../harness/index.js';
-import { testIntent } from '../harness/objects.js';
+import { testIntent, testMarker } from '../harness/objects.js';
 
 const nats = useNats();
 const dockerFixture = useDocker();
@@ -92,6 +92,8 @@ async function setup() {
   });
   cleanup(() => nc.close());
   const kv: KV = await new Kvm(nc).create(subjects.intentsBucket, { history: 1 });
+  // The coordinator's word that the location's intents are complete: without it the agent removes nothing.
+  await kv.put(subjects.intentMarkerKey(LOCATION), encode(testMarker()));
   const reports: HostReport[] = [];
   const sub = nc.subscribe(subjects.hostReport(host));
   void (async () => {

@@ -1,6 +1,6 @@
 /**
- * The NATS protocol between coordinator and agents on real nats-servers: intents written with compare-and-set
- * (two writers never interleave), agents that resume from the revision they have after a restart or a server
+ * The NATS protocol between coordinator and agents on real nats-servers: intents written with a bucket-wide
+ * compare-and-set and an epoch (a deposed writer writes nothing after the new one's first write), agents that resume from the revision they have after a restart or a server
  * restart, malformed and newer messages, secret values sealed per host, and a three-server cluster that loses
  * a member while intents keep flowing.
  */
@@ -9,7 +9,11 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { IntentWatcher } from '../../agent/intents.js';
 import { HostRegistry } from '../../coordinator/hosts/registry.js';
-import { IntentStore } from '../../coordinator/intents/store.js';
+import {
+  IntentStore,
+  IntentStoreDeposedError,
+  IntentTooLargeError,
+} from '../../coordinator/intents/store.js';
 import { createLogger } from '../../shared/log.js';
 import { connectNats } from '../../shared/nats/connect.js';
 import { type HostReport, MESSAGE_VERSION } from '../../shared/nats/messages.js';
@@ -79,46 +83,69 @@ function report(host: string, extra: Record<string, unknown> = {}): HostReport {
 describe('intents on one nats-server', () => {
   const nats = useNats({ jetstream: true });
 
-  it('two writers never interleave: a stale revision is refused, re-read, and the whole intent written', async () => {
-    const a = new IntentStore({ nc: await client([nats().url]), subjects, log });
-    const b = new IntentStore({ nc: await client([nats().url]), subjects, log });
+  it('two writers are fenced: once a newer store took the bucket, the older one writes nothing, ever', async () => {
+    const kv = await new Kvm(await client([nats().url])).create(subjects.intentsBucket, { history: 1 });
+    const writes: Array<{ key: string; writer?: string; epoch?: number }> = [];
+    const watch = await kv.watch({ key: '>' });
+    cleanup(() => watch.stop());
+    void (async () => {
+      for await (const e of watch)
+        if (e.operation === 'PUT') writes.push({ key: e.key, ...(JSON.parse(e.string()) as object) });
+    })();
+    const a = new IntentStore({ nc: await client([nats().url]), subjects, log, writer: 'a', resyncMs: 0 });
+    const b = new IntentStore({ nc: await client([nats().url]), subjects, log, writer: 'b', resyncMs: 0 });
     await a.start();
     expect(await a.put(intent('loc-cas', 'web', ['h1']))).toBe(true);
-    await b.start(); // b learns revision 1 of the key
-    expect(await b.put(intent('loc-cas', 'web', ['h2']))).toBe(true);
-    // a still holds the old revision: its write is refused by the server, then retried on the new revision.
-    expect(await a.put(intent('loc-cas', 'web', ['h3']))).toBe(true);
-    expect(a.conflicts).toBe(1);
-    const kv = await new Kvm(await client([nats().url])).open(subjects.intentsBucket);
-    const e = await kv.get(subjects.intentKey('loc-cas', 'default', 'web'));
-    expect(JSON.parse(e!.string()).instances.map((i: { host: string }) => i.host)).toEqual(['h3']);
-
-    // The server itself refuses a write on a stale revision.
-    await expect(kv.update(subjects.intentKey('loc-cas', 'default', 'web'), 'x', 1)).rejects.toThrow(
-      /wrong last sequence/,
+    await b.start(); // the new leader: takes a higher epoch and restamps web, unchanged
+    expect(b.epoch).toBeGreaterThan(a.epoch);
+    // a still believes it leads (a paused ex-leader waking up): the bucket refuses it, and it stands down.
+    await expect(a.put(intent('loc-cas', 'web', ['h3']))).rejects.toThrow(IntentStoreDeposedError);
+    expect(a.deposedBy).toEqual({ writer: 'b', epoch: b.epoch });
+    await expect(a.delete(subjects.intentKey('loc-cas', 'default', 'web'))).rejects.toThrow(
+      IntentStoreDeposedError,
     );
+    const e = await kv.get(subjects.intentKey('loc-cas', 'default', 'web'));
+    const stored = JSON.parse(e!.string());
+    expect(stored.instances.map((i: { host: string }) => i.host)).toEqual(['h1']);
+    expect({ writer: stored.writer, epoch: stored.epoch }).toEqual({ writer: 'b', epoch: b.epoch });
 
-    // Writers racing on one key: every stored value is one writer's whole intent, never a mix.
-    const writes = [];
-    for (let i = 0; i < 10; i++) {
-      writes.push(a.put(intent('loc-cas', 'race', [`a${i}`, `a${i}`])).catch(() => false));
-      writes.push(b.put(intent('loc-cas', 'race', [`b${i}`, `b${i}`])).catch(() => false));
-    }
-    await Promise.all(writes);
-    expect(a.conflicts + b.conflicts).toBeGreaterThan(1);
-    const raced = JSON.parse((await kv.get(subjects.intentKey('loc-cas', 'default', 'race')))!.string());
-    const hosts = raced.instances.map((i: { host: string }) => i.host);
-    expect(hosts[0]).toBe(hosts[1]);
+    // Racing on one key: every write of a is refused; b's land.
+    const raced = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) => [
+        a.put(intent('loc-cas', 'race', [`a${i}`])),
+        b.put(intent('loc-cas', 'race', [`b${i}`])),
+      ]).flat(),
+    );
+    expect(raced.filter((r, i) => i % 2 === 0 && r.status === 'fulfilled')).toEqual([]);
+    expect(raced.filter((r, i) => i % 2 === 1 && r.status === 'rejected')).toEqual([]);
+    await waitFor('the race seen', () => writes.some((w) => w.key.endsWith('.race')), WAIT);
+    const firstOfB = writes.findIndex((w) => w.writer === 'b');
+    expect(firstOfB).toBeGreaterThanOrEqual(0);
+    expect(writes.slice(firstOfB).filter((w) => w.writer === 'a')).toEqual([]);
 
     // An unchanged intent (only updatedAt differs) is not rewritten.
-    const before = a.writes;
-    await a.put(intent('loc-cas', 'web', ['h3']));
-    expect(a.writes).toBe(before);
+    const before = b.writes;
+    await b.put(intent('loc-cas', 'web', ['h1']));
+    expect(b.writes).toBe(before);
     // Nor by a restarted coordinator that finds it in the bucket.
-    const restarted = new IntentStore({ nc: await client([nats().url]), subjects, log });
+    const restarted = new IntentStore({ nc: await client([nats().url]), subjects, log, resyncMs: 0 });
     await restarted.start();
-    expect(await restarted.put(intent('loc-cas', 'web', ['h3']))).toBe(false);
+    expect(await restarted.put(intent('loc-cas', 'web', ['h1']))).toBe(false);
     expect(await restarted.put(intent('loc-cas', 'web', ['h4']))).toBe(true);
+  });
+
+  it('an intent larger than the server takes is refused before sending, with a clear error; nothing is written', async () => {
+    const store = new IntentStore({ nc: await client([nats().url]), subjects, log, resyncMs: 0 });
+    await store.start();
+    const huge = { ...intent('loc-big', 'web', ['h1']), template: { image: 'x'.repeat(2 * 1024 * 1024) } };
+    const writes = store.writes;
+    await expect(store.put(huge)).rejects.toThrow(IntentTooLargeError);
+    await expect(store.put(huge)).rejects.toThrow(/max_payload of \d+ bytes/);
+    expect(store.writes).toBe(writes);
+    expect(store.tooLarge).toBe(2);
+    expect(store.keysOf('default', 'web').filter((k) => k.startsWith('loc-big.'))).toEqual([]);
+    // The store keeps working for everything else.
+    expect(await store.put(intent('loc-big', 'small', ['h1']))).toBe(true);
   });
 
   it('an agent sees only its location, and resumes from its revision after a restart (changes and deletions made while it was away)', async () => {

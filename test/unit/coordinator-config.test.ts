@@ -24,6 +24,7 @@ describe('loadCoordinatorConfig', () => {
       maxLostShare: 0.55,
       underlayMtu: 1500,
       requireOverlay: true,
+      intentResyncMs: 5_000,
       leaderElection: {
         namespace: 'kube-system',
         name: 'edge-coordinator',
@@ -81,6 +82,7 @@ describe('loadCoordinatorConfig', () => {
     ['maxHeartbeat', '0', /^--max-heartbeat: expected a positive number of seconds, got 0$/],
     ['maxLostShare', '0', /^--max-lost-share: expected a fraction in \(0, 1\], got 0$/],
     ['maxLostShare', '1.5', /^--max-lost-share: /],
+    ['intentResync', '0', /^--intent-resync: expected a positive number of seconds, got 0$/],
     ['enrollKeys', '/keys.json', /^--enroll-keys and --nats-sys-creds go together/],
   ] as const)('rejects --%s %s naming the flag', (flag, value, message) => {
     const bad = () => loadCoordinatorConfig({ ...flags, [flag]: value }, {});

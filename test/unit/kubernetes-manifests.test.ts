@@ -66,7 +66,13 @@ describe('deploy/kubernetes', () => {
     });
 
     it('names only resources the API serves (Edgeplane kinds and their subresources, core, leases)', () => {
-      const known = new Set<string>(['/secrets', '/configmaps', '/events', 'coordination.k8s.io/leases']);
+      const known = new Set<string>([
+        '/secrets',
+        '/configmaps',
+        '/events',
+        '/namespaces',
+        'coordination.k8s.io/leases',
+      ]);
       for (const kind of KINDS)
         for (const group of kind.groups)
           for (const sub of ['', '/status', '/finalizers']) known.add(`${group}/${kind.plural}${sub}`);
