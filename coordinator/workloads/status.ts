@@ -138,6 +138,11 @@ export interface WorkloadStatusInput {
    * AddressPending, or AddressConflict (a static address held by another slot; the message names the field).
    */
   addressing?: { reason: string; message: string };
+  /**
+   * Why an intent of this Workload could not be published (e.g. `IntentTooLarge`: larger than NATS's
+   * max_payload): Progressing False with that reason, until it can be.
+   */
+  publishError?: { reason: string; message: string };
   /** Whether the Workload is being deleted. */
   deleting: boolean;
   /** Instances that may be unavailable while Available stays True (maxUnavailable, resolved). */
@@ -206,6 +211,13 @@ export function workloadStatus(input: WorkloadStatusInput): WorkloadStatus {
       status: 'False',
       reason: 'AddressConflict',
       message: input.addressing.message,
+    };
+  } else if (input.publishError) {
+    progressing = {
+      type: 'Progressing',
+      status: 'False',
+      reason: input.publishError.reason,
+      message: input.publishError.message,
     };
   } else if (input.unplaced > 0) {
     progressing = {

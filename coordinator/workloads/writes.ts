@@ -6,7 +6,7 @@
 import { WORKLOAD_FINALIZER, type WorkloadDeploymentSpec, WorkloadKind } from '../../shared/api/index.js';
 import type { Logger } from '../../shared/log.js';
 import type { Subjects } from '../../shared/nats/subjects.js';
-import type { IntentStore } from '../intents/store.js';
+import { type IntentStore, IntentTooLargeError } from '../intents/store.js';
 import { apiErrorMessage, isConflict, type KubeClient } from '../kube/client.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { ResourceCache } from '../kube/informer.js';
@@ -43,6 +43,8 @@ export interface Written {
   instances: Map<string, InstanceObject>;
   /** Its WorkloadDeployments by location. */
   deployments: Map<string, DeploymentObject>;
+  /** Why an intent could not be published (it is then left as it was; the status says so). */
+  publishError?: { reason: string; message: string };
 }
 
 export class WorkloadWriter {
@@ -106,23 +108,35 @@ export class WorkloadWriter {
       });
       obj.spec.templateHash = templateHash;
     }
+    let publishError: Written['publishError'];
     if (plan.intents) {
       const wanted = new Set<string>();
       for (const { intent, values } of plan.intents) {
         wanted.add(this.d.subjects.intentKey(intent.location, namespace, name));
-        await this.d.intents.put(intent, values);
+        try {
+          await this.d.intents.put(intent, values);
+        } catch (err) {
+          // Retrying cannot help: say so on the Workload (once as an event) instead of failing every pass.
+          if (!(err instanceof IntentTooLargeError)) throw err;
+          publishError = { reason: 'IntentTooLarge', message: err.message };
+        }
       }
       for (const key of this.d.intents.keysOf(namespace, name))
         if (!wanted.has(key)) await this.d.intents.delete(key);
     }
-    for (const n of plan.removeAfterIntents) await this.d.client.delete(INSTANCES, namespace, n);
+    if (publishError) {
+      const had = (wl.status as { conditions?: Array<{ reason?: string }> } | undefined)?.conditions?.some(
+        (c) => c.reason === publishError.reason,
+      );
+      if (!had) this.d.events.record(wl, 'Warning', publishError.reason, publishError.message);
+    } else for (const n of plan.removeAfterIntents) await this.d.client.delete(INSTANCES, namespace, n);
 
     for (const e of plan.events) {
       const subject = e.instance ? objects.get(e.instance) : wl;
       if (subject) this.d.events.record(subject, e.type, e.reason, e.message);
     }
 
-    return { instances: objects, deployments };
+    return { instances: objects, deployments, ...(publishError ? { publishError } : {}) };
   }
 
   /** Writes the status the plan computed: Instances, WorkloadDeployments, then the Workload. */
@@ -144,7 +158,10 @@ export class WorkloadWriter {
           this.d.log.warn({ deployment: dep.metadata.name, err: apiErrorMessage(err) }, 'status not written'),
         );
     }
-    const next = workloadStatus(plan.status);
+    const next = workloadStatus({
+      ...plan.status,
+      ...(written.publishError ? { publishError: written.publishError } : {}),
+    });
     if (JSON.stringify(next) !== JSON.stringify(wl.status ?? {}))
       await this.d.client.patchStatus({ kind: WorkloadKind, group }, namespace, wl.metadata.name, next);
   }

@@ -113,6 +113,19 @@ describe('workloadStatus', () => {
     });
   });
 
+  it('is not Progressing, with the reason, when an intent cannot be published', () => {
+    const s = workloadStatus({
+      ...base,
+      instances: [obs('web-a-0', 'a')],
+      publishError: { reason: 'IntentTooLarge', message: 'intent a.default.web is 2000000 bytes' },
+    });
+    expect(s.conditions?.find((c) => c.type === 'Progressing')).toMatchObject({
+      status: 'False',
+      reason: 'IntentTooLarge',
+      message: 'intent a.default.web is 2000000 bytes',
+    });
+  });
+
   it('keeps Available while within maxUnavailable', () => {
     const instances = [obs('a', 'x'), obs('b', 'x'), obs('c', 'x'), obs('d', 'x', { reported: undefined })];
     expect(
