@@ -328,8 +328,9 @@ export class Coordinator {
     this.reaper.unref?.();
     // Once the first full pass is done every location's intents are right: markers may now vouch for them
     // (until then agents hold every removal; see agent/intent-view.ts).
-    void controller.queue
-      .idle()
+    // (A queue kept busy by churn does not hold them back for more than a minute: the markers then list what the
+    // bucket held at the start plus what was written since.)
+    void Promise.race([controller.queue.idle(), new Promise((r) => setTimeout(r, 60_000).unref())])
       .then(() => (this.intents === intents ? intents.markersReady() : undefined))
       .catch((err) => log.warn({ err: (err as Error).message }, 'intent markers not written'));
     this.observer?.attach({

@@ -17,7 +17,7 @@ import { type DeploymentIntent, decode, encode, HostReport } from '../../shared/
 import { Subjects } from '../../shared/nats/subjects.js';
 import type { DedicatedDockerd } from '../harness/dockerd.js';
 import { cleanup, tempDir } from '../harness/index.js';
-import { testIntent } from '../harness/objects.js';
+import { testIntent, testMarker } from '../harness/objects.js';
 
 export const LOCATION = 'chaos-loc';
 const subjects = new Subjects('edge');
@@ -73,6 +73,8 @@ export async function agentWorld(opts: {
   const nc = await connect({ servers: opts.nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
   cleanup(() => nc.close());
   const kv = await new Kvm(nc).create(subjects.intentsBucket, { history: 1 });
+  // The coordinator's marker: without one the agent removes nothing (agent/intent-view.ts).
+  await kv.put(subjects.intentMarkerKey(LOCATION), encode(testMarker()));
   const reports: HostReport[] = [];
   const sub = nc.subscribe(subjects.hostReport(host));
   void (async () => {
