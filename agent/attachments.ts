@@ -53,7 +53,8 @@ function canonical(v: unknown): string {
 }
 
 /**
- * Whether present ports differ from their assignments in what the host reads back (MTU, primary): rewrite them.
+ * Whether present ports differ from their assignments in what the host reads back (MTU, primary), or lost their
+ * rules (`rulesInForce: false`): rewrite them.
  * Ingress policy is compiled into rules and not read back (HostNetwork.list), so it is not compared here: the
  * reconciler rewrites ports whose policy it has not itself programmed since it started ({@link assignmentsDigest}).
  */
@@ -61,6 +62,8 @@ export function attachmentsDrifted(
   wanted: readonly InterfaceAssignment[] | undefined,
   ports: readonly HostPort[],
 ): boolean {
+  // A port whose rules were lost (a flushed ruleset) is rewritten too.
+  if (ports.some((p) => p.rulesInForce === false)) return true;
   const byName = new Map(ports.map((p) => [p.assignment.name, withoutIngress(p.assignment)]));
   return (wanted ?? []).some((a) => canonical(byName.get(a.name)) !== canonical(withoutIngress(a)));
 }

@@ -81,6 +81,8 @@ describe('attachments', () => {
     expect(attachmentsDrifted([a], [port('ns/a', reordered)])).toBe(false);
     expect(attachmentsDrifted([a], [port('ns/a', { ...listed, mtu: 1300 })])).toBe(true);
     expect(attachmentsDrifted([a], [port('ns/a', { ...listed, primary: false })])).toBe(true);
+    expect(attachmentsDrifted([a], [{ ...port('ns/a', listed), rulesInForce: true }])).toBe(false);
+    expect(attachmentsDrifted([a], [{ ...port('ns/a', listed), rulesInForce: false }])).toBe(true);
   });
 
   it('digests assignments with their policy, independent of key order', () => {
