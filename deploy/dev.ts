@@ -2,6 +2,12 @@
  * `npm run dev` / `npm run dev:down`: the whole local stack in the background under .edge/dev — NATS,
  * etcd + kube-apiserver with the CRDs, the coordinator and three agents standing for three locations —
  * then applies examples/web-app.yaml and waits until it is Ready.
+ *
+ * Each agent is a network host of its own: its Network devices live in a namespace `edgedev-h<i>`, and the
+ * three are joined by an underlay that exists only inside namespaces the stack creates (a bridge in
+ * `edgedev-u`, a veth to each host, 198.18.0.0/24 — deploy/stack/netns.ts). The agents' overlay addresses are
+ * their underlay addresses, so Networks span the three locations over VXLAN as they would span real sites.
+ * `dev:down` deletes the namespaces with everything in them.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,10 +15,12 @@ import { EXAMPLE_IMAGES } from '../examples/images.js';
 import { pidAlive } from '../shared/os.js';
 import { DEV_LOCATIONS, httpUrlOf, startAgent, startCoordinator } from './stack/edgeplane.js';
 import {
+  createStandInHosts,
   ensureDocker,
   ensureImage,
   kubectl,
   removeContainersByLabel,
+  removeNetnsWithPrefix,
   startKubeApi,
   startNatsServer,
   stopPidFilesIn,
@@ -22,6 +30,8 @@ import { REPO_DIR, sleep } from './stack/proc.js';
 const DIR = path.join(REPO_DIR, '.edge/dev');
 const KUBECONFIG = path.join(DIR, 'kubeconfig');
 const ENV_FILE = path.join(DIR, 'env');
+/** Prefix of the namespaces standing for the agents' hosts and their underlay. */
+const NETNS_PREFIX = 'edgedev-';
 const say = (s: string) => console.log(`[dev] ${s}`);
 
 function running(): boolean {
@@ -52,6 +62,8 @@ async function up(): Promise<void> {
       detached: true,
     });
     fs.copyFileSync(kube.kubeconfigPath, KUBECONFIG);
+    say(`three stand-in network hosts (namespaces ${NETNS_PREFIX}h0-2 on an underlay in ${NETNS_PREFIX}u)`);
+    const { hosts: netHosts } = createStandInHosts(NETNS_PREFIX, DEV_LOCATIONS.length);
     say('edge-coordinator');
     const coordinator = startCoordinator({
       dir: path.join(DIR, 'coordinator'),
@@ -59,8 +71,9 @@ async function up(): Promise<void> {
       nats: [nats.url],
       detached: true,
     });
-    for (const l of DEV_LOCATIONS) {
-      say(`edge-agent for ${l.location}`);
+    for (const [i, l] of DEV_LOCATIONS.entries()) {
+      const netHost = netHosts[i]!;
+      say(`edge-agent for ${l.location} (network host ${netHost.name}, overlay ${netHost.address})`);
       startAgent({
         dir: path.join(DIR, 'agents', `dev-${l.location}`),
         host: `dev-${l.location}`,
@@ -68,6 +81,7 @@ async function up(): Promise<void> {
         nats: [nats.url],
         cpu: '64',
         memory: '256Gi',
+        overlay: { namespace: netHost.name, address: netHost.address },
         detached: true,
       });
     }
@@ -163,6 +177,8 @@ async function down(quiet = false): Promise<void> {
   for (const l of DEV_LOCATIONS) {
     removed.push(...(await removeContainersByLabel(`edgeplane.dev/host=dev-${l.location}`).catch(() => [])));
   }
+  // After the agents: the namespaces take every device in them (bridges, VXLANs, ports, the underlay) along.
+  removeNetnsWithPrefix(NETNS_PREFIX);
   fs.rmSync(DIR, { recursive: true, force: true });
   if (!quiet || stopped.length || removed.length) {
     say(`stopped ${stopped.length} process(es), removed ${removed.length} leftover container(s)`);

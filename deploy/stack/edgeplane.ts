@@ -39,10 +39,6 @@ export function startCoordinator(opts: CoordinatorProcOptions): Proc {
       String(opts.lostAfterSeconds ?? 30),
       '--metrics-address',
       opts.metricsAddress ?? '127.0.0.1:0',
-      // The stack's agents do not report an overlay address yet (issue 13: the agent's --overlay-address and
-      // the dev stack's per-host namespaces come with the host data plane); until they do, attached instances
-      // go to any host. A later `--require-overlay` in `args` turns the filter back on.
-      '--no-require-overlay',
       ...(opts.args ?? []),
     ],
     env: { LOG_FORMAT: 'json', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', ...opts.env },
@@ -66,6 +62,12 @@ export interface AgentProcOptions extends DaemonOptions {
   memory?: string;
   /** Heartbeat interval (default 2000 ms, faster than production so tests see changes quickly). */
   heartbeatMs?: number;
+  /**
+   * The agent as a network host of its own (issue 13): its Network devices live in `namespace` (a stand-in host
+   * of deploy/stack/netns.ts) and other hosts reach its VXLAN endpoint on `address` (its underlay address there).
+   * Absent: the host carries no Network attachments.
+   */
+  overlay?: { namespace: string; address: string };
   /** Extra flags. */
   args?: string[];
   /** Extra environment, e.g. EDGE_NATS_CA or LD_PRELOAD of libfaketime. */
@@ -96,6 +98,8 @@ export function startAgent(opts: AgentProcOptions): Proc {
   if (opts.zone) args.push('--zone', opts.zone);
   if (opts.cpu) args.push('--cpu', opts.cpu);
   if (opts.memory) args.push('--memory', opts.memory);
+  if (opts.overlay)
+    args.push('--network-namespace', opts.overlay.namespace, '--overlay-address', opts.overlay.address);
   args.push(...(opts.args ?? []));
   return startProc({
     ...opts,

@@ -1,7 +1,9 @@
 /**
  * The whole Edgeplane stack for end-to-end tests: nats-server, etcd + kube-apiserver with the CRDs, the
  * coordinator and one agent per location (built from dist/; `npm test` builds first). Host names carry a
- * random suffix, so the containers of a test run never mix with the dev stack's or another run's.
+ * random suffix, so the containers of a test run never mix with the dev stack's or another run's. Each agent is
+ * a network host of its own, as in `npm run dev`: a stand-in host namespace on an underlay that exists only
+ * inside namespaces the stack creates (deleted after the file).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -25,12 +27,14 @@ import {
   type NatsServerHandle,
   REPO_DIR,
   removeContainersByLabel,
+  type StandInHosts,
   startKubeApi,
   startNatsServer,
 } from '../../deploy/stack/index.js';
 import type { Proc } from '../../deploy/stack/proc.js';
 import { type FaultProxy, startFaultProxy } from './fault-proxy.js';
 import { cleanup, type Lazy, tempDir, waitFor } from './index.js';
+import { netnsPrefix, useStandInHosts } from './network.js';
 
 /** A running stack. */
 export interface EdgeStack {
@@ -50,6 +54,8 @@ export interface EdgeStack {
   agentProxies: Map<string, FaultProxy>;
   /** Host names, one per location, in DEV_LOCATIONS order. */
   hosts: string[];
+  /** Each host's network namespace (stand-in host) and overlay address, by host name. */
+  netHosts: Map<string, StandInHosts['hosts'][number]>;
   /** Runs kubectl against the stack; throws with stderr when it fails unless `allowFail`. */
   kubectl(
     args: string[],
@@ -146,12 +152,17 @@ export function useEdgeStack(
       return c;
     };
     const coordinator = startTheCoordinator();
+    // Registered before the agents, so deleted after them (cleanups run last first).
+    const standIn = useStandInHosts(netnsPrefix('e'), DEV_LOCATIONS.length).hosts;
+    const netHosts = new Map<string, StandInHosts['hosts'][number]>();
     const agents = new Map<string, Proc>();
     const agentProxies = new Map<string, FaultProxy>();
     const hosts: string[] = [];
-    for (const l of DEV_LOCATIONS) {
+    for (const [i, l] of DEV_LOCATIONS.entries()) {
       const host = `e2e-${run}-${l.location}`;
+      const netHost = standIn[i]!;
       hosts.push(host);
+      netHosts.set(host, netHost);
       const proxy = opts.agentsThroughProxy ? await startFaultProxy(nats.port) : undefined;
       if (proxy) agentProxies.set(host, proxy);
       agents.set(
@@ -163,6 +174,7 @@ export function useEdgeStack(
           nats: [proxy ? `nats://127.0.0.1:${proxy.port}` : nats.url],
           cpu: '64',
           memory: '256Gi',
+          overlay: { namespace: netHost.name, address: netHost.address },
         }),
       );
     }
@@ -212,6 +224,7 @@ export function useEdgeStack(
       agents,
       agentProxies,
       hosts,
+      netHosts,
       kubectl: k,
       waitForJsonPath,
     };
