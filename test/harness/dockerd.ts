@@ -1,8 +1,8 @@
 /**
  * A dockerd of the test's own, for the tests that pause, kill or starve Docker: its own --data-root,
  * --exec-root, --pidfile and socket under a temp dir, the runsc runtime registered as deploy/install.sh registers
- * it on the machine's dockerd, no bridge and no iptables rules (it must not touch the machine's interfaces or
- * the machine dockerd's chains). The machine's own dockerd is never paused, killed or configured; it is only
+ * it on the machine's dockerd, no bridge and no iptables rules, in a network namespace of its own (it must not
+ * touch the machine's interfaces or the machine dockerd's chains). The machine's own dockerd is never paused, killed or configured; it is only
  * read from (`docker save`) to load the test images into this one.
  *
  * Everything this dockerd starts (its containerd, the shims, runsc sandboxes and gofers) carries the temp dir in
@@ -88,9 +88,19 @@ export async function startDedicatedDockerd(opts: DedicatedDockerdOptions = {}):
 
   const launch = async () => {
     const log = fs.openSync(logFile, 'a');
+    // In a network namespace of its own: a dockerd with `--bridge=none` deletes the interface `docker0` it finds
+    // (moby removes the default bridge when the bridge is disabled), which in the machine's namespace broke every
+    // container of the machine's dockerd. Its containers (runsc --network=host) share that namespace.
     const child = spawn(
-      'dockerd',
+      'unshare',
       [
+        '--net',
+        '--',
+        'sh',
+        '-c',
+        'ip link set lo up && exec "$@"',
+        'sh',
+        'dockerd',
         '--config-file',
         config,
         '--data-root',
