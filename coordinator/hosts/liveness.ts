@@ -8,13 +8,16 @@
  *    or its own check loop stalled (SIGSTOP, a VM pause, a starved event loop) — Nomad resets every heartbeat
  *    timer after a leader change for the same reason. While its connection is down no verdict is made at all
  *    (the caller skips the decision).
- * 3. Brake (the node lifecycle controller's unhealthy-zone threshold): when more than `maxLostShare` of the hosts
+ * 3. Only a report makes a host better (the registry sets Ready when one arrives): a decision never moves a host
+ *    from Lost or Disconnected towards Ready, since silence counted afresh after a grace restart says nothing
+ *    of a host that was already silent (it would call a Lost host Ready, record HostLost twice, and place on it).
+ * 4. Brake (the node lifecycle controller's unhealthy-zone threshold): when more than `maxLostShare` of the hosts
  *    not already Lost are silent past their TTL, and at least `minBrakeHosts` of them, no host is newly declared
  *    Lost: they stay Disconnected (instances Unknown, nothing replaced) until they report or the share drops.
  *
- * Invariants (property-tested): a host is Lost only when silent longer than `lostAfterMs` (and its TTL); a host
- * silent no longer than its TTL is Ready; when the brake engages no host newly becomes Lost; when it does not,
- * the decision is exactly the silence rule.
+ * Invariants (property-tested): a host is Lost only when silent longer than `lostAfterMs` (and its TTL), or was
+ * Lost already; a Ready host silent no longer than its TTL stays Ready; no host gets better; when the brake engages
+ * no host newly becomes Lost; when it does not, the decision is the worse of the silence rule and the host's state.
  */
 
 /** Ready, Disconnected (missed its TTL) or Lost (gone longer than lostAfter). */
@@ -67,6 +70,9 @@ export function stateForSilence(silentMs: number, disconnectAfterMs: number, los
   return silentMs > disconnectAfterMs ? 'Disconnected' : 'Ready';
 }
 
+/** How bad a state is: a decision never lowers it (rule 3). */
+const SEVERITY: Record<HostState, number> = { Ready: 0, Disconnected: 1, Lost: 2 };
+
 /** Every host's next state under the silence rule and the brake (see the module comment). */
 export function decideHostStates(hosts: readonly HostSilence[], rules: LivenessRules): LivenessDecision {
   const states = new Map<string, HostState>();
@@ -74,7 +80,8 @@ export function decideHostStates(hosts: readonly HostSilence[], rules: LivenessR
   let pool = 0;
   let silent = 0;
   for (const h of hosts) {
-    const next = stateForSilence(h.silentMs, h.disconnectAfterMs, rules.lostAfterMs);
+    const bySilence = stateForSilence(h.silentMs, h.disconnectAfterMs, rules.lostAfterMs);
+    const next = SEVERITY[bySilence] >= SEVERITY[h.state] ? bySilence : h.state;
     states.set(h.host, next);
     if (h.state === 'Lost') continue;
     pool++;

@@ -86,23 +86,30 @@ describe('decideHostStates', () => {
     expect(d.states.get('gone1')).toBe('Lost');
   });
 
-  it('properties: Lost only past lostAfter and TTL, Ready within TTL, brake ⇒ no new Lost, no brake ⇒ the silence rule', () => {
+  it('properties: Lost only past lostAfter and TTL, Ready within TTL, never better without a report, brake ⇒ no new Lost, no brake ⇒ the silence rule', () => {
     fc.assert(
       fc.property(hostsArb, rulesArb, (hosts, rules) => {
         const d = decideHostStates(hosts, rules);
         for (const h of hosts) {
           const next = d.states.get(h.host);
-          const raw = stateForSilence(h.silentMs, h.disconnectAfterMs, rules.lostAfterMs);
-          if (next === 'Lost')
+          const bySilence = stateForSilence(h.silentMs, h.disconnectAfterMs, rules.lostAfterMs);
+          const rank = { Ready: 0, Disconnected: 1, Lost: 2 } as const;
+          const raw = rank[bySilence] >= rank[h.state] ? bySilence : h.state;
+          if (next === 'Lost' && h.state !== 'Lost')
             expect(h.silentMs).toBeGreaterThan(Math.max(rules.lostAfterMs, h.disconnectAfterMs));
-          if (h.silentMs <= h.disconnectAfterMs) expect(next).toBe('Ready');
+          if (h.state === 'Ready' && h.silentMs <= h.disconnectAfterMs) expect(next).toBe('Ready');
+          // Only a report makes a host better: a silence decision never does.
+          expect(rank[next!]).toBeGreaterThanOrEqual(h.state === 'Lost' ? 2 : rank[h.state]);
           if (d.held.length) {
             if (h.state !== 'Lost') expect(next).not.toBe('Lost');
           } else expect(next).toBe(raw);
         }
         if (d.held.length) {
           const live = hosts.filter((h) => h.state !== 'Lost');
-          const silent = live.filter((h) => h.silentMs > h.disconnectAfterMs).length;
+          // Silent: past its TTL, or not heard since it went Disconnected (a check never makes it Ready).
+          const silent = live.filter(
+            (h) => h.silentMs > h.disconnectAfterMs || h.state === 'Disconnected',
+          ).length;
           expect(silent / live.length).toBeGreaterThan(rules.maxLostShare);
           expect(silent).toBeGreaterThanOrEqual(rules.minBrakeHosts);
         }
@@ -149,6 +156,27 @@ describe('host registry under its own faults', () => {
     expect(r.get('a')?.state).toBe('Disconnected');
     r.check(90_001);
     expect(r.get('a')?.state).toBe('Lost');
+  });
+
+  it('makes no host better without a report when its own link comes back (a Lost host stays Lost, once)', () => {
+    const r = make();
+    const changes: string[] = [];
+    r.on('state', (e: { report: { host: string }; state: string }) =>
+      changes.push(`${e.report.host}:${e.state}`),
+    );
+    r.accept(report('a'), 0);
+    r.check(12_000);
+    r.check(31_000);
+    expect(r.get('a')?.state).toBe('Lost');
+    r.setLink(false, 40_000);
+    r.setLink(true, 50_000);
+    r.check(51_000); // silence counted afresh from the reconnect: 1 s, but nothing was heard from a
+    expect(r.get('a')?.state).toBe('Lost');
+    r.check(90_000);
+    expect(r.get('a')?.state).toBe('Lost');
+    expect(changes.filter((c) => c === 'a:Lost')).toHaveLength(1);
+    r.accept(report('a', 2), 91_000);
+    expect(r.get('a')?.state).toBe('Ready');
   });
 
   it('counts each host the brake holds once, and releases it when it reports', () => {
