@@ -26,8 +26,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import { type JetStreamClient, type JetStreamManager, jetstream } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { headers as natsHeaders } from '@nats-io/transport-node';
 import type { Logger } from '../../shared/log.js';
+import { publishIfLastSequence } from '../../shared/nats/bucket-cas.js';
 import {
   type DeploymentIntent,
   encode,
@@ -482,14 +482,9 @@ export class IntentStore {
 
   /** One publish, accepted only if the stream's last sequence is still the one our last write left. */
   private async publish(key: string, data: Uint8Array | undefined): Promise<number> {
-    const h = natsHeaders();
-    if (!data) h.set('KV-Operation', 'DEL');
-    const ack = await this.js!.publish(this.subject(key), data ?? new Uint8Array(0), {
-      headers: h,
-      expect: { lastSequence: this.expected.lastSeq },
-    });
-    this.expected.lastSeq = ack.seq;
-    return ack.seq;
+    const seq = await publishIfLastSequence(this.js!, this.subject(key), data, this.expected.lastSeq);
+    this.expected.lastSeq = seq;
+    return seq;
   }
 
   private async openBucket(): Promise<void> {

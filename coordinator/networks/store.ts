@@ -1,17 +1,25 @@
 /**
  * The IPAM claims on a JetStream KV bucket (`<prefix>-ipam`): segment ids, address blocks and addresses, each
- * one key made with create-if-absent, so of two coordinators (or a new leader and an old one that has not yet
+ * one key made only if absent, so of two coordinators (or a new leader and an old one that has not yet
  * noticed) asking for the same one exactly one wins; the loser learns the winner's claim and answers from it.
- * Releases are deletes against the revision read, so a claim made in the meantime is never removed.
+ * Releases delete only the revision read, so a claim made in the meantime is never removed.
+ *
+ * Every claim and release is a bucket-wide compare-and-set (shared/nats/bucket-cas.ts): read the stream's last
+ * sequence and the key from the stream leader, decide, publish with `Nats-Expected-Last-Sequence`; when anything
+ * was written to the bucket in between the server refuses, and the store re-reads and decides again (the key may
+ * now be taken). The per-key check of nats.js `kv.create` is not enough: on the nats-server we ship (2.9.10) it
+ * can let two writers win on an R3 bucket (docs/reliability.md § "NATS compare-and-set").
  *
  * The store mirrors the bucket in memory (a watch on updates, then a read of every key, newest revision wins)
  * and hands the allocator (ipam.ts) that view; a stale view only costs a retry, never a duplicate.
  *
  * Keys: `seg.<id>`, `blk.<namespace>/<network>.<base>_<prefix>`, `addr.<namespace>/<network>.<address>`.
  */
+import { type JetStreamClient, type JetStreamManager, jetstream } from '@nats-io/jetstream';
 import { type KV, type KvEntry, Kvm, KvWatchInclude } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../../shared/log.js';
+import { publishIfLastSequence, readForCas } from '../../shared/nats/bucket-cas.js';
 import type { Subjects } from '../../shared/nats/subjects.js';
 import { isWrongRevision } from '../intents/store.js';
 import { type Block, formatCidr, formatIPv4, parseCidr, parseIPv4 } from './cidr.js';
@@ -65,16 +73,20 @@ export interface IpamStoreOptions {
 
 export class IpamStore {
   private kv: KV | undefined;
+  private js: JetStreamClient | undefined;
+  private jsm: JetStreamManager | undefined;
   /** Key → revision and claim (undefined after a delete). */
   private view = new Map<string, { revision: number; claim?: Claim }>();
   private stopWatch: (() => void) | undefined;
-  /** Claims won and lost to another writer (for metrics and tests). */
-  readonly counts = { won: 0, lost: 0, released: 0 };
+  /** Claims won and lost to another writer, and writes refused because the bucket changed (re-decided). */
+  readonly counts = { won: 0, lost: 0, released: 0, refused: 0 };
 
   constructor(private readonly opts: IpamStoreOptions) {}
 
   /** Opens (or creates) the bucket and mirrors it. */
   async start(): Promise<void> {
+    this.js = jetstream(this.opts.nc);
+    this.jsm = await this.js.jetstreamManager();
     const kvm = new Kvm(this.opts.nc);
     this.kv = await kvm.create(this.opts.subjects.ipamBucket, {
       history: 1,
@@ -99,16 +111,21 @@ export class IpamStore {
 
   /** Takes in an entry unless the view already has a newer revision of its key. */
   private learn(e: KvEntry): void {
-    const known = this.view.get(e.key);
-    if (known && known.revision >= e.revision) return;
-    if (e.operation !== 'PUT') {
-      this.view.set(e.key, { revision: e.revision });
+    this.learnRaw(e.key, e.revision, e.operation === 'PUT' ? e.value : undefined);
+  }
+
+  /** Takes in a key's revision and value (undefined: deleted) unless the view already has a newer one. */
+  private learnRaw(key: string, revision: number, value: Uint8Array | undefined): void {
+    const known = this.view.get(key);
+    if (known && known.revision >= revision) return;
+    if (!value) {
+      this.view.set(key, { revision });
       return;
     }
     try {
-      this.view.set(e.key, { revision: e.revision, claim: e.json<Claim>() });
+      this.view.set(key, { revision, claim: JSON.parse(new TextDecoder().decode(value)) as Claim });
     } catch {
-      this.view.set(e.key, { revision: e.revision });
+      this.view.set(key, { revision });
     }
   }
 
@@ -315,40 +332,71 @@ export class IpamStore {
     return n;
   }
 
+  /**
+   * One bucket-wide compare-and-set on `key`: reads the stream's last sequence and the key from the leader,
+   * lets `decide` choose (bytes to put, `null` to delete, `undefined` to give up), and publishes expecting that
+   * last sequence; when the bucket changed in between, reads and decides again. Returns the new revision, or
+   * undefined when `decide` gave up (the read is learnt into the view first) or the bucket kept changing.
+   */
+  private async compareAndSet(
+    key: string,
+    decide: (current: { revision: number; value?: Uint8Array } | undefined) => Uint8Array | null | undefined,
+  ): Promise<number | undefined> {
+    const bucket = this.opts.subjects.ipamBucket;
+    const subject = `$KV.${bucket}.${key}`;
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const read = await readForCas(this.jsm!, `KV_${bucket}`, subject);
+      const e = read.entry;
+      const current = e && { revision: e.revision, ...(e.deleted ? {} : { value: e.data }) };
+      if (current) this.learnRaw(key, current.revision, current.value);
+      const write = decide(current);
+      if (write === undefined) return undefined;
+      try {
+        return await publishIfLastSequence(this.js!, subject, write ?? undefined, read.lastSequence);
+      } catch (err) {
+        if (!isWrongRevision(err)) throw err;
+        this.counts.refused++;
+        // Another write landed first; a short random pause keeps two stores from colliding in lockstep.
+        await new Promise((r) => setTimeout(r, Math.random() * 5 * Math.min(attempt + 1, 10)));
+      }
+    }
+    this.opts.log.warn({ key }, 'ipam bucket kept changing; the next pass retries');
+    return undefined;
+  }
+
   /** Creates a key if absent; on losing, learns the winner. Returns whether this writer made it. */
   private async create(key: string, claim: Claim): Promise<boolean> {
-    const kv = this.kv!;
-    try {
-      const revision = await kv.create(key, JSON.stringify(claim));
-      this.view.set(key, { revision, claim });
-      this.counts.won++;
-      return true;
-    } catch (err) {
-      if (!isWrongRevision(err)) throw err;
-      this.counts.lost++;
-      const e = await kv.get(key);
-      if (e) this.learn(e);
+    const data = new TextEncoder().encode(JSON.stringify(claim));
+    let taken = false;
+    const revision = await this.compareAndSet(key, (current) => {
+      taken = !!current?.value;
+      return taken ? undefined : data;
+    });
+    if (revision === undefined) {
+      if (taken) this.counts.lost++;
       return false;
     }
+    this.view.set(key, { revision, claim });
+    this.counts.won++;
+    return true;
   }
 
   /** Deletes a key at the revision the view has, if its claim still matches; false when it changed meanwhile. */
   private async releaseKey(key: string, matches: (c: Claim) => boolean): Promise<boolean> {
     const v = this.view.get(key);
     if (!v?.claim || !matches(v.claim)) return false;
-    try {
-      await this.kv!.delete(key, { previousSeq: v.revision });
-      this.view.set(key, { revision: v.revision });
-      this.counts.released++;
-      return true;
-    } catch (err) {
-      if (!isWrongRevision(err)) throw err;
-      const e = await this.kv!.get(key);
-      if (e) this.learn(e);
-      return false;
-    }
+    const revision = await this.compareAndSet(key, (current) =>
+      current?.value && current.revision === v.revision ? null : undefined,
+    );
+    if (revision === undefined) return false;
+    this.view.set(key, { revision });
+    this.counts.released++;
+    return true;
   }
 }
+
+/** Compare-and-set attempts on one key before a pass gives up on it (the next pass retries). */
+const CAS_ATTEMPTS = 64;
 
 /** Key of an address claim. */
 function addressKey(network: string, address: number): string {

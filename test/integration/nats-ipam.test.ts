@@ -2,6 +2,8 @@
  * The IPAM store (coordinator/networks/store.ts) on a real nats-server: two coordinators, each with its own
  * connection and store, race for the same addresses, static and dynamic, and exactly one wins each; a new
  * leader sees what the old one claimed; releases and the reaper leave nothing claimed that no slot uses.
+ * The race runs again on three members with an R3 bucket, where the per-key compare-and-set of the nats-server
+ * we ship lets two writers win (docs/reliability.md § "NATS compare-and-set"): still exactly one winner.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
@@ -12,25 +14,31 @@ import { type AddressOutcome, IpamStore } from '../../coordinator/networks/store
 import { createLogger } from '../../shared/log.js';
 import { connectNats } from '../../shared/nats/connect.js';
 import { Subjects } from '../../shared/nats/subjects.js';
-import { cleanup, useNats, waitFor } from '../harness/index.js';
+import { cleanup, useNats, useNatsCluster, waitFor } from '../harness/index.js';
 
 const log = createLogger({ name: 'test', level: process.env.LOG_LEVEL ?? 'silent' });
 const nats = useNats();
+const cluster = useNatsCluster({ size: 3, jetstream: true });
 let prefixes = 0;
 
-async function client(): Promise<NatsConnection> {
-  const nc = await connectNats({ servers: [nats().url], name: 'test' });
+async function client(servers = [nats().url]): Promise<NatsConnection> {
+  const nc = await connectNats({ servers, name: 'test' });
   cleanup(() => (nc.isClosed() ? undefined : nc.close()));
   return nc;
 }
 
-async function store(subjects: Subjects, graceMs?: number): Promise<IpamStore> {
+async function store(
+  subjects: Subjects,
+  graceMs?: number,
+  on?: { servers: string[]; replicas: number },
+): Promise<IpamStore> {
   const s = new IpamStore({
-    nc: await client(),
+    nc: await client(on?.servers),
     subjects,
     log,
     blockPrefix: 28,
     ...(graceMs !== undefined ? { graceMs } : {}),
+    ...(on ? { replicas: on.replicas } : {}),
   });
   await s.start();
   cleanup(() => s.stop());
@@ -177,5 +185,48 @@ describe('two coordinators racing for addresses', () => {
     // And both answer the same id for the same Network.
     expect([ids[0], ids[2], ids[4]]).toEqual([ids[1], ids[3], ids[5]]);
     expect(new Set(ids).size).toBe(3);
+  });
+});
+
+describe('two coordinators racing on three members with an R3 ipam bucket', () => {
+  it('give every contested address exactly one winner, round after round, as the bucket itself records', async () => {
+    const subjects = new Subjects(`r3race${prefixes++}`);
+    const urls = cluster().urls;
+    // Each coordinator talks to a different member first, so their writes reach the stream leader by two routes.
+    const on = (m: number) => ({ servers: [...urls.slice(m), ...urls.slice(0, m)], replicas: 3 });
+    const a = await store(subjects, undefined, on(0));
+    const b = await store(subjects, undefined, on(1));
+    const ROUNDS = 20;
+    const PER_ROUND = 10;
+    const first = parseIPv4('10.0.0.1')!;
+    const winners = new Map<number, string>();
+    for (let round = 0; round < ROUNDS; round++) {
+      // Both ask for the same PER_ROUND static addresses, each for its own slots.
+      const ask = (who: string): AddressRequest[] =>
+        Array.from({ length: PER_ROUND }, (_, i) => ({
+          owner: `default/${who}${round}-${i}`,
+          workload: `default/${who}${round}`,
+          location: who === 'a' ? 'us' : 'eu',
+          pool: '',
+          static: first + round * PER_ROUND + i,
+        }));
+      const [oa, ob] = await Promise.all([
+        a.assign('default/net', network, ask('a')),
+        b.assign('default/net', network, ask('b')),
+      ]);
+      for (let i = 0; i < PER_ROUND; i++) {
+        const both = [oa[i]!, ob[i]!];
+        const won = both.filter((o) => 'address' in o);
+        expect(won, `round ${round}, address ${formatIPv4(first + round * PER_ROUND + i)}`).toHaveLength(1);
+        const loser = both.find((o) => !('address' in o))!;
+        expect(loser).toMatchObject({ conflict: { owner: won[0]!.owner } });
+        winners.set(first + round * PER_ROUND + i, won[0]!.owner);
+      }
+    }
+    // What the bucket holds (a third store reading it afresh) agrees with every winner.
+    const fresh = await store(subjects, undefined, on(2));
+    const claims = fresh.networkClaims('default/net');
+    expect(claims.addresses.size).toBe(ROUNDS * PER_ROUND);
+    for (const [address, owner] of winners) expect(claims.addresses.get(address)?.owner).toBe(owner);
   });
 });
