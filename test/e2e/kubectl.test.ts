@@ -12,7 +12,7 @@ import { docker, ensureImage, REPO_DIR } from '../../deploy/stack/index.js';
 import { run } from '../../deploy/stack/proc.js';
 import { EXAMPLE_IMAGES } from '../../examples/images.js';
 import { useEdgeStack } from '../harness/edge.js';
-import { tempDir } from '../harness/index.js';
+import { appContainerIds, tempDir } from '../harness/index.js';
 
 const stack = useEdgeStack();
 const EXAMPLES = path.join(REPO_DIR, 'examples');
@@ -40,13 +40,18 @@ function example(file: string) {
   return e;
 }
 
-/** IDs of the containers (running or not) of a Workload's instances on this stack's hosts. */
+/**
+ * IDs of the app containers (running or not) of a Workload's instances on this stack's hosts; not the network
+ * namespace holders of instances with Network attachments (label edgeplane.dev/role).
+ */
 async function containersOf(namespace: string, workload: string): Promise<string[]> {
   const out: string[] = [];
   for (const host of stack().hosts) {
     const r = await docker([
       'ps',
-      '-aq',
+      '-a',
+      '--format',
+      '{{.ID}} {{.Label "edgeplane.dev/role"}}',
       '--filter',
       `label=edgeplane.dev/host=${host}`,
       '--filter',
@@ -54,7 +59,7 @@ async function containersOf(namespace: string, workload: string): Promise<string
       '--filter',
       `label=edgeplane.dev/workload=${workload}`,
     ]);
-    out.push(...r.stdout.split('\n').filter(Boolean));
+    out.push(...appContainerIds(r.stdout));
   }
   return out;
 }

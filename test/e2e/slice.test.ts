@@ -8,16 +8,24 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { docker, REPO_DIR } from '../../deploy/stack/index.js';
 import { useEdgeStack } from '../harness/edge.js';
+import { appContainerIds } from '../harness/index.js';
 import { nginxWorkload } from '../harness/objects.js';
 
 const stack = useEdgeStack();
 
-/** IDs of the containers (running or not) the agents of these hosts created. */
+/** IDs of the app containers (running or not) the agents of these hosts created, holders left out. */
 async function containersOf(hosts: string[]): Promise<string[]> {
   const out: string[] = [];
   for (const host of hosts) {
-    const r = await docker(['ps', '-aq', '--filter', `label=edgeplane.dev/host=${host}`]);
-    out.push(...r.stdout.split('\n').filter(Boolean));
+    const r = await docker([
+      'ps',
+      '-a',
+      '--format',
+      '{{.ID}} {{.Label "edgeplane.dev/role"}}',
+      '--filter',
+      `label=edgeplane.dev/host=${host}`,
+    ]);
+    out.push(...appContainerIds(r.stdout));
   }
   return out;
 }

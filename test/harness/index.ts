@@ -193,3 +193,15 @@ export async function startTestGuestForTest(
   cleanup(() => g.stop());
   return g;
 }
+
+/**
+ * The app containers' IDs from `docker ps -a --format '{{.ID}} {{.Label "edgeplane.dev/role"}}'` output: every
+ * container without a role (the network-namespace holder of an instance with Network attachments has one).
+ */
+export function appContainerIds(psOutput: string): string[] {
+  return psOutput
+    .split('\n')
+    .map((line) => line.trim().split(' '))
+    .filter(([id, role]) => id && !role)
+    .map(([id]) => id!);
+}
