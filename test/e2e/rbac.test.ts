@@ -28,6 +28,7 @@ import {
 import type { Proc } from '../../deploy/stack/proc.js';
 import { startAgentForTest, startNatsAndKube } from '../harness/edge.js';
 import { cleanup, tempDir } from '../harness/index.js';
+import { netnsPrefix, useStandInHosts } from '../harness/network.js';
 import { runDeploymentContainer } from '../harness/pod.js';
 
 const NS = 'edgeplane-system';
@@ -137,7 +138,16 @@ beforeAll(async () => {
   cleanup(() => coordinator.stop());
   const location = DEV_LOCATIONS[0];
   const host = `rbac-${path.basename(dir).slice(-6).toLowerCase()}`;
-  startAgentForTest({ dir: path.join(dir, 'agent'), host, ...location, nats: [nats.url], cpu: '8' });
+  // A network host (its own namespace and overlay address), as every host that runs Network-attached instances.
+  const netHost = useStandInHosts(netnsPrefix('r'), 1).hosts[0]!;
+  startAgentForTest({
+    dir: path.join(dir, 'agent'),
+    host,
+    ...location,
+    nats: [nats.url],
+    cpu: '8',
+    overlay: { namespace: netHost.name, address: netHost.address },
+  });
   // The coordinator creates the Host and writes its status with the ServiceAccount's rights.
   await waitFor(
     'the host Ready',
