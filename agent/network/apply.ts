@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../../shared/atomic-file.js';
 import type { Commands } from './commands.js';
+import { type HostOp, MARK_MASK, MARK_TAG, type RuleMaps, TABLE, VXLAN_PORT } from './host-model.js';
 import { encodeMark, TAP_PREFIX, VETH_PREFIX } from './marks.js';
-import { type HostOp, MARK_MASK, MARK_TAG, type RuleMaps, TABLE, VXLAN_PORT } from './plan.js';
 
 /** Where a line runs: a tool in the host's namespace, or `ip` in the namespace at `path`. */
 type Runner = { tool: 'ip' | 'bridge' | 'nft' | 'iptables' } | { tool: 'ipIn'; path: string };

@@ -9,18 +9,11 @@ import type { Logger } from 'pino';
 import type { InterfaceAssignment, NetworkSegment } from '../../shared/nats/messages.js';
 import { applyOps } from './apply.js';
 import { type Argv, Commands } from './commands.js';
+import type { DesiredHost, DesiredInstance, DesiredSegment, HostOp } from './host-model.js';
 import type { AttachTarget, HostNetwork, HostPort } from './host-network.js';
 import { encodeMark, portName } from './marks.js';
 import { observeHost } from './observe.js';
-import {
-  type DesiredHost,
-  type DesiredInstance,
-  type DesiredSegment,
-  type HostOp,
-  inChain,
-  outChain,
-  planHost,
-} from './plan.js';
+import { inChain, outChain, planHost } from './plan.js';
 import { parseIPv4 } from './rules.js';
 
 /** How a {@link LinuxHostNetwork} is set up. */

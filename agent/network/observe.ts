@@ -5,7 +5,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Commands } from './commands.js';
-import { decodeMark } from './marks.js';
 import {
   BASE_CHAINS,
   type ForwardDrop,
@@ -14,7 +13,8 @@ import {
   type ObservedRules,
   type PortState,
   TABLE,
-} from './plan.js';
+} from './host-model.js';
+import { decodeMark } from './marks.js';
 
 interface IpLink {
   ifname: string;

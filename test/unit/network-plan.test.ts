@@ -1,15 +1,10 @@
 /** The host network planner (pure): invariants over random hosts and desires, and a few exact plans. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import type { DesiredHost, DesiredInstance, HostOp, ObservedHost } from '../../agent/network/host-model.js';
 import { bridgeName, encodeMark, portName, vxlanName } from '../../agent/network/marks.js';
-import {
-  applyToObserved,
-  type DesiredHost,
-  type DesiredInstance,
-  type HostOp,
-  type ObservedHost,
-  planHost,
-} from '../../agent/network/plan.js';
+import { planHost } from '../../agent/network/plan.js';
+import { applyToObserved } from '../../agent/network/simulate.js';
 import type { InterfaceAssignment } from '../../shared/nats/messages.js';
 
 const LOCAL = '198.18.0.1';
