@@ -46,6 +46,14 @@ export class Subjects {
     return '_fence';
   }
 
+  /**
+   * Whether a key of the intents bucket is a deployment intent's: not the writers' fence, not a location's marker
+   * (both live in the same bucket).
+   */
+  isIntentKey(key: string): boolean {
+    return key !== this.intentFenceKey && !key.endsWith('._marker') && key.split('.').length >= 3;
+  }
+
   /** Filter an agent watches: every intent of its location. */
   intentFilter(location: string): string {
     return `${token(location)}.>`;

@@ -1,16 +1,19 @@
 /**
  * The oracle against the real system: a steady Workload counts nothing; faults made on purpose are counted —
  * a container planted with an agent's labels while that agent is stopped (so it cannot remove it) is an orphan,
- * and an instance whose sandbox crashed (Docker restarts it in place) is a restart nothing asked for unless a
- * fault touching its host was declared.
+ * a process shaped as a runsc sandbox of the watched dockerd (its --root) without a container is a leak while
+ * one of another root is not, and an instance whose sandbox crashed (Docker restarts it in place) is a restart
+ * nothing asked for unless a fault touching its host was declared.
  */
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUSYBOX_IMAGE, docker } from '../../deploy/stack/index.js';
 import { waitFor } from '../harness/index.js';
 import { nginxWorkload } from '../harness/objects.js';
 import { pauseProcess, sigkill } from './faults.js';
 import { reportFigures } from './figures.js';
-import { type Oracle, processArgs, sandboxContainerId, startOracle } from './oracle.js';
+import { argsOf, type Oracle, sandboxOf, startOracle } from './oracle.js';
 import { type ChaosAgent, startTopology, type Topology } from './topology.js';
 
 let t: Topology;
@@ -45,8 +48,19 @@ afterAll(async () => {
   await oracle?.stop();
 });
 
+/** The running containers of the steady Workload's instance on `host`. */
 const containersOf = async (host: string) =>
-  (await docker(['ps', '-q', '--no-trunc', '--filter', `label=edgeplane.dev/host=${host}`])).stdout
+  (
+    await docker([
+      'ps',
+      '-q',
+      '--no-trunc',
+      '--filter',
+      `label=edgeplane.dev/host=${host}`,
+      '--filter',
+      'label=edgeplane.dev/workload=steady',
+    ])
+  ).stdout
     .split('\n')
     .filter(Boolean);
 
@@ -66,6 +80,8 @@ describe('the oracle on the real system', () => {
     const c = oracle.counts({ from });
     expect(c).toMatchObject({ lostReplicaSeconds: 0, duplicateSeconds: 0, orphans: 0, needlessRestarts: 0 });
     expect(oracle.samples.at(-1)!.intended).toHaveLength(2);
+    // The leak detection is armed: the dockerd's runsc root is known, from its containers' sandboxes.
+    expect(oracle.runscRoots().length).toBeGreaterThan(0);
   });
 
   it('counts a container no intent owns that its stopped agent cannot remove', async () => {
@@ -108,17 +124,48 @@ describe('the oracle on the real system', () => {
     );
   });
 
+  it('counts a sandbox of the watched dockerd that runs no container of it, and none of another root', async () => {
+    const [root] = oracle.runscRoots();
+    expect(root).toBeDefined();
+    // Processes shaped as runsc starts its sandboxes (argv[0] runsc-sandbox, --root, boot --bundle=<…>/<id>),
+    // for containers the dockerd does not run: one under its root (a leak), one under another dockerd's root.
+    const standIn = (r: string) => {
+      const id = crypto.randomBytes(32).toString('hex');
+      const p = spawn('sh', ['-c', 'sleep 600; :', `--root=${r}`, 'boot', `--bundle=/nonexistent/${id}`], {
+        argv0: 'runsc-sandbox',
+        stdio: 'ignore',
+      });
+      return { id, p };
+    };
+    const ours = standIn(root!);
+    const other = standIn('/nonexistent/exec/runtime-runc/moby');
+    try {
+      expect(sandboxOf(argsOf(ours.p.pid!))).toEqual({ root, container: ours.id });
+      await waitFor(
+        'the leaked sandbox counted',
+        () => oracle.counts().details.some((d) => d.startsWith(`orphan sandbox:${ours.id.slice(0, 12)}`)),
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
+      expect(oracle.counts().details.some((d) => d.includes(other.id.slice(0, 12)))).toBe(false);
+    } finally {
+      ours.p.kill('SIGKILL');
+      other.p.kill('SIGKILL');
+    }
+  });
+
   it('counts an instance restarted under an untouched host, and not when a fault touched it', async () => {
     const before = oracle.counts().needlessRestarts;
     const [a, b] = t.agents as [ChaosAgent, ChaosAgent];
     // A crash, not a stop: Docker's restart policy brings the container back in place (same id, new start).
     const crash = async (host: string) => {
       const [id] = await containersOf(host);
-      const sandbox = [...processArgs()].find(
-        ([, args]) => sandboxContainerId(args, '/var/run/docker/') === id,
-      );
-      expect(sandbox, `the runsc sandbox of ${id}`).toBeDefined();
-      await sigkill(sandbox![0]);
+      expect(id, `a running container of steady on ${host}`).toBeDefined();
+      // For runsc, a container's pid is its sandbox's.
+      const pid = Number((await docker(['inspect', '--format', '{{.State.Pid}}', id!])).stdout.trim());
+      const sandbox = sandboxOf(argsOf(pid));
+      expect(sandbox?.container, `the runsc sandbox of ${id} (pid ${pid})`).toBe(id);
+      expect(oracle.runscRoots()).toContain(sandbox!.root);
+      await sigkill(pid);
     };
     await crash(a.host);
     await waitFor('the restart counted', () => oracle.counts().needlessRestarts > before, {

@@ -3,12 +3,17 @@
  * counting of oracle-count.ts) lost replica-seconds, duplicates, orphans and needless restarts.
  *
  * Each sample reads, from the real parts and never through a fault proxy:
- * - the intents (the JetStream KV bucket; the keys from the stream's subject list, each value by direct get);
+ * - the intents (the JetStream KV bucket; the intent keys from the stream's subject list — not the writers' fence
+ *   nor the locations' markers, which share the bucket — each value by direct get);
  * - what runs on each of the topology's hosts: Docker containers labelled with the host (grouped per instance:
  *   their ids with each one's start time, so a restart in place shows; whether any runs) and qemu processes
  *   whose pid file lies in an agent's VM directory;
- * - leaked objects: runsc sandboxes (of the watched dockerd) whose container that dockerd no longer runs, and qemu
- *   processes in an agent's VM directory that no instance of the intents explains;
+ * - leaked objects: runsc sandboxes of the watched dockerd whose container that dockerd no longer runs, and qemu
+ *   processes in an agent's VM directory that no instance of the intents explains. A sandbox is the watched
+ *   dockerd's when its `--root` is one that dockerd's own runsc containers run under: learned every sample from
+ *   the running containers' pids (for runsc, a container's pid is its sandbox's), so it is the root of the dockerd
+ *   actually used (`<exec-root>/runtime-runc/moby` for dockerd 20.10, whatever its exec root resolves to), never
+ *   a guessed path;
  * - the Instances (kube-apiserver): counted, and those no intent owns reported as stale;
  * - the feed and events (NATS): messages counted, HostLost events kept with their time.
  * A part that cannot be read makes the sample blind for that part (the counting skips it), never a false count;
@@ -53,8 +58,6 @@ export interface StartOracleOptions extends Partial<OracleOptions> {
   intervalMs?: number;
   /** The dockerd the agents use (default: the local socket). */
   dockerSocket?: string;
-  /** runsc sandboxes of that dockerd are those whose `--root` starts with this (default `/var/run/docker/`). */
-  runscRootPrefix?: string;
   /** Subject prefix (default `edge`). */
   prefix?: string;
 }
@@ -89,6 +92,8 @@ export interface Oracle {
   counts(range?: { from?: number; to?: number }): OracleCounts;
   /** Figures beyond the counts. */
   figures(): OracleFigures;
+  /** The runsc `--root`s of the watched dockerd learned so far (from its running containers' sandboxes). */
+  runscRoots(): string[];
   /** Stops sampling and closes its connections. */
   stop(): Promise<void>;
 }
@@ -114,23 +119,37 @@ export function processArgs(): Map<number, string[]> {
   const out = new Map<number, string[]>();
   for (const e of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
-    try {
-      const args = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').filter(Boolean);
-      if (args.length) out.set(Number(e), args);
-    } catch {
-      // gone meanwhile
-    }
+    const args = argsOf(Number(e));
+    if (args) out.set(Number(e), args);
   }
   return out;
 }
 
-/** The container id a runsc sandbox runs (its bundle directory's name), when it belongs to `rootPrefix`. */
-export function sandboxContainerId(args: string[], rootPrefix: string): string | undefined {
-  if (!args[0]?.endsWith('runsc-sandbox')) return undefined;
+/** A runsc sandbox: its state root and the container it runs (its bundle directory's name). */
+export interface Sandbox {
+  root: string;
+  container: string;
+}
+
+/**
+ * The runsc sandbox a process's command line is, or undefined: runsc starts it as `runsc-sandbox --root=<root>
+ * … boot --bundle=<dir>/<container id> …`.
+ */
+export function sandboxOf(args: string[] | undefined): Sandbox | undefined {
+  if (!args?.[0]?.endsWith('runsc-sandbox')) return undefined;
   const root = args.find((a) => a.startsWith('--root='))?.slice('--root='.length);
-  if (!root?.startsWith(rootPrefix)) return undefined;
   const bundle = args.find((a) => a.startsWith('--bundle='))?.slice('--bundle='.length);
-  return bundle ? path.basename(bundle) : undefined;
+  return root && bundle ? { root, container: path.basename(bundle) } : undefined;
+}
+
+/** The command-line arguments of one process, or undefined when it is gone or unreadable. */
+export function argsOf(pid: number): string[] | undefined {
+  try {
+    const args = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    return args.length ? args : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The VM directory of a qemu process (from its `-pidfile`), or undefined. */
@@ -149,7 +168,8 @@ export async function startOracle(t: OracleTarget, o: StartOracleOptions = {}): 
     orphanGraceMs: o.orphanGraceMs ?? DEFAULT_ORACLE_OPTIONS.orphanGraceMs,
   };
   const intervalMs = o.intervalMs ?? 1000;
-  const rootPrefix = o.runscRootPrefix ?? '/var/run/docker/';
+  /** The watched dockerd's runsc roots, learned from its running containers' sandboxes. */
+  const runscRoots = new Set<string>();
   const subjects = new Subjects(o.prefix ?? 'edge');
   const docker = new Docker(o.dockerSocket ? { socketPath: o.dockerSocket } : {});
   const hosts = new Set(t.agents.map((a) => a.host));
@@ -195,7 +215,9 @@ export async function startOracle(t: OracleTarget, o: StartOracleOptions = {}): 
     const keyPrefix = `$KV.${bucket}.`;
     const slots: IntendedSlot[] = [];
     for (const subject of Object.keys(info.state.subjects ?? {})) {
-      const e = await kv.get(subject.slice(keyPrefix.length));
+      const key = subject.slice(keyPrefix.length);
+      if (!subjects.isIntentKey(key)) continue;
+      const e = await kv.get(key);
       if (e?.operation !== 'PUT') continue;
       const intent = decode(DeploymentIntent, e.value);
       for (const i of intent.instances)
@@ -237,7 +259,12 @@ export async function startOracle(t: OracleTarget, o: StartOracleOptions = {}): 
           ? docker
               .getContainer(c.Id)
               .inspect()
-              .then((i) => i.State.StartedAt)
+              .then((i) => {
+                // For runsc, the container's pid is its sandbox's: whose --root is this dockerd's.
+                const sandbox = i.State.Pid ? sandboxOf(argsOf(i.State.Pid)) : undefined;
+                if (sandbox?.container === c.Id) runscRoots.add(sandbox.root);
+                return i.State.StartedAt;
+              })
           : Promise.resolve(c.State)
         ).then((at) => void copy.idList.push(`${c.Id.slice(0, 12)}@${at}`)),
       );
@@ -250,8 +277,9 @@ export async function startOracle(t: OracleTarget, o: StartOracleOptions = {}): 
       vmSlots.set(`${i.host}/${safeName(`${ns}_${name}`)}`, i.slot);
     }
     for (const [pid, args] of processArgs()) {
-      const sandbox = sandboxContainerId(args, rootPrefix);
-      if (sandbox && !live.has(sandbox)) leaked.push({ id: `sandbox:${sandbox.slice(0, 12)}` });
+      const sandbox = sandboxOf(args);
+      if (sandbox && runscRoots.has(sandbox.root) && !live.has(sandbox.container))
+        leaked.push({ id: `sandbox:${sandbox.container.slice(0, 12)}` });
       const vmDir = qemuVmDir(args);
       if (!vmDir) continue;
       const owner = vmDirs.find((v) => vmDir.startsWith(`${v.dir}/`));
@@ -369,6 +397,7 @@ export async function startOracle(t: OracleTarget, o: StartOracleOptions = {}): 
         faults,
         opts,
       ),
+    runscRoots: () => [...runscRoots],
     figures: () => ({
       ...figures,
       hostLost: [...figures.hostLost],

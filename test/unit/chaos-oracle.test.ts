@@ -6,6 +6,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { Subjects } from '../../shared/nats/subjects.js';
+import { sandboxOf } from '../chaos/oracle.js';
 import {
   countOracle,
   type FaultWindow,
@@ -271,5 +273,31 @@ describe('chaos oracle counting', () => {
           expect(full[k]).toBeGreaterThanOrEqual(prefix[k]);
       }),
     );
+  });
+});
+
+describe('what the oracle reads', () => {
+  it('takes only intent keys from the intents bucket: not the fence, not a marker', () => {
+    const s = new Subjects('edge');
+    expect(s.isIntentKey(s.intentKey('us-central1-a', 'default', 'web'))).toBe(true);
+    expect(s.isIntentKey(s.intentMarkerKey('us-central1-a'))).toBe(false);
+    expect(s.isIntentKey(s.intentFenceKey)).toBe(false);
+  });
+
+  it('reads a runsc sandbox from its command line: root and container', () => {
+    const id = 'a'.repeat(64);
+    const args = [
+      'runsc-sandbox',
+      '--root=/run/docker/runtime-runc/moby',
+      '--log-format=json',
+      'boot',
+      `--bundle=/run/docker/containerd/daemon/io.containerd.runtime.v2.task/moby/${id}`,
+      '--cpu-num',
+      '2',
+    ];
+    expect(sandboxOf(args)).toEqual({ root: '/run/docker/runtime-runc/moby', container: id });
+    expect(sandboxOf(['runsc-gofer', ...args.slice(1)])).toBeUndefined();
+    expect(sandboxOf(args.filter((a) => !a.startsWith('--root=')))).toBeUndefined();
+    expect(sandboxOf(undefined)).toBeUndefined();
   });
 });
