@@ -21,6 +21,7 @@ import type { Driver } from './drivers/driver.js';
 import { GvisorDriver } from './drivers/gvisor.js';
 import { QemuDriver } from './drivers/qemu.js';
 import type { HostCapacity } from './host/capacity.js';
+import { DiskPressure, isDiskError } from './host/disk-pressure.js';
 import { HostMonitor } from './host/monitor.js';
 import { ArtifactCache, catalogFile } from './images/catalog.js';
 import { IntentWatcher } from './intents.js';
@@ -116,6 +117,8 @@ export class Agent {
   /** The host's network, when this host carries Network attachments. */
   readonly network: HostNetwork | undefined;
   private segments: SegmentWatcher | undefined;
+  /** Writes of the state directory and the image cache that fail: the host's DiskPressure condition. */
+  private readonly disk = new DiskPressure();
 
   constructor(
     readonly config: AgentConfig,
@@ -133,6 +136,7 @@ export class Agent {
           })
         : undefined);
     const network = this.network ? { network: this.network } : {};
+    const imageCacheDir = config.imageCacheDir ?? join(config.stateDir, 'images');
     this.drivers = {
       gvisor: new GvisorDriver({
         host: config.host,
@@ -146,7 +150,9 @@ export class Agent {
         host: config.host,
         vmDir: join(config.stateDir, 'vms'),
         catalog: catalogFile(config.imageCatalog, (err) => log.error({ err }, 'image catalog unreadable')),
-        cache: new ArtifactCache(config.imageCacheDir ?? join(config.stateDir, 'images')),
+        cache: new ArtifactCache(imageCacheDir, {
+          onWrite: (err) => this.noteWrite('image cache', imageCacheDir, err),
+        }),
         publishAddress: config.publishAddress,
         ...(config.vmAccel ? { accel: config.vmAccel } : {}),
         ...(config.vmProbeKernel ? { kvmTestKernel: config.vmProbeKernel } : {}),
@@ -247,6 +253,7 @@ export class Agent {
       log: this.log.child({ part: 'intents' }),
       host: this.config.host,
       sealKey: this.sealKey,
+      onSave: (err) => this.noteWrite('intents copy', join(this.config.stateDir, 'intents.json'), err),
     });
     this.intents.on('change', () => this.reconciler.trigger());
     if (this.network) {
@@ -387,6 +394,16 @@ export class Agent {
     }
   }
 
+  /** Records a write's outcome for DiskPressure; a change is reported at once. */
+  private noteWrite(what: string, path: string, err?: Error): void {
+    const changed =
+      err && isDiskError(err) ? this.disk.failed(what, path, err) : !err && this.disk.succeeded(what);
+    if (!changed) return;
+    const c = this.disk.condition();
+    this.log[c.status === 'True' ? 'error' : 'info']({ condition: c }, 'DiskPressure changed');
+    this.scheduleReport();
+  }
+
   /** The host report as it would be published now. */
   hostReport(): HostReport {
     const cap = this.capacity!;
@@ -405,6 +422,7 @@ export class Agent {
       ...(cap.capacity.ephemeralStorageBytes !== undefined
         ? { ephemeralStorageFreeBytes: cap.diskFreeBytes }
         : {}),
+      conditions: [this.disk.condition()],
       ...(this.sealPublicKey ? { sealKey: this.sealPublicKey } : {}),
       ...(this.credentials?.current() ? { credentialsExpireAt: this.credentials.current() } : {}),
       ...(this.network && this.config.overlayAddress ? { overlayAddress: this.config.overlayAddress } : {}),

@@ -82,6 +82,10 @@ export interface IntentWatcherOptions {
   sealKey?: KeyPair;
   /** How often the watch's consumer is checked to still exist (default 5000 ms). */
   watchdogMs?: number;
+  /** Told of every write of the copy on disk: nothing when it was written, the error when it was not. */
+  onSave?: (err?: Error) => void;
+  /** How soon a copy that could not be written is tried again (default 5000 ms). */
+  saveRetryMs?: number;
 }
 
 interface Snapshot {
@@ -124,6 +128,9 @@ export class IntentWatcher extends EventEmitter {
 
   /** The connection once established. */
   private nc: NatsConnection | undefined;
+  /** Set while the copy on disk is behind (its last write failed): retried until it is written. */
+  private saveRetry: NodeJS.Timeout | undefined;
+  private copyBehind = false;
 
   constructor(private readonly opts: IntentWatcherOptions) {
     super();
@@ -181,6 +188,7 @@ export class IntentWatcher extends EventEmitter {
   stop(): void {
     this.stopped = true;
     this.watch?.stop();
+    if (this.saveRetry) clearTimeout(this.saveRetry);
   }
 
   private get file(): string {
@@ -215,11 +223,37 @@ export class IntentWatcher extends EventEmitter {
     }
   }
 
+  /**
+   * Writes the copy on disk. A write that fails (a full or read-only disk) never stops the agent from following
+   * NATS: the view in memory is current, the copy stays at its last good version (written atomically, never torn),
+   * the failure is said once and reported (`onSave`), and the write is retried until it succeeds.
+   */
   private save(): void {
-    mkdirSync(this.opts.stateDir, { recursive: true });
-    const { intents, ...view } = this.view;
-    const snap: Snapshot = { revision: this.revision, intents, view, bucket: this.bucket };
-    writeFileAtomic(this.file, JSON.stringify(snap));
+    if (this.saveRetry) clearTimeout(this.saveRetry);
+    this.saveRetry = undefined;
+    try {
+      mkdirSync(this.opts.stateDir, { recursive: true });
+      const { intents, ...view } = this.view;
+      const snap: Snapshot = { revision: this.revision, intents, view, bucket: this.bucket };
+      writeFileAtomic(this.file, JSON.stringify(snap));
+    } catch (err) {
+      if (!this.copyBehind)
+        this.opts.log.error(
+          { file: this.file, revision: this.revision, err: (err as Error).message },
+          'intents copy on disk not written: following NATS from memory, retrying the copy',
+        );
+      this.copyBehind = true;
+      this.opts.onSave?.(err as Error);
+      if (!this.stopped) {
+        this.saveRetry = setTimeout(() => this.save(), this.opts.saveRetryMs ?? 5000);
+        this.saveRetry.unref();
+      }
+      return;
+    }
+    if (this.copyBehind)
+      this.opts.log.info({ revision: this.revision }, 'intents copy on disk written again');
+    this.copyBehind = false;
+    this.opts.onSave?.();
   }
 
   /** Logs and emits when removals become held or allowed again. */

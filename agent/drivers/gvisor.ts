@@ -8,12 +8,13 @@
  * namespace, and only then are the instance's containers created, joining that namespace. Without attachments the
  * first container owns the namespace, as it always did.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import { isVmImage } from '../../shared/api/template.js';
+import { writeFileAtomic } from '../../shared/atomic-file.js';
 import type { Logger } from '../../shared/log.js';
 import type { InterfaceAssignment, ResolvedValues } from '../../shared/nats/messages.js';
 import { safeName } from '../../shared/os.js';
@@ -456,7 +457,8 @@ export class GvisorDriver implements Driver {
 
   /**
    * Restarts one container (a failed liveness probe). Docker counts only its own policy restarts, so the agent
-   * keeps these in the instance's state directory and adds them to the reported restart count.
+   * keeps these in the instance's state directory (written atomically) and adds them to the reported restart
+   * count. A count that cannot be written (a full state disk) never holds the restart back: it is logged.
    */
   async restartContainer(
     namespace: string,
@@ -467,8 +469,15 @@ export class GvisorDriver implements Driver {
     const c = await this.containerOf(namespace, name, container);
     const counts = this.probeRestarts(namespace, name);
     counts[container] = (counts[container] ?? 0) + 1;
-    mkdirSync(this.volumes.dirOf(namespace, name), { recursive: true });
-    writeFileSync(this.restartsFile(namespace, name), JSON.stringify(counts));
+    try {
+      mkdirSync(this.volumes.dirOf(namespace, name), { recursive: true });
+      writeFileAtomic(this.restartsFile(namespace, name), JSON.stringify(counts));
+    } catch (err) {
+      this.opts.log.warn(
+        { instance: `${namespace}/${name}`, container, err: (err as Error).message },
+        'liveness restart not counted on disk; restarting all the same',
+      );
+    }
     await c.restart({ t: graceSeconds });
   }
 

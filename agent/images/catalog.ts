@@ -5,19 +5,26 @@
  */
 import { createHash } from 'node:crypto';
 import {
+  closeSync,
   createWriteStream,
   existsSync,
+  fsyncSync,
   mkdirSync,
+  openSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
   statSync,
 } from 'node:fs';
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
+import { fsyncDir } from '../../shared/atomic-file.js';
 import { formatIssues } from '../../shared/nats/messages.js';
+import { pidAlive } from '../../shared/os.js';
 import { parseYaml } from '../yaml.js';
 
 /** One downloadable file. */
@@ -59,11 +66,44 @@ export function loadCatalog(path: string): Catalog {
   return parsed.data;
 }
 
-/** A content-addressed cache of verified artifacts. Concurrent fetches of one artifact share one download. */
+/** Options of {@link ArtifactCache}. */
+export interface ArtifactCacheOptions {
+  /**
+   * Told of every download's write to the cache: nothing when it landed, the error when the filesystem refused
+   * it (ENOSPC, EROFS, …; network and checksum failures are not the cache's).
+   */
+  onWrite?: (err?: NodeJS.ErrnoException) => void;
+}
+
+/**
+ * A content-addressed cache of verified artifacts. Concurrent fetches of one artifact share one download. A
+ * download goes to `<name>.<pid>.part`, is fsynced and renamed into place, so a cached name is always a whole,
+ * verified file; partial files of processes that no longer run (an agent killed mid-download) are removed
+ * before the next download, so they never pile up in the cache.
+ */
 export class ArtifactCache {
   private inflight = new Map<string, Promise<string>>();
 
-  constructor(private readonly dir: string) {}
+  constructor(
+    private readonly dir: string,
+    private readonly opts: ArtifactCacheOptions = {},
+  ) {}
+
+  /** Removes partial downloads of processes that are gone; returns their names. */
+  removeStalePartials(): string[] {
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.dir);
+    } catch {
+      return [];
+    }
+    const stale = names.filter((n) => {
+      const m = /^sha256-[0-9a-f]{64}\.(\d+)\.part$/.exec(n);
+      return m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]));
+    });
+    for (const n of stale) rmSync(join(this.dir, n), { force: true });
+    return stale;
+  }
 
   /** Path of the verified copy of the artifact when it is cached (no download). */
   cached(a: Artifact): string | undefined {
@@ -84,24 +124,59 @@ export class ArtifactCache {
   }
 
   private async download(a: Artifact, path: string): Promise<string> {
-    mkdirSync(this.dir, { recursive: true });
     const tmp = `${path}.${process.pid}.part`;
     try {
-      const res = await fetch(a.url, { signal: AbortSignal.timeout(10 * 60_000) });
-      if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+      mkdirSync(this.dir, { recursive: true });
+      this.removeStalePartials();
+      const body = await httpGet(a.url, AbortSignal.timeout(10 * 60_000));
       const hash = createHash('sha256');
-      const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
       body.on('data', (chunk: Buffer) => hash.update(chunk));
       await pipeline(body, createWriteStream(tmp, { mode: 0o644 }));
       const got = hash.digest('hex');
       if (got !== a.sha256) throw new Error(`sha256 is ${got}, the catalog says ${a.sha256}`);
+      const fd = openSync(tmp, 'r+');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
       renameSync(tmp, path);
+      fsyncDir(this.dir);
+      this.opts.onWrite?.();
       return path;
     } catch (err) {
       rmSync(tmp, { force: true });
-      throw new Error(`downloading ${a.url}: ${(err as Error).message}`);
+      const e = err as NodeJS.ErrnoException;
+      if (e.syscall && e.code) this.opts.onWrite?.(e);
+      throw new Error(`downloading ${a.url}: ${e.message}`);
     }
   }
+}
+
+/**
+ * The body of a successful GET of `url` (http or https), following up to 5 redirects. node:http, not `fetch`:
+ * the agent runs V8 in lite mode (agent/lean.ts), which is jitless, and `fetch` (undici) compiles its HTTP
+ * parser to WebAssembly — V8 then aborts the whole process (`Check failed: !v8_flags.jitless`).
+ */
+export function httpGet(url: string, signal: AbortSignal, redirects = 5): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const get = url.startsWith('https:') ? https.get : http.get;
+    const req = get(url, { signal }, (res) => {
+      const status = res.statusCode ?? 0;
+      if (status >= 300 && status < 400 && res.headers.location && redirects > 0) {
+        res.resume();
+        resolve(httpGet(new URL(res.headers.location, url).toString(), signal, redirects - 1));
+        return;
+      }
+      if (status !== 200) {
+        res.resume();
+        reject(new Error(`HTTP ${status}`));
+        return;
+      }
+      resolve(res);
+    });
+    req.on('error', reject);
+  });
 }
 
 /**

@@ -30,10 +30,17 @@ export class HostSync {
     private readonly log: Logger,
   ) {
     // Heartbeats that change nothing write nothing: only new hosts, instance changes, state changes, and
-    // changed labels/capacity/runtimes/version mark a host.
+    // changed labels/capacity/runtimes/version/conditions mark a host.
     registry.on('report', (e: HostEntry, instancesChanged: boolean, isNew: boolean) => {
       const r = e.report;
-      const spec = JSON.stringify([r.labels, r.capacity, r.allocatable, r.runtimes, r.agentVersion]);
+      const spec = JSON.stringify([
+        r.labels,
+        r.capacity,
+        r.allocatable,
+        r.runtimes,
+        r.agentVersion,
+        r.conditions,
+      ]);
       if (instancesChanged || isNew || this.specs.get(r.host) !== spec) this.mark(r.host);
       this.specs.set(r.host, spec);
     });
@@ -84,6 +91,8 @@ export class HostSync {
       instances,
       agentVersion: r.agentVersion,
       lastHeartbeatTime: new Date(entry.lastSeen).toISOString(),
+      // The agent's own conditions (DiskPressure), as a Node's.
+      ...(r.conditions?.length ? { conditions: r.conditions } : {}),
     };
     const digest = JSON.stringify({ ...status, lastHeartbeatTime: undefined });
     if (this.written.get(r.host) === digest) return;

@@ -45,7 +45,12 @@ export const HostStatus = z
       .string()
       .optional()
       .describe('When the agent was last heard of, written on state change.'),
-    conditions: z.array(Condition).optional().describe('Ready.'),
+    conditions: z
+      .array(Condition)
+      .optional()
+      .describe(
+        "The agent's conditions: DiskPressure (a write of its state directory or image cache fails).",
+      ),
   })
   .describe('The observed state of the Host.');
 export type HostStatus = z.infer<typeof HostStatus>;

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { ContainerState, InstancePhase, Runtime } from '../api/instance.js';
-import { HostResourceAmounts, ResourceAmounts } from '../api/meta.js';
+import { Condition, HostResourceAmounts, ResourceAmounts } from '../api/meta.js';
 import { InstanceTemplateSpec } from '../api/template.js';
 
 /** Current version of the message schemas. */
@@ -318,6 +318,11 @@ export const HostReport = z
      * never rewrites it.
      */
     ephemeralStorageFreeBytes: z.number().int().optional(),
+    /**
+     * The host's own conditions, as a Node's: `DiskPressure` (True while a write of the agent's state directory or
+     * VM image cache fails — the message names what, where and why —, False otherwise). Mirrored on the Host.
+     */
+    conditions: z.array(Condition).optional(),
     /** Public nkeys curve key (`X…`) secret values for this host are sealed to; absent: none can be sent. */
     sealKey: z.string().optional(),
     /**
