@@ -72,6 +72,11 @@ export interface AgentProcOptions extends DaemonOptions {
   args?: string[];
   /** Extra environment, e.g. EDGE_NATS_CA or LD_PRELOAD of libfaketime. */
   env?: Record<string, string>;
+  /**
+   * A command that execs its arguments (`['sh', '-c', '… exec "$@"', 'sh']`): the agent runs under it with the same
+   * pid, e.g. to be born inside a memory cgroup.
+   */
+  execWrapper?: string[];
 }
 
 /** Starts `edge-agent`, publishing instance ports on 127.0.0.1 (the network rule of tests and dev). */
@@ -101,11 +106,12 @@ export function startAgent(opts: AgentProcOptions): Proc {
   if (opts.overlay)
     args.push('--network-namespace', opts.overlay.namespace, '--overlay-address', opts.overlay.address);
   args.push(...(opts.args ?? []));
+  const [wrapper, ...wrapperArgs] = opts.execWrapper ?? [];
   return startProc({
     ...opts,
     name: `agent-${opts.host}`,
-    command: process.execPath,
-    args,
+    command: wrapper ?? process.execPath,
+    args: wrapper ? [...wrapperArgs, process.execPath, ...args] : args,
     env: { ...AGENT_NODE_ENV, LOG_FORMAT: 'json', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', ...opts.env },
   });
 }

@@ -21,9 +21,13 @@ export const GUEST_IMAGE = 'projects/edgeplane-test/global/images/busybox-guest'
 /** The hex sha256 of `b`, as the catalog writes it. */
 export const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** Serves `files` (URL path → body; 404 for anything else) on 127.0.0.1 until the test ends; counts the requests. */
+/**
+ * Serves `files` (URL path → body; 404 for anything else) on 127.0.0.1 until the test ends; counts the requests.
+ * `bytesPerSecond` paces every body (64 KiB pieces), so a download takes a while (a window to kill the agent in).
+ */
 export async function serveFiles(
   files: Record<string, Buffer>,
+  o: { bytesPerSecond?: number } = {},
 ): Promise<{ requests: string[]; base: string }> {
   const requests: string[] = [];
   const server = http.createServer((req, res) => {
@@ -33,7 +37,25 @@ export async function serveFiles(
       res.writeHead(404).end();
       return;
     }
-    res.writeHead(200, { 'content-length': body.length }).end(body);
+    res.writeHead(200, { 'content-length': body.length });
+    if (!o.bytesPerSecond) {
+      res.end(body);
+      return;
+    }
+    const piece = 64 * 1024;
+    const pause = (piece / o.bytesPerSecond) * 1000;
+    let off = 0;
+    const next = () => {
+      if (res.destroyed) return;
+      if (off >= body.length) {
+        res.end();
+        return;
+      }
+      res.write(body.subarray(off, off + piece));
+      off += piece;
+      setTimeout(next, pause);
+    };
+    next();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   cleanup(() => new Promise<void>((r) => server.close(() => r())));
