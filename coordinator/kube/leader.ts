@@ -69,6 +69,8 @@ export class LeaderElector {
   private stopped = false;
   private leading = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Ends the term when no renewal succeeded in time (see {@link acquire}). */
+  private deadline: NodeJS.Timeout | undefined;
   /** The Lease's leaseTransitions as this candidate last wrote it (the term it leads; a fencing epoch floor). */
   transitions = 0;
   /**
@@ -99,28 +101,47 @@ export class LeaderElector {
       { lease: `${this.opts.namespace}/${this.opts.name}`, identity: this.identity },
       'waiting to become leader',
     );
+    let sentAt = 0;
     while (!this.stopped) {
+      sentAt = performance.now();
       if (await this.attempt(attemptTimeoutMs(this.opts))) break;
       await this.sleep(this.opts.retryPeriodMs);
     }
     if (this.stopped) return new Promise(() => undefined);
     this.leading = true;
     this.log.info({ identity: this.identity }, 'became leader');
-    // As client-go: each renewal cycle (retryPeriod after the last success) has renewDeadline to succeed, its
-    // attempts retried every retryPeriod and each bounded by what is left of the cycle.
-    let cycleStart: number | undefined;
+    // As client-go, a renewal cycle begins a retry period after the last success and has the renew deadline to
+    // succeed, its attempts retried every retry period. Unlike client-go, the cycle is counted from when the last
+    // successful write was *sent* (it landed at or after that, so no standby can take the Lease before then + the
+    // lease duration), and a timer of its own ends the term at that deadline whatever an attempt in flight does.
+    // Counted from the answer (which a slow API server may send seconds later) and checked only once an attempt
+    // ended, a leader whose renewals were answered late kept acting past its Lease, while a standby took it
+    // (found by the model run, test/chaos/fuzz/leader-model.test.ts: 15.2 s after its last write, Lease 15 s).
+    const budget = Math.min(
+      this.opts.retryPeriodMs + this.opts.renewDeadlineMs,
+      this.opts.leaseDurationMs - 1,
+    );
+    let okSentAt = sentAt;
+    const lose = () => {
+      if (!this.leading || this.stopped) return;
+      this.leading = false;
+      clearTimeout(this.timer);
+      this.log.error({ identity: this.identity }, 'lost the lease: could not renew it within the deadline');
+      onLost();
+    };
+    const arm = () => {
+      clearTimeout(this.deadline);
+      this.deadline = setTimeout(lose, Math.max(0, okSentAt + budget - performance.now()));
+    };
+    arm();
     const renew = async () => {
-      if (this.stopped) return;
-      cycleStart ??= performance.now();
-      const left = cycleStart + this.opts.renewDeadlineMs - performance.now();
-      const renewed = await this.attempt(Math.max(1, left));
-      if (this.stopped) return;
-      if (renewed) cycleStart = undefined;
-      else if (performance.now() - cycleStart >= this.opts.renewDeadlineMs) {
-        this.leading = false;
-        this.log.error({ identity: this.identity }, 'lost the lease: could not renew it within the deadline');
-        onLost();
-        return;
+      if (this.stopped || !this.leading) return;
+      const sent = performance.now();
+      const renewed = await this.attempt(Math.max(1, okSentAt + budget - sent));
+      if (this.stopped || !this.leading) return;
+      if (renewed) {
+        okSentAt = sent;
+        arm();
       }
       this.timer = setTimeout(() => void renew(), this.opts.retryPeriodMs);
     };
@@ -130,7 +151,8 @@ export class LeaderElector {
   /** Stops renewing and, when leading, releases the Lease so a standby takes over at once. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    clearTimeout(this.timer);
+    clearTimeout(this.deadline);
     if (!this.leading) return;
     this.leading = false;
     try {
