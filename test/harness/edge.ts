@@ -117,6 +117,13 @@ export function useEdgeStack(
     agentsThroughProxy?: boolean;
     /** Extra environment of the coordinator (e.g. LD_PRELOAD of libfaketime). */
     coordinatorEnv?: Record<string, string>;
+    /** Extra environment of the agent of each host (by host name and DEV_LOCATIONS index). */
+    agentEnv?: (host: string, index: number) => Record<string, string>;
+    /**
+     * NATS with TLS that verifies client certificates (test/harness/certs.ts `makeCerts`): the server gets the
+     * server certificate, the coordinator and every agent the CA and the client certificate (EDGE_NATS_CA/CERT/KEY).
+     */
+    natsTls?: { ca: string; cert: string; key: string; clientCert: string; clientKey: string };
   } = {},
 ): Lazy<EdgeStack> {
   let stack: EdgeStack | undefined;
@@ -125,7 +132,18 @@ export function useEdgeStack(
     await ensureImage('nginx:latest', { cmd: HTTPD_CMD, exposedPorts: [80] });
     const dir = tempDir('edgeplane-e2e-');
     const run = crypto.randomBytes(3).toString('hex');
-    const { nats, kube } = await startNatsAndKube(dir);
+    const tls = opts.natsTls;
+    const { nats, kube } = await startNatsAndKube(
+      dir,
+      tls
+        ? {
+            natsConfigExtra: `tls {\n  cert_file: "${tls.cert}"\n  key_file: "${tls.key}"\n  ca_file: "${tls.ca}"\n  verify: true\n  timeout: 5\n}`,
+          }
+        : {},
+    );
+    const tlsEnv: Record<string, string> = tls
+      ? { EDGE_NATS_CA: tls.ca, EDGE_NATS_CERT: tls.clientCert, EDGE_NATS_KEY: tls.clientKey }
+      : {};
     const coordinatorProxy = opts.coordinatorThroughProxy ? await startFaultProxy(nats.port) : undefined;
     const kubeProxy = opts.kubeThroughProxy
       ? await startFaultProxy(Number(new URL(kube.server).port))
@@ -146,7 +164,7 @@ export function useEdgeStack(
         nats: [coordinatorProxy ? `nats://127.0.0.1:${coordinatorProxy.port}` : nats.url],
         ...(opts.lostAfterSeconds ? { lostAfterSeconds: opts.lostAfterSeconds } : {}),
         ...(opts.coordinatorArgs ? { args: opts.coordinatorArgs } : {}),
-        ...(opts.coordinatorEnv ? { env: opts.coordinatorEnv } : {}),
+        env: { ...tlsEnv, ...opts.coordinatorEnv },
       });
       cleanup(() => c.stop());
       return c;
@@ -175,6 +193,7 @@ export function useEdgeStack(
           cpu: '64',
           memory: '256Gi',
           overlay: { namespace: netHost.name, address: netHost.address },
+          env: { ...tlsEnv, ...opts.agentEnv?.(host, i) },
         }),
       );
     }

@@ -30,14 +30,23 @@ export interface FleetWatch {
   maxGapMs(host: string): number;
   /** Starts counting gaps afresh (e.g. when a fault begins). */
   resetGaps(): void;
+  /** Every gap between two reports of `host` longer than 3 s so far, with the current silence when it is one. */
+  gaps(host: string): { from: number; to: number }[];
   /** Stops watching. */
   close(): Promise<void>;
 }
 
-/** Subscribes to every host report on `natsUrl` (closed after the test or file). */
-export async function watchFleet(natsUrl: string): Promise<FleetWatch> {
-  const nc = await connect({ servers: natsUrl });
+/** Subscribes to every host report on `natsUrl` (closed after the test or file); `tls`: PEM files for TLS. */
+export async function watchFleet(
+  natsUrl: string,
+  tls?: { ca: string; clientCert: string; clientKey: string },
+): Promise<FleetWatch> {
+  const nc = await connect({
+    servers: natsUrl,
+    ...(tls ? { tls: { caFile: tls.ca, certFile: tls.clientCert, keyFile: tls.clientKey } } : {}),
+  });
   const hosts = new Map<string, WatchedHost>();
+  const gapLog = new Map<string, { from: number; to: number }[]>();
   nc.subscribe(new Subjects().allHostReports, {
     callback: (err, msg) => {
       if (err) return;
@@ -50,6 +59,11 @@ export async function watchFleet(natsUrl: string): Promise<FleetWatch> {
       const now = Date.now();
       const prev = hosts.get(report.host);
       const gap = prev ? now - prev.lastAt : 0;
+      if (prev && gap > 3000) {
+        const log = gapLog.get(report.host) ?? [];
+        log.push({ from: prev.lastAt, to: now });
+        gapLog.set(report.host, log);
+      }
       hosts.set(report.host, { lastAt: now, maxGapMs: Math.max(prev?.maxGapMs ?? 0, gap), report });
     },
   });
@@ -65,6 +79,11 @@ export async function watchFleet(natsUrl: string): Promise<FleetWatch> {
     maxGapMs(host) {
       const h = hosts.get(host);
       return h ? Math.max(h.maxGapMs, Date.now() - h.lastAt) : Number.POSITIVE_INFINITY;
+    },
+    gaps(host) {
+      const h = hosts.get(host);
+      const done = gapLog.get(host) ?? [];
+      return h && Date.now() - h.lastAt > 3000 ? [...done, { from: h.lastAt, to: Date.now() }] : [...done];
     },
     resetGaps() {
       for (const h of hosts.values()) h.maxGapMs = 0;
