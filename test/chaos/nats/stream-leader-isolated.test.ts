@@ -74,6 +74,22 @@ async function placements(t: Topology): Promise<string> {
   return jsonPath(t, ['instances', '-n', NS], '{range .items[*]}{.metadata.name}@{.spec.host} {end}');
 }
 
+/** `fn`, retried for a minute (JetStream is "temporarily unavailable" for a while after the member rejoins). */
+function retried<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  return waitFor(
+    what,
+    () =>
+      fn().then(
+        (value) => ({ value }),
+        () => undefined,
+      ),
+    {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    },
+  ).then((r) => r.value);
+}
+
 /** One write seen by the watcher. */
 interface Seen {
   key: string;
@@ -87,6 +103,7 @@ interface Seen {
 describe('the intents stream leader isolated', () => {
   it('a new leader takes the writes; nothing acknowledged is lost or doubled; nothing moves after healing', async () => {
     const t = await startTopology({ natsMembers: 3, coordinators: 1, locations: 3, lostAfterSeconds: 60 });
+    console.log(`topology in ${t.dir}`);
     await t.waitForHostsReady();
     await t.kubectl(['create', 'namespace', NS]);
     await t.kubectl(['apply', '-n', NS, '-f', '-'], {
@@ -126,21 +143,43 @@ describe('the intents stream leader isolated', () => {
       .filter((a) => conns.get(`edge-agent ${a.host}`) === leader)
       .map((a) => a.host);
 
-    // Every committed write, from a majority member.
+    // Every committed write, read from a majority member's replica (direct gets by sequence: no consumer, which
+    // would live on the stream leader and be cut off with it).
     const seen: Seen[] = [];
-    const kv = await new Kvm(majority[0]!).open(subjects.intentsBucket);
-    const watch = await kv.watch({ include: 'updates' });
-    cleanup(() => watch.stop());
-    void (async () => {
-      for await (const e of watch) {
+    const reader = await jetstreamManager(majority[0]!);
+    let reading = true;
+    const readAll = (async () => {
+      let next = 1;
+      while (reading) {
+        const m = await reader.direct
+          .getMessage(STREAM, { seq: next, next_by_subj: `$KV.${subjects.intentsBucket}.>` })
+          .catch(() => undefined);
+        if (!m) {
+          await sleep(100);
+          continue;
+        }
+        const operation = m.header?.get('KV-Operation') || 'PUT';
         let stamp = '';
-        if (e.operation === 'PUT') {
-          const v = JSON.parse(e.string()) as { writer?: string; epoch?: number; generation?: number };
+        if (operation === 'PUT') {
+          const v = JSON.parse(m.string()) as { writer?: string; epoch?: number; generation?: number };
           stamp = `${v.writer}/${v.epoch}/${v.generation}`;
         }
-        seen.push({ key: e.key, revision: e.revision, operation: e.operation, stamp, at: Date.now() });
+        const key = m.subject.slice(`$KV.${subjects.intentsBucket}.`.length);
+        seen.push({ key, revision: m.seq, operation, stamp, at: Date.now() });
+        next = m.seq + 1;
       }
     })();
+    cleanup(() => {
+      reading = false;
+    });
+    await waitFor(
+      'the reader caught up',
+      async () => {
+        const last = (await reader.streams.info(STREAM).catch(() => undefined))?.state.last_seq;
+        return last !== undefined && (seen.at(-1)?.revision ?? 0) >= last;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
     const containers = new Map<string, string[]>();
     for (const a of t.agents) containers.set(a.host, await runningContainers(a.host));
 
@@ -187,17 +226,20 @@ describe('the intents stream leader isolated', () => {
     // Nothing lost or doubled: the last write seen of every key is what the majority holds now, no (writer,
     // epoch, generation) applied twice, and the three replicas agree.
     await sleep(3000);
+    reading = false;
+    await readAll;
+    const kv = await retried('open the bucket', () => new Kvm(majority[0]!).open(subjects.intentsBucket));
     const lastSeen = new Map<string, Seen>();
     for (const s of seen) lastSeen.set(s.key, s);
     const lost: string[] = [];
     for (const [key, s] of lastSeen) {
-      const e = await kv.get(key);
+      const e = await retried(`get ${key}`, () => kv.get(key));
       if (!e || e.revision < s.revision) lost.push(`${key}@${s.revision} (now ${e?.revision})`);
     }
-    const stamps = seen.filter((s) => s.stamp).map((s) => `${s.key}:${s.stamp}`);
+    const stamps = seen.filter((x) => x.stamp).map((x) => `${x.key}:${x.stamp}`);
     const doubled = stamps.filter((s, i) => stamps.indexOf(s) !== i);
     const keys: string[] = [];
-    for await (const k of await kv.keys()) keys.push(k);
+    for await (const k of await retried('keys', () => kv.keys())) keys.push(k);
     keys.sort();
     const replicaViews = await waitFor(
       'the three replicas agree',
@@ -221,12 +263,12 @@ describe('the intents stream leader isolated', () => {
 
     // Healed and converged: then nothing moves.
     const jsm = await jetstreamManager(majority[0]!);
-    const seq0 = (await jsm.streams.info(STREAM)).state.last_seq;
+    const seq0 = (await retried('stream info', () => jsm.streams.info(STREAM))).state.last_seq;
     const placed0 = await placements(t);
     const containers0 = new Map<string, string[]>();
     for (const a of t.agents) containers0.set(a.host, await runningContainers(a.host));
     await sleep(QUIET_MS);
-    const seq1 = (await jsm.streams.info(STREAM)).state.last_seq;
+    const seq1 = (await retried('stream info', () => jsm.streams.info(STREAM))).state.last_seq;
     const placed1 = await placements(t);
     const moved: string[] = [];
     for (const a of t.agents)
