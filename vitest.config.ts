@@ -18,6 +18,8 @@ export const CHAOS_IN_NPM_TEST = [
   'test/chaos/hostile/host-reports.test.ts', // hostile hosts with real credentials
   'test/chaos/fuzz/decoders.test.ts', // fuzzing: decoders never throw, nothing changes on a bad message
   'test/chaos/fuzz/models.test.ts', // model-based runs under a fake clock
+  'test/chaos/fuzz/leader-model.test.ts', // leader election, model-based under a fake clock (2 s)
+  'test/chaos/nats/member-store-restored.test.ts', // NATS: a member's older store: no acknowledged write lost (10 s)
   'test/chaos/fuzz/permissions.test.ts', // our NATS permission model against the real nats-server
 ];
 
