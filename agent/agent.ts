@@ -15,9 +15,10 @@ import { type KeyPair, loadOrCreateSealKey } from '../shared/nats/seal.js';
 import { AGENT_SERVICE, registerService } from '../shared/nats/service.js';
 import { Subjects } from '../shared/nats/subjects.js';
 import { VERSION } from '../shared/version.js';
+import { CpuMeter, type CpuUsage } from './cpu-usage.js';
 import { watchCredentialsExpiry } from './credentials-expiry.js';
 import { Docker as DockerClient } from './drivers/docker.js';
-import type { Driver } from './drivers/driver.js';
+import type { Driver, InstanceState } from './drivers/driver.js';
 import { GvisorDriver } from './drivers/gvisor.js';
 import { QemuDriver } from './drivers/qemu.js';
 import type { HostCapacity } from './host/capacity.js';
@@ -94,6 +95,8 @@ export class Agent {
   private intents: IntentWatcher | undefined;
   private readonly reconciler: Reconciler;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** The instances' CPU usage, read before each report (cpu-usage.ts). */
+  private readonly cpu = new CpuMeter();
   /** Earliest expiry of the NATS credentials, re-read only when their files change. */
   private credentials: ReturnType<typeof watchCredentialsExpiry> | undefined;
   private reportPending: NodeJS.Timeout | undefined;
@@ -404,6 +407,13 @@ export class Agent {
     this.scheduleReport();
   }
 
+  /** The observed instances with their CPU usage (a reading at most every 2 s; cheap file reads). */
+  private measured(): Array<{ s: InstanceState; cpu: CpuUsage | undefined }> {
+    const observed = this.reconciler.observed();
+    this.cpu.sample(observed);
+    return observed.map((s) => ({ s, cpu: this.cpu.of(s.namespace, s.name) }));
+  }
+
   /** The host report as it would be published now. */
   hostReport(): HostReport {
     const cap = this.capacity!;
@@ -426,7 +436,7 @@ export class Agent {
       ...(this.sealPublicKey ? { sealKey: this.sealPublicKey } : {}),
       ...(this.credentials?.current() ? { credentialsExpireAt: this.credentials.current() } : {}),
       ...(this.network && this.config.overlayAddress ? { overlayAddress: this.config.overlayAddress } : {}),
-      instances: this.reconciler.observed().map((s) => ({
+      instances: this.measured().map(({ s, cpu }) => ({
         namespace: s.namespace,
         name: s.name,
         workload: s.workload,
@@ -441,6 +451,7 @@ export class Agent {
         containers: s.containers,
         message: s.message,
         startedAt: s.startedAt,
+        ...(cpu ? { cpu } : {}),
       })),
       time: new Date().toISOString(),
     };

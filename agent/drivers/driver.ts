@@ -71,6 +71,12 @@ export interface InstanceState {
   message?: string;
   /** When it last started (RFC 3339). */
   startedAt?: string;
+  /**
+   * Where its CPU time is counted (cpu-usage.ts reads it): `cgroup` — the cgroups of these host pids (a gVisor
+   * sandbox per container: its Sentry, gofer and stubs share the container's cgroup); `process` — this process's
+   * own user + system time (QEMU: every vCPU thread is one of its threads). Absent: not running, nothing to count.
+   */
+  cpuSource?: { kind: 'cgroup' | 'process'; pids: number[] };
 }
 
 /** Whether a runtime works on this host, and what it found out (versions, the VM accelerator, why not). */

@@ -142,6 +142,7 @@ export function instanceStateOf(
           : anyExited
             ? 'Failed'
             : 'Starting';
+  const pids = sorted.map(({ inspect: d }) => d.State.Pid).filter((pid) => pid > 0);
   return {
     namespace: first.Labels[LABELS.namespace]!,
     name: first.Labels[LABELS.instance]!,
@@ -156,5 +157,6 @@ export function instanceStateOf(
     containers,
     ...(message && !allRunning ? { message } : {}),
     ...(startedAt ? { startedAt } : {}),
+    ...(pids.length ? { cpuSource: { kind: 'cgroup' as const, pids } } : {}),
   };
 }

@@ -375,6 +375,7 @@ export class QemuDriver implements Driver {
         ? {}
         : { message: pid ? `VM is ${status}` : 'the VM is not running (powered off or crashed)' }),
       startedAt: r.startedAt,
+      ...(pid ? { cpuSource: { kind: 'process' as const, pids: [pid] } } : {}),
     };
   }
 

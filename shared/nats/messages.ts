@@ -278,6 +278,16 @@ export const ReportedInstance = z
     message: z.string().optional(),
     /** When it last started (RFC 3339). */
     startedAt: z.string().optional(),
+    /**
+     * Its CPU usage: the average in millicores over the agent's last window (agent/cpu-usage.ts). Absent from
+     * agents before autoscaling and until a window has passed; the autoscaler treats it as a missing metric.
+     */
+    cpu: z
+      .object({
+        usageMillis: z.number().finite().min(0),
+        windowMs: z.number().int().min(0),
+      })
+      .optional(),
   })
   .loose();
 export type ReportedInstance = z.infer<typeof ReportedInstance>;
