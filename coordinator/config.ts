@@ -39,6 +39,10 @@ export interface CoordinatorConfig {
   requireOverlay: boolean;
   /** How often the leader checks the intents bucket holds what it wrote and restores it (ms; default 5000). */
   intentResyncMs?: number;
+  /** Time between two autoscaler passes of a Workload (ms; HPA's sync period, default 15000). */
+  autoscaleSyncMs: number;
+  /** Scale-down stabilisation window of Workloads that set none (seconds; default 300). */
+  autoscaleDownWindowSeconds: number;
 }
 
 /** The flags as the command line gives them: strings, before any check. */
@@ -77,6 +81,10 @@ export interface CoordinatorFlags {
   requireOverlay?: boolean | undefined;
   /** `--intent-resync`: seconds, a positive number (default 5). */
   intentResync?: string | undefined;
+  /** `--autoscale-sync-period`: seconds, a positive number (default 15). */
+  autoscaleSyncPeriod?: string | undefined;
+  /** `--autoscale-downscale-stabilization`: seconds, 0 to 3600 (default 300). */
+  autoscaleDownscaleStabilization?: string | undefined;
 }
 
 /** A flag with a value the coordinator cannot run with; the message names the flag. */
@@ -119,6 +127,16 @@ export function loadCoordinatorConfig(
     throw new ConfigError(
       `--intent-resync: expected a positive number of seconds, got ${flags.intentResync}`,
     );
+  const autoscaleSync = Number(flags.autoscaleSyncPeriod ?? '15');
+  if (!Number.isFinite(autoscaleSync) || autoscaleSync <= 0)
+    throw new ConfigError(
+      `--autoscale-sync-period: expected a positive number of seconds, got ${flags.autoscaleSyncPeriod}`,
+    );
+  const downWindow = Number(flags.autoscaleDownscaleStabilization ?? '300');
+  if (!Number.isInteger(downWindow) || downWindow < 0 || downWindow > 3600)
+    throw new ConfigError(
+      `--autoscale-downscale-stabilization: expected whole seconds from 0 to 3600, got ${flags.autoscaleDownscaleStabilization}`,
+    );
   if (Boolean(flags.enrollKeys) !== Boolean(flags.natsSysCreds))
     throw new ConfigError('--enroll-keys and --nats-sys-creds go together (operator mode)');
   const kubeconfig = flags.kubeconfig ?? env.KUBECONFIG;
@@ -143,6 +161,8 @@ export function loadCoordinatorConfig(
     underlayMtu,
     requireOverlay: flags.requireOverlay !== false,
     intentResyncMs: intentResync * 1000,
+    autoscaleSyncMs: autoscaleSync * 1000,
+    autoscaleDownWindowSeconds: downWindow,
     ...(flags.enrollKeys && flags.natsSysCreds
       ? { enrollment: { keysFile: flags.enrollKeys, sysCreds: flags.natsSysCreds } }
       : {}),

@@ -20,6 +20,7 @@ import type { Logger } from '../shared/log.js';
 import { connectNats, withEnvDefaults } from '../shared/nats/connect.js';
 import { startLinkDoctor } from '../shared/nats/link-doctor.js';
 import { Subjects } from '../shared/nats/subjects.js';
+import { AutoscalerController } from './autoscaling/controller.js';
 import type { CoordinatorConfig } from './config.js';
 import { type Enrollment, startEnrollment } from './enroll/wire.js';
 import { wireFeedAndServices } from './feed/wire.js';
@@ -53,6 +54,7 @@ export class Coordinator {
   private registry: HostRegistry | undefined;
   private intents: IntentStore | undefined;
   private controller: WorkloadController | undefined;
+  private autoscaler: AutoscalerController | undefined;
   private caches: Array<{ start(): Promise<void>; stop(): Promise<void> }> = [];
   private ipam: IpamStore | undefined;
   private segments: SegmentPublisher | undefined;
@@ -230,6 +232,19 @@ export class Coordinator {
       requireOverlay: this.config.requireOverlay,
     });
     this.controller = controller;
+    // The autoscaler (coordinator/autoscaling/): owns spec.replicas of Workloads with spec.autoscaling.
+    const autoscaler = new AutoscalerController({
+      client,
+      log: log.child({ controller: 'autoscaler' }),
+      events,
+      workloads,
+      instances,
+      hosts: registry,
+      syncMs: this.config.autoscaleSyncMs,
+      defaults: { downWindowSeconds: this.config.autoscaleDownWindowSeconds, tolerance: 0.1 },
+    });
+    this.autoscaler = autoscaler;
+    autoscaler.queue.hold();
     // No pass before every cache has synced: a pass that saw Workloads but not yet their Instances would
     // place them afresh and withdraw what runs (a restarted or newly elected coordinator must change nothing).
     controller.queue.hold();
@@ -245,6 +260,7 @@ export class Coordinator {
     for (const [group, cache] of workloads) {
       cache.onChange((w) => {
         controller.enqueue(group, w.metadata.namespace!, w.metadata.name);
+        autoscaler.enqueue(group, w.metadata.namespace!, w.metadata.name);
         // Network status counts the Workloads attached (it is written only when the count changes).
         void networkStatus.sync(w.metadata.namespace!);
       });
@@ -309,6 +325,8 @@ export class Coordinator {
     await Promise.all(caches.map((c) => c.start()));
     controller.queue.release();
     controller.enqueueAll();
+    autoscaler.queue.release();
+    autoscaler.start();
     // The IPAM reaper: claims no Instance uses (a crash between a claim and its Instance, a Workload gone
     // without its finalizer) and segments of Networks that are gone are released after the grace period.
     const namespaced = (key: string) => key.split('/') as [string, string];
@@ -353,8 +371,12 @@ export class Coordinator {
     this.stopLinkDoctor = undefined;
     this.observer?.detach();
     this.controller?.queue.stop();
+    const autoscaler = this.autoscaler;
+    autoscaler?.stop();
+    this.autoscaler = undefined;
     // The Lease is released once our writes have stopped, before the slower teardown, so a standby starts at once.
     await this.controller?.queue.idle();
+    await autoscaler?.queue.idle();
     await this.elector?.stop();
     this.intents?.stop();
     this.hostSync?.stop();

@@ -71,6 +71,16 @@ const program = new Command('edge-coordinator')
     'how often the leader checks that the intents bucket holds what it wrote, and restores it if not [EDGE_INTENT_RESYNC]',
     process.env.EDGE_INTENT_RESYNC ?? '5',
   )
+  .option(
+    '--autoscale-sync-period <seconds>',
+    'how often the autoscaler looks at each autoscaled Workload (HPA: --horizontal-pod-autoscaler-sync-period) [EDGE_AUTOSCALE_SYNC_PERIOD]',
+    process.env.EDGE_AUTOSCALE_SYNC_PERIOD ?? '15',
+  )
+  .option(
+    '--autoscale-downscale-stabilization <seconds>',
+    'scale-down stabilisation window of Workloads that set none in spec.autoscaling.behavior [EDGE_AUTOSCALE_DOWNSCALE_STABILIZATION]',
+    process.env.EDGE_AUTOSCALE_DOWNSCALE_STABILIZATION ?? '300',
+  )
   .option('--no-leader-elect', 'act without a Lease (only when a single coordinator runs)')
   .option(
     '--lease-namespace <ns>',

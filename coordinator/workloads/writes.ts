@@ -162,7 +162,9 @@ export class WorkloadWriter {
       ...plan.status,
       ...(written.publishError ? { publishError: written.publishError } : {}),
     });
-    if (JSON.stringify(next) !== JSON.stringify(wl.status ?? {}))
+    // status.autoscaling is the autoscaler's (coordinator/autoscaling/): a merge patch without it keeps it.
+    const { autoscaling: _theAutoscalers, ...current } = wl.status ?? {};
+    if (JSON.stringify(next) !== JSON.stringify(current))
       await this.d.client.patchStatus({ kind: WorkloadKind, group }, namespace, wl.metadata.name, next);
   }
 

@@ -25,6 +25,8 @@ describe('loadCoordinatorConfig', () => {
       underlayMtu: 1500,
       requireOverlay: true,
       intentResyncMs: 5_000,
+      autoscaleSyncMs: 15_000,
+      autoscaleDownWindowSeconds: 300,
       leaderElection: {
         namespace: 'kube-system',
         name: 'edge-coordinator',
@@ -59,6 +61,12 @@ describe('loadCoordinatorConfig', () => {
       },
     );
     expect(() => loadCoordinatorConfig({ ...flags, underlayMtu: '1000' }, {})).toThrow(/^--underlay-mtu: /);
+    expect(() => loadCoordinatorConfig({ ...flags, autoscaleSyncPeriod: '0' }, {})).toThrow(
+      /^--autoscale-sync-period: /,
+    );
+    expect(() => loadCoordinatorConfig({ ...flags, autoscaleDownscaleStabilization: '-1' }, {})).toThrow(
+      /^--autoscale-downscale-stabilization: /,
+    );
   });
 
   it('has no leader election with --no-leader-elect', () => {
