@@ -37,7 +37,7 @@ import { IpamStore } from './networks/store.js';
 import { CoordinatorHttp } from './observability/server.js';
 import { AuditRecorder } from './ops/audit.js';
 import { COORDINATOR_VERSION } from './services/status.js';
-import { WorkloadController } from './workloads/controller.js';
+import { type QuotaObject, WorkloadController } from './workloads/controller.js';
 import { NetworkStatusWriter } from './workloads/networks.js';
 import type {
   CoreDataObject,
@@ -203,6 +203,12 @@ export class Coordinator {
       { path: '/api/v1/configmaps', list: () => client.core.listConfigMapForAllNamespaces() },
       log.child({ cache: 'configmaps' }),
     );
+    // ResourceQuotas: requests.* and limits.* of Instances are enforced by the Workload controller.
+    const quotas = new ResourceCache<QuotaObject>(
+      client,
+      { path: '/api/v1/resourcequotas', list: () => client.core.listResourceQuotaForAllNamespaces() },
+      log.child({ cache: 'resourcequotas' }),
+    );
     const networks = new ResourceCache<NetworkObject>(
       client,
       { kind: NetworkKind, group: GROUP },
@@ -230,6 +236,7 @@ export class Coordinator {
       segments,
       networkSettings,
       requireOverlay: this.config.requireOverlay,
+      quotas,
     });
     this.controller = controller;
     // The autoscaler (coordinator/autoscaling/): owns spec.replicas of Workloads with spec.autoscaling.
@@ -270,6 +277,8 @@ export class Coordinator {
       // The address blocks a Network's status lists follow its instances.
       void networkStatus.sync(i.metadata.namespace!);
     });
+    // A quota that appears, changes or goes may admit or hold back replicas of its namespace's Workloads.
+    quotas.onChange((q) => controller.enqueueNamespace(q.metadata.namespace!));
     // A Secret, ConfigMap or Network that appears or changes unblocks (or rolls) the Workloads naming it.
     secrets.onChange((o) => controller.enqueueReferencing(o.metadata.namespace!, 'secret', o.metadata.name!));
     configMaps.onChange((o) =>
@@ -320,7 +329,7 @@ export class Coordinator {
     });
     this.audit.start();
     registry.start();
-    const caches = [...workloads.values(), instances, deployments, secrets, configMaps, networks];
+    const caches = [...workloads.values(), instances, deployments, secrets, configMaps, networks, quotas];
     this.caches = caches;
     await Promise.all(caches.map((c) => c.start()));
     controller.queue.release();

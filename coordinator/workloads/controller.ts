@@ -7,6 +7,7 @@
 import { WorkloadSpec } from '../../shared/api/index.js';
 import type { Logger } from '../../shared/log.js';
 import type { Subjects } from '../../shared/nats/subjects.js';
+import { instanceLimits } from '../../shared/resources.js';
 import type { AllocationIndex } from '../hosts/allocation.js';
 import type { HostEntry, HostRegistry } from '../hosts/registry.js';
 import type { IntentStore } from '../intents/store.js';
@@ -17,11 +18,20 @@ import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
 import { DEFAULT_UNDERLAY_MTU, type NetworkSettings } from '../networks/config.js';
 import type { SegmentPublisher } from '../networks/segment-publisher.js';
 import type { IpamStore } from '../networks/store.js';
+import {
+  type Admission,
+  add,
+  admitReplicas,
+  type QuotaAmounts,
+  type QuotaView,
+  ZERO,
+} from '../quota/admit.js';
+import { amountsOf, maxOf, usageByWorkload } from '../quota/usage.js';
 import { claimAddresses } from './addresses.js';
 import { WorkloadFinalizer } from './finalize.js';
 import { addressPlan, segmentMembers, withInterfaces } from './interfaces.js';
 import { parseQueueKey, queueKey } from './naming.js';
-import { WORKLOAD_UID_LABEL } from './objects.js';
+import { SURGE_LABEL, WORKLOAD_UID_LABEL } from './objects.js';
 import { placementHosts, placementInstances } from './placement-input.js';
 import { planBlocked, planWorkload } from './planner.js';
 import { NO_LOOKUP, type ReferenceLookup, resolveReferences } from './references.js';
@@ -30,6 +40,7 @@ import type {
   DeploymentObject,
   InstanceObject,
   NetworkObject,
+  ValidWorkload,
   WorkloadObject,
   WorkloadSnapshot,
 } from './types.js';
@@ -74,6 +85,16 @@ export interface WorkloadControllerDeps {
   segments?: SegmentPublisher;
   /** Place attached instances only on hosts with an overlay address (default true). */
   requireOverlay?: boolean;
+  /** ResourceQuotas of every namespace; absent: quotas are not enforced. */
+  quotas?: ResourceCache<QuotaObject>;
+}
+
+/** A ResourceQuota as the informer delivers it. */
+export interface QuotaObject {
+  /** Name and namespace. */
+  metadata: { name?: string; namespace?: string };
+  /** Its hard limits. */
+  spec?: { hard?: Record<string, string | number> };
 }
 
 export class WorkloadController {
@@ -82,6 +103,11 @@ export class WorkloadController {
   private readonly startedAt = performance.now();
   private readonly writer: WorkloadWriter;
   private readonly finalizer: WorkloadFinalizer;
+  /**
+   * What each Workload (by UID) was last admitted under quota: counted for it until its Instances show it, so
+   * that two Workloads of a namespace planned at once cannot both take the same room.
+   */
+  private readonly admitted = new Map<string, Map<string, QuotaAmounts>>();
 
   constructor(private readonly d: WorkloadControllerDeps) {
     // At most two passes a second per Workload: a burst of instance reports becomes one status write.
@@ -171,6 +197,10 @@ export class WorkloadController {
       ...(this.d.networkSettings ? { networkSettings: this.d.networkSettings } : {}),
     });
     const snapshot = this.snapshot(group, wl, mine, lookup, 'valid' in checked);
+    if ('valid' in checked) {
+      const quota = this.admitUnderQuota(wl, mine, checked.valid);
+      if (quota) snapshot.quota = quota;
+    }
     let plan =
       'valid' in checked ? planWorkload(snapshot, checked.valid) : planBlocked(snapshot, checked.blocked);
     if ('valid' in checked) {
@@ -225,6 +255,68 @@ export class WorkloadController {
       lookup,
       now: new Date().toISOString(),
     };
+  }
+
+  /** Queues every Workload of a namespace (a ResourceQuota there changed). */
+  enqueueNamespace(namespace: string): void {
+    for (const [group, cache] of this.d.workloads)
+      for (const w of cache.list(namespace)) this.enqueue(group, namespace, w.metadata.name);
+  }
+
+  /**
+   * The namespace's ResourceQuotas' verdict on this Workload's replicas (coordinator/quota/admit.ts). Usage of the
+   * other Workloads: their Instances, or what they were last admitted if more (not yet created). Recorded at once,
+   * before any await, for the next Workload's pass.
+   */
+  private admitUnderQuota(
+    wl: WorkloadObject,
+    mine: InstanceObject[],
+    valid: ValidWorkload,
+  ): Admission | undefined {
+    const namespace = wl.metadata.namespace!;
+    const uid = wl.metadata.uid!;
+    const quotas: QuotaView[] = (this.d.quotas?.list(namespace) ?? []).map((q) => ({
+      name: q.metadata.name ?? '',
+      hard: q.spec?.hard ?? {},
+    }));
+    const admitted = this.admitted.get(namespace) ?? new Map<string, QuotaAmounts>();
+    this.admitted.set(namespace, admitted);
+    if (!quotas.length) {
+      admitted.delete(uid);
+      return undefined;
+    }
+    const workloads = [...this.d.workloads.values()].flatMap((c) => c.list(namespace));
+    const limits = new Map<string, ReturnType<typeof instanceLimits> | undefined>();
+    for (const w of workloads) {
+      const parsed = WorkloadSpec.safeParse(w.spec);
+      let l: ReturnType<typeof instanceLimits> | undefined;
+      try {
+        l = parsed.success ? instanceLimits(parsed.data.template.spec) : undefined;
+      } catch {
+        l = undefined;
+      }
+      limits.set(w.metadata.uid!, l);
+    }
+    const usage = usageByWorkload(this.d.instances.list(namespace), (u) => limits.get(u));
+    let usedByOthers: QuotaAmounts = ZERO;
+    // A Workload gone from the caches counts only by what its Instances still hold.
+    for (const u of admitted.keys()) if (!limits.has(u)) admitted.delete(u);
+    for (const u of new Set([...usage.keys(), ...admitted.keys()])) {
+      if (u === uid) continue;
+      const seen = usage.get(u) ?? { replicas: ZERO, surge: ZERO };
+      usedByOthers = add(usedByOthers, add(maxOf(seen.replicas, admitted.get(u) ?? ZERO), seen.surge));
+    }
+    const perInstance = amountsOf(valid.requests, valid.limits);
+    const admission = admitReplicas({
+      quotas,
+      usedByOthers,
+      usedBySurge: usage.get(uid)?.surge ?? ZERO,
+      perInstance,
+      wanted: valid.spec.replicas,
+      placed: mine.filter((i) => i.metadata.labels?.[SURGE_LABEL] !== 'true').length,
+    });
+    admitted.set(uid, add(ZERO, perInstance, admission.allowed));
+    return admission;
   }
 
   /** The API group whose same-named Workload owns this one's instance names, when another one does. */

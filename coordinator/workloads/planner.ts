@@ -12,6 +12,7 @@
 import type { InstanceTemplate, WorkloadDeploymentSpec } from '../../shared/api/index.js';
 import { templateHash } from '../../shared/template-hash.js';
 import { schedule } from '../placement/index.js';
+import { quotaMessage } from '../quota/admit.js';
 import { attachmentsOf, hasStaticAddress } from './attachments.js';
 import { buildIntents, type IntentMember } from './intents.js';
 import { instanceKey, nextSurgeName, ordinalOf, surgeOrdinal } from './naming.js';
@@ -106,7 +107,8 @@ export function planWorkload(s: WorkloadSnapshot, v: ValidWorkload): WorkloadPla
     workload: {
       namespace,
       name,
-      replicas: spec.replicas,
+      // Replicas beyond a ResourceQuota are not placed (coordinator/quota/admit.ts).
+      replicas: s.quota ? s.quota.allowed : spec.replicas,
       ...(spec.placement ? { placement: spec.placement } : {}),
       instanceLabels: labels,
       resources: v.requests,
@@ -251,6 +253,14 @@ export function planWorkload(s: WorkloadSnapshot, v: ValidWorkload): WorkloadPla
       message: `${placed.unplaced} instance(s) cannot be placed: ${placed.reason ?? ''}`,
     });
   }
+  const quota = s.quota?.applies
+    ? { granted: !s.quota.blocked, message: quotaMessage(s.quota, spec.replicas) }
+    : undefined;
+  const before = wl.status?.conditions?.find((c) => c.type === 'QuotaGranted');
+  if (quota && !quota.granted && before?.message !== quota.message)
+    events.push({ type: 'Warning', reason: 'QuotaExceeded', message: quota.message });
+  if (quota?.granted && before?.status === 'False')
+    events.push({ type: 'Normal', reason: 'QuotaGranted', message: quota.message });
   const removed = new Set(placed.remove.map((r) => r.name));
   // An Instance's spec says the template it runs (new ones are created on the current one).
   const switchTemplate: WorkloadPlan['switchTemplate'] = [];
@@ -318,6 +328,7 @@ export function planWorkload(s: WorkloadSnapshot, v: ValidWorkload): WorkloadPla
       currentHash: hash,
       unplaced: placed.unplaced,
       ...(placed.reason ? { unschedulableReason: placed.reason } : {}),
+      ...(quota ? { quota } : {}),
       deleting: false,
       maxUnavailable,
       ...(wl.status ? { previous: wl.status } : {}),
@@ -325,7 +336,11 @@ export function planWorkload(s: WorkloadSnapshot, v: ValidWorkload): WorkloadPla
     },
     events,
     // Unplaced replicas may fit later; hosts arriving also requeue everything. A waiting rollout is driven by
-    // host reports, with a timer as a safety net.
-    ...(placed.unplaced > 0 ? { requeueAfterMs: 10_000 } : rolling ? { requeueAfterMs: 5_000 } : {}),
+    // host reports, with a timer as a safety net. Room under a quota may come from another Workload shrinking.
+    ...(placed.unplaced > 0 || (quota && !quota.granted)
+      ? { requeueAfterMs: 10_000 }
+      : rolling
+        ? { requeueAfterMs: 5_000 }
+        : {}),
   };
 }

@@ -143,6 +143,11 @@ export interface WorkloadStatusInput {
    * max_payload): Progressing False with that reason, until it can be.
    */
   publishError?: { reason: string; message: string };
+  /**
+   * The namespace's ResourceQuotas' verdict, when one tracks compute resources: condition QuotaGranted (False
+   * names the quota, what is used and what is asked) and Progressing False (QuotaExceeded). Absent: no condition.
+   */
+  quota?: { granted: boolean; message: string };
   /** Whether the Workload is being deleted. */
   deleting: boolean;
   /** Instances that may be unavailable while Available stays True (maxUnavailable, resolved). */
@@ -219,6 +224,13 @@ export function workloadStatus(input: WorkloadStatusInput): WorkloadStatus {
       reason: input.publishError.reason,
       message: input.publishError.message,
     };
+  } else if (input.quota && !input.quota.granted) {
+    progressing = {
+      type: 'Progressing',
+      status: 'False',
+      reason: 'QuotaExceeded',
+      message: input.quota.message,
+    };
   } else if (input.unplaced > 0) {
     progressing = {
       type: 'Progressing',
@@ -256,6 +268,18 @@ export function workloadStatus(input: WorkloadStatusInput): WorkloadStatus {
     };
   }
   conditions = setCondition(conditions, progressing, now);
+  conditions = input.quota
+    ? setCondition(
+        conditions,
+        {
+          type: 'QuotaGranted',
+          status: input.quota.granted ? 'True' : 'False',
+          reason: input.quota.granted ? 'QuotaGranted' : 'QuotaExceeded',
+          message: input.quota.message,
+        },
+        now,
+      )
+    : conditions.filter((c) => c.type !== 'QuotaGranted');
   if (input.addressing) {
     const ok = input.addressing.reason === 'AddressesAssigned';
     conditions = setCondition(

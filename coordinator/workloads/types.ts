@@ -17,6 +17,7 @@ import type { DeploymentIntent, ReportedInstance, ResolvedValues } from '../../s
 import type { HostState } from '../hosts/registry.js';
 import type { KubeObject } from '../kube/client.js';
 import type { HostInfo, InstanceInfo } from '../placement/index.js';
+import type { Admission } from '../quota/admit.js';
 import type { ReferenceLookup } from './references.js';
 import type { ObservedInstance, WorkloadStatusInput } from './status.js';
 
@@ -80,6 +81,8 @@ export interface WorkloadSnapshot {
   lookup: ReferenceLookup;
   /** Now (RFC 3339), for status and intents. */
   now: string;
+  /** The namespace's ResourceQuotas' verdict on spec.replicas (coordinator/quota/); absent: no quota read. */
+  quota?: Admission;
 }
 
 /** An event to record once the writes of the pass are done. */

@@ -69,6 +69,7 @@ describe('deploy/kubernetes', () => {
       const known = new Set<string>([
         '/secrets',
         '/configmaps',
+        '/resourcequotas',
         '/events',
         '/namespaces',
         'coordination.k8s.io/leases',
