@@ -15,6 +15,7 @@ import { createUser } from '@nats-io/nkeys';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../../shared/log.js';
 import { type EnrollmentKeys, issueUserJwt } from '../../shared/nats/accounts.js';
+import { isWrongRevision } from '../../shared/nats/bucket-cas.js';
 import {
   type AdminResponse,
   HostRevokeRequest,
@@ -29,6 +30,9 @@ import type { Subjects } from '../../shared/nats/subjects.js';
 import { decideJoin, tokenState } from './decisions.js';
 import { pushRevocations } from './resolver.js';
 import type { EnrollmentStore } from './store.js';
+
+/** Decisions of one join, each on a fresh read, before a bucket that keeps changing fails it. */
+const JOIN_ATTEMPTS = 20;
 
 export interface EnrollmentServiceOptions {
   /** The coordinator's connection (EDGE account). */
@@ -119,7 +123,12 @@ export class EnrollmentService {
           );
         }
       } catch (e) {
-        if (attempt < 3) continue;
+        // Bucket-wide compare-and-set: any other write (another host joining) refuses this one; decide again
+        // after a short random pause so joins arriving together do not collide in lockstep.
+        if (attempt < JOIN_ATTEMPTS && isWrongRevision(e)) {
+          await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
+          continue;
+        }
         throw e;
       }
       const jwt = await issueUserJwt(keys, {

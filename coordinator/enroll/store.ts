@@ -2,12 +2,15 @@
  * The enrollment service's records in a JetStream KV bucket the coordinator owns (`<prefix>-enroll`): join
  * tokens under `tokens.<id>` and enrolled hosts under `hosts.<host>`. Every change is a compare-and-set on the
  * revision read, so two writers (a second coordinator during a leader change) can never both use the last use
- * of a token. Enrolled hosts are also kept in memory: the host registry asks for a host's bound identity on
+ * of a token. The compare-and-set is bucket-wide (shared/nats/bucket-cas.ts): on an R3 bucket of the
+ * nats-server we ship, the per-key one can let two writers win. Enrolled hosts are also kept in memory: the host registry asks for a host's bound identity on
  * every report.
  */
+import { type JetStreamClient, type JetStreamManager, jetstream } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../../shared/log.js';
+import { publishIfLastSequence, readForCas } from '../../shared/nats/bucket-cas.js';
 import { HostEnrollment, TokenRecord } from '../../shared/nats/enrollment.js';
 import { decode, encode } from '../../shared/nats/messages.js';
 import type { Subjects } from '../../shared/nats/subjects.js';
@@ -29,12 +32,16 @@ export interface EnrollmentStoreOptions {
 
 export class EnrollmentStore {
   private kv: KV | undefined;
+  private js: JetStreamClient | undefined;
+  private jsm: JetStreamManager | undefined;
   private readonly hostsByName = new Map<string, HostEnrollment>();
 
   constructor(private readonly opts: EnrollmentStoreOptions) {}
 
   /** Opens (or creates) the bucket and loads the enrolled hosts. */
   async start(): Promise<void> {
+    this.js = jetstream(this.opts.nc);
+    this.jsm = await this.js.jetstreamManager();
     this.kv = await new Kvm(this.opts.nc).create(this.opts.subjects.enrollBucket, {
       history: 1,
       replicas: this.opts.replicas ?? 1,
@@ -71,11 +78,21 @@ export class EnrollmentStore {
     return { value: decode(schema as never, e.value) as ReturnType<T['parse']>, revision: e.revision };
   }
 
-  /** Writes `value` if the key is still at `revision` (0: must not exist); throws on a conflict. */
+  /**
+   * Writes `value` if the key is still at `revision` (0: must not exist) and nothing else was written to the
+   * bucket since; throws on a conflict (the caller reads and decides again).
+   */
   private async put(key: string, value: unknown, revision: number): Promise<void> {
-    const kv = this.bucket();
-    if (revision === 0) await kv.create(key, encode(value));
-    else await kv.update(key, encode(value), revision);
+    const bucket = this.opts.subjects.enrollBucket;
+    const subject = `$KV.${bucket}.${key}`;
+    this.bucket();
+    const read = await readForCas(this.jsm!, `KV_${bucket}`, subject);
+    const current = read.entry && !read.entry.deleted ? read.entry.revision : 0;
+    if (current !== revision)
+      throw new Error(
+        `enrollment record ${key} is at revision ${current}, not ${revision}: wrong last sequence`,
+      );
+    await publishIfLastSequence(this.js!, subject, encode(value), read.lastSequence);
   }
 
   token(id: string): Promise<Versioned<TokenRecord> | undefined> {

@@ -27,7 +27,7 @@ import { type JetStreamClient, type JetStreamManager, jetstream } from '@nats-io
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../../shared/log.js';
-import { publishIfLastSequence } from '../../shared/nats/bucket-cas.js';
+import { errorText, isWrongRevision, publishIfLastSequence } from '../../shared/nats/bucket-cas.js';
 import {
   type DeploymentIntent,
   encode,
@@ -186,7 +186,7 @@ export class IntentStore {
           await this.takeOver();
           return;
         } catch (err) {
-          if (!isWrongSequence(err) || attempt >= 5) throw err;
+          if (!isWrongRevision(err) || attempt >= 5) throw err;
           // Another writer wrote while we read: read again and take an epoch above it.
           this.opts.log.warn({ attempt }, 'intents bucket changed while taking it over; again');
         }
@@ -467,7 +467,7 @@ export class IntentStore {
       try {
         return await this.publish(key, data);
       } catch (err) {
-        if (!isWrongSequence(err) && !isNoStream(err)) throw err;
+        if (!isWrongRevision(err) && !isNoStream(err)) throw err;
         this.conflicts++;
         if (attempt >= retries)
           throw new IntentConflictError(
@@ -589,19 +589,6 @@ function intentDigest(
 export function openLocationBucket(nc: NatsConnection, bucket: string, replicas = 1): Promise<KV> {
   return new Kvm(nc).create(bucket, { history: 1, replicas, allow_direct: true });
 }
-
-function errorText(err: unknown): string {
-  return `${(err as Error)?.message ?? ''} ${(err as { api_error?: { err_code?: number } })?.api_error?.err_code ?? ''} ${(err as { code?: unknown })?.code ?? ''}`;
-}
-
-/**
- * The server refused a write: the stream's (or key's) last sequence was not the expected one (JetStream error
- * 10071 "wrong last sequence"), or the key exists on create.
- */
-export function isWrongRevision(err: unknown): boolean {
-  return /wrong last sequence|10071|key exists|10164/i.test(errorText(err));
-}
-const isWrongSequence = isWrongRevision;
 
 /** The bucket's stream is gone (deleted, or not yet recreated). */
 function isNoStream(err: unknown): boolean {

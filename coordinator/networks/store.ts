@@ -19,9 +19,8 @@ import { type JetStreamClient, type JetStreamManager, jetstream } from '@nats-io
 import { type KV, type KvEntry, Kvm, KvWatchInclude } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../../shared/log.js';
-import { publishIfLastSequence, readForCas } from '../../shared/nats/bucket-cas.js';
+import { isWrongRevision, publishIfLastSequence, readForCas } from '../../shared/nats/bucket-cas.js';
 import type { Subjects } from '../../shared/nats/subjects.js';
-import { isWrongRevision } from '../intents/store.js';
 import { type Block, formatCidr, formatIPv4, parseCidr, parseIPv4 } from './cidr.js';
 import type { EffectiveNetwork } from './config.js';
 import {

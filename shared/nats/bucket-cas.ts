@@ -4,7 +4,7 @@
  * sequence the writer read. On the nats-server we ship (2.9.10) the per-key check nats.js `kv.create`/`kv.update`
  * send (`Nats-Expected-Last-Subject-Sequence`) can let two writers win on an R3 stream; the bucket-wide one holds
  * (docs/reliability.md § "NATS compare-and-set"). Users: coordinator/intents/store.ts (fencing),
- * coordinator/networks/store.ts (IPAM claims).
+ * coordinator/networks/store.ts (IPAM claims), coordinator/enroll/store.ts (join tokens).
  */
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
@@ -12,7 +12,7 @@ import { headers as natsHeaders } from '@nats-io/transport-node';
 /**
  * Publishes `data` (or, when undefined, a KV delete marker) to a KV `subject`, accepted only if the stream's last
  * sequence is still `lastSequence`. Returns the new message's sequence; a refusal throws (JetStream error 10071,
- * see coordinator/intents/store.ts `isWrongRevision`).
+ * `isWrongRevision`).
  */
 export async function publishIfLastSequence(
   js: JetStreamClient,
@@ -24,6 +24,19 @@ export async function publishIfLastSequence(
   if (!data) h.set('KV-Operation', 'DEL');
   const ack = await js.publish(subject, data ?? new Uint8Array(0), { headers: h, expect: { lastSequence } });
   return ack.seq;
+}
+
+/** An error's message, JetStream error code and code, as one string to match on. */
+export function errorText(err: unknown): string {
+  return `${(err as Error)?.message ?? ''} ${(err as { api_error?: { err_code?: number } })?.api_error?.err_code ?? ''} ${(err as { code?: unknown })?.code ?? ''}`;
+}
+
+/**
+ * The server refused a write: the stream's (or key's) last sequence was not the expected one (JetStream error
+ * 10071 "wrong last sequence"), or the key exists on create.
+ */
+export function isWrongRevision(err: unknown): boolean {
+  return /wrong last sequence|10071|key exists|10164/i.test(errorText(err));
 }
 
 /** A KV key as the stream leader has it now (never a lagging direct get): its revision and value. */
