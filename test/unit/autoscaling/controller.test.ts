@@ -168,3 +168,35 @@ describe('planAutoscale', () => {
     expect(later.events[0]!.message).toMatch(/^New size: 1 \(from 4\); CPU utilisation 0.0 % of request/);
   });
 });
+
+describe('spec.autoscaling validation', () => {
+  it('refuses minReplicas above maxReplicas and unknown metrics, naming the field', async () => {
+    const { WorkloadSpec } = await import('../../../shared/api/index.js');
+    const { formatIssues } = await import('../../../shared/nats/messages.js');
+    const bad = WorkloadSpec.safeParse({
+      replicas: 1,
+      template,
+      autoscaling: { minReplicas: 4, maxReplicas: 2 },
+    });
+    expect(bad.success).toBe(false);
+    expect(formatIssues(bad.error!, 'spec')).toContain(
+      'spec.autoscaling.minReplicas: minReplicas must not exceed maxReplicas',
+    );
+    const memory = WorkloadSpec.safeParse({
+      replicas: 1,
+      template,
+      autoscaling: {
+        maxReplicas: 2,
+        metrics: [
+          {
+            type: 'Resource',
+            resource: { name: 'memory', target: { type: 'Utilization', averageUtilization: 50 } },
+          },
+        ],
+      },
+    });
+    expect(formatIssues(memory.error!, 'spec')).toContain('spec.autoscaling.metrics.0.resource.name');
+    const ok = WorkloadSpec.parse({ replicas: 1, template, autoscaling: { maxReplicas: 2 } });
+    expect(ok.autoscaling).toEqual({ minReplicas: 1, maxReplicas: 2 });
+  });
+});
