@@ -341,17 +341,26 @@ export class GvisorDriver implements Driver {
   }
 
   async inspect(namespace: string, name: string): Promise<InstanceState | undefined> {
-    const list = await this.listInstanceContainers(namespace, name);
-    if (!list.length) return undefined;
-    return this.stateOf(list);
+    return this.stateOf(await this.listInstanceContainers(namespace, name));
   }
 
-  /** The instance of these containers (one instance's), from their labels and docker inspect. */
-  private async stateOf(list: Docker.ContainerInfo[]): Promise<InstanceState> {
+  /**
+   * The instance of these containers (one instance's), from their labels and docker inspect; undefined when none
+   * is left. A container removed between the listing and its inspect (an instance being replaced or removed,
+   * a window that grows with the host's load) is gone, not a failure to observe the runtime: a failed list
+   * reports every instance of the host Unknown and not ready.
+   */
+  private async stateOf(list: Docker.ContainerInfo[]): Promise<InstanceState | undefined> {
     const observed: ObservedContainer[] = [];
-    for (const info of list)
-      observed.push({ info, inspect: await this.docker.getContainer(info.Id).inspect() });
-    const { [LABELS.namespace]: namespace = '', [LABELS.instance]: name = '' } = list[0]!.Labels;
+    for (const info of list) {
+      try {
+        observed.push({ info, inspect: await this.docker.getContainer(info.Id).inspect() });
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+      }
+    }
+    if (!observed.length) return undefined;
+    const { [LABELS.namespace]: namespace = '', [LABELS.instance]: name = '' } = observed[0]!.info.Labels;
     return instanceStateOf(observed, this.probeRestarts(namespace, name), this.runtimeName);
   }
 
@@ -502,7 +511,10 @@ export class GvisorDriver implements Driver {
       groups.set(key, [...(groups.get(key) ?? []), info]);
     }
     const out: InstanceState[] = [];
-    for (const list of groups.values()) out.push(await this.stateOf(list));
+    for (const list of groups.values()) {
+      const state = await this.stateOf(list);
+      if (state) out.push(state);
+    }
     return out;
   }
 }

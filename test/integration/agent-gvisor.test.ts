@@ -7,7 +7,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import type Dockerode from 'dockerode';
 import { describe, expect, it } from 'vitest';
+import { Docker } from '../../agent/drivers/docker.js';
 import type { InstanceRequest } from '../../agent/drivers/driver.js';
 import { GvisorDriver } from '../../agent/drivers/gvisor.js';
 import { claimVolumeName, defaultSecretRoot } from '../../agent/drivers/volumes.js';
@@ -306,6 +308,45 @@ describe('gVisor driver', () => {
     expect(state.containers[0]).toMatchObject({ exitCode: 3 });
     expect(state.message).toMatch(/container main .*exit code 3/);
     await d.destroy(req.namespace, req.name);
+  });
+
+  it('lists an instance removed between the listing and its inspect as gone, not the runtime as unobservable', async () => {
+    dockerFixture();
+    const real = new Docker();
+    // dockerd's listing taken while both instances ran; one is removed before its containers are inspected.
+    let listing: Dockerode.ContainerInfo[] | undefined;
+    const docker = Object.create(real) as Dockerode;
+    docker.listContainers = ((opts: Dockerode.ContainerListOptions) =>
+      listing ? Promise.resolve(listing) : real.listContainers(opts)) as Dockerode['listContainers'];
+    const d = new GvisorDriver({
+      host,
+      docker,
+      publishAddress: '127.0.0.1',
+      stateDir: tempDir('ep-st-'),
+      log,
+    });
+    const [kept, gone] = [
+      request({ image: BUSYBOX_IMAGE, command: ['sleep', '600'] }),
+      request({ image: BUSYBOX_IMAGE, command: ['sleep', '600'] }),
+    ];
+    await d.start(kept!);
+    await d.start(gone!);
+    const taken = await real.listContainers({
+      all: true,
+      filters: { label: [`edgeplane.dev/host=${host}`] },
+    });
+    expect(taken.map((c) => c.Labels['edgeplane.dev/instance'])).toEqual(
+      expect.arrayContaining([kept!.name, gone!.name]),
+    );
+    await d.destroy(gone!.namespace, gone!.name);
+    listing = taken;
+    const states = await d.list();
+    expect(states.map((s) => s.name)).toContain(kept!.name);
+    expect(states.map((s) => s.name)).not.toContain(gone!.name);
+    listing = taken.filter((c) => c.Labels['edgeplane.dev/instance'] === gone!.name);
+    expect(await d.inspect(gone!.namespace, gone!.name)).toBeUndefined();
+    listing = undefined;
+    await d.destroy(kept!.namespace, kept!.name);
   });
 
   it('rejects what it cannot run with an error naming the field and leaves nothing behind', async () => {
