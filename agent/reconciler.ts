@@ -72,8 +72,15 @@ export class Reconciler extends EventEmitter {
   private lastDigest = '';
   private desiredByKey = new Map<string, InstanceRequest>();
   private readonly probes: ProbeManager;
-  /** One `list()` per runtime at a time: a hung dockerd costs one pending request, not one per pass. */
-  private readonly listing = new SingleFlight<InstanceState[]>();
+  /**
+   * One `list()` per runtime at a time: a hung dockerd costs one pending request, not one per pass. Each listing
+   * carries the {@link opClock} of its start.
+   */
+  private readonly listing = new SingleFlight<{ states: InstanceState[]; since: number }>();
+  /** Counts the starts and removals that ended; a listing older than an instance's last one is stale for it. */
+  private opClock = 0;
+  /** The {@link opClock} at which each instance's last start or removal ended. */
+  private readonly settled = new Map<string, number>();
   /** The runtime each reported instance was last listed by. */
   private readonly seenOn = new Map<string, Runtime>();
   /**
@@ -152,15 +159,20 @@ export class Reconciler extends EventEmitter {
     // A runtime that cannot be observed (dockerd down) is left alone: nothing of it is started, removed or
     // reported changed until it answers again.
     const unobserved = new Map<Runtime, string>();
+    // The oldest listing's start: a start or removal that ended after it may not show in what was listed (a
+    // listing takes seconds on a loaded host), so the instance is judged by the next pass, never by this one.
+    let listedSince = this.opClock;
     for (const [runtime, driver] of Object.entries(this.opts.drivers) as Array<[Runtime, Driver]>) {
       try {
+        const since = this.opClock;
         const listed = await this.listing.run(
           runtime,
-          () => driver.list(),
+          async () => ({ states: await driver.list(), since }),
           this.opts.observeTimeoutMs ?? 20_000,
           `the ${runtime} runtime (list)`,
         );
-        for (const state of listed) {
+        listedSince = Math.min(listedSince, listed.since);
+        for (const state of listed.states) {
           actual.set(key(state.namespace, state.name), { state, driver });
           this.seenOn.set(key(state.namespace, state.name), runtime);
         }
@@ -182,6 +194,14 @@ export class Reconciler extends EventEmitter {
     const desired = new Map(this.desired().map((r) => [key(r.namespace, r.name), r]));
     this.desiredByKey = desired;
     const next = new Map<string, InstanceState>();
+    // Instances whose start or removal ended after the listing began: what was listed of them is stale (a start
+    // judged on it was started again, destroying the instance it had just made ready). The op's end asked for
+    // another pass, which sees them as they are.
+    const stale = new Set<string>();
+    for (const [k, at] of this.settled) {
+      if (at > listedSince) stale.add(k);
+      else this.settled.delete(k);
+    }
 
     for (const [k, req] of desired) {
       const have = actual.get(k);
@@ -192,7 +212,7 @@ export class Reconciler extends EventEmitter {
         next.set(k, this.unknownState(this.states.get(k) ?? this.pendingState(req), runtime!, blind));
         continue;
       }
-      if (this.inflight.has(k)) {
+      if (this.inflight.has(k) || stale.has(k)) {
         next.set(k, this.states.get(k) ?? { ...this.pendingState(req), phase: 'Starting' });
         continue;
       }
@@ -272,7 +292,8 @@ export class Reconciler extends EventEmitter {
         if (desired.has(k) || refused.has(k)) continue;
         // Keep reporting it until it is gone: deletion waits on exactly this.
         next.set(k, { ...have.state, phase: 'Stopping', ready: false });
-        if (!this.inflight.has(k)) this.launch(k, () => this.removeOne(have.state, have.driver));
+        if (!this.inflight.has(k) && !stale.has(k))
+          this.launch(k, () => this.removeOne(have.state, have.driver));
       }
     }
     // An instance being removed on a runtime that went blind is still there as far as anyone knows: it stays
@@ -284,7 +305,7 @@ export class Reconciler extends EventEmitter {
     }
     for (const k of this.seenOn.keys()) if (!next.has(k)) this.seenOn.delete(k);
     if (this.opts.synced() && !unobserved.size && ports)
-      await this.removeUnneededPorts(ports, actual, desired);
+      await this.removeUnneededPorts(ports, actual, desired, stale);
     this.states = next;
     this.syncProbes(actual);
     this.publishIfChanged();
@@ -325,8 +346,10 @@ export class Reconciler extends EventEmitter {
     ports: Map<string, HostPort[]>,
     actual: Map<string, { state: InstanceState; driver: Driver }>,
     desired: Map<string, InstanceRequest>,
+    stale: Set<string>,
   ): Promise<void> {
-    const needed = new Set(this.inflight.keys());
+    // An instance just started may have attached its ports after the listing missed its containers.
+    const needed = new Set([...this.inflight.keys(), ...stale]);
     for (const k of actual.keys()) {
       const req = desired.get(k);
       if (!req || req.interfaces?.length) needed.add(k);
@@ -357,6 +380,7 @@ export class Reconciler extends EventEmitter {
   private launch(k: string, op: () => Promise<void>): void {
     const p = op().finally(() => {
       this.inflight.delete(k);
+      this.settled.set(k, ++this.opClock);
       this.trigger();
     });
     this.inflight.set(k, p);

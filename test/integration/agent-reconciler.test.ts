@@ -59,6 +59,21 @@ function reconciler(intents: HostIntent[]): { r: Reconciler; driver: Driver } {
 
 const stateOf = (r: Reconciler, workload: string) => r.observed().find((s) => s.workload === workload);
 
+/** Ids of the containers (running or not) of one instance of this file's host. */
+const containerIdsOf = async (instance: string) =>
+  (
+    await docker([
+      'ps',
+      '-aq',
+      '--filter',
+      `label=edgeplane.dev/host=${host}`,
+      '--filter',
+      `label=edgeplane.dev/instance=${instance}`,
+    ])
+  ).stdout
+    .split('\n')
+    .filter(Boolean);
+
 describe('agent reconciler', () => {
   it('gates readiness on exec and HTTP readiness probes, and restarts a container whose TCP liveness probe fails', async () => {
     await ensureImage(HTTPD_IMAGE, { cmd: HTTPD_CMD });
@@ -172,6 +187,60 @@ describe('agent reconciler', () => {
     expect(stateOf(r, 'blind')).toMatchObject({ phase: 'Unknown', ready: false });
     expect(stateOf(r, 'blind')?.message).toMatch(/the gvisor runtime cannot be observed: .*nonexistent/);
     await r.stop();
+  });
+
+  it('never judges an instance by a listing taken before its start ended (a slow listing under load)', async () => {
+    dockerFixture();
+    const intents = [intent('slowlist', { image: BUSYBOX_IMAGE, command: ['sleep', '3600'] })];
+    const real = new GvisorDriver({ host, stateDir: tempDir('edgeplane-agent-state-'), log });
+    // A host so loaded that a listing returns only after a start that began meanwhile has ended: the start waits
+    // for a listing to have been taken, and that listing is returned once the start is done.
+    let starts = 0;
+    let listed: (() => void) | undefined;
+    let starting: Promise<unknown> | undefined;
+    const d = Object.create(real) as GvisorDriver;
+    d.start = async (req) => {
+      starts++;
+      await new Promise<void>((res) => {
+        listed = res;
+      });
+      starting = real.start(req);
+      return (await starting) as Awaited<ReturnType<GvisorDriver['start']>>;
+    };
+    d.list = async () => {
+      const states = await real.list();
+      listed?.();
+      listed = undefined;
+      await new Promise((res) => setTimeout(res, 20));
+      const s = starting;
+      if (s) {
+        starting = undefined;
+        await s.catch(() => undefined);
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      return states;
+    };
+    const r = new Reconciler({
+      host,
+      drivers: { gvisor: d },
+      intents: () => intents,
+      synced: () => true,
+      resyncMs: 300,
+      log,
+    });
+    r.start();
+    cleanup(async () => {
+      await r.stop();
+      intents.length = 0;
+      await r.pass();
+    });
+    await waitFor('running', () => stateOf(r, 'slowlist')?.phase === 'Running', { timeoutMs: 60_000 });
+    const [id] = await containerIdsOf('slowlist-loc-0');
+    // Several more passes, each listing slowly.
+    await new Promise((res) => setTimeout(res, 3000));
+    expect(starts).toBe(1);
+    expect(await containerIdsOf('slowlist-loc-0')).toEqual([id]);
+    expect(stateOf(r, 'slowlist')).toMatchObject({ phase: 'Running', ready: true });
   });
 
   it('runs each instance on the template revision its intent names, and replaces only the ones that switch', async () => {
