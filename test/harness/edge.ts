@@ -78,18 +78,23 @@ export async function startNatsAndKube(
   dir: string,
   o: { natsConfigExtra?: string; kube?: Omit<KubeApiOptions, 'dir'> } = {},
 ): Promise<{ nats: NatsServerHandle; kube: KubeApiHandle }> {
+  // Each daemon's cleanup is registered as soon as it is up, so one failing to start never leaks the other.
   const [nats, kube] = await Promise.all([
     startNatsServer({
       dir: path.join(dir, 'nats'),
       ...(o.natsConfigExtra ? { configExtra: o.natsConfigExtra } : {}),
+    }).then((n) => {
+      cleanup(() => n.stop());
+      return n;
     }),
     startKubeApi({
       dir: path.join(dir, 'kube'),
       ...(o.kube ?? { crdDir: path.join(REPO_DIR, 'deploy/crds') }),
+    }).then((k) => {
+      cleanup(() => k.stop());
+      return k;
     }),
   ]);
-  cleanup(() => nats.stop());
-  cleanup(() => kube.stop());
   return { nats, kube };
 }
 
