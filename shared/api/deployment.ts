@@ -13,6 +13,14 @@ export const WorkloadDeploymentSpec = z
       })
       .describe('The Workload this deployment belongs to.'),
     location: z.string().describe('The location it runs in.'),
+    placementName: z
+      .string()
+      .optional()
+      .describe("The placement of a v1alpha Workload's spec.placements this deployment serves."),
+    cityCode: z
+      .string()
+      .optional()
+      .describe('The city code of that placement it serves (its Location has it).'),
     replicas: z.number().int().min(0).describe('Instances in this location.'),
     template: InstanceTemplate.describe('The instance template, copied from the Workload.'),
     templateHash: z.string().optional().describe('Hash of the template, to tell updated instances.'),

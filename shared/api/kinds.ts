@@ -8,12 +8,27 @@ import { WorkloadDeploymentSpec, WorkloadDeploymentStatus } from './deployment.j
 import { HostSpec, HostStatus, LocationSpec, LocationStatus } from './host.js';
 import { InstanceSpec, InstanceStatus } from './instance.js';
 import { NetworkSpec, NetworkStatus } from './network.js';
+import * as v1alphaDeployment from './v1alpha/deployment.js';
+import * as v1alpha from './v1alpha/workload.js';
 import { WorkloadSpec, WorkloadStatus } from './workload.js';
 
 /** The API group everything but the Workload aliases lives in. */
 export const GROUP = 'compute.datumapis.com';
-/** The one version served. */
+/** The version every kind is served and stored at. */
 export const VERSION = 'v1alpha1';
+/** Datum's released compute API version, served beside VERSION in GROUP for Workload and WorkloadDeployment. */
+export const DATUM_VERSION = 'v1alpha';
+/**
+ * Where kube-apiserver sends ConversionReviews between VERSION and DATUM_VERSION: the coordinator's webhook
+ * (coordinator/conversion/). The generated CRDs name this Service (deploy/kubernetes); a coordinator started with
+ * `--webhook-address` writes its own URL or this Service and its CA into the CRDs at start.
+ */
+export const CONVERSION_SERVICE = {
+  namespace: 'edgeplane-system',
+  name: 'edge-coordinator-webhook',
+  path: '/convert',
+  port: 443,
+} as const;
 /** The groups a Workload is served in; the docs use all three. The first is where kubectl looks by default. */
 export const WORKLOAD_GROUPS = [GROUP, 'compute.miloapis.com', 'workload.datum.net'] as const;
 /** The finalizer the coordinator puts on Workloads so deletion waits for every instance to be removed. */
@@ -31,6 +46,18 @@ export interface PrinterColumn {
   priority?: number;
   /** Column description. */
   description?: string;
+}
+
+/** A version served beside VERSION, in GROUP only, converted by the coordinator's webhook. */
+export interface ExtraVersion {
+  /** The version name, e.g. v1alpha. */
+  name: string;
+  /** Schema of .spec. */
+  spec: z.ZodType;
+  /** Schema of .status. */
+  status: z.ZodType;
+  /** Columns of `kubectl get` at this version. */
+  printerColumns: PrinterColumn[];
 }
 
 /** One kind served by Edgeplane. */
@@ -59,6 +86,23 @@ export interface KindDefinition {
   printerColumns: PrinterColumn[];
   /** The scale subresource, when `kubectl scale` applies. */
   scale?: { specReplicasPath: string; statusReplicasPath: string; labelSelectorPath?: string };
+  /** Versions served beside VERSION in GROUP (stored as VERSION; converted by the webhook). */
+  extraVersions?: ExtraVersion[];
+}
+
+/** A column showing a condition's status or reason, as Datum's printer columns do. */
+function conditionColumn(
+  name: string,
+  type: string,
+  field: 'status' | 'reason',
+  priority?: number,
+): PrinterColumn {
+  return {
+    name,
+    type: 'string',
+    jsonPath: `.status.conditions[?(@.type=="${type}")].${field}`,
+    ...(priority ? { priority } : {}),
+  };
 }
 
 const age: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };
@@ -85,6 +129,24 @@ export const WorkloadKind: KindDefinition = {
     statusReplicasPath: '.status.replicas',
     labelSelectorPath: '.status.selector',
   },
+  extraVersions: [
+    {
+      name: DATUM_VERSION,
+      spec: v1alpha.WorkloadSpec,
+      status: v1alpha.WorkloadStatus,
+      // Datum's columns, in Datum's order.
+      printerColumns: [
+        age,
+        conditionColumn('Available', 'Available', 'status'),
+        conditionColumn('Reason', 'Available', 'reason'),
+        { name: 'Deployments', type: 'string', jsonPath: '.status.deployments' },
+        { name: 'Replicas', type: 'string', jsonPath: '.status.replicas' },
+        { name: 'Ready', type: 'string', jsonPath: '.status.readyReplicas' },
+        { name: 'Desired', type: 'string', jsonPath: '.status.desiredReplicas' },
+        { name: 'Up-to-date', type: 'string', jsonPath: '.status.currentReplicas' },
+      ],
+    },
+  ],
 };
 
 export const WorkloadDeploymentKind: KindDefinition = {
@@ -103,6 +165,24 @@ export const WorkloadDeploymentKind: KindDefinition = {
     { name: 'Replicas', type: 'integer', jsonPath: '.spec.replicas' },
     { name: 'Ready', type: 'integer', jsonPath: '.status.readyReplicas' },
     age,
+  ],
+  extraVersions: [
+    {
+      name: DATUM_VERSION,
+      spec: v1alphaDeployment.WorkloadDeploymentSpec,
+      status: v1alphaDeployment.WorkloadDeploymentStatus,
+      printerColumns: [
+        age,
+        conditionColumn('Available', 'Available', 'status'),
+        conditionColumn('Reason', 'Available', 'reason'),
+        { name: 'Replicas', type: 'string', jsonPath: '.status.replicas' },
+        { name: 'Ready', type: 'string', jsonPath: '.status.readyReplicas' },
+        { name: 'Desired', type: 'string', jsonPath: '.status.desiredReplicas' },
+        { name: 'Up-to-date', type: 'string', jsonPath: '.status.currentReplicas' },
+        { name: 'Location Namespace', type: 'string', jsonPath: '.status.location.namespace', priority: 1 },
+        { name: 'Location Name', type: 'string', jsonPath: '.status.location.name', priority: 1 },
+      ],
+    },
   ],
 };
 

@@ -1,5 +1,5 @@
 /** Builds the CustomResourceDefinitions of every Edgeplane kind from the zod schemas. */
-import { KINDS, type KindDefinition, VERSION } from '../api/kinds.js';
+import { CONVERSION_SERVICE, GROUP, KINDS, type KindDefinition, VERSION } from '../api/kinds.js';
 import { type JSONSchema, toStructuralSchema } from './openapi.js';
 
 /** A CustomResourceDefinition object, ready to serialise as YAML. */
@@ -7,20 +7,21 @@ export type CustomResourceDefinition = { [key: string]: unknown };
 
 /** The CRD of one kind in one group. */
 export function crdFor(kind: KindDefinition, group: string): CustomResourceDefinition {
-  const openAPIV3Schema: JSONSchema = {
+  const schemaOf = (spec: KindDefinition['spec'], status: KindDefinition['status']): JSONSchema => ({
     type: 'object',
     description: kind.description,
     properties: {
       apiVersion: { type: 'string', description: 'APIVersion of this object.' },
       kind: { type: 'string', description: 'Kind of this object.' },
       metadata: { type: 'object' },
-      spec: toStructuralSchema(kind.spec),
-      status: toStructuralSchema(kind.status),
+      spec: toStructuralSchema(spec),
+      status: toStructuralSchema(status),
     },
     ...(kind.specOptional ? {} : { required: ['spec'] }),
-  };
+  });
   const subresources: JSONSchema = { status: {} };
   if (kind.scale) subresources.scale = { ...kind.scale };
+  const extra = group === GROUP ? (kind.extraVersions ?? []) : [];
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
@@ -44,11 +45,31 @@ export function crdFor(kind: KindDefinition, group: string): CustomResourceDefin
           name: VERSION,
           served: true,
           storage: true,
-          schema: { openAPIV3Schema },
+          schema: { openAPIV3Schema: schemaOf(kind.spec, kind.status) },
           subresources,
           additionalPrinterColumns: kind.printerColumns,
         },
+        // Datum's v1alpha has no scale subresource (its replica counts are per placement).
+        ...extra.map((v) => ({
+          name: v.name,
+          served: true,
+          storage: false,
+          schema: { openAPIV3Schema: schemaOf(v.spec, v.status) },
+          subresources: { status: {} },
+          additionalPrinterColumns: v.printerColumns,
+        })),
       ],
+      ...(extra.length
+        ? {
+            conversion: {
+              strategy: 'Webhook',
+              webhook: {
+                conversionReviewVersions: ['v1'],
+                clientConfig: { service: { ...CONVERSION_SERVICE } },
+              },
+            },
+          }
+        : {}),
     },
   };
 }

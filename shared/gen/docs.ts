@@ -1,5 +1,5 @@
 /** Renders the API reference (docs/api.md) from the same zod schemas as the CRDs. */
-import { KINDS, VERSION } from '../api/kinds.js';
+import { GROUP, KINDS, VERSION } from '../api/kinds.js';
 import { type JSONSchema, toStructuralSchema } from './openapi.js';
 
 function typeOf(node: JSONSchema): string {
@@ -58,6 +58,20 @@ export function renderApiReference(): string {
     rows(toStructuralSchema(kind.spec), 'spec', true, out);
     rows(toStructuralSchema(kind.status), 'status', false, out);
     out.push('');
+    for (const v of kind.extraVersions ?? []) {
+      out.push(`### ${kind.kind} \`${GROUP}/${v.name}\``, '');
+      out.push(
+        `Datum's released shape, served beside \`${VERSION}\` and stored as \`${VERSION}\` (the coordinator's conversion webhook; [datum-v1alpha.md](datum-v1alpha.md)).`,
+      );
+      out.push(
+        '',
+        `- \`kubectl get\` columns: ${['NAME', ...v.printerColumns.filter((c) => !c.priority).map((c) => c.name.toUpperCase())].join(' ')}`,
+      );
+      out.push('', '| field | type | required | description |', '| --- | --- | --- | --- |');
+      rows(toStructuralSchema(v.spec), 'spec', true, out);
+      rows(toStructuralSchema(v.status), 'status', false, out);
+      out.push('');
+    }
   }
   return out.join('\n');
 }
