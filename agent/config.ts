@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { CITY_CODE_LABEL } from '../shared/api/placement.js';
 import { agentStateDir } from '../shared/host-paths.js';
 import { parseListenAddress } from '../shared/listen.js';
 import { formatIssues } from '../shared/nats/messages.js';
@@ -129,7 +130,11 @@ export function loadAgentConfig(
   if (s.provider) labels.provider = s.provider;
   if (s.region) labels['topology.kubernetes.io/region'] = s.region;
   if (s.zone) labels['topology.kubernetes.io/zone'] = s.zone;
-  if (s.cityCode) labels['edgeplane.dev/city-code'] = s.cityCode;
+  if (s.cityCode) {
+    labels['edgeplane.dev/city-code'] = s.cityCode;
+    // Datum's key: v1alpha placements select hosts by it (coordinator/conversion/workload.ts).
+    labels[CITY_CODE_LABEL] = s.cityCode;
+  }
   return {
     host,
     location: s.location,

@@ -5,6 +5,7 @@
  */
 
 import { parseListenAddress } from '../shared/listen.js';
+import type { WebhookConfig } from './conversion/server.js';
 import type { EnrollmentSettings } from './enroll/wire.js';
 import type { LeaderElectionOptions } from './kube/leader.js';
 
@@ -43,6 +44,8 @@ export interface CoordinatorConfig {
   autoscaleSyncMs: number;
   /** Scale-down stabilisation window of Workloads that set none (seconds; default 300). */
   autoscaleDownWindowSeconds: number;
+  /** The conversion webhook of compute.datumapis.com/v1alpha (coordinator/conversion/); absent: not served. */
+  webhook?: WebhookConfig;
 }
 
 /** The flags as the command line gives them: strings, before any check. */
@@ -85,6 +88,14 @@ export interface CoordinatorFlags {
   autoscaleSyncPeriod?: string | undefined;
   /** `--autoscale-downscale-stabilization`: seconds, 0 to 3600 (default 300). */
   autoscaleDownscaleStabilization?: string | undefined;
+  /** `--webhook-address`: host:port of the conversion webhook, or empty for none. */
+  webhookAddress?: string | undefined;
+  /** `--webhook-url`: the https URL kube-apiserver calls. */
+  webhookUrl?: string | undefined;
+  /** `--webhook-cert-dir`: directory of tls.crt, tls.key, ca.crt. */
+  webhookCertDir?: string | undefined;
+  /** `--webhook-cert-secret`: namespace/name of a Secret holding them. */
+  webhookCertSecret?: string | undefined;
 }
 
 /** A flag with a value the coordinator cannot run with; the message names the flag. */
@@ -148,6 +159,28 @@ export function loadCoordinatorConfig(
       throw new ConfigError((err as Error).message);
     }
   }
+  const webhookAddress = flags.webhookAddress?.trim();
+  let webhook: WebhookConfig | undefined;
+  if (webhookAddress) {
+    try {
+      parseListenAddress(webhookAddress, '--webhook-address');
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+    if (flags.webhookUrl && !/^https:\/\/[^/]+\/\S*$/.test(flags.webhookUrl))
+      throw new ConfigError(`--webhook-url: expected an https:// URL with a path, got ${flags.webhookUrl}`);
+    if (flags.webhookCertSecret && !/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(flags.webhookCertSecret))
+      throw new ConfigError(`--webhook-cert-secret: expected namespace/name, got ${flags.webhookCertSecret}`);
+    webhook = {
+      address: webhookAddress,
+      ...(flags.webhookUrl ? { url: flags.webhookUrl } : {}),
+      ...(flags.webhookCertDir ? { certDir: flags.webhookCertDir } : {}),
+      ...(flags.webhookCertSecret ? { certSecret: flags.webhookCertSecret } : {}),
+    };
+  } else if (flags.webhookUrl || flags.webhookCertDir || flags.webhookCertSecret)
+    throw new ConfigError(
+      '--webhook-url, --webhook-cert-dir and --webhook-cert-secret need --webhook-address',
+    );
   // client-go's proportions: renew deadline 2/3 of the lease, retry period 2/15 of it.
   const leaseMs = leaseDuration * 1000;
   return {
@@ -167,6 +200,7 @@ export function loadCoordinatorConfig(
       ? { enrollment: { keysFile: flags.enrollKeys, sysCreds: flags.natsSysCreds } }
       : {}),
     ...(metricsAddress ? { metricsAddress } : {}),
+    ...(webhook ? { webhook } : {}),
     ...(flags.leaderElect
       ? {
           leaderElection: {

@@ -22,6 +22,7 @@ import { startLinkDoctor } from '../shared/nats/link-doctor.js';
 import { Subjects } from '../shared/nats/subjects.js';
 import { AutoscalerController } from './autoscaling/controller.js';
 import type { CoordinatorConfig } from './config.js';
+import { ConversionWebhook } from './conversion/server.js';
 import { type Enrollment, startEnrollment } from './enroll/wire.js';
 import { wireFeedAndServices } from './feed/wire.js';
 import { AllocationIndex } from './hosts/allocation.js';
@@ -68,6 +69,8 @@ export class Coordinator {
   private audit: AuditRecorder | undefined;
   /** The HTTP side (metrics, health, dashboard): told of each term's role and handed its parts. */
   private observer: CoordinatorHttp | undefined;
+  /** The conversion webhook (every replica serves it, leading or not). */
+  private webhook: ConversionWebhook | undefined;
   readonly subjects: Subjects;
 
   constructor(
@@ -86,6 +89,19 @@ export class Coordinator {
         log: this.log,
         version: COORDINATOR_VERSION,
       });
+    // A webhook that cannot start (its Secret refused, its port taken) leaves v1alpha unserved, not the coordinator.
+    if (this.config.webhook)
+      this.webhook = await ConversionWebhook.start(
+        this.config.webhook,
+        new KubeClient(this.config.kubeconfig),
+        this.log.child({ part: 'conversion' }),
+      ).catch((err: Error) => {
+        this.log.error(
+          { err: apiErrorMessage(err) },
+          'conversion webhook not started: v1alpha is not served',
+        );
+        return undefined;
+      });
     await this.startTerm();
   }
 
@@ -93,6 +109,7 @@ export class Coordinator {
   async stop(): Promise<void> {
     this.stopping = true;
     await this.stopTerm();
+    await this.webhook?.close();
     await this.observer?.close();
   }
 

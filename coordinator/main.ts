@@ -98,6 +98,26 @@ const program = new Command('edge-coordinator')
     'serve /metrics, /healthz, /readyz and the dashboard here; "" turns it off [EDGE_METRICS_ADDRESS]',
     process.env.EDGE_METRICS_ADDRESS ?? '0.0.0.0:9464',
   )
+  .option(
+    '--webhook-address <host:port>',
+    'serve the conversion webhook of compute.datumapis.com/v1alpha here (HTTPS) and point the CRDs at it; "" turns it off [EDGE_WEBHOOK_ADDRESS]',
+    process.env.EDGE_WEBHOOK_ADDRESS ?? '',
+  )
+  .option(
+    '--webhook-url <url>',
+    'the https URL kube-apiserver calls (default: this address when it is loopback, else the Service the CRDs name) [EDGE_WEBHOOK_URL]',
+    process.env.EDGE_WEBHOOK_URL,
+  )
+  .option(
+    '--webhook-cert-dir <dir>',
+    "the webhook's tls.crt, tls.key and ca.crt; made there when missing [EDGE_WEBHOOK_CERT_DIR]",
+    process.env.EDGE_WEBHOOK_CERT_DIR,
+  )
+  .option(
+    '--webhook-cert-secret <namespace/name>',
+    "a Secret holding the webhook's tls.crt, tls.key and ca.crt, made when missing (all replicas serve it) [EDGE_WEBHOOK_CERT_SECRET]",
+    process.env.EDGE_WEBHOOK_CERT_SECRET,
+  )
   .action((flags: CoordinatorFlags) =>
     runDaemon({
       log: createLogger({ name: 'edge-coordinator' }),

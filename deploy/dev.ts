@@ -70,6 +70,8 @@ async function up(): Promise<void> {
       kubeconfig: KUBECONFIG,
       nats: [nats.url],
       detached: true,
+      // compute.datumapis.com/v1alpha (Datum's API) through the conversion webhook on loopback.
+      webhook: true,
     });
     for (const [i, l] of DEV_LOCATIONS.entries()) {
       const netHost = netHosts[i]!;

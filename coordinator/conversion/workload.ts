@@ -5,8 +5,8 @@
  * {@link convertPair}, which makes the pair lossless.
  *
  * Mapping (docs/datum-v1alpha.md has the table):
- * - `placements[]` ↔ the annotation `compute.datumapis.com/placements` (the controller's city placement reads it)
- *   and `replicas` = Σ minReplicas × |cityCodes|.
+ * - `placements[]` ↔ the annotation `compute.datumapis.com/placements`, `replicas` = Σ minReplicas × |cityCodes|,
+ *   and `placement`: hosts of those cities (label topology.datum.net/city-code), spread evenly over them.
  * - `runtime.resources.instanceType` ↔ `resources.requests` of the template (shared/instance-types.ts);
  *   `runtime.sandbox.containers[]` ↔ `containers[]` (ports `{name, port}` ↔ `{name, containerPort}`,
  *   `volumeAttachments` ↔ `volumeMounts`); `runtime.virtualMachine` with a disk filled from image `p/n` ↔
@@ -21,6 +21,7 @@ import type {
   WorkloadSpec as V1Spec,
   InstanceTemplateSpec as V1TemplateSpec,
 } from '../../shared/api/index.js';
+import { CITY_CODE_LABEL } from '../../shared/api/placement.js';
 import { isVmImage } from '../../shared/api/template.js';
 import type { WorkloadSpec as V1alphaSpec } from '../../shared/api/v1alpha/workload.js';
 import { DEFAULT_INSTANCE_TYPE, instanceTypeOf, instanceTypeRequests } from '../../shared/instance-types.js';
@@ -129,8 +130,37 @@ function upSpec(v: V1alphaSpec): { spec: V1Spec; placements: string } {
     0,
   );
   return {
-    spec: compact({ replicas, template: upTemplate(v.template) }) as V1Spec,
+    spec: compact({
+      replicas,
+      placement: cityPlacement(v.placements),
+      template: upTemplate(v.template),
+    }) as V1Spec,
     placements: canonicalJson(v.placements ?? []),
+  };
+}
+
+/**
+ * Where the placements' cities are, as v1alpha1 placement rules the engine already honours: hosts whose
+ * topology.datum.net/city-code is one of the cities, spread evenly over them (maxSkew 1), so each city of a
+ * placement gets its share; within a city the engine picks hosts by capacity as always.
+ */
+function cityPlacement(placements: V1alphaSpec['placements'] | undefined): V1Spec['placement'] | undefined {
+  const cities = [...new Set((placements ?? []).flatMap((p) => p.cityCodes ?? []))].sort();
+  if (cities.length === 0) return undefined;
+  if (cities.length === 1) return { nodeSelector: { [CITY_CODE_LABEL]: cities[0]! } };
+  return {
+    affinity: {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [
+            { matchExpressions: [{ key: CITY_CODE_LABEL, operator: 'In', values: cities }] },
+          ],
+        },
+      },
+    },
+    topologySpreadConstraints: [
+      { maxSkew: 1, topologyKey: CITY_CODE_LABEL, whenUnsatisfiable: 'DoNotSchedule' },
+    ],
   };
 }
 
@@ -272,7 +302,8 @@ const HUB_ONLY_CONTAINER = ['command', 'args', 'workingDir', 'readinessProbe', '
 
 function restoreHub(fresh: Json, stale: Json): Json {
   const out: Json = { ...fresh };
-  for (const k of HUB_ONLY) if (stale[k] !== undefined) out[k] = stale[k];
+  // A placement made from the cities wins over the stale one.
+  for (const k of HUB_ONLY) if (stale[k] !== undefined && out[k] === undefined) out[k] = stale[k];
   const st = (stale.template as { spec?: V1TemplateSpec } | undefined)?.spec;
   const ft = (out.template as { spec?: V1TemplateSpec } | undefined)?.spec;
   if (st && ft?.containers) {

@@ -3,6 +3,7 @@
  * capacity?". Written on change (new host, state, capacity, labels, instance count), never per heartbeat.
  */
 import {
+  CITY_CODE_LABEL,
   GROUP,
   HostKind,
   type HostStatus,
@@ -131,9 +132,11 @@ export class HostSync {
           }),
           { cpuMillis: 0, memoryBytes: 0 },
         );
+      const cityCode = (ready[0] ?? entries[0])?.report.labels[CITY_CODE_LABEL];
       const status = {
         hosts: entries.length,
         readyHosts: ready.length,
+        ...(cityCode ? { cityCode } : {}),
         allocatable: sum((e) => e.report.allocatable),
         allocated: sum((e) => this.allocatedOf(e.report.host).allocated),
       };
@@ -157,6 +160,7 @@ export class HostSync {
               ...(labels['topology.kubernetes.io/zone']
                 ? { zone: labels['topology.kubernetes.io/zone'] }
                 : {}),
+              ...(labels[CITY_CODE_LABEL] ? { cityCode: labels[CITY_CODE_LABEL] } : {}),
             },
           })
           .catch((e) => {

@@ -21,6 +21,11 @@ export interface CoordinatorProcOptions extends DaemonOptions {
   args?: string[];
   /** Extra environment, e.g. EDGE_NATS_CREDS. */
   env?: Record<string, string>;
+  /**
+   * Serve the conversion webhook of compute.datumapis.com/v1alpha on a free loopback port, its certificate in
+   * `<dir>/webhook`, and point the CRDs at it (the dev stack does; tests that use v1alpha ask for it).
+   */
+  webhook?: boolean;
 }
 
 /** Starts `edge-coordinator`. */
@@ -39,6 +44,9 @@ export function startCoordinator(opts: CoordinatorProcOptions): Proc {
       String(opts.lostAfterSeconds ?? 30),
       '--metrics-address',
       opts.metricsAddress ?? '127.0.0.1:0',
+      ...(opts.webhook
+        ? ['--webhook-address', '127.0.0.1:0', '--webhook-cert-dir', path.join(opts.dir, 'webhook')]
+        : []),
       ...(opts.args ?? []),
     ],
     env: { LOG_FORMAT: 'json', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', ...opts.env },
@@ -55,6 +63,8 @@ export interface AgentProcOptions extends DaemonOptions {
   provider?: string;
   region?: string;
   zone?: string;
+  /** City code (`--city-code`, label topology.datum.net/city-code), e.g. DFW. */
+  cityCode?: string;
   /** NATS URLs. */
   nats: string[];
   /** Advertised allocatable CPU and memory (quantities). */
@@ -101,6 +111,7 @@ export function startAgent(opts: AgentProcOptions): Proc {
   if (opts.provider) args.push('--provider', opts.provider);
   if (opts.region) args.push('--region', opts.region);
   if (opts.zone) args.push('--zone', opts.zone);
+  if (opts.cityCode) args.push('--city-code', opts.cityCode);
   if (opts.cpu) args.push('--cpu', opts.cpu);
   if (opts.memory) args.push('--memory', opts.memory);
   if (opts.overlay)
@@ -118,9 +129,21 @@ export function startAgent(opts: AgentProcOptions): Proc {
 
 /** The three locations of the dev stack and the end-to-end tests. */
 export const DEV_LOCATIONS = [
-  { location: 'us-central1-a', provider: 'gcp', region: 'us-central1', zone: 'us-central1-a' },
-  { location: 'us-central1-b', provider: 'gcp', region: 'us-central1', zone: 'us-central1-b' },
-  { location: 'eu-west-1a', provider: 'aws', region: 'eu-west-1', zone: 'eu-west-1a' },
+  {
+    location: 'us-central1-a',
+    provider: 'gcp',
+    region: 'us-central1',
+    zone: 'us-central1-a',
+    cityCode: 'DFW',
+  },
+  {
+    location: 'us-central1-b',
+    provider: 'gcp',
+    region: 'us-central1',
+    zone: 'us-central1-b',
+    cityCode: 'DLS',
+  },
+  { location: 'eu-west-1a', provider: 'aws', region: 'eu-west-1', zone: 'eu-west-1a', cityCode: 'LHR' },
 ] as const;
 
 /**

@@ -71,6 +71,12 @@ export const LocationStatus = z
   .object({
     hosts: z.number().int().optional().describe('Hosts registered.'),
     readyHosts: z.number().int().optional().describe('Hosts ready.'),
+    cityCode: z
+      .string()
+      .optional()
+      .describe(
+        "City code of its hosts (their topology.datum.net/city-code label, the agents' --city-code).",
+      ),
     allocatable: ResourceAmounts.optional().describe('Sum of what the ready hosts may take.'),
     allocated: ResourceAmounts.optional().describe('Sum of what is placed on them.'),
   })

@@ -251,6 +251,7 @@ export const LocationKind: KindDefinition = {
     { name: 'Provider', type: 'string', jsonPath: '.spec.provider' },
     { name: 'Region', type: 'string', jsonPath: '.spec.region' },
     { name: 'Zone', type: 'string', jsonPath: '.spec.zone' },
+    { name: 'City', type: 'string', jsonPath: '.status.cityCode' },
     { name: 'Hosts', type: 'integer', jsonPath: '.status.hosts' },
     { name: 'Ready', type: 'integer', jsonPath: '.status.readyHosts' },
     age,

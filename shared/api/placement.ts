@@ -19,6 +19,8 @@ export const PROVIDER_LABEL = 'provider';
 export const REGION_LABEL = 'topology.kubernetes.io/region';
 /** Label of a host that names its zone. */
 export const ZONE_LABEL = 'topology.kubernetes.io/zone';
+/** Label of a host that names its city (IATA code, e.g. DFW), as Datum's Locations carry it; `--city-code`. */
+export const CITY_CODE_LABEL = 'topology.datum.net/city-code';
 /** Label of a host that carries its name. */
 export const HOSTNAME_LABEL = 'kubernetes.io/hostname';
 

@@ -1,5 +1,5 @@
 /** Builds the CustomResourceDefinitions of every Edgeplane kind from the zod schemas. */
-import { CONVERSION_SERVICE, GROUP, KINDS, type KindDefinition, VERSION } from '../api/kinds.js';
+import { GROUP, KINDS, type KindDefinition, VERSION } from '../api/kinds.js';
 import { type JSONSchema, toStructuralSchema } from './openapi.js';
 
 /** A CustomResourceDefinition object, ready to serialise as YAML. */
@@ -49,7 +49,9 @@ export function crdFor(kind: KindDefinition, group: string): CustomResourceDefin
           subresources,
           additionalPrinterColumns: kind.printerColumns,
         },
-        // Datum's v1alpha has no scale subresource (its replica counts are per placement).
+        // Datum's v1alpha has no scale subresource (its replica counts are per placement). No conversion block:
+        // a coordinator with --webhook-address writes it (coordinator/conversion/server.ts), and re-applying these
+        // files (kubectl apply) leaves a field they do not name alone.
         ...extra.map((v) => ({
           name: v.name,
           served: true,
@@ -59,17 +61,6 @@ export function crdFor(kind: KindDefinition, group: string): CustomResourceDefin
           additionalPrinterColumns: v.printerColumns,
         })),
       ],
-      ...(extra.length
-        ? {
-            conversion: {
-              strategy: 'Webhook',
-              webhook: {
-                conversionReviewVersions: ['v1'],
-                clientConfig: { service: { ...CONVERSION_SERVICE } },
-              },
-            },
-          }
-        : {}),
     },
   };
 }

@@ -293,7 +293,8 @@ describe('the image of `npm run image`, run as the installed Deployment says', (
       deployment: 'edge-coordinator',
       image: tag,
       envOverrides: { EDGE_NATS_URL: nats.url, EDGE_NATS_CA: '' },
-      extraArgs: ['--metrics-address', metrics],
+      // The conversion webhook likewise on a loopback port, not the Deployment's 0.0.0.0:9443.
+      extraArgs: ['--metrics-address', metrics, '--webhook-address', `127.0.0.1:${await freePort()}`],
       dir: path.join(dir, 'pod'),
       label: `edgeplane.test=rbac-${run}`,
     });

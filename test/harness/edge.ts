@@ -129,6 +129,8 @@ export function useEdgeStack(
      * server certificate, the coordinator and every agent the CA and the client certificate (EDGE_NATS_CA/CERT/KEY).
      */
     natsTls?: { ca: string; cert: string; key: string; clientCert: string; clientKey: string };
+    /** Serve compute.datumapis.com/v1alpha: the coordinator's conversion webhook on loopback. */
+    webhook?: boolean;
   } = {},
 ): Lazy<EdgeStack> {
   let stack: EdgeStack | undefined;
@@ -170,6 +172,7 @@ export function useEdgeStack(
         ...(opts.lostAfterSeconds ? { lostAfterSeconds: opts.lostAfterSeconds } : {}),
         ...(opts.coordinatorArgs ? { args: opts.coordinatorArgs } : {}),
         env: { ...tlsEnv, ...opts.coordinatorEnv },
+        ...(opts.webhook ? { webhook: true } : {}),
       });
       cleanup(() => c.stop());
       return c;

@@ -98,3 +98,35 @@ describe('loadCoordinatorConfig', () => {
     expect(bad).toThrow(message);
   });
 });
+
+describe('conversion webhook flags', () => {
+  it('serves the webhook only when --webhook-address is given', () => {
+    expect(loadCoordinatorConfig(flags, {}).webhook).toBeUndefined();
+    expect(
+      loadCoordinatorConfig(
+        {
+          ...flags,
+          webhookAddress: '0.0.0.0:9443',
+          webhookCertSecret: 'edgeplane-system/edge-coordinator-webhook-tls',
+        },
+        {},
+      ).webhook,
+    ).toEqual({ address: '0.0.0.0:9443', certSecret: 'edgeplane-system/edge-coordinator-webhook-tls' });
+  });
+
+  it.each([
+    [{ webhookAddress: 'nowhere' }, /^--webhook-address: expected host:port/],
+    [
+      { webhookAddress: ':9443', webhookUrl: 'http://x/convert' },
+      /^--webhook-url: expected an https:\/\/ URL/,
+    ],
+    [
+      { webhookAddress: ':9443', webhookCertSecret: 'just-a-name' },
+      /^--webhook-cert-secret: expected namespace\/name/,
+    ],
+    [{ webhookCertDir: '/tmp/x' }, /need --webhook-address/],
+  ])('refuses %j naming the flag', (extra, message) => {
+    expect(() => loadCoordinatorConfig({ ...flags, ...extra }, {})).toThrow(ConfigError);
+    expect(() => loadCoordinatorConfig({ ...flags, ...extra }, {})).toThrow(message);
+  });
+});

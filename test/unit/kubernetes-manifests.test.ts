@@ -13,7 +13,7 @@ import {
   imageChanges,
   parseLdd,
 } from '../../deploy/image/coordinator.js';
-import { KINDS } from '../../shared/api/kinds.js';
+import { CONVERSION_SERVICE, KINDS } from '../../shared/api/kinds.js';
 import { generatedFiles } from '../../shared/gen/files.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -73,6 +73,7 @@ describe('deploy/kubernetes', () => {
         '/events',
         '/namespaces',
         'coordination.k8s.io/leases',
+        'apiextensions.k8s.io/customresourcedefinitions',
       ]);
       for (const kind of KINDS)
         for (const group of kind.groups)
@@ -96,26 +97,52 @@ describe('deploy/kubernetes', () => {
         for (const group of kind.groups) expect(can(group, `${kind.plural}/status`, 'patch')).toBe(true);
       for (const resource of ['secrets', 'configmaps']) {
         expect(can('', resource, 'list') && can('', resource, 'watch')).toBe(true);
-        expect(can('', resource, 'create') || can('', resource, 'patch') || can('', resource, 'delete')).toBe(
-          false,
-        );
+        expect(can('', resource, 'patch') || can('', resource, 'delete')).toBe(false);
       }
+      // Creating Secrets only in its own namespace (the webhook's certificate), never cluster-wide.
+      const clusterWide = all('ClusterRole').flatMap((r) => r.rules);
+      expect(
+        clusterWide.some((r: Obj) => r.resources.includes('secrets') && r.verbs.includes('create')),
+      ).toBe(false);
+    });
+
+    it('patches only the CRDs that serve v1alpha, and reads only the webhook certificate Secret', () => {
+      const crdRule = all('ClusterRole')
+        .flatMap((r) => r.rules)
+        .find((r: Obj) => r.resources.includes('customresourcedefinitions'));
+      expect(crdRule).toEqual({
+        apiGroups: ['apiextensions.k8s.io'],
+        resources: ['customresourcedefinitions'],
+        resourceNames: ['workloads.compute.datumapis.com', 'workloaddeployments.compute.datumapis.com'],
+        verbs: ['patch'],
+      });
+      const role = one('Role', 'edge-coordinator-webhook-cert');
+      expect(role.rules).toEqual([
+        { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+        {
+          apiGroups: [''],
+          resources: ['secrets'],
+          resourceNames: ['edge-coordinator-webhook-tls'],
+          verbs: ['get'],
+        },
+      ]);
+      expect(one('RoleBinding', 'edge-coordinator-webhook-cert').roleRef.name).toBe(role.metadata.name);
     });
 
     it('limits the Lease to its own namespace and name, and binds both roles to the ServiceAccount', () => {
-      const role = one('Role');
+      const role = one('Role', 'edge-coordinator-leader-election');
       expect(role.metadata.namespace).toBe('edgeplane-system');
       expect(role.rules.every((r: Obj) => r.apiGroups.join() === 'coordination.k8s.io')).toBe(true);
       const byName = role.rules.find((r: Obj) => r.resourceNames);
       expect(byName).toMatchObject({ resourceNames: ['edge-coordinator'], verbs: ['get', 'update'] });
       const sa = one('ServiceAccount');
-      for (const binding of [one('ClusterRoleBinding'), one('RoleBinding')]) {
+      for (const binding of [one('ClusterRoleBinding'), ...all('RoleBinding')]) {
         expect(binding.subjects).toEqual([
           { kind: 'ServiceAccount', name: sa.metadata.name, namespace: 'edgeplane-system' },
         ]);
       }
       expect(one('ClusterRoleBinding').roleRef.name).toBe(one('ClusterRole').metadata.name);
-      expect(one('RoleBinding').roleRef.name).toBe(role.metadata.name);
+      expect(one('RoleBinding', 'edge-coordinator-leader-election').roleRef.name).toBe(role.metadata.name);
     });
   });
 
@@ -142,6 +169,23 @@ describe('deploy/kubernetes', () => {
       expect(c.livenessProbe.httpGet.path).toBe('/healthz');
       expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: c.livenessProbe.httpGet.port });
       expect(c.args).toContain(`--metrics-address=0.0.0.0:${COORDINATOR_HTTP_PORT}`);
+    });
+
+    it('serves the conversion webhook behind the Service the CRDs name', () => {
+      expect(c.args).toContain('--webhook-address=0.0.0.0:9443');
+      expect(c.args).toContain('--webhook-cert-secret=$(POD_NAMESPACE)/edge-coordinator-webhook-tls');
+      const svc = one('Service', 'edge-coordinator-webhook');
+      const port = c.ports.find((p: Obj) => p.name === svc.spec.ports[0].targetPort);
+      expect(port.containerPort).toBe(9443);
+      expect(svc.spec.ports[0].port).toBe(443);
+      expect(svc.spec.selector).toEqual(dep.spec.selector.matchLabels);
+      // The coordinator writes this Service into the CRDs (the files carry no conversion block).
+      expect(CONVERSION_SERVICE).toEqual({
+        namespace: svc.metadata.namespace,
+        name: svc.metadata.name,
+        path: '/convert',
+        port: 443,
+      });
     });
 
     it('elects its leader on a Lease in its own namespace', () => {
