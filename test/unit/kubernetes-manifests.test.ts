@@ -114,7 +114,7 @@ describe('deploy/kubernetes', () => {
         apiGroups: ['apiextensions.k8s.io'],
         resources: ['customresourcedefinitions'],
         resourceNames: ['workloads.compute.datumapis.com', 'workloaddeployments.compute.datumapis.com'],
-        verbs: ['patch'],
+        verbs: ['get', 'patch'],
       });
       const role = one('Role', 'edge-coordinator-webhook-cert');
       expect(role.rules).toEqual([
