@@ -8,6 +8,16 @@
  * (issue 14, measured by test/integration/nats-clock-step.test.ts). Every second the doctor moves such
  * `lastConnect` values back to now (the reconnect wait is then measured afresh: no dial storm).
  *
+ * Cut-off member: a member whose routes to the others are cut keeps its clients — it answers their pings — but
+ * nobody beyond it hears them: an agent connected there was silent to the coordinator for the whole cut and its
+ * host went Lost (issue 14, test/chaos/nats/stream-leader-isolated.test.ts). Such a member has no JetStream meta
+ * leader, and answers `$JS.API.INFO` with "JetStream system temporarily unavailable" (10008) about 10 s into the
+ * cut. With more than one server configured, the doctor asks every {@link MEMBER_PROBE_EVERY_MS}; when the member
+ * has said so for {@link MEMBER_UNAVAILABLE_MOVE_MS} (no answer in between saying otherwise; a timeout says
+ * nothing, so a loaded server never counts), it reconnects, and the reconnect goes to another member first
+ * (connect.ts `avoidLostServer`); at most once per {@link MEMBER_MOVE_EVERY_MS}, so a cluster without JetStream
+ * quorum anywhere costs one reconnect a minute, not a storm.
+ *
  * Diagnosis: nats.js retries a failing connect silently. When the link has been down for {@link EXPLAIN_AFTER_MS}
  * (and then at most every {@link EXPLAIN_EVERY_MS}), the doctor connects to each configured server itself — the
  * plaintext INFO line, then the TLS upgrade nats.js makes — and logs what fails, with the host's clock: a server
@@ -24,6 +34,28 @@ import type { NatsClientSettings } from './connect.js';
 export const EXPLAIN_AFTER_MS = 10_000;
 /** Least time between two diagnoses. */
 export const EXPLAIN_EVERY_MS = 60_000;
+
+/** How often the connected member is asked whether its JetStream has a leader. */
+export const MEMBER_PROBE_EVERY_MS = 3_000;
+/** The member said "temporarily unavailable" this long (monotonic) before the doctor moves the link. */
+export const MEMBER_UNAVAILABLE_MOVE_MS = 10_000;
+/** Least time between two moves. */
+export const MEMBER_MOVE_EVERY_MS = 60_000;
+
+/**
+ * What an answer to `$JS.API.INFO` says about the member that gave it: `cut-off` for "JetStream system temporarily
+ * unavailable" (err_code 10008: no meta leader reachable), `fine` for an account info, `unknown` otherwise (another
+ * error, such as JetStream not enabled for the account, is not the member's fault). Exported for the unit test.
+ */
+export function memberVerdict(answer: string): 'fine' | 'cut-off' | 'unknown' {
+  try {
+    const v = JSON.parse(answer) as { error?: { err_code?: number }; type?: string };
+    if (v.error) return v.error.err_code === 10008 ? 'cut-off' : 'unknown';
+    return v.type === 'io.nats.jetstream.api.v1.account_info_response' ? 'fine' : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
 
 /** The part of nats.js's server pool the doctor touches (internal: `nc.protocol.servers`). */
 interface PooledServer {
@@ -125,6 +157,38 @@ export function startLinkDoctor(o: LinkDoctorOptions): () => void {
   let downSince: number | undefined = performance.now();
   let lastExplained = Number.NEGATIVE_INFINITY;
   let explaining = false;
+  let probing = false;
+  let lastProbe = Number.NEGATIVE_INFINITY;
+  let cutOffSince: number | undefined;
+  let lastMove = Number.NEGATIVE_INFINITY;
+  const probeMember = (nc: NatsConnection) => {
+    const now = performance.now();
+    if (o.settings.servers.length < 2 || probing || now - lastProbe < MEMBER_PROBE_EVERY_MS) return;
+    lastProbe = now;
+    probing = true;
+    nc.request('$JS.API.INFO', '', { timeout: MEMBER_PROBE_EVERY_MS - 500 })
+      .then(
+        (m) => {
+          const verdict = memberVerdict(m.string());
+          const at = performance.now();
+          if (verdict === 'fine') cutOffSince = undefined;
+          if (verdict !== 'cut-off') return;
+          cutOffSince ??= at;
+          if (at - cutOffSince < MEMBER_UNAVAILABLE_MOVE_MS || at - lastMove < MEMBER_MOVE_EVERY_MS) return;
+          lastMove = at;
+          o.log.warn(
+            { server: nc.getServer(), cutOffForMs: Math.round(at - cutOffSince) },
+            'this NATS member has no JetStream leader (cut off from the cluster?): moving to another member',
+          );
+          cutOffSince = undefined;
+          nc.reconnect().catch(() => undefined);
+        },
+        () => undefined,
+      )
+      .finally(() => {
+        probing = false;
+      });
+  };
   const tick = () => {
     const nc = o.nc();
     if (nc) {
@@ -138,6 +202,7 @@ export function startLinkDoctor(o: LinkDoctorOptions): () => void {
         !nc.isClosed() && (nc as unknown as { protocol?: { connected?: boolean } }).protocol?.connected;
       if (up) {
         downSince = undefined;
+        probeMember(nc);
         return;
       }
     }

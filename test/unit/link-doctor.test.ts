@@ -1,6 +1,6 @@
 /** The link doctor's pure parts: re-pacing reconnects after a wall-clock step, and reading TLS refusals. */
 import { describe, expect, it } from 'vitest';
-import { explain, repairClockStep } from '../../shared/nats/link-doctor.js';
+import { explain, memberVerdict, repairClockStep } from '../../shared/nats/link-doctor.js';
 
 describe('repairClockStep', () => {
   it('brings back to now every last dial that lies in the future, and only those', () => {
@@ -28,5 +28,25 @@ describe('explain', () => {
   });
   it('passes anything else through', () => {
     expect(explain('connect ECONNREFUSED 127.0.0.1:4222', at)).toBe('connect ECONNREFUSED 127.0.0.1:4222');
+  });
+});
+
+describe('memberVerdict', () => {
+  it('calls a member cut off only on "JetStream system temporarily unavailable"', () => {
+    expect(
+      memberVerdict(
+        '{"type":"io.nats.jetstream.api.v1.account_info_response","error":{"code":503,"err_code":10008,"description":"JetStream system temporarily unavailable"}}',
+      ),
+    ).toBe('cut-off');
+    expect(
+      memberVerdict('{"type":"io.nats.jetstream.api.v1.account_info_response","memory":0,"streams":1}'),
+    ).toBe('fine');
+    expect(
+      memberVerdict(
+        '{"type":"io.nats.jetstream.api.v1.account_info_response","error":{"code":503,"err_code":10039,"description":"jetstream not enabled for account"}}',
+      ),
+    ).toBe('unknown');
+    expect(memberVerdict('')).toBe('unknown');
+    expect(memberVerdict('{"error":')).toBe('unknown');
   });
 });
