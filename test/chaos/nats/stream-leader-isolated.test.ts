@@ -229,6 +229,18 @@ describe('the intents stream leader isolated', () => {
     const otherHostsLeftReady = [...statesInCut]
       .filter(([h]) => !agentsOnIsolated.includes(h))
       .some(([, states]) => [...states].some((x) => x !== 'Ready'));
+    // Agents on the isolated member are moved to another member by their link doctor (shared/nats/link-doctor.ts:
+    // the member has no JetStream leader) and heard again while the cut lasts.
+    const allReadyInCut = await waitFor(
+      'every host Ready again, the cut still in force',
+      async () => {
+        const states: string | undefined = await jsonPath(t, ['hosts'], '{.items[*].status.state}');
+        return states?.split(' ').every((x) => x === 'Ready') ? Date.now() - cutAt : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    ).catch(() => -1);
+    conns = await connections(t);
+    const stillOnIsolated = t.agents.filter((a) => conns.get(`edge-agent ${a.host}`) === leader).length;
     const writesInCut = seen.filter((s) => s.at >= cutAt).length;
     const readyInCut = await ready();
     // Agents keep what they ran, whichever member they are on.
@@ -301,6 +313,8 @@ describe('the intents stream leader isolated', () => {
     const passed =
       lost.length === 0 &&
       doubled.length === 0 &&
+      allReadyInCut > 0 &&
+      stillOnIsolated === 0 &&
       seq1 === seq0 &&
       placed1 === placed0 &&
       !moved.length &&
@@ -314,6 +328,8 @@ describe('the intents stream leader isolated', () => {
       agentsOnIsolated: agentsOnIsolated.length,
       isolatedHostStates,
       otherHostsLeftReady,
+      allReadyInCutS: +(allReadyInCut / 1000).toFixed(1),
+      agentsStillOnIsolated: stillOnIsolated,
       electedS: +(electedMs / 1000).toFixed(1),
       firstWriteAfterScaleS: +(firstWriteMs / 1000).toFixed(1),
       writesInCut,
@@ -329,6 +345,8 @@ describe('the intents stream leader isolated', () => {
     });
     expect(lost).toEqual([]);
     expect(doubled).toEqual([]);
+    expect(allReadyInCut, 'every host Ready again during the cut').toBeGreaterThan(0);
+    expect(stillOnIsolated).toBe(0);
     expect(writesInCut).toBeGreaterThan(0);
     expect(seq1 - seq0, 'intent writes once healed and converged').toBe(0);
     expect(placed1).toBe(placed0);
