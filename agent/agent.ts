@@ -380,14 +380,21 @@ export class Agent {
     for (let attempt = 1; attempt <= 3; attempt++) {
       if (!this.nc || this.nc.isClosed() || !this.capacity) return;
       try {
-        const reply = await this.nc.request(
-          this.subjects.hostReport(this.config.host),
-          encode(this.hostReport()),
-          {
-            timeout: 1000,
-          },
-        );
+        const t0 = performance.now();
+        const report = this.hostReport();
+        const reply = await this.nc.request(this.subjects.hostReport(this.config.host), encode(report), {
+          timeout: 1000,
+        });
         this.published++;
+        // Read by the apply benchmark (bench/apply.ts): the coordinator had this report at this line's time.
+        this.log.debug(
+          {
+            seq: report.seq,
+            ms: Math.round(performance.now() - t0),
+            ready: report.instances.filter((i) => i.ready).length,
+          },
+          'host report acknowledged',
+        );
         if (reply.data.length) this.log.warn({ err: reply.string() }, 'coordinator rejected the host report');
         return;
       } catch (err) {

@@ -429,6 +429,8 @@ export class IntentWatcher extends EventEmitter {
         try {
           for await (const e of watch) {
             if (this.stopped) break;
+            // Read by the apply benchmark (bench/apply.ts): when this agent heard of an intent change.
+            this.opts.log.debug({ key: e.key, revision: e.revision, op: e.operation }, 'intent received');
             this.revision = Math.max(this.revision, e.revision);
             const a = apply(this.view, this.entryOf(e.key, e.operation, e.value));
             this.applyAll([a]);

@@ -434,6 +434,10 @@ export class Reconciler extends EventEmitter {
       const state = await driver.start(req);
       this.programmed.set(k, assignmentsDigest(req.interfaces));
       this.emit('started', runtime, (performance.now() - t0) / 1000, true);
+      this.opts.log.info(
+        { instance: k, ms: Math.round(performance.now() - t0), phase: state.phase, ready: state.ready },
+        'instance started',
+      );
       this.failures.delete(k);
       if (this.desiredByKey.get(k)?.templateHash === req.templateHash) this.states.set(k, state);
       this.publishIfChanged();

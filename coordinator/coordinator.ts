@@ -282,7 +282,9 @@ export class Coordinator {
     });
 
     for (const [group, cache] of workloads) {
-      cache.onChange((w) => {
+      cache.onChange((w, event) => {
+        // Read by the apply benchmark (bench/apply.ts): when the coordinator first heard of a Workload.
+        log.debug({ workload: `${w.metadata.namespace}/${w.metadata.name}`, group, event }, 'workload event');
         controller.enqueue(group, w.metadata.namespace!, w.metadata.name);
         autoscaler.enqueue(group, w.metadata.namespace!, w.metadata.name);
         // Network status counts the Workloads attached (it is written only when the count changes).
@@ -307,7 +309,10 @@ export class Coordinator {
     });
     const overlays = new Map<string, string | undefined>();
     registry.on('report', (entry: HostEntry, changed: boolean) => {
-      if (changed) controller.enqueueForHostReport(entry);
+      if (changed) {
+        log.debug({ host: entry.report.host, seq: entry.report.seq }, 'host report changed instances');
+        controller.enqueueForHostReport(entry);
+      }
       // A host's overlay address is in the peer lists of the segments it is on.
       if (overlays.get(entry.report.host) !== entry.report.overlayAddress) {
         overlays.set(entry.report.host, entry.report.overlayAddress);

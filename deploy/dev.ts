@@ -11,20 +11,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { EXAMPLE_IMAGES } from '../examples/images.js';
 import { pidAlive } from '../shared/os.js';
-import { DEV_LOCATIONS, httpUrlOf, startAgent, startCoordinator } from './stack/edgeplane.js';
-import {
-  createStandInHosts,
-  ensureDocker,
-  ensureImage,
-  kubectl,
-  removeContainersByLabel,
-  removeNetnsWithPrefix,
-  startKubeApi,
-  startNatsServer,
-  stopPidFilesIn,
-} from './stack/index.js';
+import { DEV_LOCATIONS, httpUrlOf } from './stack/edgeplane.js';
+import { kubectl, removeContainersByLabel, removeNetnsWithPrefix, stopPidFilesIn } from './stack/index.js';
+import { startLocalStack } from './stack/local.js';
 import { REPO_DIR, sleep } from './stack/proc.js';
 
 const DIR = path.join(REPO_DIR, '.edge/dev');
@@ -49,44 +39,16 @@ async function up(): Promise<void> {
   } else {
     await down(true);
     fs.mkdirSync(DIR, { recursive: true });
-    say('docker + gVisor');
-    await ensureDocker();
-    // Images the examples reference, built locally because no registry is reachable.
-    for (const [tag, spec] of Object.entries(EXAMPLE_IMAGES)) await ensureImage(tag, spec);
-    say('nats-server with JetStream');
-    const nats = await startNatsServer({ dir: path.join(DIR, 'nats'), jetstream: true, detached: true });
-    say('etcd + kube-apiserver with the CRDs');
-    const kube = await startKubeApi({
-      dir: path.join(DIR, 'kube'),
-      crdDir: path.join(REPO_DIR, 'deploy/crds'),
-      detached: true,
-    });
-    fs.copyFileSync(kube.kubeconfigPath, KUBECONFIG);
-    say(`three stand-in network hosts (namespaces ${NETNS_PREFIX}h0-2 on an underlay in ${NETNS_PREFIX}u)`);
-    const { hosts: netHosts } = createStandInHosts(NETNS_PREFIX, DEV_LOCATIONS.length);
-    say('edge-coordinator');
-    const coordinator = startCoordinator({
-      dir: path.join(DIR, 'coordinator'),
-      kubeconfig: KUBECONFIG,
-      nats: [nats.url],
+    const { nats, kube, coordinator } = await startLocalStack({
+      dir: DIR,
+      netnsPrefix: NETNS_PREFIX,
+      hostPrefix: 'dev-',
       detached: true,
       // compute.datumapis.com/v1alpha (Datum's API) through the conversion webhook on loopback.
       webhook: true,
+      say,
     });
-    for (const [i, l] of DEV_LOCATIONS.entries()) {
-      const netHost = netHosts[i]!;
-      say(`edge-agent for ${l.location} (network host ${netHost.name}, overlay ${netHost.address})`);
-      startAgent({
-        dir: path.join(DIR, 'agents', `dev-${l.location}`),
-        host: `dev-${l.location}`,
-        ...l,
-        nats: [nats.url],
-        cpu: '64',
-        memory: '256Gi',
-        overlay: { namespace: netHost.name, address: netHost.address },
-        detached: true,
-      });
-    }
+    fs.copyFileSync(kube.kubeconfigPath, KUBECONFIG);
     // The coordinator serves its dashboard and /metrics on a free loopback port, which it logs.
     const http = await httpUrlOf(coordinator);
     fs.writeFileSync(

@@ -331,9 +331,12 @@ export class IntentStore {
         this.tooLarge++;
         throw new IntentTooLargeError(key, data.length, max);
       }
-      await this.write(key, data);
+      const t0 = performance.now();
+      const seq = await this.write(key, data);
       this.desired.set(key, { data, digest, location: intent.location });
       this.writes++;
+      // Read by the apply benchmark (bench/apply.ts): the write was acknowledged at this line's time.
+      this.opts.log.debug({ key, seq, ms: Math.round(performance.now() - t0) }, 'intent written');
       if (!prev) await this.writeMarker(intent.location);
       return true;
     });

@@ -92,6 +92,7 @@ export class WorkloadWriter {
       });
       try {
         objects.set(i.name, await this.d.client.create(INSTANCES, body));
+        this.d.log.debug({ instance: `${namespace}/${i.name}`, host: i.host }, 'instance created');
       } catch (err) {
         if (!isConflict(err)) throw err;
         objects.set(i.name, body);
@@ -164,8 +165,17 @@ export class WorkloadWriter {
     });
     // status.autoscaling is the autoscaler's (coordinator/autoscaling/): a merge patch without it keeps it.
     const { autoscaling: _theAutoscalers, ...current } = wl.status ?? {};
-    if (JSON.stringify(next) !== JSON.stringify(current))
+    if (JSON.stringify(next) !== JSON.stringify(current)) {
       await this.d.client.patchStatus({ kind: WorkloadKind, group }, namespace, wl.metadata.name, next);
+      this.d.log.debug(
+        {
+          workload: `${namespace}/${wl.metadata.name}`,
+          replicas: next.replicas,
+          readyReplicas: next.readyReplicas,
+        },
+        'workload status written',
+      );
+    }
   }
 
   /** Makes the Workload's WorkloadDeployments match `want` (by location); deletes those of other locations. */
@@ -209,6 +219,10 @@ export class WorkloadWriter {
     const prevPhase = obj.status?.phase;
     try {
       await this.d.client.patchStatus(INSTANCES, obj.metadata.namespace, obj.metadata.name, next);
+      this.d.log.debug(
+        { instance: `${obj.metadata.namespace}/${obj.metadata.name}`, phase: next.phase, ready: next.ready },
+        'instance status written',
+      );
     } catch (err) {
       this.d.log.warn(
         { instance: obj.metadata.name, err: apiErrorMessage(err) },
