@@ -283,14 +283,62 @@ function downSpec(o: V1Spec, placements: string | undefined): V1alphaSpec {
   }) as unknown as V1alphaSpec;
 }
 
-function downStatus(s: V1Status | undefined): V1alphaStatus | undefined {
+type Cond = { type: string; status: string; reason?: string; message?: string; [k: string]: unknown };
+
+/** Datum's Available: True with AvailablePlacementFound, else NoAvailablePlacements (its workload controller's words). */
+function datumAvailable(c: Cond | undefined, scope: 'placement' | 'deployment'): Cond | undefined {
+  if (!c) return undefined;
+  const what = scope === 'placement' ? 'placement' : 'deployment';
+  const Word = scope === 'placement' ? 'Placement' : 'Deployment';
+  return c.status === 'True'
+    ? { ...c, reason: `Available${Word}Found`, message: `At least one available ${what} was found` }
+    : {
+        ...c,
+        reason: `NoAvailable${Word}s`,
+        message: `No available ${what}s were found: ${c.message ?? c.reason ?? ''}`.trim(),
+      };
+}
+
+/**
+ * The v1alpha1 status as Datum writes a Workload's: Available with Datum's reasons, the counts, and one entry per
+ * placement (its desired count from its cities; with a single placement, the Workload's counts are its counts).
+ */
+function downStatus(
+  s: V1Status | undefined,
+  spec: V1Spec | undefined,
+  placementsJson: string | undefined,
+): V1alphaStatus | undefined {
   if (!s) return undefined;
+  const conditions = (s.conditions as Cond[] | undefined)?.map((c) =>
+    c.type === 'Available' ? datumAvailable(c, 'placement')! : c,
+  );
+  let placements: V1alphaSpec['placements'] = [];
+  try {
+    placements = placementsJson ? (JSON.parse(placementsJson) as V1alphaSpec['placements']) : [];
+  } catch {
+    placements = [];
+  }
+  const available = (s.conditions as Cond[] | undefined)?.find((c) => c.type === 'Available');
+  const single = placements.length === 1;
   return compact({
-    conditions: s.conditions,
+    conditions,
     deployments: Array.isArray(s.locations) ? s.locations.length : undefined,
     replicas: s.replicas,
     currentReplicas: s.updatedReplicas,
+    desiredReplicas: spec?.replicas,
     readyReplicas: s.readyReplicas,
+    placements: placements.length
+      ? placements.map((p) =>
+          compact({
+            name: p.name,
+            conditions: available ? [datumAvailable(available, 'deployment')!] : undefined,
+            replicas: single ? s.replicas : undefined,
+            currentReplicas: single ? s.updatedReplicas : undefined,
+            desiredReplicas: (p.scaleSettings?.minReplicas ?? 1) * (p.cityCodes?.length ?? 0),
+            readyReplicas: single ? s.readyReplicas : undefined,
+          }),
+        )
+      : undefined,
   });
 }
 
@@ -348,7 +396,11 @@ const pair: Pair = {
       spec: h.spec
         ? (downSpec(h.spec as unknown as V1Spec, h.annotations[PLACEMENTS_ANNOTATION]) as unknown as Json)
         : undefined,
-      status: downStatus(h.status),
+      status: downStatus(
+        h.status,
+        h.spec as unknown as V1Spec | undefined,
+        h.annotations[PLACEMENTS_ANNOTATION],
+      ),
     };
   },
   restoreHub,

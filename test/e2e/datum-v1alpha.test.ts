@@ -68,12 +68,15 @@ describe("Datum's v1alpha samples on the dev stack", () => {
       );
       // DFW is us-central1-a's city: every instance runs there.
       for (const h of hosts.trim().split(' ')) expect(h).toContain('us-central1-a');
+      // Status as Datum writes it: Available with Datum's reason, counts, one entry per placement.
       const available = await s.waitForJsonPath(
         `workloads.v1alpha.compute.datumapis.com ${name}`,
-        '{.status.conditions[?(@.type=="Available")].status} {.status.readyReplicas}',
-        (v) => v === `True ${replicas}`,
+        '{.status.conditions[?(@.type=="Available")].status} {.status.conditions[?(@.type=="Available")].reason} {.status.readyReplicas} {.status.desiredReplicas} {.status.placements[*].name}',
+        (v) => v.startsWith(`True AvailablePlacementFound ${replicas} ${replicas}`),
       );
-      expect(available).toBe(`True ${replicas}`);
+      expect(available).toBe(
+        `True AvailablePlacementFound ${replicas} ${replicas} ${name === 'workload-sample' ? 'us-south us-south2' : 'us'}`,
+      );
     }
     const table = await s.kubectl(['get', 'workloads.v1alpha.compute.datumapis.com']);
     expect(table.stdout).toMatch(/^NAME\s+AGE\s+AVAILABLE\s+REASON\s+DEPLOYMENTS\s+REPLICAS\s+READY/);

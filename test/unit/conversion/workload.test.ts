@@ -417,6 +417,66 @@ describe('Workload conversion', () => {
   });
 });
 
+describe('status in the v1alpha view', () => {
+  it("is Datum's: Available with Datum's reasons, desired replicas, one entry per placement", () => {
+    const placements = [
+      {
+        name: 'us',
+        cityCodes: ['DFW', 'DLS'],
+        scaleSettings: { minReplicas: 2, instanceManagementPolicy: 'OrderedReady' },
+      },
+    ];
+    const v = downWorkload(
+      {
+        apiVersion: V1,
+        kind: 'Workload',
+        metadata: { name: 'w', annotations: { [PLACEMENTS_ANNOTATION]: JSON.stringify(placements) } },
+        spec: { replicas: 4, template: { spec: { image: 'nginx:latest' } } },
+        status: {
+          replicas: 4,
+          readyReplicas: 3,
+          updatedReplicas: 4,
+          locations: [{ location: 'a' }, { location: 'b' }],
+          conditions: [{ type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' }],
+        },
+      },
+      V1ALPHA,
+    );
+    expect(v.status).toEqual({
+      conditions: [
+        {
+          type: 'Available',
+          status: 'True',
+          reason: 'AvailablePlacementFound',
+          message: 'At least one available placement was found',
+        },
+      ],
+      deployments: 2,
+      replicas: 4,
+      currentReplicas: 4,
+      desiredReplicas: 4,
+      readyReplicas: 3,
+      placements: [
+        {
+          name: 'us',
+          conditions: [
+            {
+              type: 'Available',
+              status: 'True',
+              reason: 'AvailableDeploymentFound',
+              message: 'At least one available deployment was found',
+            },
+          ],
+          replicas: 4,
+          currentReplicas: 4,
+          desiredReplicas: 4,
+          readyReplicas: 3,
+        },
+      ],
+    });
+  });
+});
+
 describe("Datum's released samples", () => {
   const dir = path.resolve(import.meta.dirname, '../../../examples/datum');
   const workloads = (file: string) =>
