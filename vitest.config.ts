@@ -15,6 +15,8 @@ export const CHAOS_IN_NPM_TEST = [
   'test/chaos/process/agent-crash.test.ts', // kill -9 mid-create: exactly one copy, no orphan
   'test/chaos/process/coordinator-kill.test.ts', // kill -9 of the coordinator mid-change: convergence
   'test/chaos/docker/dockerd-faults.test.ts', // dockerd paused and killed: Unknown with a reason, nothing blind
+  'test/chaos/disk/state-disk-full.test.ts', // a full disk: DiskPressure, nothing torn, nothing blind, recovery
+  'test/chaos/process/agent-memory.test.ts', // an agent short of memory: runs on or OOM-killed, instances kept
   'test/chaos/hostile/host-reports.test.ts', // hostile hosts with real credentials
   'test/chaos/fuzz/decoders.test.ts', // fuzzing: decoders never throw, nothing changes on a bad message
   'test/chaos/fuzz/models.test.ts', // model-based runs under a fake clock

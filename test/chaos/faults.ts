@@ -14,11 +14,13 @@
 import { pidAlive } from '../../deploy/stack/index.js';
 import { sleep } from '../../deploy/stack/proc.js';
 import type { FaultProxy } from '../harness/fault-proxy.js';
-import type { Rng } from './random.js';
-import type { ChaosAgent, ChaosCoordinator, ChaosProcess, NatsMember, Topology } from './topology.js';
+import { stateDiskFull } from './disk/soak-faults.js';
+import { agentMemorySqueeze } from './process/soak-faults.js';
+import type { Heal, SoakFault } from './soak-fault.js';
 
-/** Undoes a fault; idempotent. */
-export type Heal = () => Promise<void>;
+export type { Heal, InjectedFault, SoakFault } from './soak-fault.js';
+
+import type { ChaosAgent, ChaosCoordinator, ChaosProcess, NatsMember, Topology } from './topology.js';
 
 /** Wraps `fn` so that only its first call runs. */
 function once(fn: () => Promise<void> | void): Heal {
@@ -153,34 +155,6 @@ export async function leaderOrFirst(t: Topology): Promise<ChaosCoordinator> {
 }
 
 // ---- 3. Soak faults ----
-
-/** A fault in force, as the soak and the oracle see it. */
-export interface InjectedFault {
-  /** What exactly was done (`SIGKILL agent chaos-…-a-0`), for the log. */
-  detail: string;
-  /**
-   * Hosts whose instances the fault may legitimately disturb: while it lasts and for the oracle's grace after
-   * the heal, their slots may be lost (replaced elsewhere), duplicated and restarted. Instances elsewhere must
-   * not be restarted at all.
-   */
-  touchedHosts: string[];
-  /** Undoes it. */
-  heal: Heal;
-  /** Optional checks once healed (and the system settled): the scenario's own verdict and figures. */
-  verify?(): Promise<{ passed: boolean; figures?: Record<string, string | number | boolean> }>;
-}
-
-/** A named fault the soak injects at random, every one to two minutes. */
-export interface SoakFault {
-  /** Scenario name, `area/what`, as in test/chaos/README.md and docs/reliability.md. */
-  name: string;
-  /** How long the fault is held before it is healed: [min, max] ms. */
-  holdMs: [number, number];
-  /** Whether it can run in this topology (default: always). */
-  applies?(t: Topology): boolean;
-  /** Injects it (choosing its target with `rng`). */
-  inject(t: Topology, rng: Rng): Promise<InjectedFault>;
-}
 
 const agentKill: SoakFault = {
   name: 'process/agent-kill',
@@ -368,4 +342,6 @@ export const SOAK_FAULTS: SoakFault[] = [
   agentHalfOpenToMember,
   agentSlowLink,
   agentFlappingLink,
+  stateDiskFull,
+  agentMemorySqueeze,
 ];

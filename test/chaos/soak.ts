@@ -185,6 +185,8 @@ async function main(): Promise<number> {
     agentsPerLocation: 2,
     lostAfterSeconds: 30,
     leaseSeconds: 15,
+    // Small state disks the disk/agent-state-full fault fills.
+    agentStateFsMiB: 64,
     random: () => rng.next(),
   });
   let oracle: Oracle | undefined;

@@ -43,6 +43,7 @@ import {
 import { httpGet, type Proc } from '../../deploy/stack/proc.js';
 import { type FaultProxy, startFaultProxy } from '../harness/fault-proxy.js';
 import { cleanup, tempDir } from '../harness/index.js';
+import { mountSmallFs, type SmallFs } from './disk/small-fs.js';
 
 /** What {@link startTopology} builds. */
 export interface TopologyOptions {
@@ -72,6 +73,8 @@ export interface TopologyOptions {
   images?: boolean;
   /** Jitter draws of every proxy (default Math.random; the soak passes its seeded generator). */
   random?: () => number;
+  /** Each agent's state directory on a tmpfs of this many MiB, so disk faults can fill it (default: none). */
+  agentStateFsMiB?: number;
 }
 
 /** One NATS member. */
@@ -114,6 +117,8 @@ export interface ChaosAgent extends ChaosProcess {
   readonly host: string;
   /** Location. */
   readonly location: string;
+  /** Its state directory's own small filesystem (topology option `agentStateFsMiB`). */
+  readonly stateFs?: SmallFs;
 }
 
 /** A running topology. */
@@ -278,6 +283,10 @@ export async function startTopology(o: TopologyOptions = {}): Promise<Topology> 
       const host = `chaos-${run}-${location}-${a}`;
       const adir = path.join(dir, 'agents', host);
       const natsProxies = await natsProxiesFor();
+      // startAgent's --state-dir is <dir>/state.
+      const stateFs = o.agentStateFsMiB
+        ? mountSmallFs(o.agentStateFsMiB, path.join(adir, 'state'))
+        : undefined;
       const opts: AgentProcOptions = {
         dir: adir,
         host,
@@ -299,6 +308,7 @@ export async function startTopology(o: TopologyOptions = {}): Promise<Topology> 
         location,
         dir: adir,
         natsProxies,
+        ...(stateFs ? { stateFs } : {}),
         get proc() {
           return proc;
         },
@@ -315,6 +325,7 @@ export async function startTopology(o: TopologyOptions = {}): Promise<Topology> 
     stopped ??= (async () => {
       await Promise.all([...coordinators, ...agents].map((p) => p.proc.stop()));
       await Promise.all(agents.map((a) => removeContainersByLabel(`edgeplane.dev/host=${a.host}`)));
+      for (const a of agents) a.stateFs?.unmount();
       await Promise.all(nats.map((m) => m.server.stop()));
       await kube.stop();
       await Promise.all(proxies.map((p) => p.close()));
