@@ -169,8 +169,9 @@ export class Agent {
       drivers: this.drivers,
       usable: () => this.host?.runtimes ?? [],
       intents: () => this.intents?.all() ?? [],
-      // Removals only on the strength of intents the coordinator vouches for (intent-view.ts).
-      synced: () => (this.intents?.synced ?? false) && (this.intents?.trust().trusted ?? false),
+      // Removals only on the strength of intents read from NATS by this process (the copy on disk may be behind)
+      // and vouched for by the coordinator (intent-view.ts).
+      synced: () => (this.intents?.current ?? false) && (this.intents?.trust().trusted ?? false),
       malformed: () => this.intents?.malformedIntents() ?? [],
       ...network,
       segments: () => this.segments?.all(),

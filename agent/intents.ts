@@ -114,6 +114,12 @@ export class IntentWatcher extends EventEmitter {
   private stopped = false;
   /** True once the intents came from NATS or from disk: before that, nothing may be removed. */
   synced = false;
+  /**
+   * True once this process has read the location from NATS. The copy on disk may be behind (a write it could not
+   * make on a full disk, a restored state directory): an instance started from a newer intent would look
+   * unintended to it, so removals wait for this.
+   */
+  current = false;
   /** Messages that failed to parse. */
   malformed = 0;
   private rejected = new Map<string, RejectedIntent>();
@@ -373,6 +379,41 @@ export class IntentWatcher extends EventEmitter {
     }, this.opts.watchdogMs ?? 5000);
   }
 
+  /**
+   * Marks the view {@link current} once a resumed watch has caught up: its consumer has nothing pending and
+   * every message it delivered has been applied (revision ≥ its last delivered stream sequence).
+   */
+  private catchUp(watch: { stop(): void }): NodeJS.Timeout | undefined {
+    const consumer = (
+      watch as {
+        _data?: {
+          info(cached?: boolean): Promise<{ num_pending: number; delivered: { stream_seq: number } }>;
+        };
+      }
+    )._data;
+    if (!consumer) return undefined;
+    const timer = setInterval(() => {
+      if (this.current) {
+        clearInterval(timer);
+        return;
+      }
+      consumer.info(false).then(
+        (info) => {
+          if (this.current || info.num_pending > 0 || info.delivered.stream_seq > this.revision) return;
+          this.current = true;
+          clearInterval(timer);
+          this.opts.log.info(
+            { revision: this.revision },
+            'intents current with NATS: removals may follow them',
+          );
+          this.emit('change');
+        },
+        () => undefined,
+      );
+    }, 250);
+    return timer;
+  }
+
   private async follow(): Promise<void> {
     while (!this.stopped) {
       try {
@@ -418,6 +459,7 @@ export class IntentWatcher extends EventEmitter {
           this.revision = last;
           this.fullReads++;
           this.synced = true;
+          this.current = true;
           this.save();
           this.noteTrust();
           this.emit('change');
@@ -426,6 +468,7 @@ export class IntentWatcher extends EventEmitter {
         this.watch = watch;
         if (this.stopped) watch.stop();
         const watchdog = this.watchdog(watch, kv);
+        const catchUp = this.current ? undefined : this.catchUp(watch);
         try {
           for await (const e of watch) {
             if (this.stopped) break;
@@ -441,6 +484,7 @@ export class IntentWatcher extends EventEmitter {
           }
         } finally {
           clearInterval(watchdog);
+          if (catchUp) clearInterval(catchUp);
         }
       } catch (err) {
         if (this.stopped) return;

@@ -1,7 +1,8 @@
 /**
  * Chaos, disk: the agent's state directory on a small tmpfs the test owns, filled up while the agent runs a
  * two-container instance (emptyDir in the state dir) and a one-container instance with a liveness probe. While
- * full: a workload is added, a liveness probe fails, the agent is SIGKILLed and started again. Checked: the agent
+ * full: a workload is added, a liveness probe fails, the agent is SIGKILLed and started again (NATS away at first,
+ * so it has only its stale copy on disk). Checked: the agent
  * keeps running (and starts again) on a full disk; no state file is torn (the intents copy always parses); the
  * host reports `DiskPressure` True naming the file and the error; the added workload runs (from NATS, in memory);
  * the failed liveness probe still restarts its container; nothing else is restarted or removed. Once the filler
@@ -11,6 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BUSYBOX_IMAGE, ensureDocker } from '../../../deploy/stack/index.js';
+import { sleep } from '../../../deploy/stack/proc.js';
 import type { InstanceTemplateSpec } from '../../../shared/api/template.js';
 import type { HostReport } from '../../../shared/nats/messages.js';
 import { startDedicatedDockerd } from '../../harness/dockerd.js';
@@ -101,11 +103,26 @@ describe('chaos: the agent state disk full', () => {
       );
     });
 
-    // SIGKILLed and started again while full: it comes back, the copy on disk still parses, nothing moves.
+    // SIGKILLed and started again while full — first with NATS away, so that its first passes have only the copy
+    // on disk, which the full disk kept at a revision without 'added': it must not remove 'added' on its strength.
     await w.agent().kill();
     expect(() => JSON.parse(fs.readFileSync(intentsFile, 'utf8'))).not.toThrow();
-    const seen = w.reports.length;
+    const addedBefore = (await w.containers()).find((c) => c.instance === w.instance('added'))!;
+    await nats().stop();
     w.start();
+    await waitFor(
+      'resumed from the stale copy',
+      () => w.logLines(/^resumed intents from disk$/).length >= 1,
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    await sleep(8000);
+    const addedOffline = (await w.containers()).find((c) => c.instance === w.instance('added'));
+    expect(addedOffline?.id).toBe(addedBefore.id);
+    expect(addedOffline?.running).toBe(true);
+    const seen = w.reports.length;
+    await nats().restart();
     await waitFor(
       'reporting again while full',
       () => w.reports.length > seen && running(['pair', 'probed', 'added']),
