@@ -23,13 +23,15 @@ export const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex'
 
 /**
  * Serves `files` (URL path → body; 404 for anything else) on 127.0.0.1 until the test ends; counts the requests.
- * `bytesPerSecond` paces every body (64 KiB pieces), so a download takes a while (a window to kill the agent in).
+ * `bytesPerSecond` paces every body (64 KiB pieces), so a download takes a while (a window to kill the agent in);
+ * `sent` says how far each paced body got (bytes written, by path, of the latest request).
  */
 export async function serveFiles(
   files: Record<string, Buffer>,
   o: { bytesPerSecond?: number } = {},
-): Promise<{ requests: string[]; base: string }> {
+): Promise<{ requests: string[]; base: string; sent: Map<string, number> }> {
   const requests: string[] = [];
+  const sent = new Map<string, number>();
   const server = http.createServer((req, res) => {
     requests.push(req.url ?? '');
     const body = files[req.url ?? ''];
@@ -53,13 +55,14 @@ export async function serveFiles(
       }
       res.write(body.subarray(off, off + piece));
       off += piece;
+      sent.set(req.url ?? '', Math.min(off, body.length));
       setTimeout(next, pause);
     };
     next();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   cleanup(() => new Promise<void>((r) => server.close(() => r())));
-  return { requests, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  return { requests, sent, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
 /** What {@link guestKernelCatalog} returns. */

@@ -17,6 +17,7 @@ import { type AgentWorld, agentWorld, leaks } from '../agent-world.js';
 import { reportFigures } from '../figures.js';
 import { seededRandom } from '../random.js';
 import { chaosLevel } from '../settings.js';
+import { killLoop } from './kill-loop.js';
 
 const nats = useNats();
 
@@ -69,40 +70,36 @@ describe('chaos: the agent killed mid-create, and its state files corrupted', ()
     await waitFor('warm-up instance removed', async () => (await w.containers()).length === 0, {
       timeoutMs: 60_000,
     });
-    const killedAt: number[] = [];
-    const seenAtKill: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const workload = `pair${i}`;
-      const delay = rng.int(0, createMs);
-      await w.put(workload, PAIR);
-      await sleep(delay);
-      await w.agent().kill();
-      killedAt.push(delay);
-      // How far it got: containers of this instance when it died.
-      seenAtKill.push((await w.containers()).filter((c) => c.instance === w.instance(workload)).length);
-      w.start();
-      const wanted = { [w.instance(workload)]: 2 };
-      await waitFor(
-        `run ${i} (killed after ${delay} ms): one copy running`,
-        async () => {
-          const l = await leaks(w, dockerd, wanted);
-          return l.orphans.length + l.duplicates.length + l.missing.length + l.strayProcesses.length === 0;
+    const loop = await killLoop(
+      w,
+      {
+        begin: (i) => w.put(`pair${i}`, PAIR),
+        // How far it got: containers of this instance when it died.
+        progress: async (i) =>
+          String((await w.containers()).filter((c) => c.instance === w.instance(`pair${i}`)).length),
+        problems: async (i) => {
+          const l = await leaks(w, dockerd, { [w.instance(`pair${i}`)]: 2 });
+          const dirs = instanceDirs(w);
+          return [
+            ...l.orphans,
+            ...l.duplicates,
+            ...l.missing,
+            ...l.strayProcesses,
+            ...(dirs.join() === `ns_${w.instance(`pair${i}`)}` ? [] : [`instance dirs: ${dirs.join(' ')}`]),
+          ];
         },
-        { timeoutMs: 120_000, intervalMs: 500 },
-      );
-      const l = await leaks(w, dockerd, wanted);
-      expect(l).toEqual({ orphans: [], duplicates: [], missing: [], strayProcesses: [] });
-      expect(instanceDirs(w)).toEqual([`ns_${w.instance(workload)}`]);
-      // Withdrawn: everything of it goes, directories and scratch volumes included.
-      await w.remove(workload);
-      await waitFor(
-        `run ${i}: removed`,
-        async () => (await w.containers()).length === 0 && !instanceDirs(w).length,
-        {
-          timeoutMs: 60_000,
+        // Withdrawn: everything of it goes, directories and scratch volumes included.
+        end: async (i) => {
+          await w.remove(`pair${i}`);
+          await waitFor(
+            `run ${i}: removed`,
+            async () => (await w.containers()).length === 0 && !instanceDirs(w).length,
+            { timeoutMs: 60_000 },
+          );
         },
-      );
-    }
+      },
+      { runs, rng, windowMs: createMs },
+    );
     const l = await leaks(w, dockerd, {});
     const volumes = (await dockerd.docker(['volume', 'ls', '-q'])).stdout.split('\n').filter(Boolean);
     reportFigures({
@@ -110,8 +107,9 @@ describe('chaos: the agent killed mid-create, and its state files corrupted', ()
       passed: true,
       runs,
       createMs,
-      killedAtMs: killedAt.join(' '),
-      containersAtKill: seenAtKill.join(' '),
+      killedAtMs: loop.killedAtMs.join(' '),
+      containersAtKill: loop.progress.join(' '),
+      settledMaxMs: Math.max(...loop.settledMs),
       orphans: l.orphans.length,
       strayProcesses: l.strayProcesses.length,
       volumesLeft: volumes.length,
