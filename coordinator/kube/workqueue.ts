@@ -3,7 +3,10 @@
  * and a failed key is retried with per-key exponential backoff. Handlers read current state by key, so
  * dropping intermediate events is harmless (level-triggered). With `minIntervalMs`, a burst of events for one
  * key (every instance of a Workload changing state) is coalesced into one pass per interval, so the writes a
- * pass makes (status) are not one per event.
+ * pass makes (status) are not one per event. `burst` lets that many passes of a key run back to back before the
+ * interval applies (a token bucket per key: `burst` tokens, one back every `minIntervalMs`, one taken per pass),
+ * so the few passes a change takes end to end (an apply, the host's first reports) do not each wait out an
+ * interval, while a sustained stream of events still gets one pass per interval.
  *
  * Intervals and delays are measured on the monotonic clock (`performance.now()`), never the wall clock: a wall
  * clock stepped back 60 s (NTP, a VM restored) made every key passed in the last minute wait out that minute, so
@@ -25,8 +28,8 @@ export class WorkQueue {
   private dirty = new Set<string>();
   private failures = new Map<string, number>();
   private timers = new Map<string, NodeJS.Timeout>();
-  /** When each key's last pass finished (monotonic clock), for minIntervalMs. */
-  private lastRun = new Map<string, number>();
+  /** Each key's pass allowance after its last pass (tokens left, and when that pass finished; monotonic clock). */
+  private allowance = new Map<string, { tokens: number; at: number }>();
   /** When each pending timer fires (monotonic clock). */
   private due = new Map<string, number>();
   /** When each key was first asked for since its last pass started (monotonic clock), for the pass log. */
@@ -46,17 +49,28 @@ export class WorkQueue {
       log: Logger;
       name: string;
       maxBackoffMs?: number;
-      /** Least time between two passes of one key; events in between wait for the interval to end. */
+      /** Least time between two passes of one key, beyond its burst; events in between wait for the interval. */
       minIntervalMs?: number;
+      /** Passes of one key that may run back to back before `minIntervalMs` applies (default 1). */
+      burst?: number;
     },
   ) {}
+
+  /** Passes `key` may start now (fractional: a token refills over one interval). */
+  private tokens(key: string, now: number): number {
+    const burst = Math.max(1, this.opts.burst ?? 1);
+    const interval = this.opts.minIntervalMs ?? 0;
+    const a = this.allowance.get(key);
+    if (!a || interval <= 0) return burst;
+    return Math.min(burst, a.tokens + (now - a.at) / interval);
+  }
 
   add(key: string): void {
     if (this.stopped) return;
     const now = performance.now();
     if (!this.askedAt.has(key)) this.askedAt.set(key, now);
-    const last = this.lastRun.get(key);
-    const wait = last === undefined ? 0 : last + (this.opts.minIntervalMs ?? 0) - now;
+    const available = this.tokens(key, now);
+    const wait = available >= 1 ? 0 : (1 - available) * (this.opts.minIntervalMs ?? 0);
     if (wait > 0 && !this.processing.has(key)) {
       // One pass at the end of the interval; a later pending requeue is brought forward to it.
       const due = this.due.get(key);
@@ -121,6 +135,7 @@ export class WorkQueue {
     // How long the key waited between the first event asking for it and this pass (minIntervalMs, a busy queue).
     const waitedMs = started - (this.askedAt.get(key) ?? started);
     this.askedAt.delete(key);
+    const tokensLeft = Math.max(0, this.tokens(key, started) - 1);
     let ok = false;
     try {
       const result = await this.handler(key);
@@ -144,7 +159,8 @@ export class WorkQueue {
         { queue: this.opts.name, key, waitedMs: Math.round(waitedMs), ms: Math.round(ms), ok },
         'pass',
       );
-      this.lastRun.set(key, performance.now());
+      // Refilled from the pass's end, as the interval was always counted.
+      this.allowance.set(key, { tokens: tokensLeft, at: performance.now() });
       this.processing.delete(key);
       this.active--;
       if (this.dirty.delete(key)) this.add(key);

@@ -36,6 +36,48 @@ describe('WorkQueue', () => {
     q.stop();
   });
 
+  it('lets `burst` passes of a key run back to back, then one per interval (a token bucket)', async () => {
+    const passes: number[] = [];
+    const q = new WorkQueue(
+      async () => {
+        passes.push(performance.now());
+        return undefined;
+      },
+      { log, name: 't', minIntervalMs: 500, burst: 3 },
+    );
+    const start = performance.now();
+    // An apply's passes: the Workload, then the host's first reports, a few ms apart: none waits.
+    for (let i = 0; i < 3; i++) {
+      q.add('w');
+      await vi.advanceTimersByTimeAsync(10);
+    }
+    expect(passes.map((t) => t - start)).toEqual([0, 10, 20]);
+    // The fourth waits for a token (one back per 500 ms since the last pass, less what was left).
+    q.add('w');
+    await vi.advanceTimersByTimeAsync(400);
+    expect(passes).toHaveLength(3);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(passes).toHaveLength(4);
+    // A sustained stream of events: one pass per interval, never more than the bucket allows.
+    const from = performance.now();
+    for (let i = 0; i < 300; i++) {
+      q.add('w');
+      await vi.advanceTimersByTimeAsync(10);
+    }
+    const inStream = passes.filter((t) => t > from).length;
+    expect(inStream).toBeGreaterThanOrEqual(5);
+    expect(inStream).toBeLessThanOrEqual(3000 / 500 + 1);
+    // Quiet for a while: the bucket is full again.
+    await vi.advanceTimersByTimeAsync(2000);
+    const n = passes.length;
+    for (let i = 0; i < 3; i++) {
+      q.add('w');
+      await vi.advanceTimersByTimeAsync(10);
+    }
+    expect(passes).toHaveLength(n + 3);
+    q.stop();
+  });
+
   it('runs other keys without waiting, and a key again at once after its interval', async () => {
     const seen: string[] = [];
     const q = new WorkQueue(

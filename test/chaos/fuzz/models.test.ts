@@ -309,7 +309,7 @@ describe('model-based runs under a fake clock', () => {
               });
               real.maxActive = Math.max(real.maxActive, real.running.size);
             }),
-          { workers: WORKERS, log, name: 'model', maxBackoffMs: MAX_BACKOFF, minIntervalMs: 500 },
+          { workers: WORKERS, log, name: 'model', maxBackoffMs: MAX_BACKOFF, minIntervalMs: 500, burst: 3 },
         );
         const model: QueueModel = { owed: new Set(), failedAt: new Map() };
         await fc.asyncModelRun(() => ({ model, real }), cmds);
