@@ -40,6 +40,7 @@ import { AuditRecorder } from './ops/audit.js';
 import { COORDINATOR_VERSION } from './services/status.js';
 import { type QuotaObject, WorkloadController } from './workloads/controller.js';
 import { NetworkStatusWriter } from './workloads/networks.js';
+import { OwnWrites } from './workloads/own-writes.js';
 import type {
   CoreDataObject,
   DeploymentObject,
@@ -47,6 +48,7 @@ import type {
   NetworkObject,
   WorkloadObject,
 } from './workloads/types.js';
+import { OWN_INSTANCE, ownWorkloadKind } from './workloads/writes.js';
 
 export class Coordinator {
   private nc: NatsConnection | undefined;
@@ -234,7 +236,10 @@ export class Coordinator {
     // What the Instances hold per host, indexed once for the host sync and placement alike.
     const allocation = new AllocationIndex(instances);
     const events = new EventRecorder(client, 'edge-coordinator', log.child({ part: 'events' }));
+    // The controller's own writes: their echoes from the informers queue no pass (workloads/own-writes.ts).
+    const ownWrites = new OwnWrites();
     const controller = new WorkloadController({
+      ownWrites,
       client,
       log: log.child({ controller: 'workloads' }),
       events,
@@ -285,14 +290,16 @@ export class Coordinator {
       cache.onChange((w, event) => {
         // Read by the apply benchmark (bench/apply.ts): when the coordinator first heard of a Workload.
         log.debug({ workload: `${w.metadata.namespace}/${w.metadata.name}`, group, event }, 'workload event');
-        controller.enqueue(group, w.metadata.namespace!, w.metadata.name);
+        if (!ownWrites.isEcho(ownWorkloadKind(group), w, event))
+          controller.enqueue(group, w.metadata.namespace!, w.metadata.name);
         autoscaler.enqueue(group, w.metadata.namespace!, w.metadata.name);
         // Network status counts the Workloads attached (it is written only when the count changes).
         void networkStatus.sync(w.metadata.namespace!);
       });
     }
-    instances.onChange((i) => {
-      controller.enqueueByName(i.metadata.namespace!, i.spec.workloadRef.name);
+    instances.onChange((i, event) => {
+      if (!ownWrites.isEcho(OWN_INSTANCE, i, event))
+        controller.enqueueByName(i.metadata.namespace!, i.spec.workloadRef.name);
       // The address blocks a Network's status lists follow its instances.
       void networkStatus.sync(i.metadata.namespace!);
     });

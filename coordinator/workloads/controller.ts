@@ -32,6 +32,7 @@ import { WorkloadFinalizer } from './finalize.js';
 import { addressPlan, segmentMembers, withInterfaces } from './interfaces.js';
 import { parseQueueKey, queueKey } from './naming.js';
 import { SURGE_LABEL, WORKLOAD_UID_LABEL } from './objects.js';
+import type { OwnWrites } from './own-writes.js';
 import { placementHosts, placementInstances } from './placement-input.js';
 import { planBlocked, planWorkload } from './planner.js';
 import { NO_LOOKUP, type ReferenceLookup, resolveReferences } from './references.js';
@@ -85,6 +86,8 @@ export interface WorkloadControllerDeps {
   segments?: SegmentPublisher;
   /** Place attached instances only on hosts with an overlay address (default true). */
   requireOverlay?: boolean;
+  /** The controller's own writes, whose informer echoes queue no pass (own-writes.ts). */
+  ownWrites?: OwnWrites;
   /** ResourceQuotas of every namespace; absent: quotas are not enforced. */
   quotas?: ResourceCache<QuotaObject>;
 }
@@ -97,6 +100,9 @@ export interface QuotaObject {
   spec?: { hard?: Record<string, string | number> };
 }
 
+/** How long a pass waits at most for the instances cache to show the Instances the previous pass created. */
+const AWAIT_CREATES_MS = 5000;
+
 export class WorkloadController {
   readonly queue: WorkQueue;
   /** Start on the monotonic clock: a wall-clock step must not shorten (or stretch) the warm-up. */
@@ -108,14 +114,22 @@ export class WorkloadController {
    * that two Workloads of a namespace planned at once cannot both take the same room.
    */
   private readonly admitted = new Map<string, Map<string, QuotaAmounts>>();
+  /**
+   * Instances a pass created, by queue key, until the instances cache shows them (client-go's "expectations"): a
+   * pass planning from a cache without them would place those replicas again. Bounded by `until`.
+   */
+  private readonly awaiting = new Map<string, { names: string[]; until: number }>();
 
   constructor(private readonly d: WorkloadControllerDeps) {
-    // At most two passes a second per Workload: a burst of instance reports becomes one status write.
+    // Two passes a second per Workload when events keep coming (a burst of instance reports becomes one status
+    // write), but the first three run at once: an apply's pass and its host's first reports (Starting, then
+    // Running) are not each held back for an interval.
     this.queue = new WorkQueue((key) => this.reconcile(key), {
       log: d.log,
       name: 'workloads',
       workers: 4,
       minIntervalMs: 500,
+      burst: 3,
     });
     this.writer = new WorkloadWriter(d);
     const ipam = d.ipam;
@@ -177,7 +191,10 @@ export class WorkloadController {
   async reconcile(key: string): Promise<ReconcileResult | undefined> {
     const { group, namespace, name } = parseQueueKey(key);
     const wl = this.d.workloads.get(group)?.get(namespace, name);
-    if (!wl || wl.metadata.deletionTimestamp) this.d.segments?.setMembers(key, []);
+    if (!wl || wl.metadata.deletionTimestamp) {
+      this.d.segments?.setMembers(key, []);
+      this.awaiting.delete(key);
+    }
     if (!wl) {
       if ([...this.d.workloads.values()].some((c) => c.get(namespace, name))) return undefined;
       return this.finalizer.cleanupOrphans(namespace, name);
@@ -187,6 +204,15 @@ export class WorkloadController {
       .filter((i) => i.metadata.labels?.[WORKLOAD_UID_LABEL] === wl.metadata.uid);
     const conflict = this.conflictOf(group, wl);
     if (wl.metadata.deletionTimestamp) return this.finalizer.finalize(group, wl, mine, !conflict);
+    const awaited = this.awaiting.get(key);
+    if (awaited) {
+      const unseen = awaited.names.filter((n) => !this.d.instances.get(namespace, n));
+      if (unseen.length && performance.now() < awaited.until) {
+        this.d.log.debug({ key, unseen }, 'pass waits for the instances cache to show its creates');
+        return { requeueAfterMs: 50 };
+      }
+      this.awaiting.delete(key);
+    }
     await this.writer.ensureFinalizer(group, wl);
 
     const lookup = this.lookup(namespace);
@@ -217,6 +243,11 @@ export class WorkloadController {
       this.d.segments?.setMembers(key, segmentMembers(plan, namespace));
     }
     const written = await this.writer.apply(snapshot, plan);
+    if (plan.create.length)
+      this.awaiting.set(key, {
+        names: plan.create.map((i) => i.name),
+        until: performance.now() + AWAIT_CREATES_MS,
+      });
     await this.writer.writeStatus(snapshot, plan, written);
     return plan.requeueAfterMs ? { requeueAfterMs: plan.requeueAfterMs } : undefined;
   }

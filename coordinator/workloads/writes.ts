@@ -12,6 +12,7 @@ import type { EventRecorder } from '../kube/events.js';
 import type { ResourceCache } from '../kube/informer.js';
 import { deploymentName } from './naming.js';
 import { DEPLOYMENTS, deploymentObject, INSTANCES, instanceObject } from './objects.js';
+import type { OwnWrites } from './own-writes.js';
 import { instanceStatus, type ObservedInstance, workloadStatus } from './status.js';
 import type {
   DeploymentObject,
@@ -35,7 +36,13 @@ export interface WorkloadWriterDeps {
   deployments: ResourceCache<DeploymentObject>;
   /** Logger. */
   log: Logger;
+  /** Where the writes are recorded, so that their informer echoes queue no pass (own-writes.ts). */
+  ownWrites?: OwnWrites;
 }
+
+/** Kinds as {@link OwnWrites} records them. */
+export const OWN_INSTANCE = 'instance';
+export const ownWorkloadKind = (group: string) => `workload.${group}`;
 
 /** A Workload's objects after {@link WorkloadWriter.apply}. */
 export interface Written {
@@ -53,9 +60,13 @@ export class WorkloadWriter {
   /** Adds the finalizer that lets the controller stop the instances before the Workload goes. */
   async ensureFinalizer(group: string, wl: WorkloadObject): Promise<void> {
     if (wl.metadata.finalizers?.includes(WORKLOAD_FINALIZER)) return;
-    await this.d.client.patch({ kind: WorkloadKind, group }, wl.metadata.namespace, wl.metadata.name, {
-      metadata: { finalizers: [...(wl.metadata.finalizers ?? []), WORKLOAD_FINALIZER] },
-    });
+    const written = await this.d.client.patch<WorkloadObject>(
+      { kind: WorkloadKind, group },
+      wl.metadata.namespace,
+      wl.metadata.name,
+      { metadata: { finalizers: [...(wl.metadata.finalizers ?? []), WORKLOAD_FINALIZER] } },
+    );
+    this.d.ownWrites?.record(ownWorkloadKind(group), written);
   }
 
   /**
@@ -91,7 +102,9 @@ export class WorkloadWriter {
         },
       });
       try {
-        objects.set(i.name, await this.d.client.create(INSTANCES, body));
+        const created = await this.d.client.create(INSTANCES, body);
+        this.d.ownWrites?.record(OWN_INSTANCE, created);
+        objects.set(i.name, created);
         this.d.log.debug({ instance: `${namespace}/${i.name}`, host: i.host }, 'instance created');
       } catch (err) {
         if (!isConflict(err)) throw err;
@@ -104,9 +117,10 @@ export class WorkloadWriter {
     }
     for (const { name: n, templateHash } of plan.switchTemplate) {
       const obj = objects.get(n)!;
-      await this.d.client.patch(INSTANCES, namespace, n, {
+      const patched = await this.d.client.patch<InstanceObject>(INSTANCES, namespace, n, {
         spec: { templateHash, resources: plan.template.requests },
       });
+      this.d.ownWrites?.record(OWN_INSTANCE, patched);
       obj.spec.templateHash = templateHash;
     }
     let publishError: Written['publishError'];
@@ -166,7 +180,13 @@ export class WorkloadWriter {
     // status.autoscaling is the autoscaler's (coordinator/autoscaling/): a merge patch without it keeps it.
     const { autoscaling: _theAutoscalers, ...current } = wl.status ?? {};
     if (JSON.stringify(next) !== JSON.stringify(current)) {
-      await this.d.client.patchStatus({ kind: WorkloadKind, group }, namespace, wl.metadata.name, next);
+      const written = await this.d.client.patchStatus<WorkloadObject>(
+        { kind: WorkloadKind, group },
+        namespace,
+        wl.metadata.name,
+        next,
+      );
+      this.d.ownWrites?.record(ownWorkloadKind(group), written);
       this.d.log.debug(
         {
           workload: `${namespace}/${wl.metadata.name}`,
@@ -218,7 +238,13 @@ export class WorkloadWriter {
     if (JSON.stringify(next) === JSON.stringify(obj.status ?? {})) return;
     const prevPhase = obj.status?.phase;
     try {
-      await this.d.client.patchStatus(INSTANCES, obj.metadata.namespace, obj.metadata.name, next);
+      const written = await this.d.client.patchStatus<InstanceObject>(
+        INSTANCES,
+        obj.metadata.namespace,
+        obj.metadata.name,
+        next,
+      );
+      this.d.ownWrites?.record(OWN_INSTANCE, written);
       this.d.log.debug(
         { instance: `${obj.metadata.namespace}/${obj.metadata.name}`, phase: next.phase, ready: next.ready },
         'instance status written',

@@ -1,0 +1,79 @@
+/**
+ * The controller's own writes (coordinator/workloads/own-writes.ts): their informer echoes are recognised, once;
+ * another writer's change, a delete or a version never written by us is never taken for one.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { MAX_PER_OBJECT, OwnWrites } from '../../../coordinator/workloads/own-writes.js';
+
+const obj = (name: string, rv: string, namespace = 'ns') => ({
+  metadata: { namespace, name, resourceVersion: rv },
+});
+
+describe('OwnWrites', () => {
+  it('recognises the echo of a write once, and nothing else', () => {
+    const own = new OwnWrites();
+    own.record('instance', obj('a', '10'));
+    expect(own.isEcho('instance', obj('a', '9'), 'update')).toBe(false); // somebody else's, before ours
+    expect(own.isEcho('instance', obj('b', '10'), 'add')).toBe(false); // another object
+    expect(own.isEcho('workload.g', obj('a', '10'), 'update')).toBe(false); // another kind
+    expect(own.isEcho('instance', obj('a', '10', 'other'), 'update')).toBe(false); // another namespace
+    expect(own.isEcho('instance', obj('a', '10'), 'add')).toBe(true);
+    expect(own.isEcho('instance', obj('a', '10'), 'update')).toBe(false); // consumed
+    expect(own.size).toBe(0);
+  });
+
+  it('takes the finalizer patch and the status patch of one pass, whichever echo comes first', () => {
+    const own = new OwnWrites();
+    own.record('w', obj('web', '20'));
+    own.record('w', obj('web', '22'));
+    // A spec change by the user landed between our two writes: it is theirs.
+    expect(own.isEcho('w', obj('web', '20'), 'update')).toBe(true);
+    expect(own.isEcho('w', obj('web', '21'), 'update')).toBe(false);
+    expect(own.isEcho('w', obj('web', '22'), 'update')).toBe(true);
+  });
+
+  it('never skips a delete, and forgets the object with it', () => {
+    const own = new OwnWrites();
+    own.record('instance', obj('a', '10'));
+    expect(own.isEcho('instance', obj('a', '10'), 'delete')).toBe(false);
+    expect(own.size).toBe(0);
+    expect(own.isEcho('instance', obj('a', '10'), 'update')).toBe(false);
+  });
+
+  it('records nothing without a resourceVersion', () => {
+    const own = new OwnWrites();
+    own.record('instance', { metadata: { namespace: 'ns', name: 'a' } });
+    own.record('instance', undefined);
+    expect(own.size).toBe(0);
+  });
+
+  it('skips exactly the events carrying a version we wrote, and stays bounded', () => {
+    fc.assert(
+      fc.property(
+        // A history of versions 1..n of one object, each written by us or by somebody else.
+        fc.array(fc.boolean(), { minLength: 1, maxLength: 30 }),
+        (ours) => {
+          const own = new OwnWrites();
+          let skipped = 0;
+          for (const [i, mine] of ours.entries()) {
+            const rv = String(i + 1);
+            if (mine) own.record('k', obj('x', rv));
+            // The watch delivers every version, in order.
+            if (own.isEcho('k', obj('x', rv), 'update')) {
+              skipped++;
+              expect(mine).toBe(true);
+            }
+            expect(own.size).toBeLessThanOrEqual(1);
+          }
+          expect(skipped).toBe(ours.filter(Boolean).length);
+        },
+      ),
+    );
+    // Versions whose echo never comes (a relist) do not pile up.
+    const own = new OwnWrites();
+    for (let i = 0; i < 100; i++) own.record('k', obj('x', String(i)));
+    expect(own.isEcho('k', obj('x', String(100 - MAX_PER_OBJECT - 1)), 'update')).toBe(false);
+    expect(own.isEcho('k', obj('x', '99'), 'update')).toBe(true);
+  });
+});
