@@ -35,6 +35,9 @@ import { SegmentWatcher } from './segments.js';
 /** Agent version (package.json's), reported in every host report and in `$SRV.INFO`. */
 export const AGENT_VERSION = VERSION;
 
+/** Least time between two reports of changed instances; changes within it go out together at its end. */
+const REPORT_BATCH_MS = 50;
+
 /** Everything an agent is configured with. */
 export interface AgentConfig {
   /** Host name, unique in the installation. */
@@ -100,6 +103,8 @@ export class Agent {
   /** Earliest expiry of the NATS credentials, re-read only when their files change. */
   private credentials: ReturnType<typeof watchCredentialsExpiry> | undefined;
   private reportPending: NodeJS.Timeout | undefined;
+  /** When the last report of changed instances went out (monotonic clock; -Infinity: never). */
+  private lastChangeReport = Number.NEGATIVE_INFINITY;
   private seq = 0;
   private readonly startedAt = new Date().toISOString();
   private host: HostMonitor | undefined;
@@ -364,12 +369,19 @@ export class Agent {
     };
   }
 
+  /**
+   * A report of changed instances: at once (in the next turn of the event loop, so that changes made together go
+   * together) unless one went out less than {@link REPORT_BATCH_MS} ago; then at the end of that window, with
+   * everything that changed in it (a host starting many instances sends a few reports, not one per instance).
+   */
   private scheduleReport(): void {
     if (this.reportPending) return;
+    const wait = Math.max(0, this.lastChangeReport + REPORT_BATCH_MS - performance.now());
     this.reportPending = setTimeout(() => {
       this.reportPending = undefined;
+      this.lastChangeReport = performance.now();
       void this.reportAcknowledged();
-    }, 50);
+    }, wait);
   }
 
   /**
