@@ -29,6 +29,8 @@ export interface ApplyOptions {
   json: boolean;
   /** Use the running dev stack (`npm run dev`, .edge/dev) instead of starting one (`--dev`). */
   dev: boolean;
+  /** Copy the daemons' logs into this directory at the end (`--logs DIR`). */
+  logs?: string;
 }
 
 /** Parses the benchmark's arguments; throws naming the flag on a bad value or an unknown flag. */
@@ -47,7 +49,15 @@ export function parseApplyArgs(argv: readonly string[]): ApplyOptions {
     else if (a === '--runs') o.runs = count(a, argv[++i], 1);
     else if (a === '--fleet') o.fleet = count(a, argv[++i], 0);
     else if (a === '--fleet-runs') o.fleetRuns = count(a, argv[++i], 1);
-    else throw new Error(`unknown argument ${a} (known: --runs N, --fleet N, --fleet-runs N, --dev, --json)`);
+    else if (a === '--logs') {
+      const dir = argv[++i];
+      if (!dir || dir.startsWith('--'))
+        throw new Error(`--logs: expected a directory, got ${dir ?? 'nothing'}`);
+      o.logs = dir;
+    } else
+      throw new Error(
+        `unknown argument ${a} (known: --runs N, --fleet N, --fleet-runs N, --dev, --logs DIR, --json)`,
+      );
   }
   return o;
 }

@@ -13,6 +13,7 @@
  * Where the time goes comes from the daemons' own log lines (bench/apply-stages.ts), never from guesses.
  * `npm run bench:apply` prints a table; `-- --json` one JSON object:
  * `{ runs, p50Ms, p99Ms, maxMs, stages: { <stage>: { p50Ms, p99Ms } }, detail: {...}, fleet: {...} }`.
+ * `--logs DIR` keeps a copy of the daemons' logs.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -286,6 +287,11 @@ async function main(o: ApplyOptions): Promise<void> {
     // Let the daemons flush their last lines.
     await sleep(500);
     const logs = readLogs(t);
+    if (o.logs) {
+      fs.mkdirSync(o.logs, { recursive: true });
+      for (const f of [t.coordinatorLog, ...t.agentLogs.values()])
+        if (fs.existsSync(f)) fs.copyFileSync(f, path.join(o.logs, path.basename(f)));
+    }
     const totals = singles.map((m) => m.readyAt - m.applyAt);
     const staged: RunStages[] = [];
     const missing = new Map<string, number>();

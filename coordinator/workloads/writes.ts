@@ -40,6 +40,38 @@ export interface WorkloadWriterDeps {
   ownWrites?: OwnWrites;
 }
 
+/**
+ * API writes of one kind a pass makes at once (Instance creates, Instance status): a 100-replica apply wrote
+ * its 100 Instances and then their 100 statuses one after the other, about 3 s and 11 s on a loaded 2-core machine.
+ */
+export const WRITE_CONCURRENCY = 8;
+
+/**
+ * Runs `fn` over `items`, at most `limit` at a time; the first failure stops further starts and is thrown once
+ * those running have ended (as a loop would have stopped at it).
+ */
+export async function eachLimited<T>(
+  items: Iterable<T>,
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  const list = [...items];
+  let next = 0;
+  let failure: { err: unknown } | undefined;
+  const worker = async () => {
+    while (!failure && next < list.length) {
+      const item = list[next++]!;
+      try {
+        await fn(item);
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, list.length) }, worker));
+  if (failure) throw failure.err;
+}
+
 /** Kinds as {@link OwnWrites} records them. */
 export const OWN_INSTANCE = 'instance';
 export const ownWorkloadKind = (group: string) => `workload.${group}`;
@@ -82,7 +114,7 @@ export class WorkloadWriter {
       ? await this.syncDeployments(s, plan.deployments)
       : new Map<string, DeploymentObject>();
 
-    for (const i of plan.create) {
+    await eachLimited(plan.create, WRITE_CONCURRENCY, async (i) => {
       const body = instanceObject({
         name: i.name,
         namespace,
@@ -110,7 +142,7 @@ export class WorkloadWriter {
         if (!isConflict(err)) throw err;
         objects.set(i.name, body);
       }
-    }
+    });
     for (const n of plan.remove) {
       await this.d.client.delete(INSTANCES, namespace, n);
       objects.delete(n);
@@ -158,10 +190,10 @@ export class WorkloadWriter {
   async writeStatus(s: WorkloadSnapshot, plan: WorkloadPlan, written: Written): Promise<void> {
     const { group, workload: wl } = s;
     const namespace = wl.metadata.namespace!;
-    for (const o of plan.instanceStatus) {
+    await eachLimited(plan.instanceStatus, WRITE_CONCURRENCY, async (o) => {
       const obj = written.instances.get(o.name);
       if (obj) await this.writeInstanceStatus(obj, o, plan.status.now);
-    }
+    });
     for (const [location, dep] of written.deployments) {
       const status = plan.deploymentStatus.get(location);
       const cur = dep.status as { replicas?: number; readyReplicas?: number } | undefined;

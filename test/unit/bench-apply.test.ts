@@ -38,6 +38,8 @@ describe('parseApplyArgs', () => {
     expect(() => parseApplyArgs(['--runs'])).toThrow(/--runs: .*got nothing/);
     expect(() => parseApplyArgs(['--fleet', '1.5'])).toThrow(/--fleet/);
     expect(() => parseApplyArgs(['--replicas', '3'])).toThrow(/unknown argument --replicas/);
+    expect(() => parseApplyArgs(['--logs', '--json'])).toThrow(/--logs: expected a directory/);
+    expect(parseApplyArgs(['--logs', '/tmp/x']).logs).toBe('/tmp/x');
   });
 });
 
