@@ -19,6 +19,8 @@ import { apiErrorMessage } from './client.js';
 export interface ReconcileResult {
   /** Process the key again after this many milliseconds. */
   requeueAfterMs?: number;
+  /** The handler did no work (it waits for something): the pass does not count against the key's burst. */
+  skipped?: boolean;
 }
 
 export class WorkQueue {
@@ -135,12 +137,14 @@ export class WorkQueue {
     // How long the key waited between the first event asking for it and this pass (minIntervalMs, a busy queue).
     const waitedMs = started - (this.askedAt.get(key) ?? started);
     this.askedAt.delete(key);
-    const tokensLeft = Math.max(0, this.tokens(key, started) - 1);
+    const tokensBefore = this.tokens(key, started);
+    let tokensLeft = Math.max(0, tokensBefore - 1);
     let ok = false;
     try {
       const result = await this.handler(key);
       ok = true;
       this.failures.delete(key);
+      if (result?.skipped) tokensLeft = tokensBefore;
       if (result?.requeueAfterMs) this.addAfter(key, result.requeueAfterMs);
     } catch (err) {
       const n = (this.failures.get(key) ?? 0) + 1;

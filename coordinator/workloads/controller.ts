@@ -100,9 +100,6 @@ export interface QuotaObject {
   spec?: { hard?: Record<string, string | number> };
 }
 
-/** How long a pass waits at most for the instances cache to show the Instances the previous pass created. */
-const AWAIT_CREATES_MS = 5000;
-
 export class WorkloadController {
   readonly queue: WorkQueue;
   /** Start on the monotonic clock: a wall-clock step must not shorten (or stretch) the warm-up. */
@@ -114,11 +111,6 @@ export class WorkloadController {
    * that two Workloads of a namespace planned at once cannot both take the same room.
    */
   private readonly admitted = new Map<string, Map<string, QuotaAmounts>>();
-  /**
-   * Instances a pass created, by queue key, until the instances cache shows them (client-go's "expectations"): a
-   * pass planning from a cache without them would place those replicas again. Bounded by `until`.
-   */
-  private readonly awaiting = new Map<string, { names: string[]; until: number }>();
 
   constructor(private readonly d: WorkloadControllerDeps) {
     // Two passes a second per Workload when events keep coming (a burst of instance reports becomes one status
@@ -193,7 +185,6 @@ export class WorkloadController {
     const wl = this.d.workloads.get(group)?.get(namespace, name);
     if (!wl || wl.metadata.deletionTimestamp) {
       this.d.segments?.setMembers(key, []);
-      this.awaiting.delete(key);
     }
     if (!wl) {
       if ([...this.d.workloads.values()].some((c) => c.get(namespace, name))) return undefined;
@@ -204,14 +195,11 @@ export class WorkloadController {
       .filter((i) => i.metadata.labels?.[WORKLOAD_UID_LABEL] === wl.metadata.uid);
     const conflict = this.conflictOf(group, wl);
     if (wl.metadata.deletionTimestamp) return this.finalizer.finalize(group, wl, mine, !conflict);
-    const awaited = this.awaiting.get(key);
-    if (awaited) {
-      const unseen = awaited.names.filter((n) => !this.d.instances.get(namespace, n));
-      if (unseen.length && performance.now() < awaited.until) {
-        this.d.log.debug({ key, unseen }, 'pass waits for the instances cache to show its creates');
-        return { requeueAfterMs: 50 };
-      }
-      this.awaiting.delete(key);
+    // The previous pass's writes not back in the caches yet (normally a matter of milliseconds): planning now
+    // would create its Instances again or write the same status twice (own-writes.ts, at most PENDING_MS).
+    if (this.d.ownWrites?.pending(key)) {
+      this.d.log.debug({ key }, 'pass waits for its own writes to reach the caches');
+      return { requeueAfterMs: 20, skipped: true };
     }
     await this.writer.ensureFinalizer(group, wl);
 
@@ -243,11 +231,6 @@ export class WorkloadController {
       this.d.segments?.setMembers(key, segmentMembers(plan, namespace));
     }
     const written = await this.writer.apply(snapshot, plan);
-    if (plan.create.length)
-      this.awaiting.set(key, {
-        names: plan.create.map((i) => i.name),
-        until: performance.now() + AWAIT_CREATES_MS,
-      });
     await this.writer.writeStatus(snapshot, plan, written);
     return plan.requeueAfterMs ? { requeueAfterMs: plan.requeueAfterMs } : undefined;
   }

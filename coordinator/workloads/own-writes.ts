@@ -1,43 +1,64 @@
 /**
- * The controller's own writes, recognised when the informers echo them back, so that they do not queue another
- * pass of the Workload: the pass that wrote an object already acted on exactly that state (level-triggered: a
- * pass reads everything afresh, and the state it left needs nothing more until something else changes).
+ * The controller's own writes, recognised when the informers echo them back (client-go's "expectations", by
+ * resourceVersion). Two uses:
+ * - an echo queues no pass of the Workload: the pass that wrote the object already acted on exactly that state
+ *   (level-triggered: a pass reads everything afresh, and the state it left needs nothing until something else
+ *   changes);
+ * - a pass waits while a write of the previous pass of its Workload has not come back yet ({@link pending}):
+ *   planning from caches without it would create those Instances again or write the same status twice.
  *
  * Algorithm: every object the controller creates or patches is recorded by kind, namespace and name with the
- * resourceVersion the API server returned; an informer event whose object carries a recorded resourceVersion is
- * that write coming back — it is consumed (recognised once) and the caller skips queueing for it. Anything else —
- * another writer's change, a delete, a write whose echo was missed and relisted — carries another
- * resourceVersion and queues as before.
+ * resourceVersion the API server returned, under the queue key of the Workload that wrote it; an informer event
+ * whose object carries a recorded resourceVersion is that write coming back — it is consumed (recognised once), with
+ * the versions before it. Anything else — another writer's change, a delete, a write whose echo was missed and
+ * relisted — carries another resourceVersion and is not an echo.
  *
- * Invariant: only an object state this controller itself produced is ever skipped; a change by anybody else is
- * never skipped. At most {@link MAX_PER_OBJECT} versions are kept per object (the oldest go first), and an
- * object's entry goes with its delete event, so the record stays the size of the objects.
+ * Invariants: only an object state this controller itself produced is ever taken for an echo; a change by anybody
+ * else never is. A version counts as pending for at most {@link PENDING_MS} (an echo lost to a relist never blocks
+ * a Workload for longer), at most {@link MAX_PER_OBJECT} versions are kept per object, and an object's entry goes
+ * with its delete event or its echo, so the record stays the size of the writes in flight.
  */
 
 /** Versions remembered per object: a pass writes an object a handful of times at most. */
 export const MAX_PER_OBJECT = 4;
+/** How long a write of ours counts as pending at most (the informer's echo normally takes milliseconds). */
+export const PENDING_MS = 5000;
 
 /** An object as the informers hand it out. */
 interface Observed {
   metadata: { namespace?: string; name?: string; resourceVersion?: string };
 }
 
+interface Entry {
+  /** Versions we wrote whose echo has not come, oldest first, with when (monotonic clock). */
+  versions: Array<{ rv: string; at: number }>;
+  /** Queue key of the Workload whose pass wrote it. */
+  owner: string;
+}
+
 export class OwnWrites {
-  private readonly versions = new Map<string, string[]>();
+  private readonly entries = new Map<string, Entry>();
+  /** Objects with versions in flight, by owner. */
+  private readonly byOwner = new Map<string, Set<string>>();
 
   private static id(kind: string, o: Observed): string {
     return `${kind}/${o.metadata.namespace ?? ''}/${o.metadata.name ?? ''}`;
   }
 
-  /** Records an object as a write of ours returned it (nothing without a resourceVersion). */
-  record(kind: string, written: Observed | undefined): void {
+  /** Records an object as a write of ours returned it (nothing without a resourceVersion), for `owner`'s pass. */
+  record(kind: string, written: Observed | undefined, owner: string, now = performance.now()): void {
     const rv = written?.metadata?.resourceVersion;
     if (!written || !rv) return;
     const id = OwnWrites.id(kind, written);
-    const list = this.versions.get(id) ?? [];
-    list.push(rv);
-    if (list.length > MAX_PER_OBJECT) list.shift();
-    this.versions.set(id, list);
+    const entry = this.entries.get(id) ?? { versions: [], owner };
+    if (entry.owner !== owner) this.forget(id);
+    entry.owner = owner;
+    entry.versions.push({ rv, at: now });
+    if (entry.versions.length > MAX_PER_OBJECT) entry.versions.shift();
+    this.entries.set(id, entry);
+    const ids = this.byOwner.get(owner) ?? new Set<string>();
+    ids.add(id);
+    this.byOwner.set(owner, ids);
   }
 
   /**
@@ -47,21 +68,43 @@ export class OwnWrites {
   isEcho(kind: string, observed: Observed, event: 'add' | 'update' | 'delete'): boolean {
     const id = OwnWrites.id(kind, observed);
     if (event === 'delete') {
-      this.versions.delete(id);
+      this.forget(id);
       return false;
     }
     const rv = observed.metadata.resourceVersion;
-    const list = this.versions.get(id);
-    const i = rv && list ? list.indexOf(rv) : -1;
+    const entry = this.entries.get(id);
+    const i = rv && entry ? entry.versions.findIndex((v) => v.rv === rv) : -1;
     if (i < 0) return false;
     // Versions before it will never come (a watch delivers in order): drop them with it.
-    list!.splice(0, i + 1);
-    if (!list!.length) this.versions.delete(id);
+    entry!.versions.splice(0, i + 1);
+    if (!entry!.versions.length) this.forget(id);
     return true;
+  }
+
+  /** Whether a write `owner`'s passes made has not come back from the informers yet (for under PENDING_MS). */
+  pending(owner: string, now = performance.now()): boolean {
+    const ids = this.byOwner.get(owner);
+    if (!ids) return false;
+    let waiting = false;
+    for (const id of ids) {
+      const entry = this.entries.get(id);
+      if (entry?.versions.some((v) => now - v.at < PENDING_MS)) waiting = true;
+      else this.forget(id);
+    }
+    return waiting;
+  }
+
+  private forget(id: string): void {
+    const entry = this.entries.get(id);
+    if (!entry) return;
+    this.entries.delete(id);
+    const ids = this.byOwner.get(entry.owner);
+    ids?.delete(id);
+    if (ids && !ids.size) this.byOwner.delete(entry.owner);
   }
 
   /** Objects with versions still awaited (for tests and metrics). */
   get size(): number {
-    return this.versions.size;
+    return this.entries.size;
   }
 }

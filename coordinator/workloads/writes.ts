@@ -10,7 +10,7 @@ import { type IntentStore, IntentTooLargeError } from '../intents/store.js';
 import { apiErrorMessage, isConflict, type KubeClient } from '../kube/client.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { ResourceCache } from '../kube/informer.js';
-import { deploymentName } from './naming.js';
+import { deploymentName, queueKey } from './naming.js';
 import { DEPLOYMENTS, deploymentObject, INSTANCES, instanceObject } from './objects.js';
 import type { OwnWrites } from './own-writes.js';
 import { instanceStatus, type ObservedInstance, workloadStatus } from './status.js';
@@ -98,7 +98,11 @@ export class WorkloadWriter {
       wl.metadata.name,
       { metadata: { finalizers: [...(wl.metadata.finalizers ?? []), WORKLOAD_FINALIZER] } },
     );
-    this.d.ownWrites?.record(ownWorkloadKind(group), written);
+    this.d.ownWrites?.record(
+      ownWorkloadKind(group),
+      written,
+      queueKey(group, wl.metadata.namespace!, wl.metadata.name),
+    );
   }
 
   /**
@@ -109,6 +113,7 @@ export class WorkloadWriter {
     const wl = s.workload;
     const namespace = wl.metadata.namespace!;
     const name = wl.metadata.name;
+    const owner = queueKey(s.group, namespace, name);
     const objects = new Map(s.instances.map((i) => [i.metadata.name, i]));
     const deployments = plan.deployments
       ? await this.syncDeployments(s, plan.deployments)
@@ -135,7 +140,7 @@ export class WorkloadWriter {
       });
       try {
         const created = await this.d.client.create(INSTANCES, body);
-        this.d.ownWrites?.record(OWN_INSTANCE, created);
+        this.d.ownWrites?.record(OWN_INSTANCE, created, owner);
         objects.set(i.name, created);
         this.d.log.debug({ instance: `${namespace}/${i.name}`, host: i.host }, 'instance created');
       } catch (err) {
@@ -152,7 +157,7 @@ export class WorkloadWriter {
       const patched = await this.d.client.patch<InstanceObject>(INSTANCES, namespace, n, {
         spec: { templateHash, resources: plan.template.requests },
       });
-      this.d.ownWrites?.record(OWN_INSTANCE, patched);
+      this.d.ownWrites?.record(OWN_INSTANCE, patched, owner);
       obj.spec.templateHash = templateHash;
     }
     let publishError: Written['publishError'];
@@ -190,9 +195,10 @@ export class WorkloadWriter {
   async writeStatus(s: WorkloadSnapshot, plan: WorkloadPlan, written: Written): Promise<void> {
     const { group, workload: wl } = s;
     const namespace = wl.metadata.namespace!;
+    const owner = queueKey(group, namespace, wl.metadata.name);
     await eachLimited(plan.instanceStatus, WRITE_CONCURRENCY, async (o) => {
       const obj = written.instances.get(o.name);
-      if (obj) await this.writeInstanceStatus(obj, o, plan.status.now);
+      if (obj) await this.writeInstanceStatus(obj, o, plan.status.now, owner);
     });
     for (const [location, dep] of written.deployments) {
       const status = plan.deploymentStatus.get(location);
@@ -218,7 +224,7 @@ export class WorkloadWriter {
         wl.metadata.name,
         next,
       );
-      this.d.ownWrites?.record(ownWorkloadKind(group), written);
+      this.d.ownWrites?.record(ownWorkloadKind(group), written, owner);
       this.d.log.debug(
         {
           workload: `${namespace}/${wl.metadata.name}`,
@@ -265,7 +271,12 @@ export class WorkloadWriter {
     return out;
   }
 
-  private async writeInstanceStatus(obj: InstanceObject, o: ObservedInstance, now: string): Promise<void> {
+  private async writeInstanceStatus(
+    obj: InstanceObject,
+    o: ObservedInstance,
+    now: string,
+    owner: string,
+  ): Promise<void> {
     const next = instanceStatus(o, obj.status, now);
     if (JSON.stringify(next) === JSON.stringify(obj.status ?? {})) return;
     const prevPhase = obj.status?.phase;
@@ -276,7 +287,7 @@ export class WorkloadWriter {
         obj.metadata.name,
         next,
       );
-      this.d.ownWrites?.record(OWN_INSTANCE, written);
+      this.d.ownWrites?.record(OWN_INSTANCE, written, owner);
       this.d.log.debug(
         { instance: `${obj.metadata.namespace}/${obj.metadata.name}`, phase: next.phase, ready: next.ready },
         'instance status written',

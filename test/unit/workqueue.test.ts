@@ -78,6 +78,23 @@ describe('WorkQueue', () => {
     q.stop();
   });
 
+  it('does not count a skipped pass (a handler that waits) against the burst', async () => {
+    const passes: number[] = [];
+    let waits = 2;
+    const q = new WorkQueue(
+      async () => {
+        passes.push(performance.now());
+        return waits-- > 0 ? { requeueAfterMs: 20, skipped: true } : undefined;
+      },
+      { log, name: 't', minIntervalMs: 500 },
+    );
+    const start = performance.now();
+    q.add('w');
+    await vi.advanceTimersByTimeAsync(100);
+    expect(passes.map((t) => t - start)).toEqual([0, 20, 40]);
+    q.stop();
+  });
+
   it('runs other keys without waiting, and a key again at once after its interval', async () => {
     const seen: string[] = [];
     const q = new WorkQueue(
