@@ -290,16 +290,18 @@ export class Coordinator {
       cache.onChange((w, event) => {
         // Read by the apply benchmark (bench/apply.ts): when the coordinator first heard of a Workload.
         log.debug({ workload: `${w.metadata.namespace}/${w.metadata.name}`, group, event }, 'workload event');
-        if (!ownWrites.isEcho(ownWorkloadKind(group), w, event))
-          controller.enqueue(group, w.metadata.namespace!, w.metadata.name);
+        // Every event queues a pass, our own writes' echoes too (a no-op write returns somebody else's version);
+        // the controller only waits for those echoes before it plans again (workloads/own-writes.ts).
+        ownWrites.isEcho(ownWorkloadKind(group), w, event);
+        controller.enqueue(group, w.metadata.namespace!, w.metadata.name);
         autoscaler.enqueue(group, w.metadata.namespace!, w.metadata.name);
         // Network status counts the Workloads attached (it is written only when the count changes).
         void networkStatus.sync(w.metadata.namespace!);
       });
     }
     instances.onChange((i, event) => {
-      if (!ownWrites.isEcho(OWN_INSTANCE, i, event))
-        controller.enqueueByName(i.metadata.namespace!, i.spec.workloadRef.name);
+      ownWrites.isEcho(OWN_INSTANCE, i, event);
+      controller.enqueueByName(i.metadata.namespace!, i.spec.workloadRef.name);
       // The address blocks a Network's status lists follow its instances.
       void networkStatus.sync(i.metadata.namespace!);
     });

@@ -1,22 +1,19 @@
 /**
- * The controller's own writes, recognised when the informers echo them back (client-go's "expectations", by
- * resourceVersion). Two uses:
- * - an echo queues no pass of the Workload: the pass that wrote the object already acted on exactly that state
- *   (level-triggered: a pass reads everything afresh, and the state it left needs nothing until something else
- *   changes);
- * - a pass waits while a write of the previous pass of its Workload has not come back yet ({@link pending}):
- *   planning from caches without it would create those Instances again or write the same status twice.
+ * The controller's own writes, and when the informers have delivered them back (client-go's "expectations", by
+ * resourceVersion): a pass waits while a write of the previous pass of its Workload has not come back yet
+ * ({@link pending}), since planning from caches without it would create those Instances again or write the same
+ * status twice. (Echoes are not skipped: a patch that changes nothing returns the version the server has, which
+ * may be somebody else's change still on its way, and that event must queue a pass.)
  *
  * Algorithm: every object the controller creates or patches is recorded by kind, namespace and name with the
  * resourceVersion the API server returned, under the queue key of the Workload that wrote it; an informer event
- * whose object carries a recorded resourceVersion is that write coming back — it is consumed (recognised once), with
- * the versions before it. Anything else — another writer's change, a delete, a write whose echo was missed and
- * relisted — carries another resourceVersion and is not an echo.
+ * carrying a recorded resourceVersion is that write coming back — it is consumed, with the versions before it. An
+ * echo may beat the write's response: the last {@link SEEN_RECENT} delivered versions are remembered, and a write
+ * whose version was already delivered is not awaited.
  *
- * Invariants: only an object state this controller itself produced is ever taken for an echo; a change by anybody
- * else never is. A version counts as pending for at most {@link PENDING_MS} (an echo lost to a relist never blocks
- * a Workload for longer), at most {@link MAX_PER_OBJECT} versions are kept per object, and an object's entry goes
- * with its delete event or its echo, so the record stays the size of the writes in flight.
+ * Invariants: a pass never waits for longer than {@link PENDING_MS} (an echo lost to a relist, or out of the
+ * remembered window); at most {@link MAX_PER_OBJECT} versions are kept per object, and an object's entry goes with
+ * its delete event or its echo, so the record stays the size of the writes in flight.
  */
 
 /** Versions remembered per object: a pass writes an object a handful of times at most. */
@@ -36,8 +33,13 @@ interface Entry {
   owner: string;
 }
 
+/** Versions the informers delivered lately, remembered so that a write whose echo came first is not awaited. */
+export const SEEN_RECENT = 4096;
+
 export class OwnWrites {
   private readonly entries = new Map<string, Entry>();
+  /** The last {@link SEEN_RECENT} `id@rv` the informers delivered, oldest first (an echo can beat the response). */
+  private readonly seen = new Set<string>();
   /** Objects with versions in flight, by owner. */
   private readonly byOwner = new Map<string, Set<string>>();
 
@@ -50,6 +52,9 @@ export class OwnWrites {
     const rv = written?.metadata?.resourceVersion;
     if (!written || !rv) return;
     const id = OwnWrites.id(kind, written);
+    // Its echo was delivered before the write's response came back, or the write changed nothing (a no-op patch
+    // returns the version the caches have): nothing to wait for.
+    if (this.seen.has(`${id}@${rv}`)) return;
     const entry = this.entries.get(id) ?? { versions: [], owner };
     if (entry.owner !== owner) this.forget(id);
     entry.owner = owner;
@@ -67,6 +72,10 @@ export class OwnWrites {
    */
   isEcho(kind: string, observed: Observed, event: 'add' | 'update' | 'delete'): boolean {
     const id = OwnWrites.id(kind, observed);
+    const seen = `${id}@${observed.metadata.resourceVersion ?? ''}`;
+    this.seen.delete(seen);
+    this.seen.add(seen);
+    if (this.seen.size > SEEN_RECENT) this.seen.delete(this.seen.values().next().value!);
     if (event === 'delete') {
       this.forget(id);
       return false;

@@ -68,6 +68,14 @@ describe('OwnWrites', () => {
     expect(own.size).toBe(0);
   });
 
+  it('does not wait for a write whose echo came before its response, nor for a no-op write', () => {
+    const own = new OwnWrites();
+    expect(own.isEcho('instance', obj('a', '40'), 'update')).toBe(false); // delivered first
+    own.record('instance', obj('a', '40'), W);
+    expect(own.pending(W)).toBe(false);
+    expect(own.size).toBe(0);
+  });
+
   it('skips exactly the events carrying a version we wrote, and stays bounded', () => {
     fc.assert(
       fc.property(
