@@ -196,7 +196,8 @@ export function stagesOf(m: RunMarks, logs: StackLogs): RunStages | string {
   const passKey = (k: unknown) => typeof k === 'string' && k.endsWith(`|${m.namespace}|${m.workload}`);
   const seen = first(c, (l) => l.msg === 'workload event' && l.workload === wl && l.time >= m.applyAt - 5);
   if (!seen) return 'workload event';
-  const passes = c.filter((l) => l.msg === 'pass' && passKey(l.key));
+  // The Workload controller's passes (other queues, e.g. the autoscaler's, use the same keys).
+  const passes = c.filter((l) => l.msg === 'pass' && l.queue === 'workloads' && passKey(l.key));
   const pass1 = first(passes, (l) => l.time >= seen.time);
   if (!pass1) return 'first pass';
   const intentSuffix = `.${m.namespace}.${m.workload}`;
@@ -299,7 +300,10 @@ export function fleetTimelineOf(m: RunMarks, logs: StackLogs): FleetTimeline {
     ? first(
         c,
         (l) =>
-          l.msg === 'pass' && String(l.key).endsWith(`|${m.namespace}|${m.workload}`) && l.time >= seen.time,
+          l.msg === 'pass' &&
+          l.queue === 'workloads' &&
+          String(l.key).endsWith(`|${m.namespace}|${m.workload}`) &&
+          l.time >= seen.time,
       )
     : undefined;
   const created = c.filter((l) => l.msg === 'instance created' && String(l.instance).startsWith(`${wl}-`));

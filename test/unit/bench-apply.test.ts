@@ -80,12 +80,13 @@ const PASS_KEY = `compute.datumapis.com|${NS}|${WL}`;
 function linesOf(t: number): StackLogs {
   const coordinator: LogLine[] = [
     { time: t + 300, msg: 'workload event', workload: `${NS}/${WL}`, event: 'add' },
+    { time: t + 301, msg: 'pass', queue: 'autoscaler', key: PASS_KEY, waitedMs: 0, ms: 0 },
     { time: t + 360, msg: 'instance created', instance: INSTANCE, host: HOST },
     { time: t + 380, msg: 'intent written', key: KEY, ms: 4 },
-    { time: t + 400, msg: 'pass', key: PASS_KEY, waitedMs: 2, ms: 95 },
+    { time: t + 400, msg: 'pass', queue: 'workloads', key: PASS_KEY, waitedMs: 2, ms: 95 },
     { time: t + 820, msg: 'host report changed instances', host: HOST, seq: 9 },
     { time: t + 900, msg: 'workload status written', workload: `${NS}/${WL}`, readyReplicas: 1 },
-    { time: t + 910, msg: 'pass', key: PASS_KEY, waitedMs: 60, ms: 30 },
+    { time: t + 910, msg: 'pass', queue: 'workloads', key: PASS_KEY, waitedMs: 60, ms: 30 },
   ];
   const agent: LogLine[] = [
     { time: t + 390, msg: 'intent received', key: KEY, op: 'PUT' },
