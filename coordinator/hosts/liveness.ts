@@ -15,6 +15,12 @@
  *    not already Lost are silent past their TTL, and at least `minBrakeHosts` of them, no host is newly declared
  *    Lost: they stay Disconnected (instances Unknown, nothing replaced) until they report or the share drops.
  *
+ * 5. Reports first (the registry's part): before any host is made worse, every report NATS has already sent the
+ *    coordinator is read (one round trip to the server), then the decision is made again for the same instant. A
+ *    busy event loop runs its timers before it reads its socket, so without this a host whose reports were queued
+ *    unread was declared Lost (10,000 hosts going Lost en masse while Workloads were created). `worsened` says
+ *    which hosts a decision would make worse.
+ *
  * Invariants (property-tested): a host is Lost only when silent longer than `lostAfterMs` (and its TTL), or was
  * Lost already; a Ready host silent no longer than its TTL stays Ready; no host gets better; when the brake engages
  * no host newly becomes Lost; when it does not, the decision is the worse of the silence rule and the host's state.
@@ -92,6 +98,16 @@ export function decideHostStates(hosts: readonly HostSilence[], rules: LivenessR
   if (!brake) return { states, held: [] };
   for (const host of newlyLost) states.set(host, 'Disconnected');
   return { states, held: newlyLost };
+}
+
+/** The hosts a decision makes worse than they are (those a verdict must first read every queued report for). */
+export function worsened(hosts: readonly HostSilence[], decision: LivenessDecision): string[] {
+  const out: string[] = [];
+  for (const h of hosts) {
+    const next = decision.states.get(h.host) ?? h.state;
+    if (SEVERITY[next] > SEVERITY[h.state]) out.push(h.host);
+  }
+  return out;
 }
 
 /**

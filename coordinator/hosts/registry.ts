@@ -18,7 +18,16 @@ import {
   REFUSAL_REASONS,
   type RefusalReason,
 } from './admission.js';
-import { DEFAULT_LIVENESS, decideHostStates, type HostState, loopStalled, silenceMs } from './liveness.js';
+import {
+  DEFAULT_LIVENESS,
+  decideHostStates,
+  type HostSilence,
+  type HostState,
+  type LivenessDecision,
+  loopStalled,
+  silenceMs,
+  worsened,
+} from './liveness.js';
 
 export type { HostState } from './liveness.js';
 
@@ -53,6 +62,14 @@ export interface HostRegistryOptions {
   maxLostShare?: number;
   /** Which reports are accepted (heartbeat bounds, bound identities); see admission.ts. */
   admission?: Partial<AdmissionRules>;
+  /**
+   * Resolves once every report the server has already sent us was handled (default: `nc.flush()`, a PING/PONG
+   * round trip: the PONG comes after every message queued for us before it). Run before a host is made worse
+   * (liveness.ts, rule 5); absent (no `nc`), timer checks decide at once.
+   */
+  drainReports?: () => Promise<void>;
+  /** How long a drain may take before the check gives up and tries again at the next tick (default 30 000 ms). */
+  drainTimeoutMs?: number;
 }
 
 /**
@@ -84,10 +101,19 @@ export class HostRegistry extends EventEmitter {
   lossesSuppressed = 0;
   /** Times the grace restarted because the coordinator could not hear its hosts (link back, loop stalled). */
   graceRestarts = 0;
+  /** A drain of queued reports under way before a verdict (timer checks wait for it). */
+  private draining = false;
+  /** Verdicts that waited for queued reports (counted once per drain). */
+  drains = 0;
+  /** Hosts a drain saved: they would have been made worse, and a queued report of theirs said they were alive. */
+  drainSaves = 0;
+  private readonly drain: (() => Promise<void>) | undefined;
 
   constructor(private readonly opts: HostRegistryOptions) {
     super();
     this.rules = { ...DEFAULT_ADMISSION, ...opts.admission };
+    const nc = opts.nc;
+    this.drain = opts.drainReports ?? (nc ? () => nc.flush() : undefined);
   }
 
   start(): void {
@@ -162,7 +188,47 @@ export class HostRegistry extends EventEmitter {
     if (stalled)
       this.restartGrace(`the check loop stalled for ${Math.round(now - (this.lastTick ?? now))} ms`, now);
     this.lastTick = now;
-    this.check(now);
+    if (this.draining) return;
+    if (!this.drain) {
+      this.check(now);
+      return;
+    }
+    const pending = this.decide(now);
+    if (!pending) return;
+    const worse = worsened(pending.hosts, pending.decision);
+    if (worse.length === 0) {
+      this.applyDecision(pending);
+      return;
+    }
+    // Read what is queued first, then decide again for the same instant (liveness.ts, rule 5).
+    this.draining = true;
+    this.drains++;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((r) => {
+      timer = setTimeout(() => r('timeout'), this.opts.drainTimeoutMs ?? 30_000);
+    });
+    void Promise.race([this.drain().then(() => 'drained' as const), timeout])
+      .then((how) => {
+        if (how === 'timeout') {
+          this.opts.log.warn('queued host reports not read in time: no verdict this round');
+          return;
+        }
+        const again = this.decide(now);
+        if (!again) return;
+        const still = new Set(worsened(again.hosts, again.decision));
+        for (const h of worse) if (!still.has(h)) this.drainSaves++;
+        this.applyDecision(again);
+      })
+      .catch((err) =>
+        this.opts.log.warn(
+          { err: (err as Error).message },
+          'queued host reports not read: no verdict this round',
+        ),
+      )
+      .finally(() => {
+        clearTimeout(timer);
+        this.draining = false;
+      });
   }
 
   /** Counts, logs and answers a refused report. */
@@ -209,22 +275,31 @@ export class HostRegistry extends EventEmitter {
 
   /** Re-evaluates every host's state on the liveness clock (see liveness.ts); nothing while our link is down. */
   check(now = performance.now()): void {
-    if (!this.linkUp) return;
+    const pending = this.decide(now);
+    if (pending) this.applyDecision(pending);
+  }
+
+  /** Every host's next state at `now` (undefined while our link is down: no verdicts then). */
+  private decide(now: number): Pending | undefined {
+    if (!this.linkUp) return undefined;
     const entries = [...this.hosts.values()];
-    const silent = new Map(entries.map((e) => [e.report.host, silenceMs(e.heardAt, this.graceFrom, now)]));
-    const decision = decideHostStates(
-      entries.map((e) => ({
-        host: e.report.host,
-        state: e.state,
-        silentMs: silent.get(e.report.host) ?? 0,
-        disconnectAfterMs: this.disconnectAfterMs(e.report),
-      })),
-      {
-        lostAfterMs: this.opts.lostAfterMs ?? 30_000,
-        maxLostShare: this.opts.maxLostShare ?? DEFAULT_LIVENESS.maxLostShare,
-        minBrakeHosts: DEFAULT_LIVENESS.minBrakeHosts,
-      },
-    );
+    const hosts: HostSilence[] = entries.map((e) => ({
+      host: e.report.host,
+      state: e.state,
+      silentMs: silenceMs(e.heardAt, this.graceFrom, now),
+      disconnectAfterMs: this.disconnectAfterMs(e.report),
+    }));
+    const decision = decideHostStates(hosts, {
+      lostAfterMs: this.opts.lostAfterMs ?? 30_000,
+      maxLostShare: this.opts.maxLostShare ?? DEFAULT_LIVENESS.maxLostShare,
+      minBrakeHosts: DEFAULT_LIVENESS.minBrakeHosts,
+    });
+    return { entries, hosts, decision };
+  }
+
+  /** Applies a decision: states changed (with their events), losses the brake holds logged once. */
+  private applyDecision({ entries, hosts, decision }: Pending): void {
+    const silent = new Map(hosts.map((h) => [h.host, h.silentMs]));
     for (const host of decision.held) {
       if (this.held.has(host)) continue;
       this.held.add(host);
@@ -235,6 +310,8 @@ export class HostRegistry extends EventEmitter {
       );
     }
     for (const entry of entries) {
+      // A report accepted since the decision replaced the entry: the decision is not about it any more.
+      if (this.hosts.get(entry.report.host) !== entry) continue;
       const state = decision.states.get(entry.report.host) ?? entry.state;
       if (state === 'Lost') this.held.delete(entry.report.host);
       if (state !== entry.state) {
@@ -273,6 +350,16 @@ export class HostRegistry extends EventEmitter {
   reported(host: string, namespace: string, name: string): ReportedInstance | undefined {
     return this.hosts.get(host)?.instances.get(`${namespace}/${name}`);
   }
+}
+
+/** A decision and what it was made from. */
+interface Pending {
+  /** The entries decided on. */
+  entries: HostEntry[];
+  /** Their silence. */
+  hosts: HostSilence[];
+  /** The decision. */
+  decision: LivenessDecision;
 }
 
 function instancesDigest(r: HostReport): string {

@@ -11,6 +11,7 @@ import {
   type HostState,
   loopStalled,
   stateForSilence,
+  worsened,
 } from '../../coordinator/hosts/liveness.js';
 import { HostRegistry } from '../../coordinator/hosts/registry.js';
 import { createLogger } from '../../shared/log.js';
@@ -206,5 +207,88 @@ describe('host registry under its own faults', () => {
     expect(r.get('a')?.state).toBe('Disconnected');
     r.check(32_001);
     expect(r.get('a')?.state).toBe('Lost');
+  });
+});
+
+describe('queued reports are read before a verdict (rule 5)', () => {
+  it('worsened names exactly the hosts a decision makes worse', () => {
+    fc.assert(
+      fc.property(hostsArb, rulesArb, (hosts, rules) => {
+        const d = decideHostStates(hosts, rules);
+        const rank = { Ready: 0, Disconnected: 1, Lost: 2 };
+        const want = hosts.filter((h) => rank[d.states.get(h.host)!] > rank[h.state]).map((h) => h.host);
+        expect(worsened(hosts, d)).toEqual(want);
+      }),
+    );
+  });
+
+  /** A registry whose drain hands it the reports "queued on its socket" when asked, as a flush would. */
+  const withQueue = () => {
+    const queued: Array<{ host: string; seq: number; at: number }> = [];
+    let drains = 0;
+    const r: HostRegistry = new HostRegistry({
+      nc: undefined as never,
+      subjects: new Subjects('edge'),
+      log,
+      lostAfterMs: 30_000,
+      drainReports: async () => {
+        drains++;
+        for (const q of queued.splice(0)) r.accept(report(q.host, q.seq), q.at);
+      },
+    });
+    return { r, queued, drains: () => drains };
+  };
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+  it('a host whose report is queued unread is not declared Lost; a silent one is', async () => {
+    const { r, queued, drains } = withQueue();
+    const live = ['b', 'd', 'e', 'f'];
+    for (const h of ['a', 'c', ...live]) r.accept(report(h), 0);
+    for (let t = 1000; t <= 30_000; t += 1000) {
+      if (t % 5000 === 0) for (const h of live) r.accept(report(h, t), t);
+      r.timerCheck(t);
+      await settle();
+    }
+    // a and c went Disconnected (silent past their TTL, nothing queued); now a report of a waits, none of c.
+    expect(r.get('a')?.state).toBe('Disconnected');
+    queued.push({ host: 'a', seq: 2, at: 30_500 });
+    r.timerCheck(31_001);
+    expect(r.get('c')?.state).toBe('Disconnected'); // nothing decided before the drain finished
+    await settle();
+    expect(r.get('a')?.state).toBe('Ready');
+    expect(r.get('c')?.state).toBe('Lost');
+    expect(r.get('b')?.state).toBe('Ready');
+    expect(r.drainSaves).toBe(1);
+    expect(drains()).toBeGreaterThan(0);
+  });
+
+  it('makes no verdict while a drain does not finish, and none when it fails', async () => {
+    let release: () => void = () => {};
+    const r = new HostRegistry({
+      nc: undefined as never,
+      subjects: new Subjects('edge'),
+      log,
+      lostAfterMs: 30_000,
+      drainReports: () => new Promise<void>((resolve) => (release = resolve)),
+    });
+    r.accept(report('a'), 0);
+    r.timerCheck(40_000);
+    r.timerCheck(41_000);
+    await settle();
+    expect(r.get('a')?.state).toBe('Ready');
+    release();
+    await settle();
+    expect(r.get('a')?.state).toBe('Lost');
+    const failing = new HostRegistry({
+      nc: undefined as never,
+      subjects: new Subjects('edge'),
+      log,
+      lostAfterMs: 30_000,
+      drainReports: () => Promise.reject(new Error('connection closed')),
+    });
+    failing.accept(report('a'), 0);
+    failing.timerCheck(40_000);
+    await settle();
+    expect(failing.get('a')?.state).toBe('Ready');
   });
 });
