@@ -26,6 +26,12 @@ export class NetworkStatusWriter {
   private written = new Map<string, string>();
   /** The sync under way per namespace. */
   private running = new Map<string, Promise<void>>();
+  /**
+   * The one sync queued behind it per namespace, shared by every caller meanwhile: each Instance change asks for a
+   * sync, and chaining one per call grew without bound while Instances were created (a closure and a full pass over
+   * the namespace's Workloads per Instance).
+   */
+  private queued = new Map<string, Promise<void>>();
 
   constructor(
     private readonly d: {
@@ -42,15 +48,34 @@ export class NetworkStatusWriter {
 
   /** Brings the status of every Network of a namespace up to date (after the sync under way, if any). */
   sync(namespace: string): Promise<void> {
-    const next = (this.running.get(namespace) ?? Promise.resolve()).then(() => this.syncNow(namespace));
-    this.running.set(namespace, next);
-    void next.finally(() => {
-      if (this.running.get(namespace) === next) this.running.delete(namespace);
-    });
+    const queued = this.queued.get(namespace);
+    if (queued) return queued;
+    const running = this.running.get(namespace);
+    if (!running) return this.start(namespace);
+    const next = running
+      .catch(() => undefined)
+      .then(() => {
+        this.queued.delete(namespace);
+        return this.start(namespace);
+      });
+    this.queued.set(namespace, next);
     return next;
   }
 
+  private start(namespace: string): Promise<void> {
+    const run = this.syncNow(namespace);
+    this.running.set(namespace, run);
+    run
+      .finally(() => {
+        if (this.running.get(namespace) === run) this.running.delete(namespace);
+      })
+      .catch(() => undefined);
+    return run;
+  }
+
   private async syncNow(namespace: string): Promise<void> {
+    // Most namespaces have no Network: nothing to count the Workloads for.
+    if (this.d.networks.list(namespace).length === 0) return;
     const counts = new Map<string, number>();
     for (const cache of this.d.workloads.values()) {
       for (const w of cache.list(namespace)) {
