@@ -328,7 +328,7 @@ export class Coordinator {
         segments.schedule();
       }
     });
-    registry.on('state', () => controller.enqueueAll());
+    registry.on('state', (entry: HostEntry) => controller.enqueueForHostState(entry));
 
     this.hostSync = new HostSync(
       client,

@@ -14,6 +14,7 @@ import type { IntentStore } from '../intents/store.js';
 import type { KubeClient } from '../kube/client.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { ResourceCache } from '../kube/informer.js';
+import { LabelIndex } from '../kube/label-index.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
 import { DEFAULT_UNDERLAY_MTU, type NetworkSettings } from '../networks/config.js';
 import type { SegmentPublisher } from '../networks/segment-publisher.js';
@@ -29,6 +30,7 @@ import {
 import { amountsOf, maxOf, usageByWorkload } from '../quota/usage.js';
 import { claimAddresses } from './addresses.js';
 import { WorkloadFinalizer } from './finalize.js';
+import { InstanceIndex } from './instance-index.js';
 import { addressPlan, segmentMembers, withInterfaces } from './interfaces.js';
 import { parseQueueKey, queueKey } from './naming.js';
 import { SURGE_LABEL, WORKLOAD_UID_LABEL } from './objects.js';
@@ -111,8 +113,20 @@ export class WorkloadController {
    * that two Workloads of a namespace planned at once cannot both take the same room.
    */
   private readonly admitted = new Map<string, Map<string, QuotaAmounts>>();
+  /** The Instances of each Workload and the Workloads on each host, kept in step with the Instance cache. */
+  private readonly index: InstanceIndex;
+  /** The WorkloadDeployments of each Workload (by its UID label). */
+  private readonly deploymentsByUid: LabelIndex<DeploymentObject>;
+  /** Keys whose last pass left replicas unplaced: a host that becomes Ready may take them. */
+  private readonly unplaced = new Set<string>();
 
   constructor(private readonly d: WorkloadControllerDeps) {
+    this.index = new InstanceIndex(d.instances);
+    this.deploymentsByUid = new LabelIndex(WORKLOAD_UID_LABEL, d.deployments);
+    // A deleted Instance frees capacity that Workloads waiting for room may take.
+    d.instances.onChange((_i, event) => {
+      if (event === 'delete') this.enqueueUnplaced();
+    });
     // Two passes a second per Workload when events keep coming (a burst of instance reports becomes one status
     // write), but the first three run at once: an apply's pass and its host's first reports (Starting, then
     // Running) are not each held back for an interval.
@@ -171,12 +185,28 @@ export class WorkloadController {
   enqueueForHostReport(entry: HostEntry): void {
     const names = new Set<string>();
     for (const r of entry.report.instances) names.add(`${r.namespace}|${r.workload}`);
-    for (const i of this.d.instances.list())
-      if (i.spec.host === entry.report.host) names.add(`${i.metadata.namespace}|${i.spec.workloadRef.name}`);
+    for (const [namespace, name] of this.index.workloadsOn(entry.report.host))
+      names.add(`${namespace}|${name}`);
     for (const n of names) {
       const [namespace, name] = n.split('|') as [string, string];
       this.enqueueByName(namespace, name);
     }
+  }
+
+  /**
+   * A host changed state: the Workloads with instances on it (replaced when it is Lost, Unknown while it is
+   * Disconnected, reported again when it is back) and, when it is Ready (new or back), those waiting for room.
+   * No other Workload's plan depends on one host's state (placement never moves a kept instance), so a lost host
+   * at 10,000 Workloads costs the passes of its own few, not a pass of every Workload.
+   */
+  enqueueForHostState(entry: HostEntry): void {
+    this.enqueueForHostReport(entry);
+    if (entry.state === 'Ready') this.enqueueUnplaced();
+  }
+
+  /** Queues the Workloads whose last pass left replicas unplaced. */
+  enqueueUnplaced(): void {
+    for (const key of this.unplaced) this.queue.add(key);
   }
 
   /** One pass over one Workload: validate → plan → apply → status. */
@@ -186,13 +216,14 @@ export class WorkloadController {
     if (!wl || wl.metadata.deletionTimestamp) {
       this.d.segments?.setMembers(key, []);
     }
+    if (!wl || wl.metadata.deletionTimestamp) this.unplaced.delete(key);
     if (!wl) {
       if ([...this.d.workloads.values()].some((c) => c.get(namespace, name))) return undefined;
       return this.finalizer.cleanupOrphans(namespace, name);
     }
-    const mine = this.d.instances
-      .list(namespace)
-      .filter((i) => i.metadata.labels?.[WORKLOAD_UID_LABEL] === wl.metadata.uid);
+    const mine = wl.metadata.uid
+      ? this.index.ofWorkload(wl.metadata.uid).filter((i) => i.metadata.namespace === namespace)
+      : [];
     const conflict = this.conflictOf(group, wl);
     if (wl.metadata.deletionTimestamp) return this.finalizer.finalize(group, wl, mine, !conflict);
     // The previous pass's writes not back in the caches yet (normally a matter of milliseconds): planning now
@@ -230,6 +261,8 @@ export class WorkloadController {
       plan = withInterfaces(plan, ap, answers, namespace);
       this.d.segments?.setMembers(key, segmentMembers(plan, namespace));
     }
+    if (plan.status.unplaced > 0) this.unplaced.add(key);
+    else this.unplaced.delete(key);
     const written = await this.writer.apply(snapshot, plan);
     await this.writer.writeStatus(snapshot, plan, written);
     return plan.requeueAfterMs ? { requeueAfterMs: plan.requeueAfterMs } : undefined;
@@ -248,9 +281,11 @@ export class WorkloadController {
       group,
       workload: wl,
       instances: mine,
-      deployments: this.d.deployments
-        .list(wl.metadata.namespace)
-        .filter((d) => d.metadata.labels?.[WORKLOAD_UID_LABEL] === wl.metadata.uid),
+      deployments: wl.metadata.uid
+        ? this.deploymentsByUid
+            .get(wl.metadata.uid)
+            .filter((d) => d.metadata.namespace === wl.metadata.namespace)
+        : [],
       placement: placing
         ? {
             hosts: placementHosts(
