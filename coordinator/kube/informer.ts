@@ -55,6 +55,9 @@ export class ResourceCache<T extends { metadata: { name?: string; namespace?: st
     this.informer = makeInformer<any>(client.kc, this.path, list as never);
     for (const event of ['add', 'update', 'delete'] as const) {
       this.informer.on(event, (obj) => {
+        // managedFields (server-side apply's bookkeeping) is most of a small object and nothing here reads it:
+        // dropped from the cached object as client-go's informers do with a transform (issue 15, memory).
+        if (event !== 'delete' && obj?.metadata?.managedFields) delete obj.metadata.managedFields;
         for (const h of this.handlers) h(obj as T, event);
       });
     }
