@@ -1,10 +1,11 @@
 /**
  * The indexes over the Instance and WorkloadDeployment caches (coordinator/workloads/instance-index.ts,
- * coordinator/kube/label-index.ts): after any sequence of add, update and delete events they answer exactly what a
+ * coordinator/kube/label-index.ts) and the allocation index (coordinator/hosts/allocation.ts): after any sequence of add, update and delete events they answer exactly what a
  * scan of the cache would.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { AllocationIndex } from '../../../coordinator/hosts/allocation.js';
 import { LabelIndex } from '../../../coordinator/kube/label-index.js';
 import { InstanceIndex } from '../../../coordinator/workloads/instance-index.js';
 import { WORKLOAD_UID_LABEL } from '../../../coordinator/workloads/objects.js';
@@ -52,6 +53,11 @@ describe('InstanceIndex', () => {
           const want = all.filter((i) => i.metadata.labels?.[WORKLOAD_UID_LABEL] === uid);
           expect(new Set(index.ofWorkload(uid))).toEqual(new Set(want));
         }
+        for (const ns of ['n1', 'n2'])
+          for (const w of ['w1', 'w2']) {
+            const want = all.filter((i) => i.metadata.namespace === ns && i.spec.workloadRef.name === w);
+            expect(new Set(index.ofWorkloadNamed(ns, w))).toEqual(new Set(want));
+          }
         for (const host of ['h1', 'h2', 'h3']) {
           const want = new Set(
             all
@@ -105,6 +111,47 @@ describe('LabelIndex', () => {
           expect(new Set(index.get(uid))).toEqual(new Set(want));
         }
       }),
+    );
+  });
+});
+
+describe('AllocationIndex', () => {
+  it('after any events (read between them or not) equals a fresh scan of the cache', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ e: event, cpu: fc.integer({ min: 0, max: 500 }), read: fc.boolean() }), {
+          maxLength: 60,
+        }),
+        (events) => {
+          const cache = new Map<string, InstanceObject>();
+          let handler: ((o: InstanceObject, e: 'add' | 'update' | 'delete') => void) | undefined;
+          const source = {
+            list: () => [...cache.values()],
+            onChange: (fn: typeof handler) => (handler = fn),
+          };
+          const index = new AllocationIndex(source as never);
+          for (const { e, cpu, read } of events) {
+            const obj = instance(e.name, e.ns, e.uid, e.host, e.workload);
+            obj.spec.resources = { cpuMillis: cpu, memoryBytes: cpu * 2 };
+            const key = `${e.ns}/${e.name}`;
+            if (e.kind === 'delete') {
+              const last = cache.get(key);
+              if (!last) continue;
+              cache.delete(key);
+              handler?.(last, 'delete');
+            } else {
+              const kind = cache.has(key) ? 'update' : 'add';
+              cache.set(key, obj);
+              handler?.(obj, kind);
+            }
+            if (read) index.all();
+          }
+          const fresh = new AllocationIndex({ list: source.list, onChange: () => undefined });
+          const strip = (m: ReadonlyMap<string, { allocated: unknown; instances: number }>) =>
+            new Map([...m].map(([h, a]) => [h, { allocated: a.allocated, instances: a.instances }]));
+          expect(strip(index.all())).toEqual(strip(fresh.all()));
+        },
+      ),
     );
   });
 });
