@@ -8,6 +8,7 @@
 
 export { commitPlan } from './commit.js';
 export { schedule } from './schedule.js';
+export { neededInstance, readsOtherInstances, scopeInstances } from './scope.js';
 export type {
   HostInfo,
   InstanceInfo,

@@ -4,7 +4,8 @@
  * Workload's Instances, and a host report or host state change finds the Workloads it concerns, without
  * scanning every Instance: at 100,000 Instances a scan per pass made placement quadratic in the fleet.
  *
- * Invariant: after every event, `ofWorkload(uid)` holds exactly the cached Instances labelled with that UID and
+ * Invariant: after every event, `ofWorkload(uid)` holds exactly the cached Instances labelled with that UID,
+ * `ofWorkloadNamed(namespace, name)` those whose workloadRef names that Workload, and
  * `workloadsOn(host)` exactly the `namespace/workload` pairs of the cached Instances on that host (an update
  * that moves an Instance to another host or Workload is removed from where it was first).
  */
@@ -27,6 +28,8 @@ interface Placement {
 export class InstanceIndex<T extends IndexedInstance = InstanceObject> {
   /** Instances by Workload UID, each by `namespace/name`. */
   private readonly byUid = new Map<string, Map<string, T>>();
+  /** Instances by `namespace/workload` (spec.workloadRef; whatever their UID), each by `namespace/name`. */
+  private readonly byWorkload = new Map<string, Map<string, T>>();
   /** Per host: `namespace/workload` → how many of its Instances are there. */
   private readonly byHost = new Map<string, Map<string, number>>();
   /** Where each indexed Instance is, by `namespace/name`. */
@@ -54,6 +57,12 @@ export class InstanceIndex<T extends IndexedInstance = InstanceObject> {
       this.byUid.set(p.uid, mine);
     }
     mine.set(key, obj);
+    let named = this.byWorkload.get(p.workload);
+    if (!named) {
+      named = new Map();
+      this.byWorkload.set(p.workload, named);
+    }
+    named.set(key, obj);
     let on = this.byHost.get(p.host);
     if (!on) {
       on = new Map();
@@ -69,6 +78,9 @@ export class InstanceIndex<T extends IndexedInstance = InstanceObject> {
     const mine = this.byUid.get(p.uid);
     mine?.delete(key);
     if (mine && mine.size === 0) this.byUid.delete(p.uid);
+    const named = this.byWorkload.get(p.workload);
+    named?.delete(key);
+    if (named && named.size === 0) this.byWorkload.delete(p.workload);
     const on = this.byHost.get(p.host);
     const n = (on?.get(p.workload) ?? 0) - 1;
     if (n > 0) on?.set(p.workload, n);
@@ -79,6 +91,11 @@ export class InstanceIndex<T extends IndexedInstance = InstanceObject> {
   /** The Instances labelled with that Workload UID. */
   ofWorkload(uid: string): T[] {
     return [...(this.byUid.get(uid)?.values() ?? [])];
+  }
+
+  /** The Instances whose spec.workloadRef names that Workload (any UID: an earlier one of the same name too). */
+  ofWorkloadNamed(namespace: string, name: string): T[] {
+    return [...(this.byWorkload.get(`${namespace}/${name}`)?.values() ?? [])];
   }
 
   /** `[namespace, workload]` of every Workload with an Instance on that host. */

@@ -10,6 +10,7 @@ import {
   matchesLabelSelector,
 } from '../../../coordinator/placement/labels.js';
 import { schedule } from '../../../coordinator/placement/schedule.js';
+import { readsOtherInstances, scopeInstances } from '../../../coordinator/placement/scope.js';
 import type {
   HostInfo,
   InstanceInfo,
@@ -363,6 +364,31 @@ describe('placement invariants', () => {
             instances: shuffled(input.instances, seed),
           }),
         ).toEqual(a);
+      }),
+      RUNS,
+    );
+  });
+
+  it('scoped: only its own instances and those carrying anti-affinity give the same plan, unless its rules read others', () => {
+    const guard = [{ topologyKey: HOSTNAME, labelSelector: { matchLabels: { app: 'me' } } }];
+    fc.assert(
+      fc.property(inputArb, fc.array(fc.boolean(), { maxLength: 8 }), (raw, guarded) => {
+        // Some other instances carry required anti-affinity against this Workload's; then run and scale by 2.
+        const input = {
+          ...raw,
+          instances: raw.instances.map((i, k) => (guarded[k] ? { ...i, antiAffinity: guard } : i)),
+        };
+        const after = apply(input, schedule(input));
+        for (const x of [
+          input,
+          { ...after, workload: { ...after.workload, replicas: after.workload.replicas * 2 } },
+        ]) {
+          const scoped = scopeInstances(x);
+          if (!readsOtherInstances(x.workload.placement))
+            expect(scoped.instances.length).toBeLessThanOrEqual(x.instances.length);
+          else expect(scoped).toBe(x);
+          expect(schedule(scoped)).toEqual(schedule(x));
+        }
       }),
       RUNS,
     );
