@@ -14,17 +14,29 @@
  * `--measure-seconds S` (default 30), `--kill N` (hosts killed, default 5), `--profile DIR` (the coordinator
  * writes a V8 CPU profile there).
  *
+ * `--heap-prof DIR` (a V8 heap profile too), `--ceiling-per-level N` (ConfigMaps created per parallelism level for
+ * the write ceiling; default instances/4 within 200–4000; 0 skips it).
+ *
+ * Beside the coordinator: `apiserverCpuCores` (kube-apiserver + etcd over the steady window; `apiserverPlaceCpuCores`
+ * while the instances were placed), their peak RSS; `instanceWritesPerSecond` (Instances created per second from the
+ * first apply until every instance was in the intents), `writeCeilingPerSecond` (ConfigMaps of an Instance's size
+ * created with the same Kubernetes client at its best parallelism, after the rest, in the same run); `allRunningSeconds`
+ * (from the applies finishing until the Workloads' status counts every instance ready, read from the monitoring feed);
+ * `lostWhileHeartbeating` (hosts the feed showed Lost or Disconnected before any host was killed: must be 0).
+ *
  * `replacementSeconds` is measured from the moment the last of the dead hosts passed its loss deadline
  * (max(lostAfter, TTL + grace) after its last heartbeat) to every one of their instances being placed on and
  * reported running by another host; `replacementSinceDeathSeconds` counts from the death itself.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Kvm } from '@nats-io/kv';
+import { KubeClient } from '../coordinator/kube/client.js';
 import { httpUrlOf, startCoordinator } from '../deploy/stack/edgeplane.js';
 import { kubectl, REPO_DIR, startKubeApi, startNatsServer } from '../deploy/stack/index.js';
 import { startProc } from '../deploy/stack/proc.js';
+import { GROUP, InstanceKind } from '../shared/api/index.js';
 import { connectNats } from '../shared/nats/connect.js';
 import {
   DeploymentIntent,
@@ -34,6 +46,8 @@ import {
   MESSAGE_VERSION,
 } from '../shared/nats/messages.js';
 import { Subjects } from '../shared/nats/subjects.js';
+import { coresBetween, procStats, startRssSampler } from './lib/proc-stats.js';
+import { measureWriteCeiling } from './lib/write-ceiling.js';
 
 interface Options {
   hosts: number;
@@ -47,14 +61,18 @@ interface Options {
   json: boolean;
   /** Where the coordinator writes a V8 CPU profile (`--profile <dir>`), if anywhere. */
   profileDir?: string;
+  /** Where the coordinator writes a V8 heap profile (`--heap-prof <dir>`), if anywhere. */
+  heapProfileDir?: string;
+  /** ConfigMaps per parallelism level for the write ceiling (0: not measured). */
+  ceilingPerLevel: number;
 }
 
 function parseOptions(argv: string[]): Options {
-  const get = (name: string, def: number) => {
+  const get = (name: string, def: number, min = 1) => {
     const i = argv.indexOf(`--${name}`);
     if (i < 0) return def;
     const v = Number(argv[i + 1]);
-    if (!Number.isFinite(v) || v <= 0)
+    if (!Number.isFinite(v) || v < min)
       throw new Error(`--${name}: expected a positive number, got ${argv[i + 1]}`);
     return v;
   };
@@ -69,6 +87,10 @@ function parseOptions(argv: string[]): Options {
     measureSeconds: get('measure-seconds', 30),
     kill: get('kill', 5),
     json: argv.includes('--json'),
+    ceilingPerLevel: get('ceiling-per-level', Math.min(4000, Math.max(200, Math.round(instances / 4))), 0),
+    ...(argv.includes('--heap-prof')
+      ? { heapProfileDir: path.resolve(argv[argv.indexOf('--heap-prof') + 1] ?? 'profile') }
+      : {}),
     ...(argv.includes('--profile')
       ? { profileDir: path.resolve(argv[argv.indexOf('--profile') + 1] ?? 'profile') }
       : {}),
@@ -77,16 +99,6 @@ function parseOptions(argv: string[]): Options {
 
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** utime+stime of a process in seconds, and its peak RSS (VmHWM) in bytes. */
-function procStats(pid: number): { cpuSeconds: number; peakRss: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
-  return { cpuSeconds: ticks / 100, peakRss: hwm };
-}
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
@@ -105,16 +117,18 @@ async function main(): Promise<void> {
       () => nats.stop(),
       () => kube.stop(),
     );
-    const coordinator = o.profileDir
-      ? // Same flags as startCoordinator, with a V8 CPU profile written to --profile <dir> at exit.
+    const nodeFlags = [
+      ...(o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir] : []),
+      ...(o.heapProfileDir ? ['--heap-prof', '--heap-prof-dir', o.heapProfileDir] : []),
+    ];
+    const coordinator = nodeFlags.length
+      ? // Same flags as startCoordinator, with V8 profiles written to their directories at exit.
         startProc({
           name: 'coordinator',
           dir: path.join(dir, 'coordinator'),
           command: process.execPath,
           args: [
-            '--cpu-prof',
-            '--cpu-prof-dir',
-            o.profileDir,
+            ...nodeFlags,
             path.join(REPO_DIR, 'dist/coordinator/main.js'),
             '--kubeconfig',
             kube.kubeconfigPath,
@@ -138,6 +152,33 @@ async function main(): Promise<void> {
     const subjects = new Subjects();
     const nc = await connectNats({ servers: [nats.url], name: 'bench-hosts' });
     stops.push(() => nc.close());
+    const apiPids = [kube.pid, kube.etcdPid];
+    const apiRss = startRssSampler(apiPids);
+    stops.push(async () => apiRss.stop());
+
+    // The monitoring feed: host states (none may go Lost or Disconnected while it heartbeats) and each
+    // Workload's ready count (every instance Running). Its own connection, so the hosts' traffic does not delay it.
+    const feedNc = await connectNats({ servers: [nats.url], name: 'bench-feed' });
+    stops.push(() => feedNc.close());
+    const hostStates = new Map<string, string>();
+    const falselyLost = new Set<string>();
+    let killing = false;
+    const readyBy = new Map<string, number>();
+    let readyTotal = 0;
+    feedNc.subscribe(`${subjects.feedHost('x').slice(0, -2)}.*`, {
+      callback: (_err, msg) => {
+        const m = JSON.parse(new TextDecoder().decode(msg.data)) as { host: string; state: string };
+        hostStates.set(m.host, m.state);
+        if (m.state !== 'Ready' && !killing) falselyLost.add(m.host);
+      },
+    });
+    feedNc.subscribe(`${subjects.feedWorkload('bench', 'x').slice(0, -2)}.*`, {
+      callback: (_err, msg) => {
+        const m = JSON.parse(new TextDecoder().decode(msg.data)) as { name: string; readyReplicas: number };
+        readyTotal += m.readyReplicas - (readyBy.get(m.name) ?? 0);
+        readyBy.set(m.name, m.readyReplicas);
+      },
+    });
 
     // What the intents place on each host, from one watch of the whole bucket (the simulated agents' view).
     const placed = new Map<
@@ -158,33 +199,40 @@ async function main(): Promise<void> {
       }
     })();
     const dirty = new Set<string>();
-    const rebuild = () => {
-      placed.clear();
-      intentInstances = 0;
-      for (const intent of byKey.values()) {
-        for (const i of intent.instances) {
-          intentInstances++;
-          let m = placed.get(i.host);
-          if (!m) {
-            m = new Map();
-            placed.set(i.host, m);
-          }
-          m.set(i.name, {
-            namespace: intent.namespace,
-            workload: intent.workload,
-            templateHash: intent.templateHash,
-          });
+    // Kept in step per event (a rebuild of every intent per event was quadratic at 100,000 instances).
+    const withdraw = (intent: DeploymentIntent | undefined) => {
+      for (const i of intent?.instances ?? []) {
+        const m = placed.get(i.host);
+        if (m?.delete(i.name)) intentInstances--;
+        dirty.add(i.host);
+      }
+    };
+    const place = (intent: DeploymentIntent) => {
+      for (const i of intent.instances) {
+        let m = placed.get(i.host);
+        if (!m) {
+          m = new Map();
+          placed.set(i.host, m);
         }
+        if (!m.has(i.name)) intentInstances++;
+        m.set(i.name, {
+          namespace: intent.namespace,
+          workload: intent.workload,
+          templateHash: intent.templateHash,
+        });
+        dirty.add(i.host);
       }
     };
     void (async () => {
       for await (const e of await kv.watch({ key: '>' })) {
-        const before = byKey.get(e.key);
-        if (e.operation === 'PUT') byKey.set(e.key, decode(DeploymentIntent, e.value));
-        else byKey.delete(e.key);
-        for (const i of [...(before?.instances ?? []), ...(byKey.get(e.key)?.instances ?? [])])
-          dirty.add(i.host);
-        rebuild();
+        // Intent keys are <location>.<namespace>.<workload>; markers and the fence are not intents.
+        if (e.key.split('.').length !== 3 || e.key.endsWith('._marker')) continue;
+        withdraw(byKey.get(e.key));
+        if (e.operation === 'PUT') {
+          const intent = decode(DeploymentIntent, e.value);
+          byKey.set(e.key, intent);
+          place(intent);
+        } else byKey.delete(e.key);
       }
     })();
 
@@ -281,6 +329,7 @@ spec:
     await sleep(o.heartbeatMs + 2000);
     log(`creating ${docs.length} Workloads with ${o.instances} instances`);
     const t0 = Date.now();
+    const api0 = apiPids.map(procStats);
     for (let i = 0; i < docs.length; i += 200) {
       const r = await kubectl(kube.kubeconfigPath, ['apply', '-f', '-'], {
         input: docs.slice(i, i + 200).join('---\n'),
@@ -288,24 +337,50 @@ spec:
       });
       if (r.code !== 0) throw new Error(`kubectl apply: ${r.stderr}`);
     }
+    const appliedAt = Date.now();
+    log(`applies done in ${((appliedAt - t0) / 1000).toFixed(1)} s`);
+    let lastLog = Date.now();
     for (;;) {
+      if (Date.now() - lastLog > 30_000) {
+        lastLog = Date.now();
+        log(`${intentInstances} instances placed, ${readyTotal} ready, ${falselyLost.size} hosts not Ready`);
+      }
       if (intentInstances >= o.instances) break;
       if (Date.now() - t0 > 1_800_000)
         throw new Error(`only ${intentInstances} of ${o.instances} instances placed after 30 min`);
       await sleep(1000);
     }
     const placeSeconds = (Date.now() - t0) / 1000;
-    log(`all ${intentInstances} instances placed in ${placeSeconds.toFixed(1)} s; letting status settle`);
+    const apiPlaceCpuCores = coresBetween(api0, apiPids.map(procStats), placeSeconds);
+    log(
+      `all ${intentInstances} instances placed in ${placeSeconds.toFixed(1)} s; waiting until all are ready`,
+    );
+    for (;;) {
+      if (readyTotal >= o.instances) break;
+      if (Date.now() - t0 > 1_800_000)
+        throw new Error(`only ${readyTotal} of ${o.instances} instances ready after 30 min`);
+      if (Date.now() - lastLog > 30_000) {
+        lastLog = Date.now();
+        log(`${readyTotal} of ${o.instances} instances ready`);
+      }
+      await sleep(250);
+    }
+    const allRunningSeconds = (Date.now() - appliedAt) / 1000;
+    log(`all ${readyTotal} instances ready ${allRunningSeconds.toFixed(1)} s after the applies; settling`);
     await sleep(Math.max(10_000, o.heartbeatMs * 2));
 
     log(`measuring the coordinator for ${o.measureSeconds} s`);
     const a = procStats(coordinator.pid);
+    const apiA = apiPids.map(procStats);
     const hb0 = heartbeats;
     const m0 = Date.now();
     await sleep(o.measureSeconds * 1000);
     const b = procStats(coordinator.pid);
+    const apiB = apiPids.map(procStats);
     const window = (Date.now() - m0) / 1000;
     const coordinatorCpuCores = (b.cpuSeconds - a.cpuSeconds) / window;
+    const apiserverCpuCores = coresBetween(apiA.slice(0, 1), apiB.slice(0, 1), window);
+    const etcdCpuCores = coresBetween(apiA.slice(1), apiB.slice(1), window);
     const heartbeatsPerSecond = (heartbeats - hb0) / window;
 
     // What a Prometheus scrape of the coordinator costs with every host's series in it (median of 5).
@@ -326,6 +401,7 @@ spec:
     const victims = hostNames.filter((h) => (placed.get(h)?.size ?? 0) > 0).slice(0, o.kill);
     const victimInstances = victims.reduce((n, h) => n + (placed.get(h)?.size ?? 0), 0);
     log(`killing ${victims.length} hosts running ${victimInstances} instances`);
+    killing = true;
     const killedAt = Date.now();
     for (const v of victims) dead.add(v);
     for (;;) {
@@ -345,6 +421,19 @@ spec:
     const replacementSeconds = (replacedAt - deadline) / 1000;
     const final = procStats(coordinator.pid);
 
+    // The write ceiling, in the same run (hosts still heartbeating): ConfigMaps of an Instance's size.
+    const kc = new KubeClient(kube.kubeconfigPath);
+    const sample = (await kc.list({ kind: InstanceKind, group: GROUP })).items[0];
+    const instanceBytes = Buffer.byteLength(JSON.stringify(sample ?? {}));
+    const ceiling = o.ceilingPerLevel
+      ? await measureWriteCeiling(kc, {
+          namespace: 'bench-ceiling',
+          objectBytes: instanceBytes,
+          perLevel: o.ceilingPerLevel,
+        })
+      : undefined;
+    if (ceiling) log(`write ceiling: ${JSON.stringify(ceiling)}`);
+
     const result = {
       hosts: o.hosts,
       instances: intentInstances,
@@ -353,6 +442,16 @@ spec:
       coordinatorCpuCores: Number(coordinatorCpuCores.toFixed(3)),
       coordinatorRssBytes: final.peakRss,
       replacementSeconds: Number(replacementSeconds.toFixed(2)),
+      allRunningSeconds: Number(allRunningSeconds.toFixed(1)),
+      apiserverCpuCores: Number(apiserverCpuCores.toFixed(3)),
+      etcdCpuCores: Number(etcdCpuCores.toFixed(3)),
+      apiserverPlaceCpuCores: Number(apiPlaceCpuCores.toFixed(3)),
+      apiserverEtcdPeakRssBytes: apiRss.peak(),
+      instanceWritesPerSecond: Number((intentInstances / placeSeconds).toFixed(1)),
+      writeCeilingPerSecond: ceiling?.perSecond ?? null,
+      writeCeilingParallelism: ceiling?.parallelism ?? null,
+      instanceObjectBytes: instanceBytes,
+      lostWhileHeartbeating: falselyLost.size,
       replacementSinceDeathSeconds: Number(replacementSinceDeathSeconds.toFixed(2)),
       lossDeadlineSeconds: lossMs / 1000,
       heartbeatMs: o.heartbeatMs,
@@ -372,6 +471,9 @@ spec:
       );
       console.log(
         `replacement of ${victimInstances} instances: ${result.replacementSeconds} s after their hosts' loss deadline (${result.replacementSinceDeathSeconds} s after death; deadline ${result.lossDeadlineSeconds} s after the last heartbeat)`,
+      );
+      console.log(
+        `all running ${result.allRunningSeconds} s after the applies; ${result.instanceWritesPerSecond} Instances/s vs a write ceiling of ${result.writeCeilingPerSecond}/s; kube-apiserver ${result.apiserverCpuCores} + etcd ${result.etcdCpuCores} cores (${result.apiserverPlaceCpuCores} while placing), peak RSS ${(result.apiserverEtcdPeakRssBytes / 2 ** 20).toFixed(0)} MiB; ${result.lostWhileHeartbeating} hosts not Ready while heartbeating`,
       );
       console.log(
         `/metrics: ${result.scrapeBytes} bytes, ${result.scrapeSeries} series, ${result.scrapeSeconds} s per scrape`,
