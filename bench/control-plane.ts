@@ -225,8 +225,8 @@ async function main(): Promise<void> {
     };
     void (async () => {
       for await (const e of await kv.watch({ key: '>' })) {
-        // Intent keys are <location>.<namespace>.<workload>; markers and the fence are not intents.
-        if (e.key.split('.').length !== 3 || e.key.endsWith('._marker')) continue;
+        // Markers and the writers' fence share the bucket: they are not intents.
+        if (!subjects.isIntentKey(e.key)) continue;
         withdraw(byKey.get(e.key));
         if (e.operation === 'PUT') {
           const intent = decode(DeploymentIntent, e.value);
