@@ -12,7 +12,10 @@ import { startAgentForTest, useEdgeStack } from '../harness/edge.js';
 import { waitFor } from '../harness/index.js';
 import { nginxWorkload } from '../harness/objects.js';
 
-const LOST_AFTER_SECONDS = 15;
+// Disconnected after 11 s (3 × 2 s heartbeats + 5 s grace), Lost after 25 s: the Disconnected window must hold
+// the Unknown status and the test's kubectl reads that nothing was replaced yet. With 15 s (a 4 s window) the
+// test raced the replacement as soon as passes became fast (issue 15): kubectl alone takes 1–2 s under load.
+const LOST_AFTER_SECONDS = 25;
 const stack = useEdgeStack({ lostAfterSeconds: LOST_AFTER_SECONDS });
 
 interface InstanceItem {
