@@ -4,6 +4,7 @@
  * environment-variable defaults) and hands them over.
  */
 
+import { existsSync } from 'node:fs';
 import { parseListenAddress } from '../shared/listen.js';
 import type { WebhookConfig } from './conversion/server.js';
 import type { EnrollmentSettings } from './enroll/wire.js';
@@ -46,7 +47,24 @@ export interface CoordinatorConfig {
   autoscaleDownWindowSeconds: number;
   /** The conversion webhook of compute.datumapis.com/v1alpha (coordinator/conversion/); absent: not served. */
   webhook?: WebhookConfig;
+  /**
+   * Where Instances live: `crd` (custom objects in etcd, through kube-apiserver) or `aggregated` (the JetStream KV,
+   * served by this coordinator to kube-apiserver through an APIService; coordinator/apiserver/).
+   */
+  instancesApi: InstancesApiConfig;
 }
+
+/** `--instances-api` and its serving flags. */
+export type InstancesApiConfig =
+  | { mode: 'crd' }
+  | {
+      mode: 'aggregated';
+      /** Where the aggregated API listens (`host:port`). */
+      address: string;
+      /** Serving certificate and key (PEM files). */
+      certFile: string;
+      keyFile: string;
+    };
 
 /** The flags as the command line gives them: strings, before any check. */
 export interface CoordinatorFlags {
@@ -96,6 +114,13 @@ export interface CoordinatorFlags {
   webhookCertDir?: string | undefined;
   /** `--webhook-cert-secret`: namespace/name of a Secret holding them. */
   webhookCertSecret?: string | undefined;
+  /** `--instances-api`: crd (default) or aggregated. */
+  instancesApi?: string | undefined;
+  /** `--instances-api-address`: host:port (default 0.0.0.0:6443). */
+  instancesApiAddress?: string | undefined;
+  /** `--instances-api-cert` / `--instances-api-key`: the serving certificate (aggregated mode). */
+  instancesApiCert?: string | undefined;
+  instancesApiKey?: string | undefined;
 }
 
 /** A flag with a value the coordinator cannot run with; the message names the flag. */
@@ -148,6 +173,7 @@ export function loadCoordinatorConfig(
     throw new ConfigError(
       `--autoscale-downscale-stabilization: expected whole seconds from 0 to 3600, got ${flags.autoscaleDownscaleStabilization}`,
     );
+  const instancesApi = instancesApiConfig(flags);
   if (Boolean(flags.enrollKeys) !== Boolean(flags.natsSysCreds))
     throw new ConfigError('--enroll-keys and --nats-sys-creds go together (operator mode)');
   const kubeconfig = flags.kubeconfig ?? env.KUBECONFIG;
@@ -196,6 +222,7 @@ export function loadCoordinatorConfig(
     intentResyncMs: intentResync * 1000,
     autoscaleSyncMs: autoscaleSync * 1000,
     autoscaleDownWindowSeconds: downWindow,
+    instancesApi,
     ...(flags.enrollKeys && flags.natsSysCreds
       ? { enrollment: { keysFile: flags.enrollKeys, sysCreds: flags.natsSysCreds } }
       : {}),
@@ -213,4 +240,28 @@ export function loadCoordinatorConfig(
         }
       : {}),
   };
+}
+
+/** Checks `--instances-api` and, in aggregated mode, its address and serving certificate. */
+function instancesApiConfig(flags: CoordinatorFlags): InstancesApiConfig {
+  const mode = flags.instancesApi ?? 'crd';
+  if (mode === 'crd') return { mode };
+  if (mode !== 'aggregated')
+    throw new ConfigError(`--instances-api: expected crd or aggregated, got ${JSON.stringify(mode)}`);
+  const address = (flags.instancesApiAddress ?? '0.0.0.0:6443').trim();
+  try {
+    parseListenAddress(address, '--instances-api-address');
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  if (!flags.instancesApiCert || !flags.instancesApiKey)
+    throw new ConfigError(
+      '--instances-api=aggregated needs --instances-api-cert and --instances-api-key (the serving certificate kube-apiserver calls)',
+    );
+  for (const [flag, file] of [
+    ['--instances-api-cert', flags.instancesApiCert],
+    ['--instances-api-key', flags.instancesApiKey],
+  ] as const)
+    if (!existsSync(file)) throw new ConfigError(`${flag}: no such file ${file}`);
+  return { mode, address, certFile: flags.instancesApiCert, keyFile: flags.instancesApiKey };
 }

@@ -20,6 +20,9 @@ import type { Logger } from '../shared/log.js';
 import { connectNats, withEnvDefaults } from '../shared/nats/connect.js';
 import { startLinkDoctor } from '../shared/nats/link-doctor.js';
 import { Subjects } from '../shared/nats/subjects.js';
+import { requestHeaderAuth } from './apiserver/auth.js';
+import { InstancesApiServer } from './apiserver/server.js';
+import { InstanceStore } from './apiserver/store.js';
 import { AutoscalerController } from './autoscaling/controller.js';
 import type { CoordinatorConfig } from './config.js';
 import { ConversionWebhook } from './conversion/server.js';
@@ -40,10 +43,12 @@ import { AuditRecorder } from './ops/audit.js';
 import { COORDINATOR_VERSION } from './services/status.js';
 import { type QuotaObject, WorkloadController } from './workloads/controller.js';
 import { NetworkStatusWriter } from './workloads/networks.js';
+import { crdInstanceWrites } from './workloads/objects.js';
 import { OwnWrites } from './workloads/own-writes.js';
 import type {
   CoreDataObject,
   DeploymentObject,
+  InstanceCache,
   InstanceObject,
   NetworkObject,
   WorkloadObject,
@@ -66,6 +71,9 @@ export class Coordinator {
   private feedStop: (() => Promise<void>) | undefined;
   private elector: LeaderElector | undefined;
   private enrollment: Enrollment | undefined;
+  /** The aggregated instances API (`--instances-api=aggregated`) and its store, per term. */
+  private instancesApi: InstancesApiServer | undefined;
+  private instances: InstanceStore | undefined;
   /** Set by stop(): a lost leadership then ends the process's part instead of starting a new term. */
   private stopping = false;
   private audit: AuditRecorder | undefined;
@@ -202,11 +210,24 @@ export class Coordinator {
         ),
       );
     }
-    const instances = new ResourceCache<InstanceObject>(
-      client,
-      { kind: InstanceKind, group: GROUP },
-      log.child({ cache: 'instances' }),
-    );
+    // Where Instances live (--instances-api): custom objects in etcd, or the KV this coordinator serves itself.
+    const store =
+      this.config.instancesApi.mode === 'aggregated'
+        ? new InstanceStore({
+            nc: this.nc,
+            bucket: this.subjects.instancesBucket,
+            replicas: this.config.kvReplicas,
+            log: log.child({ part: 'instance-store' }),
+          })
+        : undefined;
+    const instances: InstanceCache =
+      store ??
+      new ResourceCache<InstanceObject>(
+        client,
+        { kind: InstanceKind, group: GROUP },
+        log.child({ cache: 'instances' }),
+      );
+    const instanceWrites = store ?? crdInstanceWrites(client);
     const deployments = new ResourceCache<DeploymentObject>(
       client,
       { kind: WorkloadDeploymentKind, group: GROUP },
@@ -246,6 +267,7 @@ export class Coordinator {
       subjects: this.subjects,
       workloads,
       instances,
+      instanceWrites,
       deployments,
       registry,
       allocation,
@@ -363,6 +385,25 @@ export class Coordinator {
     const caches = [...workloads.values(), instances, deployments, secrets, configMaps, networks, quotas];
     this.caches = caches;
     await Promise.all(caches.map((c) => c.start()));
+    this.instances = store;
+    if (store && this.config.instancesApi.mode === 'aggregated') {
+      // Served once the store has its first read; in the background, so that a kube-apiserver without the
+      // aggregation layer (no request-header CA yet) holds up only the API, never the controllers.
+      const settings = this.config.instancesApi;
+      void requestHeaderAuth(client, log, () => this.instances === store)
+        .then(async (auth) => {
+          if (!auth || this.instances !== store) return;
+          const server = new InstancesApiServer({
+            ...settings,
+            ...auth,
+            store,
+            log: log.child({ part: 'instances-api' }),
+          });
+          this.instancesApi = server;
+          await server.start();
+        })
+        .catch((err) => log.error({ err: (err as Error).message }, 'instances API not served'));
+    }
     controller.queue.release();
     controller.enqueueAll();
     autoscaler.queue.release();
@@ -407,6 +448,8 @@ export class Coordinator {
   }
 
   private async stopTerm(): Promise<void> {
+    await this.instancesApi?.stop();
+    this.instancesApi = this.instances = undefined;
     this.stopLinkDoctor?.();
     this.stopLinkDoctor = undefined;
     this.observer?.detach();

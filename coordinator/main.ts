@@ -81,6 +81,26 @@ const program = new Command('edge-coordinator')
     'scale-down stabilisation window of Workloads that set none in spec.autoscaling.behavior [EDGE_AUTOSCALE_DOWNSCALE_STABILIZATION]',
     process.env.EDGE_AUTOSCALE_DOWNSCALE_STABILIZATION ?? '300',
   )
+  .option(
+    '--instances-api <mode>',
+    'where Instances live: crd (custom objects in etcd) or aggregated (the JetStream KV, served by this coordinator through an APIService) [EDGE_INSTANCES_API]',
+    process.env.EDGE_INSTANCES_API ?? 'crd',
+  )
+  .option(
+    '--instances-api-address <host:port>',
+    'aggregated mode: where the instances API listens [EDGE_INSTANCES_API_ADDRESS]',
+    process.env.EDGE_INSTANCES_API_ADDRESS ?? '0.0.0.0:6443',
+  )
+  .option(
+    '--instances-api-cert <file>',
+    'aggregated mode: serving certificate (PEM) [EDGE_INSTANCES_API_CERT]',
+    process.env.EDGE_INSTANCES_API_CERT,
+  )
+  .option(
+    '--instances-api-key <file>',
+    'aggregated mode: serving key (PEM) [EDGE_INSTANCES_API_KEY]',
+    process.env.EDGE_INSTANCES_API_KEY,
+  )
   .option('--no-leader-elect', 'act without a Lease (only when a single coordinator runs)')
   .option(
     '--lease-namespace <ns>',

@@ -27,7 +27,7 @@ import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
 import { instanceKey, parseQueueKey, queueKey } from '../workloads/naming.js';
 import { SURGE_LABEL, WORKLOAD_UID_LABEL } from '../workloads/objects.js';
 import { setCondition } from '../workloads/status.js';
-import type { HostView, InstanceObject, WorkloadObject } from '../workloads/types.js';
+import type { HostView, InstanceCache, InstanceObject, WorkloadObject } from '../workloads/types.js';
 import { type AutoscalerMemory, type Decision, decide, type InstanceSample } from './decide.js';
 import { type AutoscalerDefaults, DEFAULT_AUTOSCALER, resolveAutoscaling } from './spec.js';
 
@@ -201,7 +201,7 @@ export interface AutoscalerControllerDeps {
   /** Workload caches by API group. */
   workloads: Map<string, ResourceCache<WorkloadObject>>;
   /** Instances of every Workload. */
-  instances: ResourceCache<InstanceObject>;
+  instances: InstanceCache;
   /** What hosts report. */
   hosts: { get(host: string): HostView | undefined };
   /** Time between two passes of one Workload (HPA's sync period; default 15 s). */

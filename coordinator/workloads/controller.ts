@@ -42,7 +42,9 @@ import { NO_LOOKUP, type ReferenceLookup, resolveReferences } from './references
 import type {
   CoreDataObject,
   DeploymentObject,
+  InstanceCache,
   InstanceObject,
+  InstanceWrites,
   NetworkObject,
   ValidWorkload,
   WorkloadObject,
@@ -64,7 +66,9 @@ export interface WorkloadControllerDeps {
   /** Workload caches by API group. */
   workloads: Map<string, ResourceCache<WorkloadObject>>;
   /** Instances of every Workload. */
-  instances: ResourceCache<InstanceObject>;
+  instances: InstanceCache;
+  /** Where Instances are written: etcd (CRD) or the coordinator's aggregated API (coordinator/apiserver/). */
+  instanceWrites: InstanceWrites;
   /** WorkloadDeployments of every Workload. */
   deployments: ResourceCache<DeploymentObject>;
   /** What hosts report. */

@@ -11,8 +11,15 @@ import type { EventRecorder } from '../kube/events.js';
 import type { ResourceCache } from '../kube/informer.js';
 import type { ReconcileResult } from '../kube/workqueue.js';
 import { instanceKey } from './naming.js';
-import { DEPLOYMENTS, INSTANCES, WORKLOAD_UID_LABEL } from './objects.js';
-import type { DeploymentObject, HostView, InstanceObject, WorkloadObject } from './types.js';
+import { DEPLOYMENTS, WORKLOAD_UID_LABEL } from './objects.js';
+import type {
+  DeploymentObject,
+  HostView,
+  InstanceCache,
+  InstanceObject,
+  InstanceWrites,
+  WorkloadObject,
+} from './types.js';
 
 /** What finalization needs. */
 export interface FinalizerDeps {
@@ -23,7 +30,9 @@ export interface FinalizerDeps {
   /** What each host reports (whether it still runs an instance). */
   hosts: { get(host: string): HostView | undefined };
   /** Instances of every Workload. */
-  instances: ResourceCache<InstanceObject>;
+  instances: InstanceCache;
+  /** Where Instances are deleted. */
+  instanceWrites: InstanceWrites;
   /** WorkloadDeployments of every Workload. */
   deployments: ResourceCache<DeploymentObject>;
   /** Events. */
@@ -73,7 +82,7 @@ export class WorkloadFinalizer {
       );
       return { requeueAfterMs: 1000 };
     }
-    for (const i of mine) await this.d.client.delete(INSTANCES, namespace, i.metadata.name);
+    for (const i of mine) await this.d.instanceWrites.delete(namespace, i.metadata.name);
     if (ownsIntents) await this.d.releaseAddresses?.(`${namespace}/${name}`);
     for (const dep of this.d.deployments.list(namespace)) {
       if (dep.metadata.labels?.[WORKLOAD_UID_LABEL] === wl.metadata.uid)
@@ -91,7 +100,7 @@ export class WorkloadFinalizer {
   async cleanupOrphans(namespace: string, name: string): Promise<undefined> {
     for (const key of this.d.intents.keysOf(namespace, name)) await this.d.intents.delete(key);
     for (const i of this.d.instances.list(namespace)) {
-      if (i.spec.workloadRef.name === name) await this.d.client.delete(INSTANCES, namespace, i.metadata.name);
+      if (i.spec.workloadRef.name === name) await this.d.instanceWrites.delete(namespace, i.metadata.name);
     }
     for (const dep of this.d.deployments.list(namespace)) {
       if (dep.spec.workloadRef.name === name)

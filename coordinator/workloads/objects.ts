@@ -10,13 +10,24 @@ import {
   WorkloadDeploymentKind,
   type WorkloadDeploymentSpec,
 } from '../../shared/api/index.js';
+import type { KubeClient } from '../kube/client.js';
 import { deploymentName } from './naming.js';
-import type { DeploymentObject, InstanceObject, WorkloadObject } from './types.js';
+import type { DeploymentObject, InstanceObject, InstanceWrites, WorkloadObject } from './types.js';
 
 /** The Instance resource, for API calls. */
 export const INSTANCES = { kind: InstanceKind, group: GROUP } as const;
 /** The WorkloadDeployment resource, for API calls. */
 export const DEPLOYMENTS = { kind: WorkloadDeploymentKind, group: GROUP } as const;
+
+/** Instances as custom objects in etcd (`--instances-api=crd`). */
+export function crdInstanceWrites(client: KubeClient): InstanceWrites {
+  return {
+    create: (obj) => client.create(INSTANCES, obj),
+    delete: (namespace, name) => client.delete(INSTANCES, namespace, name),
+    patch: (namespace, name, body) => client.patch(INSTANCES, namespace, name, body),
+    patchStatus: (namespace, name, status) => client.patchStatus(INSTANCES, namespace, name, status),
+  };
+}
 
 /** Label every Instance carries with its Workload's name (the docs filter on it). */
 export const WORKLOAD_LABEL = 'workload';

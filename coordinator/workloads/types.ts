@@ -155,3 +155,36 @@ export interface WorkloadPlan {
   /** When to pass again without a change (unplaced replicas, a rollout under way). */
   requeueAfterMs?: number;
 }
+
+/**
+ * Where Instances are kept: the same four writes whether they are custom objects in etcd (`--instances-api=crd`,
+ * {@link crdInstanceWrites} in objects.ts) or the coordinator's own aggregated API over the JetStream KV
+ * (`--instances-api=aggregated`, coordinator/apiserver/store.ts). A create of a name that exists throws a 409
+ * (isConflict); deleting a missing one is not an error.
+ */
+export interface InstanceWrites {
+  /** Creates an Instance; resolves to it as stored (uid, resourceVersion, creationTimestamp set). */
+  create(obj: InstanceObject): Promise<InstanceObject>;
+  /** Deletes an Instance; a missing one is not an error. */
+  delete(namespace: string, name: string): Promise<void>;
+  /** JSON merge patch of the Instance. */
+  patch(namespace: string, name: string, body: object): Promise<InstanceObject>;
+  /** Replaces .status by merge patch. */
+  patchStatus(namespace: string, name: string, status: unknown): Promise<InstanceObject>;
+}
+
+/** The Instances as the controllers read them: a cache kept current (ResourceCache, or the KV-backed store). */
+export interface InstanceCache {
+  /** Every Instance, or those of one namespace. */
+  list(namespace?: string): InstanceObject[];
+  /** One Instance. */
+  get(namespace: string | undefined, name: string): InstanceObject | undefined;
+  /** Registers a change handler (deletes carry the last known state). */
+  onChange(handler: (obj: InstanceObject, event: 'add' | 'update' | 'delete') => void): void;
+  /** Lists and starts following; resolves once the first list is in. */
+  start(): Promise<void>;
+  /** Stops following. */
+  stop(): Promise<void>;
+  /** Whether the first list is in. */
+  readonly isStarted: boolean;
+}

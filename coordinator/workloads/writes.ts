@@ -11,12 +11,13 @@ import { apiErrorMessage, isConflict, type KubeClient } from '../kube/client.js'
 import type { EventRecorder } from '../kube/events.js';
 import type { ResourceCache } from '../kube/informer.js';
 import { deploymentName, queueKey } from './naming.js';
-import { DEPLOYMENTS, deploymentObject, INSTANCES, instanceObject } from './objects.js';
+import { DEPLOYMENTS, deploymentObject, instanceObject } from './objects.js';
 import type { OwnWrites } from './own-writes.js';
 import { instanceStatus, type ObservedInstance, workloadStatus } from './status.js';
 import type {
   DeploymentObject,
   InstanceObject,
+  InstanceWrites,
   WorkloadObject,
   WorkloadPlan,
   WorkloadSnapshot,
@@ -26,6 +27,8 @@ import type {
 export interface WorkloadWriterDeps {
   /** The API server. */
   client: KubeClient;
+  /** Where Instances are written (etcd, or the coordinator's own API). */
+  instanceWrites: InstanceWrites;
   /** Events on Workloads and Instances. */
   events: EventRecorder;
   /** The intents bucket. */
@@ -139,7 +142,7 @@ export class WorkloadWriter {
         },
       });
       try {
-        const created = await this.d.client.create(INSTANCES, body);
+        const created = await this.d.instanceWrites.create(body);
         this.d.ownWrites?.record(OWN_INSTANCE, created, owner);
         objects.set(i.name, created);
         this.d.log.debug({ instance: `${namespace}/${i.name}`, host: i.host }, 'instance created');
@@ -149,12 +152,12 @@ export class WorkloadWriter {
       }
     });
     for (const n of plan.remove) {
-      await this.d.client.delete(INSTANCES, namespace, n);
+      await this.d.instanceWrites.delete(namespace, n);
       objects.delete(n);
     }
     for (const { name: n, templateHash } of plan.switchTemplate) {
       const obj = objects.get(n)!;
-      const patched = await this.d.client.patch<InstanceObject>(INSTANCES, namespace, n, {
+      const patched = await this.d.instanceWrites.patch(namespace, n, {
         spec: { templateHash, resources: plan.template.requests },
       });
       this.d.ownWrites?.record(OWN_INSTANCE, patched, owner);
@@ -181,7 +184,7 @@ export class WorkloadWriter {
         (c) => c.reason === publishError.reason,
       );
       if (!had) this.d.events.record(wl, 'Warning', publishError.reason, publishError.message);
-    } else for (const n of plan.removeAfterIntents) await this.d.client.delete(INSTANCES, namespace, n);
+    } else for (const n of plan.removeAfterIntents) await this.d.instanceWrites.delete(namespace, n);
 
     for (const e of plan.events) {
       const subject = e.instance ? objects.get(e.instance) : wl;
@@ -281,9 +284,8 @@ export class WorkloadWriter {
     if (JSON.stringify(next) === JSON.stringify(obj.status ?? {})) return;
     const prevPhase = obj.status?.phase;
     try {
-      const written = await this.d.client.patchStatus<InstanceObject>(
-        INSTANCES,
-        obj.metadata.namespace,
+      const written = await this.d.instanceWrites.patchStatus(
+        obj.metadata.namespace!,
         obj.metadata.name,
         next,
       );

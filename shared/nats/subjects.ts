@@ -68,6 +68,14 @@ export class Subjects {
   }
 
   /**
+   * JetStream KV bucket of the Instances when the coordinator serves them itself (`--instances-api=aggregated`):
+   * one key per Instance, `<namespace>.<name>`, the object as JSON. Coordinator only; no agent reads it.
+   */
+  get instancesBucket(): string {
+    return `${this.prefix.replace(/\./g, '_')}-instances`;
+  }
+
+  /**
    * JetStream KV bucket of the coordinator's IPAM claims (segment ids, address blocks, addresses), each made with
    * create-if-absent. Coordinator only; no agent reads it.
    */

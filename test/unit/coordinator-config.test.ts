@@ -27,6 +27,7 @@ describe('loadCoordinatorConfig', () => {
       intentResyncMs: 5_000,
       autoscaleSyncMs: 15_000,
       autoscaleDownWindowSeconds: 300,
+      instancesApi: { mode: 'crd' },
       leaderElection: {
         namespace: 'kube-system',
         name: 'edge-coordinator',
