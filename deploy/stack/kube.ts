@@ -1,7 +1,10 @@
 /**
  * A real Kubernetes API on 127.0.0.1: Debian's etcd plus the kube-apiserver that deploy/install.sh builds into the
  * cache, with token auth (an admin token in system:masters), RBAC, a kubeconfig, and CRDs applied with kubectl.
+ * The aggregation layer is on: a front-proxy CA and client certificate (CN front-proxy-client) made with openssl,
+ * and the --requestheader-* / --proxy-client-* flags, so APIServices (the coordinator's instances API) are served.
  */
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
@@ -109,6 +112,7 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApiHandle>
     fs.writeFileSync(path.join(dir, 'tokens.csv'), `${token},admin,admin,"system:masters"\n`, {
       mode: 0o600,
     });
+    const frontProxy = frontProxyCerts(path.join(dir, 'front-proxy'));
     const saKey = path.join(dir, 'sa.key');
     if (!fs.existsSync(saKey)) {
       const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -138,6 +142,17 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApiHandle>
           '--endpoint-reconciler-type=none',
           '--enable-priority-and-fairness=false',
           '--profiling=false',
+          // The aggregation layer (APIServices): kube-apiserver calls them with this client certificate and
+          // passes the user in these headers. Aggregator routing stays off: it dials an Endpoints address, and
+          // Endpoints refuse loopback addresses, so on loopback an APIService is reached through an ExternalName
+          // Service (its name, then the APIService's port).
+          `--requestheader-client-ca-file=${frontProxy.ca}`,
+          '--requestheader-allowed-names=front-proxy-client',
+          '--requestheader-username-headers=X-Remote-User',
+          '--requestheader-group-headers=X-Remote-Group',
+          '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+          `--proxy-client-cert-file=${frontProxy.cert}`,
+          `--proxy-client-key-file=${frontProxy.key}`,
           '--v=1',
           ...(opts.extraArgs ?? []),
         ],
@@ -316,4 +331,66 @@ export async function applyCrds(
 export async function stopKubeApiIn(dir: string): Promise<void> {
   await stopPidFile(path.join(dir, 'kube-apiserver.pid'), { expect: 'kube-apiserver', timeoutMs: 15_000 });
   await stopPidFile(path.join(dir, 'etcd.pid'), { expect: 'etcd' });
+}
+
+/**
+ * The front proxy's CA and client certificate (CN front-proxy-client, clientAuth), made once per directory with
+ * openssl; valid ten years.
+ */
+export function frontProxyCerts(dir: string): { ca: string; cert: string; key: string } {
+  const f = (n: string) => path.join(dir, n);
+  const out = {
+    ca: f('front-proxy-ca.crt'),
+    cert: f('front-proxy-client.crt'),
+    key: f('front-proxy-client.key'),
+  };
+  if (fs.existsSync(out.cert)) return out;
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+  ssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '3650',
+    '-subj',
+    '/CN=front-proxy-ca',
+    '-keyout',
+    f('front-proxy-ca.key'),
+    '-out',
+    out.ca,
+  );
+  ssl(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-subj',
+    '/CN=front-proxy-client',
+    '-keyout',
+    out.key,
+    '-out',
+    f('client.csr'),
+  );
+  fs.writeFileSync(f('client.cnf'), 'extendedKeyUsage=clientAuth\n');
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    f('client.csr'),
+    '-CA',
+    out.ca,
+    '-CAkey',
+    f('front-proxy-ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '3650',
+    '-extfile',
+    f('client.cnf'),
+    '-out',
+    out.cert,
+  );
+  return out;
 }
