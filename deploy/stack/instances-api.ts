@@ -99,6 +99,8 @@ export async function registerInstancesApi(kubeconfig: string, caFile: string, p
     'crd',
     'instances.compute.datumapis.com',
     '--ignore-not-found',
+    // Custom objects left in it are removed by kube-apiserver in the background.
+    '--wait=false',
   ]);
   if (removed.code !== 0) throw new Error(`Instance CRD not removed:\n${removed.stderr}`);
   await waitFor(

@@ -120,7 +120,7 @@ describe('instances served by the coordinator through an APIService', () => {
     expect(
       (await k(['get', 'instances', '-l', 'workload in (web)', '-o', 'name'])).stdout.trim().split('\n'),
     ).toHaveLength(3);
-    const bad = await k(['get', 'instances', '-l', 'workload=='], { allowFail: true });
+    const bad = await k(['get', 'instances', '-l', 'workload in web'], { allowFail: true });
     expect(bad.code).not.toBe(0);
   });
 

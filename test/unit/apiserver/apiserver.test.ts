@@ -2,8 +2,11 @@
  * The aggregated instances API's pure parts (coordinator/apiserver/): label and field selectors, server-side
  * tables, watch starts and selections, the bounded history, merge patch, routing, discovery, and the flag.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { parseRequestHeaderAuth } from '../../../coordinator/apiserver/auth.js';
 import { apiResourceList, openApiV3, openApiV3Index } from '../../../coordinator/apiserver/discovery.js';
 import { apiServices } from '../../../coordinator/apiserver/manifests.js';
@@ -29,6 +32,7 @@ import {
   watchStart,
 } from '../../../coordinator/apiserver/watch.js';
 import { ConfigError, loadCoordinatorConfig } from '../../../coordinator/config.js';
+import { REPO_DIR } from '../../../deploy/stack/index.js';
 import { InstanceKind } from '../../../shared/api/kinds.js';
 
 const obj = (name: string, labels: Record<string, string> = {}, rv = 1, ns = 'default'): StoredObject => ({
@@ -297,6 +301,19 @@ describe('routes, discovery and manifests', () => {
     expect(Object.values(doc.components.schemas).some((s) => s['x-kubernetes-group-version-kind'])).toBe(
       true,
     );
+  });
+
+  it('deploy/kubernetes/instances-api ships one APIService per served version, as manifests.ts makes them', () => {
+    const shipped = parseAllDocuments(
+      readFileSync(path.join(REPO_DIR, 'deploy/kubernetes/instances-api/apiservice.yaml'), 'utf8'),
+    ).map((d) => d.toJSON());
+    const made = apiServices({ namespace: 'edgeplane-system', service: 'edge-coordinator', port: 443 });
+    // The kustomization adds the part-of label.
+    const unlabelled = made.map((m) => {
+      const o = m as { metadata: { name: string; labels?: unknown } };
+      return { ...o, metadata: { name: o.metadata.name } };
+    });
+    expect(shipped).toEqual(unlabelled);
   });
 
   it('reads the front proxy from extension-apiserver-authentication', () => {
