@@ -405,7 +405,7 @@ async function waitForNatsCluster(nats: NatsMember[], timeoutMs = 90_000): Promi
   await waitForMetaLeader(nats, timeoutMs);
 }
 
-/** The JetStream meta leader's server_name once every running member agrees on one. */
+/** The JetStream meta leader's server_name once every running member of `nats` agrees on one of them. */
 export async function waitForMetaLeader(nats: NatsMember[], timeoutMs = 90_000): Promise<string> {
   return waitFor(
     'a JetStream meta leader',
@@ -416,7 +416,10 @@ export async function waitForMetaLeader(nats: NatsMember[], timeoutMs = 90_000):
         leaders.add(jsz.meta_cluster?.leader ?? '');
       }
       const [leader] = [...leaders];
-      return leaders.size === 1 && leader ? leader : undefined;
+      // Members cut from the old leader still name it until their election timeout: only a leader among the
+      // members asked counts.
+      const among = leader !== undefined && nats.some((m) => `n${m.index + 1}` === leader);
+      return leaders.size === 1 && among ? leader : undefined;
     },
     { timeoutMs, intervalMs: 250 },
   );
