@@ -45,5 +45,11 @@ export function startRssSampler(pids: readonly number[], everyMs = 1000): { peak
   sample();
   const timer = setInterval(sample, everyMs);
   timer.unref();
-  return { peak: () => (sample(), peak), stop: () => clearInterval(timer) };
+  return {
+    peak: () => {
+      sample();
+      return peak;
+    },
+    stop: () => clearInterval(timer),
+  };
 }
