@@ -5,12 +5,14 @@
  * of the namespace.
  *
  * Algorithm: the usage of the namespace without this Workload (`usedByOthers`) plus `n` replicas of this one must
- * be within every quota's `hard` for every tracked resource; the largest such `n` up to the wanted count is
- * admitted. Replicas already placed stay admitted (as Kubernetes never evicts a Pod when a quota shrinks): a
+ * be within every quota's `hard` for every tracked resource a replica asks for; the largest such `n` up to the
+ * wanted count is admitted. A resource a replica asks none of does not hold it back, even when others already
+ * exceed the quota (Kubernetes' quota admission drops zero amounts from a request before comparing). Replicas already placed stay admitted (as Kubernetes never evicts a Pod when a quota shrinks): a
  * quota lowered below what runs stops growth, it removes nothing. The first quota and resource that holds the
  * count back is named, with what is used, what is asked and the hard limit.
  * Invariants: `allowed` ≤ wanted; `allowed` ≥ min(wanted, placed); without a tracked resource in any quota,
- * `allowed` = wanted; with allowed > placed, usedByOthers + allowed × perInstance ≤ hard for every quota.
+ * `allowed` = wanted; with allowed > placed, usedByOthers + allowed × perInstance ≤ hard for every quota and every resource
+ * perInstance asks for.
  */
 import {
   formatCpuMillis,
